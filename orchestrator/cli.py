@@ -1,0 +1,314 @@
+"""The command line: ``orchestrator run|status|stop|logs``.
+
+``python -m orchestrator.run queue.csv`` is ``orchestrator run queue.csv``. The
+seed's flags (``--csv --config --create_config --check_interval
+--max_training_process --wandb_entity --wandb_project --no_ui --auto_continue``)
+keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.config import Config, load_config, write_default_config
+from orchestrator.console import ProgressPrinter, render_status, status_rows
+from orchestrator.exceptions import OrchestratorError
+from orchestrator.jobs import JobStatus
+from orchestrator.queue import QueueFile
+from orchestrator.record import RunRecord
+from orchestrator.session import (DriverLock, QueuePaths, connect_ray, queue_paths,
+                                  read_driver_info)
+
+__all__ = ["main", "run_main", "drive"]
+
+logger = logging.getLogger("orchestrator")
+
+
+# ----------------------------------------------------------------- parsers
+def _add_queue_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("queue", nargs="?", help="the queue CSV")
+    p.add_argument("--config", help="INI or YAML config")
+    p.add_argument("--state-dir", dest="state_dir", help="runs/ and registry.db (default: "
+                   "runs/ beside the CSV)")
+    p.add_argument("--name", dest="queue_name", help="queue name on Ray (default: CSV file name)")
+
+
+def _run_parser(p: argparse.ArgumentParser) -> None:
+    _add_queue_args(p)
+    p.add_argument("--csv", help="the queue CSV (seed flag; same as the positional)")
+    p.add_argument("--create_config", metavar="PATH", help="write a commented default config "
+                   "to PATH and exit")
+    p.add_argument("--check_interval", type=float, help="seconds between full CSV re-reads")
+    p.add_argument("--max_training_process", type=int, help="most jobs at once (0 = no cap)")
+    p.add_argument("--wandb_entity")
+    p.add_argument("--wandb_project")
+    p.add_argument("--no_ui", action="store_true", default=None,
+                   help="plain progress lines (also what a non-terminal gets)")
+    p.add_argument("--auto_continue", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep starting rows as slots free (default); --no-auto_continue runs "
+                   "the rows that fit now and exits when they finish")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start a "
+                   "local Ray)")
+    p.add_argument("--num-gpus", dest="num_gpus", type=float,
+                   help="logical GPUs for a new local Ray (try GPU packing on a laptop)")
+    p.add_argument("--num-cpus", dest="num_cpus", type=float, help="CPUs for a new local Ray")
+    p.add_argument("--watch", action="store_true", default=None,
+                   help="keep running when the queue is finished, waiting for new rows")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description=(
+        "Run a CSV queue of training jobs on Ray."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub.add_parser("run", help="run a queue (the driver)"))
+    p = sub.add_parser("status", help="show a queue's rows and their status")
+    _add_queue_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("stop", help="stop rows of a queue (running or not yet started)")
+    _add_queue_args(p)
+    p.add_argument("ids", nargs="*", help="row IDs")
+    p.add_argument("--all", action="store_true", help="every row not finished yet")
+    p = sub.add_parser("logs", help="print a row's log")
+    _add_queue_args(p)
+    p.add_argument("id", help="row ID")
+    p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
+    return parser
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("filelock", "ray", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args) -> tuple[Config, QueuePaths]:
+    overrides = {k: getattr(args, k, None) for k in (
+        "check_interval", "max_training_process", "wandb_entity", "wandb_project", "no_ui",
+        "auto_continue", "address", "num_gpus", "num_cpus", "state_dir", "watch", "queue_name")}
+    config = load_config(args.config, **overrides)
+    csv = getattr(args, "queue", None) or getattr(args, "csv", None) or config.csv_file
+    if not csv:
+        raise OrchestratorError("no queue file: give its path (orchestrator run queue.csv) or "
+                                "set csv_file in [general]")
+    if not getattr(args, "queue", None) and not getattr(args, "csv", None) and args.config:
+        csv = str((Path(args.config).expanduser().parent / csv)) if not Path(csv).is_absolute() \
+            else csv
+    return config, queue_paths(csv, config)
+
+
+# ---------------------------------------------------------------- commands
+def _console() -> Console:
+    """A console that stays readable when piped (rich would squeeze it to 80 columns)."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+
+
+def cmd_run(args) -> int:
+    if args.create_config:
+        path = write_default_config(args.create_config)
+        print(f"wrote {path}")
+        return 0
+    config, paths = _load(args)
+    QueueFile(paths.csv).read()  # a missing or broken file fails here, before Ray starts
+    console = _console()
+    with DriverLock(paths) as lock:
+        import ray
+
+        local = connect_ray(config)
+        try:
+            lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
+            return drive(paths, config, local, console)
+        finally:
+            ray.shutdown()
+
+
+def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
+          install_signals: bool = True) -> int:
+    """Run the queue on the Ray this process is connected to; print the summary."""
+    import ray
+
+    from orchestrator.scheduler import Scheduler
+
+    record = RunRecord(paths.registry)
+    resources = ray.cluster_resources()
+    console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
+                  f"{'started here' if local else 'cluster'} with "
+                  f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
+                          queue_name=paths.name, local_ray=local,
+                          observers=(ProgressPrinter(console),))
+    if install_signals:
+        _install_interrupt(scheduler, console, local)
+    try:
+        code = scheduler.run()
+        _print_summary(console, paths, record)
+    finally:
+        record.close()
+    return code
+
+
+def _install_interrupt(scheduler, console: Console, local: bool) -> None:
+    def handler(signum, frame):
+        if scheduler._interrupt:
+            raise KeyboardInterrupt
+        if local:
+            console.print("[yellow]stopping: running jobs get SIGTERM and go back to pending "
+                          "(press Ctrl-C again to quit at once)[/]")
+        else:
+            console.print("[yellow]detaching: jobs keep running on the cluster; run the same "
+                          "command again to re-attach[/]")
+        scheduler.interrupt()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> None:
+    rows = _status(paths, record)
+    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(" · ".join(f"{k} {v}" for k, v in counts.items()))
+    for r in rows:
+        if r["status"] in ("Crash", "Invalid", "Blocked", "Stopped") and r["error"]:
+            console.print(f"[red]{r['id']}[/]: {r['error']}", markup=True, highlight=False)
+    console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
+                  f"\nregistry:    {paths.registry}")
+
+
+def _status(paths: QueuePaths, record: RunRecord | None) -> list[dict]:
+    rows = QueueFile(paths.csv).read().rows()
+    latest = {}
+    if record is not None:
+        for attempt in record.attempts(paths.name):
+            latest[attempt["job_id"]] = attempt  # ordered by attempt: the last one wins
+    return status_rows(rows, latest)
+
+
+def _record(paths: QueuePaths) -> RunRecord | None:
+    return RunRecord(paths.registry) if paths.registry.exists() else None
+
+
+def cmd_status(args) -> int:
+    config, paths = _load(args)
+    rows = _status(paths, _record(paths))
+    driver = read_driver_info(paths)
+    if args.json:
+        print(json.dumps({"queue": paths.name, "csv": str(paths.csv),
+                          "driver_pid": driver["pid"] if driver else None, "rows": rows},
+                         ensure_ascii=False, indent=1))
+        return 0
+    console = _console()
+    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+    console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    config, paths = _load(args)
+    if not args.ids and not args.all:
+        raise OrchestratorError("name the row IDs to stop, or --all")
+    queue = QueueFile(paths.csv)
+    rows = {(r.get("ID") or "").strip(): r for _, r in queue.read().rows()}
+    unknown = [i for i in args.ids if i not in rows]
+    if unknown:
+        raise OrchestratorError(f"{paths.csv}: no row with ID {', '.join(unknown)}; IDs: "
+                                f"{', '.join(list(rows)[:20])}")
+    targets = list(rows) if args.all else args.ids
+    record = _record(paths)
+    driver = read_driver_info(paths)
+    running, idle = [], []
+    for job_id in targets:
+        status = JobStatus.parse(rows[job_id].get("TrainingCheck", ""))
+        if status.active:
+            running.append(job_id)
+        elif status in (JobStatus.PENDING, JobStatus.BLOCKED):
+            idle.append(job_id)
+    if idle:
+        queue.update({i: {"TrainingCheck": JobStatus.STOPPED.value,
+                          "Error": "stopped on request before it started"} for i in idle})
+        for i in idle:
+            print(f"{i}: Stopped (had not started)")
+    if running:
+        import ray
+
+        from orchestrator.scheduler import stop_job
+        address = (driver or {}).get("address") or config.address or None
+        connect_ray(config, address=address) if address else connect_ray(
+            config.replace(dashboard=False))
+        try:
+            for job_id in running:
+                attempt = record.latest(paths.name, job_id) if record else None
+                runner = (attempt or {}).get("runner", "")
+                ok = bool(runner) and stop_job(job_id, runner, config.namespace)
+                print(f"{job_id}: {'stopping (SIGTERM, then SIGKILL after the grace period)' if ok else 'no running job found'}")
+                if not ok and driver is None:
+                    queue.update({job_id: {"TrainingCheck": JobStatus.STOPPED.value,
+                                           "Error": "stopped on request (no live job found)"}})
+        finally:
+            ray.shutdown()
+    return 0
+
+
+def cmd_logs(args) -> int:
+    config, paths = _load(args)
+    record = _record(paths)
+    attempts = record.attempts(paths.name, args.id) if record else []
+    if args.attempt:
+        attempts = [a for a in attempts if a["attempt"] == args.attempt]
+    if not attempts:
+        raise OrchestratorError(f"no attempt of {args.id} recorded in {paths.registry}")
+    attempt = attempts[-1]
+    path = Path(attempt["log_path"])
+    pos = 0
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not args.follow:
+            return 0
+        latest = record.latest(paths.name, args.id)
+        if latest and (latest["attempt"] != attempt["attempt"] or
+                       latest["status"] not in ("Queued", "Training")):
+            if not chunk:
+                return 0
+        time.sleep(0.3)
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "verbose", False))
+    try:
+        return COMMANDS[args.command](args)
+    except OrchestratorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.run …``: the ``run`` command (seed-style flags)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(["run", *argv])

@@ -1,0 +1,66 @@
+"""PretrainedModelId chaining: what each row waits for, and what it gets.
+
+Pure functions over the rows' IDs, parents and statuses, so the rules are unit
+tested without Ray: unknown parent or a cycle → Invalid; a failed parent →
+Blocked; a Done parent → ready, with its weight file (or the seed's "missing
+weights" mark, a negative id, when it left none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.jobs import JobStatus
+
+__all__ = ["Readiness", "resolve", "find_cycles"]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    state: str                  # "ready" | "wait" | "blocked" | "invalid"
+    reason: str = ""
+    pretrained_path: str = ""   # the parent's weights, when ready
+    missing_weights: bool = False
+
+
+def find_cycles(parents: dict[str, str]) -> set[str]:
+    """IDs that sit on a PretrainedModelId cycle (a row naming itself included)."""
+    on_cycle: set[str] = set()
+    for start in parents:
+        seen: list[str] = []
+        node = start
+        while node in parents and node not in seen:
+            seen.append(node)
+            node = parents[node]
+        if node in seen:
+            on_cycle.update(seen[seen.index(node):])
+    return on_cycle
+
+
+def resolve(job_id: str, parent: str, statuses: dict[str, JobStatus],
+            weights: dict[str, str], cycles: set[str], base_dir: Path) -> Readiness:
+    """Whether ``job_id`` (whose parent is ``parent``, "" for none) can start now."""
+    if not parent:
+        return Readiness("ready")
+    if job_id in cycles:
+        return Readiness("invalid", f"PretrainedModelId={parent!r} makes a cycle — break the "
+                         "chain so that no row waits on itself")
+    if parent not in statuses:
+        return Readiness("invalid", f"PretrainedModelId={parent!r}: no row has that ID — use "
+                         "the ID of another row in this queue")
+    status = statuses[parent]
+    if status.failed:
+        return Readiness("blocked", f"its pretrained parent {parent} ended {status.value} — "
+                         f"fix and rerun {parent} (clear its TrainingCheck)")
+    if status != JobStatus.DONE:
+        return Readiness("wait", f"waiting for {parent}")
+    weight = (weights.get(parent) or "").strip()
+    path = Path(weight).expanduser() if weight else None
+    if path is not None and not path.is_absolute():
+        path = base_dir / path
+    if path is None or not path.exists():
+        return Readiness("ready", f"{parent} is Done but left no weight file "
+                         f"({weight or 'WeightFile is empty'}); marked PretrainedModelId "
+                         f"-{parent} and ran without --pretrained_path", missing_weights=True)
+    return Readiness("ready", pretrained_path=str(path))

@@ -1,0 +1,88 @@
+"""The orchestrator's errors: one base class and a few subclasses with fields.
+
+Every error that may cross a Ray boundary defines ``__reduce__`` so it pickles
+with its fields intact.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OrchestratorError", "QueueFileError", "ConfigError", "JobError"]
+
+
+class OrchestratorError(Exception):
+    """Base class of everything the orchestrator raises on purpose."""
+
+
+class QueueFileError(OrchestratorError):
+    """A problem with the queue file, or with one row of it.
+
+    The message names the file, the line, the row's ID, the offending value and
+    the fix, e.g. ``queue.csv line 7 (ID=m7): GPUs='1.5' — use a fraction <= 1
+    (0.25, 0.5) or a whole number.``
+    """
+
+    def __init__(self, path, problem: str, *, line: int | None = None,
+                 job_id: str | None = None, column: str | None = None,
+                 value: str | None = None, fix: str | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.line = line
+        self.job_id = job_id
+        self.column = column
+        self.value = value
+        self.fix = fix
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f" line {self.line}"
+        if self.job_id:
+            where += f" (ID={self.job_id})"
+        what = self.problem
+        if self.column is not None:
+            what = f"{self.column}={self.value!r}: {self.problem}"
+        return f"{where}: {what}" + (f" — {self.fix}" if self.fix else "")
+
+    @property
+    def reason(self) -> str:
+        """The message without the file and line: what the row's Error cell says."""
+        what = self.problem
+        if self.column is not None:
+            what = f"{self.column}={self.value!r}: {self.problem}"
+        return what + (f" — {self.fix}" if self.fix else "")
+
+    def __reduce__(self):
+        return (_rebuild, (QueueFileError, (self.path, self.problem), {
+            "line": self.line, "job_id": self.job_id, "column": self.column,
+            "value": self.value, "fix": self.fix}))
+
+
+class ConfigError(OrchestratorError):
+    """A bad setting in the INI/YAML config or on the command line."""
+
+    def __init__(self, source, key: str, value, fix: str):
+        self.source = str(source)
+        self.key = key
+        self.value = value
+        self.fix = fix
+        super().__init__(f"{self.source}: {key}={value!r} — {fix}")
+
+    def __reduce__(self):
+        return (ConfigError, (self.source, self.key, self.value, self.fix))
+
+
+class JobError(OrchestratorError):
+    """A job could not be started (the process never ran)."""
+
+    def __init__(self, job_id: str, message: str):
+        self.job_id = job_id
+        self.message = message
+        super().__init__(f"job {job_id}: {message}")
+
+    def __reduce__(self):
+        return (JobError, (self.job_id, self.message))
+
+
+def _rebuild(cls, args, kwargs):
+    return cls(*args, **kwargs)

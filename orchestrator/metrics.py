@@ -1,0 +1,80 @@
+"""Metrics a job reports, and what the orchestrator reads back from them.
+
+A job reports by calling ``orchestrator.report(**metrics)`` or by appending JSON
+lines to ``$ORCH_METRICS_FILE`` itself. This module imports nothing heavy: it
+runs inside the user's training process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["report", "read_metrics", "MetricsSummary"]
+
+
+def report(step: int | None = None, **metrics) -> None:
+    """Append one line of metrics for the running job (a no-op outside the orchestrator).
+
+    ``weight_file=path`` marks weights that go with these metrics; the best such
+    file by the queue's ``metric`` becomes the row's ``WeightFile``.
+    """
+    path = os.environ.get("ORCH_METRICS_FILE")
+    if not path:
+        return
+    line = {"time": round(time.time(), 3)}
+    if step is not None:
+        line["step"] = step
+    for key, value in metrics.items():
+        if key == "weight_file":
+            value = str(Path(value).resolve())
+        elif hasattr(value, "item"):  # numpy / torch scalars
+            value = value.item()
+        line[key] = value
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+
+@dataclass
+class MetricsSummary:
+    last: dict = field(default_factory=dict)     # latest value of every key
+    best: float | None = None                     # best value of the chosen metric
+    best_weight: str | None = None                # weight_file reported with the best value
+    last_weight: str | None = None                # last weight_file reported
+    lines: int = 0
+
+
+def _better(a: float, b: float | None, goal: str) -> bool:
+    return b is None or (a > b if goal == "max" else a < b)
+
+
+def read_metrics(path: str | Path, metric: str = "", goal: str = "max") -> MetricsSummary:
+    """Summarize a metrics JSON-lines file; unreadable lines are skipped."""
+    summary = MetricsSummary()
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return summary
+    for raw in text.splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(line, dict):
+            continue
+        summary.lines += 1
+        summary.last.update({k: v for k, v in line.items() if k != "time"})
+        weight = line.get("weight_file")
+        if weight:
+            summary.last_weight = str(weight)
+        value = line.get(metric) if metric else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and _better(
+                value, summary.best, goal):
+            summary.best = float(value)
+            if weight:
+                summary.best_weight = str(weight)
+    return summary

@@ -1,0 +1,128 @@
+"""The run record: every attempt of every row, in SQLite (``<state-dir>/registry.db``).
+
+The driver is the only writer; ``orchestrator status/logs/stop`` read it from other
+terminals (WAL mode lets them read while it writes). The schema is versioned with
+``PRAGMA user_version``; each migration is a list of statements.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+__all__ = ["RunRecord"]
+
+_MIGRATIONS: list[list[str]] = [
+    [  # version 1
+        """CREATE TABLE attempts (
+            queue TEXT NOT NULL, job_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+            status TEXT NOT NULL, command TEXT, runner TEXT, node TEXT, gpus TEXT,
+            started REAL, ended REAL, exit_code INTEGER, log_path TEXT, weight_file TEXT,
+            metrics TEXT, best_metric REAL, error TEXT, wandb_run_id TEXT,
+            PRIMARY KEY (queue, job_id, attempt))""",
+        "CREATE INDEX attempts_status ON attempts (queue, status)",
+        """CREATE TABLE runners (
+            queue TEXT NOT NULL, name TEXT NOT NULL, shape TEXT NOT NULL, created REAL,
+            PRIMARY KEY (queue, name))""",
+    ],
+]
+
+_ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
+                   "exit_code", "log_path", "weight_file", "metrics", "best_metric", "error",
+                   "wandb_run_id")
+
+
+class RunRecord:
+    """Attempts and runners of the queues that share one state directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                for sql in statements:
+                    self._db.execute(sql)
+                self._db.execute(f"PRAGMA user_version = {int(number)}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --------------------------------------------------------------- attempts
+    def begin_attempt(self, queue: str, job_id: str, attempt: int, **fields) -> None:
+        self._check(fields)
+        fields.setdefault("status", "Queued")
+        cols = ["queue", "job_id", "attempt", *fields]
+        marks = ",".join("?" * len(cols))
+        self._db.execute(f"INSERT OR REPLACE INTO attempts ({','.join(cols)}) VALUES ({marks})",
+                         [queue, job_id, attempt, *map(_encode, fields.values())])
+
+    def update_attempt(self, queue: str, job_id: str, attempt: int, **fields) -> None:
+        self._check(fields)
+        if not fields:
+            return
+        sets = ",".join(f"{name} = ?" for name in fields)
+        self._db.execute(f"UPDATE attempts SET {sets} WHERE queue = ? AND job_id = ? AND "
+                         "attempt = ?", [*map(_encode, fields.values()), queue, job_id, attempt])
+
+    def attempts(self, queue: str, job_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM attempts WHERE queue = ?", [queue]
+        if job_id is not None:
+            sql, args = sql + " AND job_id = ?", [*args, job_id]
+        rows = self._db.execute(sql + " ORDER BY job_id, attempt", args).fetchall()
+        return [_decode(r) for r in rows]
+
+    def latest(self, queue: str, job_id: str) -> dict | None:
+        row = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND job_id = ? "
+                               "ORDER BY attempt DESC LIMIT 1", (queue, job_id)).fetchone()
+        return _decode(row) if row else None
+
+    def active(self, queue: str) -> list[dict]:
+        rows = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND status IN "
+                                "('Queued', 'Training') ORDER BY job_id", (queue,)).fetchall()
+        return [_decode(r) for r in rows]
+
+    # ---------------------------------------------------------------- runners
+    def add_runner(self, queue: str, name: str, shape: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)",
+                         (queue, name, json.dumps(shape, sort_keys=True), time.time()))
+
+    def remove_runner(self, queue: str, name: str) -> None:
+        self._db.execute("DELETE FROM runners WHERE queue = ? AND name = ?", (queue, name))
+
+    def runners(self, queue: str) -> dict[str, dict]:
+        """``{runner name: shape}`` of the runners this queue's drivers created."""
+        rows = self._db.execute("SELECT name, shape FROM runners WHERE queue = ?",
+                                (queue,)).fetchall()
+        return {name: json.loads(shape) for name, shape in rows}
+
+    @staticmethod
+    def _check(fields: dict) -> None:
+        unknown = set(fields) - set(_ATTEMPT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown attempt field(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(_ATTEMPT_FIELDS)}")
+
+
+def _encode(value):
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+
+
+def _decode(row: sqlite3.Row) -> dict:
+    out = dict(row)
+    if out.get("metrics"):
+        try:
+            out["metrics"] = json.loads(out["metrics"])
+        except ValueError:
+            pass
+    return out

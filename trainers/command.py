@@ -1,0 +1,46 @@
+"""Kind ``command``: the row's TrainingCommand, run by bash in the queue's folder.
+
+The script is written to the attempt's folder as ``job.sh`` so a person can see,
+and rerun, exactly what ran.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+__all__ = ["job_script", "SETUP_FAILED", "CONDA_FAILED"]
+
+SETUP_FAILED = 97
+CONDA_FAILED = 98
+
+
+def job_script(command: str, *, cwd: Path, setup_script: str = "", conda_env: str = "",
+               pretrained_path: str = "", header: str = "") -> str:
+    """The bash script for one attempt. Only ``command`` is the user's own shell text;
+    every value we add is quoted."""
+    q = shlex.quote
+    lines = ["#!/usr/bin/env bash", f"# {header}" if header else "", f"cd -- {q(str(cwd))} || exit 1"]
+    if setup_script:
+        path = Path(setup_script).expanduser()
+        path = path if path.is_absolute() else cwd / path
+        lines.append(
+            f"source {q(str(path))} || {{ echo \"[orchestrator] setup_script {path} failed "
+            f"(exit $?): fix it or remove setup_script from the config\" >&2; "
+            f"exit {SETUP_FAILED}; }}")
+    if conda_env:
+        lines += [
+            "if ! command -v conda >/dev/null 2>&1; then",
+            f"  echo \"[orchestrator] use_conda = true but conda is not on this node's PATH: "
+            f"install conda, add it to PATH in setup_script, or set use_conda = false\" >&2",
+            f"  exit {CONDA_FAILED}",
+            "fi",
+            f"eval \"$(conda shell.bash hook)\" && conda activate {q(conda_env)} || {{ echo "
+            f"\"[orchestrator] conda activate {conda_env} failed: create the env or fix "
+            f"conda_env\" >&2; exit {CONDA_FAILED}; }}",
+        ]
+    command = command.strip()
+    if pretrained_path:
+        command += f" --pretrained_path {q(pretrained_path)}"
+    lines.append(command)
+    return "\n".join(line for line in lines if line) + "\n"
