@@ -19,5 +19,6 @@ cmd = [sys.executable, "-m", "orchestrator.run", str(demo / "queue.csv"),
        "--config", str(demo / "manager.ini"), "--num-gpus", "4", "--no_ui"]
 print("$", " ".join(cmd[1:]), flush=True)
 code = subprocess.call(cmd, cwd=root)
-print(f"\ntry: orchestrator status {demo / 'queue.csv'}\n     orchestrator logs {demo / 'queue.csv'} ft-a")
+print(f"\ntry: orchestrator status {demo / 'queue.csv'}\n"
+      f"     orchestrator logs {demo / 'queue.csv'} ft-a")
 sys.exit(code)

@@ -1,10 +1,13 @@
-"""Supervise one job process; run as a script: ``python _supervise.py GRACE -- argv...``.
+"""Supervise one job; run as a script: ``python _supervise.py GRACE OWNER_PID -- argv...``.
 
-It starts the job in a session of its own and waits for it. On SIGTERM/SIGINT,
-or when its parent (the job's Ray actor) disappears, it stops the job's whole
-process tree: SIGTERM, a grace period, then SIGKILL. So a job never outlives the
-actor that owns it, and a stop reaches every process the job started. It exits
-with the job's exit code (128 + signal when the job died of a signal).
+It detaches (double fork: Ray kills its workers' children when they exit, and
+the supervisor must outlive the actor long enough to clean up), writes its pid
+to ``$ORCH_RUN_DIR/supervisor.pid``, starts the job in a session of its own and
+waits for it. On SIGTERM/SIGINT, or when the owner (the job's Ray actor) is
+gone, it stops the job's whole process tree: SIGTERM, a grace period, then
+SIGKILL. So a job never outlives the actor that owns it, and a stop reaches
+every process the job started. It writes the job's exit code (128 + signal when
+the job died of a signal) to ``$ORCH_RUN_DIR/exit_code``.
 """
 
 import os
@@ -60,16 +63,36 @@ def _alive(proc):
         return False
 
 
+def _owner_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def main(argv):
-    grace = float(argv[0])
+    grace, owner = float(argv[0]), int(argv[1])
     cmd = argv[argv.index("--") + 1:]
-    parent = os.getppid()
+    run_dir = os.environ.get("ORCH_RUN_DIR", ".")
+    child_pid = os.fork()
+    if child_pid:  # the first process: record the supervisor and leave
+        _write(os.path.join(run_dir, "supervisor.pid"), str(child_pid))
+        os._exit(0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     child = subprocess.Popen(cmd, start_new_session=True)
-    with open(os.path.join(os.environ.get("ORCH_RUN_DIR", "."), "pid"), "w") as f:
-        f.write(str(child.pid))
+    _write(os.path.join(run_dir, "pid"), str(child.pid))
     stopped = False
     while True:
         try:
@@ -77,13 +100,14 @@ def main(argv):
             break
         except subprocess.TimeoutExpired:
             pass
-        if not stopped and (stop or os.getppid() != parent):
+        if not stopped and (stop or not _owner_alive(owner)):
             stopped = True
             print(f"[orchestrator] stopping the job (SIGTERM, then SIGKILL after {grace:g}s)",
                   flush=True)
             _stop(child, grace)
     rc = child.returncode
-    return 128 - rc if rc < 0 else rc
+    _write(os.path.join(run_dir, "exit_code"), str(128 - rc if rc < 0 else rc))
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.jobs import JobStatus
 from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
-from orchestrator.session import (DriverLock, QueuePaths, connect_ray, queue_paths,
-                                  read_driver_info)
+from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -103,7 +102,7 @@ def _load(args) -> tuple[Config, QueuePaths]:
         raise OrchestratorError("no queue file: give its path (orchestrator run queue.csv) or "
                                 "set csv_file in [general]")
     if not getattr(args, "queue", None) and not getattr(args, "csv", None) and args.config:
-        csv = str((Path(args.config).expanduser().parent / csv)) if not Path(csv).is_absolute() \
+        csv = str(Path(args.config).expanduser().parent / csv) if not Path(csv).is_absolute() \
             else csv
     return config, queue_paths(csv, config)
 
@@ -252,7 +251,8 @@ def cmd_stop(args) -> int:
                 attempt = record.latest(paths.name, job_id) if record else None
                 runner = (attempt or {}).get("runner", "")
                 ok = bool(runner) and stop_job(job_id, runner, config.namespace)
-                print(f"{job_id}: {'stopping (SIGTERM, then SIGKILL after the grace period)' if ok else 'no running job found'}")
+                print(f"{job_id}: " + ("stopping (SIGTERM, then SIGKILL after the grace period)"
+                                       if ok else "no running job found"))
                 if not ok and driver is None:
                     queue.update({job_id: {"TrainingCheck": JobStatus.STOPPED.value,
                                            "Error": "stopped on request (no live job found)"}})

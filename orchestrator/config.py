@@ -90,7 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ray", "num_gpus", "num_gpus", float, -1.0,
             "GPUs a new local Ray declares (-1 = detect); logical GPUs let you try GPU "
             "logic on a laptop"),
-    Setting("ray", "num_cpus", "num_cpus", float, -1.0, "CPUs a new local Ray declares (-1 = detect)"),
+    Setting("ray", "num_cpus", "num_cpus", float, -1.0,
+            "CPUs a new local Ray declares (-1 = detect)"),
     Setting("ray", "dashboard", "dashboard", bool, True,
             "start the dashboard with a new local Ray (bound to 127.0.0.1)"),
     Setting("ray", "namespace", "namespace", str, "orchestrator", "Ray namespace of the actors"),
@@ -197,7 +198,7 @@ class Config:
                               "to true or give each slot one GPU")
         if self.use_conda and not self.conda_env:
             raise ConfigError(src, "conda_env", "", "use_conda = true needs conda_env = <name>")
-        self.env  # raises on bad env_vars
+        parse_env_vars(self.env_vars, src)  # raises on bad env_vars
         del gpus
         return self
 
@@ -240,6 +241,8 @@ def parse_env_vars(text: str, source: str = "config") -> dict[str, str]:
 
 
 def _convert(setting: Setting, raw, source: str):
+    if raw is None:  # YAML's empty value
+        return setting.default
     if setting.type is bool:
         if isinstance(raw, bool):
             return raw

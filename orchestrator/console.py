@@ -87,7 +87,8 @@ def render_status(rows: list[dict], title: str = "") -> Table:
     table = Table(title=title or None, title_justify="left", header_style="bold")
     for column, kw in (("ID", {"no_wrap": True}), ("Name", {"no_wrap": True, "max_width": 20}),
                        ("Status", {"no_wrap": True}),
-                       ("Try", {"justify": "right"}), ("GPUs", {}), ("Node", {"no_wrap": True, "max_width": 16}),
+                       ("Try", {"justify": "right"}), ("GPUs", {}),
+                       ("Node", {"no_wrap": True, "max_width": 16}),
                        ("Time", {"justify": "right"}), ("Best", {"justify": "right"}),
                        ("W&B run", {"no_wrap": True}),
                        ("Weights / error", {"overflow": "ellipsis", "no_wrap": True,

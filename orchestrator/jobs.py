@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Values of the ``TrainingCheck`` column (seed-compatible)."""
 
     PENDING = ""

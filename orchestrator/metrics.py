@@ -43,7 +43,7 @@ def report(step: int | None = None, **metrics) -> None:
 class MetricsSummary:
     last: dict = field(default_factory=dict)     # latest value of every key
     best: float | None = None                     # best value of the chosen metric
-    best_weight: str | None = None                # weight_file reported with the best value
+    best_weight: str | None = None                # weight_file of the best line that has one
     last_weight: str | None = None                # last weight_file reported
     lines: int = 0
 
@@ -55,6 +55,7 @@ def _better(a: float, b: float | None, goal: str) -> bool:
 def read_metrics(path: str | Path, metric: str = "", goal: str = "max") -> MetricsSummary:
     """Summarize a metrics JSON-lines file; unreadable lines are skipped."""
     summary = MetricsSummary()
+    best_weighted: float | None = None
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -72,9 +73,11 @@ def read_metrics(path: str | Path, metric: str = "", goal: str = "max") -> Metri
         if weight:
             summary.last_weight = str(weight)
         value = line.get(metric) if metric else None
-        if isinstance(value, (int, float)) and math.isfinite(value) and _better(
-                value, summary.best, goal):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                not math.isfinite(value):
+            continue
+        if _better(value, summary.best, goal):
             summary.best = float(value)
-            if weight:
-                summary.best_weight = str(weight)
+        if weight and _better(value, best_weighted, goal):
+            best_weighted, summary.best_weight = float(value), str(weight)
     return summary

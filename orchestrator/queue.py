@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ __all__ = ["QueueFile", "Table", "Record", "safe_cell"]
 
 logger = logging.getLogger(__name__)
 
+csv.field_size_limit(sys.maxsize)  # a long command or log excerpt is not an error
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
 _BOM = "\ufeff"
 #: Seconds a file must have been left alone before we trust a read for a merge.
@@ -217,13 +219,20 @@ class QueueFile:
         id_col = idx["ID"]
         added = [c for c in dict.fromkeys(c for ch in changes.values() for c in ch)
                  if c not in idx]
-        header = table.header + added
+        # stray cells beyond the header keep their own (unnamed) columns, before ours
+        stray = max((len(r.extra) for r in table.records), default=0) if added else 0
+        header = table.header + [""] * stray + added
         new_idx = {name: i for i, name in enumerate(header)}
         changed_any = bool(added)
         rendered: list[str] = []
         for rec in table.records:
             row_changes = changes.get(rec.cells[id_col].strip()) or {}
-            cells = rec.cells + [""] * len(added)
+            extra = rec.extra
+            if added:
+                extra = []
+                cells = rec.cells + (rec.extra + [""] * stray)[:stray] + [""] * len(added)
+            else:
+                cells = list(rec.cells)
             dirty = False
             for column, value in row_changes.items():
                 value = "" if value is None else str(value)
@@ -231,10 +240,12 @@ class QueueFile:
                     cells[new_idx[column]] = value
                     dirty = True
             if dirty:
-                rendered.append(_format_row(cells + rec.extra))
+                rendered.append(_format_row(cells + extra))
                 changed_any = True
             elif added and not rec.extra:
-                rendered.append(rec.raw + "," * len(added))
+                rendered.append(rec.raw + "," * (stray + len(added)))
+            elif added:
+                rendered.append(_format_row(cells))
             else:
                 rendered.append(rec.raw)
         if not changed_any:
@@ -246,7 +257,12 @@ class QueueFile:
         text = table.newline.join(parts) + (table.newline if table.trailing_newline else "")
         if table.bom:
             text = _BOM + text
-        return text.encode(table.encoding)
+        try:
+            return text.encode(table.encoding)
+        except UnicodeEncodeError as e:
+            raise QueueFileError(self.path, f"a new value cannot be written in the file's "
+                                 f"{table.encoding} encoding ({e.object[e.start:e.end]!r})",
+                                 fix="save the file as 'CSV UTF-8'") from None
 
     def _replace(self, data: bytes, read_from: Table) -> bool:
         """Atomically replace the file, unless it changed since ``read_from`` was read."""

@@ -47,13 +47,21 @@ class RunRecord:
         self._migrate()
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+        """Apply missing migrations; the version is read inside the write lock, so two
+        processes opening a new file at once migrate it once."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
                 for sql in statements:
                     self._db.execute(sql)
                 self._db.execute(f"PRAGMA user_version = {int(number)}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()

@@ -77,7 +77,7 @@ def log_tail(path: str | Path, lines: int = 40) -> str:
             data = f.read()
     except OSError:
         return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:]) if lines > 0 else ""
 
 
 def find_weight_file(run_dir: Path, globs: tuple[str, ...], reported_best: str | None,
@@ -95,6 +95,28 @@ def find_weight_file(run_dir: Path, globs: tuple[str, ...], reported_best: str |
     return str(max(pool, key=lambda p: (p.stat().st_mtime, str(p))))
 
 
+class _Supervised:
+    """The detached supervisor of one job (not our child: we poll it)."""
+
+    def __init__(self, pid: int, run_dir: Path):
+        self.pid, self._exit_file = pid, run_dir / "exit_code"
+
+    def wait(self) -> int:
+        while True:
+            if self._exit_file.exists():
+                return int(self._exit_file.read_text().strip() or -1)
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:  # it died without a word (killed with SIGKILL)
+                if self._exit_file.exists():
+                    continue
+                return -1
+            time.sleep(0.02)
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+
 @ray.remote(max_concurrency=8, max_restarts=0)
 class JobRunner:
     """Runs the jobs handed to it, one at a time."""
@@ -103,7 +125,7 @@ class JobRunner:
         self._name = name
         self._lock = threading.Lock()
         self._spec: LaunchSpec | None = None
-        self._proc: subprocess.Popen | None = None
+        self._proc: _Supervised | None = None
         self._result: JobResult | None = None
         self._done = threading.Event()
         self._cond = threading.Condition()
@@ -166,11 +188,17 @@ class JobRunner:
         env.setdefault("ORCH_METRICS_FILE", str(run_dir / "metrics.jsonl"))
         env.pop("RAY_ADDRESS", None)
         result.gpu_ids, result.log_path = gpus, str(log_path)
+        for stale in ("exit_code", "supervisor.pid", "pid"):
+            (run_dir / stale).unlink(missing_ok=True)
         with open(log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, _SUPERVISOR, str(spec.stop_grace), "--", "bash", str(script)],
+            first = subprocess.Popen(
+                [sys.executable, _SUPERVISOR, str(spec.stop_grace), str(os.getpid()), "--",
+                 "bash", str(script)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=str(run_dir))
+                cwd=str(run_dir), start_new_session=True)  # out of reach of Ray's group kill
+        if first.wait() != 0:
+            raise RuntimeError(f"the job supervisor failed to start (see {log_path})")
+        self._proc = _Supervised(int((run_dir / "supervisor.pid").read_text()), run_dir)
         result.pid = self._proc.pid
 
     def _reap(self) -> None:

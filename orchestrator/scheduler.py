@@ -89,7 +89,8 @@ class Scheduler:
         self.observers = observers
         self.jobs: dict[str, Job] = {}
         self.cells: dict[str, dict[str, str]] = {}   # CSV changes not written yet
-        self.refs: dict[object, tuple[str, str, int]] = {}  # ref -> (job id, "start"|"done", attempt)
+        # ref -> (job id, "start" | "done", attempt)
+        self.refs: dict[object, tuple[str, str, int]] = {}
         self.pool = RunnerPool(queue_name, config.namespace, record, token=secrets.token_hex(3))
         self.ledger = GpuLedger(config.slots) if config.gpu_mode != "ray" else None
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -157,7 +158,8 @@ class Scheduler:
         ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready and rest:
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        for ref in ready:
+        # a job's "start" before its "done": both may be ready in one batch
+        for ref in sorted(ready, key=lambda r: self.refs[r][1] != "start"):
             self._on_ready(ref)
 
     # ============================================================ the file
@@ -469,8 +471,9 @@ class Scheduler:
         self._release(job)
         spec = job.spec
         cells = {"Node": result.node}
-        if result.started and job.status == S.QUEUED:   # never saw "start": stamp it now
-            cells["Started"] = _now_text(result.started)
+        if job.status == S.QUEUED and not result.error:   # it ran: pass through Training
+            self._transition(job, S.TRAINING, {S.QUEUED}, Started=_now_text(result.started),
+                             Node=result.node)
         if result.best_metric is not None:
             cells["BestMetric"] = f"{result.best_metric:g}"
         log = self._display_path(result.log_path) if result.log_path else ""
@@ -511,7 +514,8 @@ class Scheduler:
         """The runner died (its node went away, or it was killed): re-queue for free."""
         self._release(job, keep_runner=False)
         job.losses += 1
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
         self.record.update_attempt(self.queue_name, job.id, job.attempt, status="Lost",
                                    ended=time.time(), error=first_line[:500])
         if job.losses > MAX_LOSSES:

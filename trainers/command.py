@@ -20,7 +20,8 @@ def job_script(command: str, *, cwd: Path, setup_script: str = "", conda_env: st
     """The bash script for one attempt. Only ``command`` is the user's own shell text;
     every value we add is quoted."""
     q = shlex.quote
-    lines = ["#!/usr/bin/env bash", f"# {header}" if header else "", f"cd -- {q(str(cwd))} || exit 1"]
+    lines = ["#!/usr/bin/env bash", f"# {header}" if header else "",
+             f"cd -- {q(str(cwd))} || exit 1"]
     if setup_script:
         path = Path(setup_script).expanduser()
         path = path if path.is_absolute() else cwd / path
@@ -31,8 +32,8 @@ def job_script(command: str, *, cwd: Path, setup_script: str = "", conda_env: st
     if conda_env:
         lines += [
             "if ! command -v conda >/dev/null 2>&1; then",
-            f"  echo \"[orchestrator] use_conda = true but conda is not on this node's PATH: "
-            f"install conda, add it to PATH in setup_script, or set use_conda = false\" >&2",
+            "  echo \"[orchestrator] use_conda = true but conda is not on this node's PATH: "
+            "install conda, add it to PATH in setup_script, or set use_conda = false\" >&2",
             f"  exit {CONDA_FAILED}",
             "fi",
             f"eval \"$(conda shell.bash hook)\" && conda activate {q(conda_env)} || {{ echo "

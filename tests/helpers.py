@@ -1,0 +1,115 @@
+"""Helpers for the tests: waiting, running a queue in-process, a probe job."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+PROBE = Path(__file__).with_name("probe_job.py")
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = ""):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def probe(name: str, out: Path, *args: str) -> str:
+    """A TrainingCommand that records when/where it ran into ``out/<name>.<attempt>.json``."""
+    return f"{sys.executable} {PROBE} --name {name} --out {out} " + " ".join(args)
+
+
+def probe_records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    import csv
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    from orchestrator.queue import QueueFile
+    return {r["ID"]: r for _, r in QueueFile(path).read().rows()}
+
+
+class QueueRun:
+    """Run a queue on the session's Ray, in a thread (so a test can act meanwhile)."""
+
+    def __init__(self, csv_path: Path, **config):
+        from orchestrator.config import load_config
+        from orchestrator.session import queue_paths
+
+        config.setdefault("retry_backoff", 0.2)
+        config.setdefault("runner_idle", 2.0)
+        config.setdefault("check_interval", 1.0)
+        self.config = load_config(None, **config)
+        self.paths = queue_paths(csv_path, self.config)
+        self.output = io.StringIO()
+        self.code: int | None = None
+        self.error: BaseException | None = None
+        self.scheduler = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        from orchestrator.queue import QueueFile
+        from orchestrator.record import RunRecord
+        from orchestrator.scheduler import Scheduler
+
+        try:
+            record = RunRecord(self.paths.registry)
+            self.scheduler = Scheduler(QueueFile(self.paths.csv), self.config,
+                                       self.paths.state_dir, record, queue_name=self.paths.name,
+                                       local_ray=True)
+            self.code = self.scheduler.run()
+            record.close()
+        except BaseException as e:  # surfaced by join()
+            self.error = e
+
+    def start(self) -> QueueRun:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float = 120) -> int:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"queue still running after {timeout}s: " + (
+            self.describe())
+        if self.error:
+            raise self.error
+        return self.code
+
+    def describe(self) -> str:
+        s = self.scheduler
+        if s is None:
+            return "no scheduler"
+        jobs = {j.id: (j.status.value, j.attempt, j.runner and j.runner.name)
+                for j in s.jobs.values()}
+        return f"jobs={jobs} refs={list(s.refs.values())}"
+
+    def record(self):
+        from orchestrator.record import RunRecord
+        return RunRecord(self.paths.registry)
+
+
+def run_queue(csv_path: Path, timeout: float = 120, **config) -> int:
+    return QueueRun(csv_path, **config).start().join(timeout)
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=150)

@@ -1,0 +1,246 @@
+"""Config: INI and YAML agree, CLI wins, mistakes are named with a fix."""
+
+import configparser
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import orchestrator
+from orchestrator.config import (
+    SETTINGS,
+    Config,
+    load_config,
+    parse_env_vars,
+    parse_mapping,
+    write_default_config,
+)
+from orchestrator.exceptions import ConfigError
+
+REPO = Path(orchestrator.__file__).resolve().parents[1]
+
+INI = """\
+# a comment
+[general]
+check_interval = 12
+max_training_process = 2
+process_gpu_mapping = process0=0+1,process1=2
+auto_continue = false   # inline comment
+metric = val_loss
+metric_goal = min
+default_gpus = 0.5
+
+[wandb]
+project = demo
+
+[environment]
+env_vars = A=1,B=x=y
+
+[gpu]
+enable_gpu_assignment = yes
+allow_multi_gpu = true
+
+[ray]
+num_gpus = 4
+dashboard = off
+"""
+
+YAML = """\
+general:
+  check_interval: 12
+  max_training_process: 2
+  process_gpu_mapping: process0=0+1,process1=2
+  auto_continue: false
+  metric: val_loss
+  metric_goal: min
+  default_gpus: "0.5"
+wandb:
+  project: demo
+environment:
+  env_vars: A=1,B=x=y
+gpu:
+  enable_gpu_assignment: true
+  allow_multi_gpu: true
+ray:
+  num_gpus: 4
+  dashboard: false
+"""
+
+
+def values(cfg: Config) -> dict:
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "source"}
+
+
+def config_error(tmp_path, text, name="c.ini") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value), "the message names the file"
+    return str(info.value)
+
+
+def test_ini_and_yaml_give_the_same_config(tmp_path):
+    (tmp_path / "c.ini").write_text(INI)
+    (tmp_path / "c.yaml").write_text(YAML)
+    ini, yml = load_config(tmp_path / "c.ini"), load_config(tmp_path / "c.yaml")
+    assert values(ini) == values(yml)
+    assert ini.source == str(tmp_path / "c.ini")
+    assert (ini.check_interval, ini.max_training_process, ini.auto_continue) == (12.0, 2, False)
+    assert (ini.metric, ini.metric_goal, ini.wandb_project) == ("val_loss", "min", "demo")
+    assert (ini.enable_gpu_assignment, ini.num_gpus, ini.dashboard) == (True, 4.0, False)
+    assert ini.slots == ((0, 1), (2,)) and ini.gpu_mode == "slots"
+    assert ini.env == {"A": "1", "B": "x=y"}
+    assert values(ini) != values(Config()), "the file changed something"
+
+
+def test_cli_overrides_beat_the_file_and_none_is_ignored(tmp_path):
+    (tmp_path / "c.ini").write_text(INI)
+    cfg = load_config(tmp_path / "c.ini", max_training_process=5, metric=None,
+                      auto_continue=True, check_interval=None, watch=True)
+    assert cfg.max_training_process == 5 and cfg.auto_continue is True and cfg.watch is True
+    assert cfg.metric == "val_loss" and cfg.check_interval == 12.0
+    assert load_config(None, metric="acc").metric == "acc"
+    assert values(load_config(None)) == values(Config())
+
+
+def test_unknown_key_lists_valid_keys_and_suggests_the_near_one(tmp_path):
+    msg = config_error(tmp_path, "[general]\nmax_training_proces = 2\n")
+    assert "max_training_proces" in msg
+    assert "did you mean max_training_process?" in msg
+    assert "valid keys in [general]:" in msg and "check_interval" in msg and "metric_goal" in msg
+
+
+def test_unknown_key_in_yaml(tmp_path):
+    msg = config_error(tmp_path, "gpu:\n  enable_gpu_asignment: true\n", "c.yaml")
+    assert "did you mean enable_gpu_assignment?" in msg
+
+
+def test_unknown_section(tmp_path):
+    msg = config_error(tmp_path, "[genral]\nmetric = acc\n")
+    assert "[genral]" in msg and "did you mean [general]?" in msg
+    assert "valid sections:" in msg and "environment" in msg
+
+
+@pytest.mark.parametrize("text,key,value", [
+    ("[general]\nauto_continue = maybe\n", "auto_continue", "maybe"),
+    ("[ray]\ndashboard = 2\n", "dashboard", "2"),
+])
+def test_bad_bool(tmp_path, text, key, value):
+    msg = config_error(tmp_path, text)
+    assert key in msg and repr(value) in msg and "use true or false" in msg
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[general]\ncheck_interval = soon\n", "use a number"),
+    ("[general]\nmax_training_process = 1.5\n", "whole number"),
+    ("[general]\nmax_training_process = -1\n", "0 (no cap)"),
+    ("[general]\nmetric_goal = avg\n", "use max or min"),
+    ("[general]\ndefault_gpus = 1.5\n", "a fraction <= 1"),
+    ("[general]\ndefault_gpus = lots\n", "use auto or a number"),
+    ("[gpu]\ngpu_list = 0,a\n", "gpu_list"),
+    ("[environment]\nuse_conda = true\n", "use_conda = true needs conda_env"),
+    ("[environment]\nenv_vars = JUSTANAME\n", "is not NAME=value"),
+    ("[general\nmetric = x\n", "fix the INI syntax"),
+])
+def test_bad_values(tmp_path, text, needle):
+    assert needle in config_error(tmp_path, text)
+
+
+def test_bad_yaml(tmp_path):
+    assert "fix the YAML syntax" in config_error(tmp_path, "general: [\n", "c.yml")
+    assert "must map section names" in config_error(tmp_path, "- a\n- b\n", "c.yml")
+
+
+def test_missing_config_file_says_how_to_create_one(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "none.ini")
+    assert "--create_config" in str(info.value) and "none.ini" in str(info.value)
+
+
+@pytest.mark.parametrize("mapping", ["process0=0+x", "gpu0=1", "process0"])
+def test_bad_mapping_is_named(tmp_path, mapping):
+    msg = config_error(tmp_path, f"[general]\nprocess_gpu_mapping = {mapping}\n")
+    assert mapping in msg and "process_gpu_mapping" in msg
+    assert "process0=0+1" in msg, "the message shows the right form"
+
+
+def test_mapping_slot_without_gpu(tmp_path):
+    msg = config_error(tmp_path, "[general]\nprocess_gpu_mapping = process0=0,process1=\n")
+    assert "'process1=' names no GPU" in msg
+
+
+def test_mapping_parse():
+    assert parse_mapping("process0=0+1,process1=2") == ((0, 1), (2,))
+    assert parse_mapping("process1=3, process0=0") == ((0,), (3,)), "ordered by process number"
+    assert parse_mapping("") == ()
+
+
+def test_gpu_mode():
+    assert Config().gpu_mode == "ray" and load_config().gpu_mode == "ray"
+    assert load_config(process_gpu_mapping="process0=0").gpu_mode == "ray", "needs enable"
+    mapped = load_config(enable_gpu_assignment=True, process_gpu_mapping="process0=0+1,process1=2")
+    assert mapped.gpu_mode == "slots" and mapped.slots == ((0, 1), (2,))
+    listed = load_config(enable_gpu_assignment=True, gpu_list="0,1,3")
+    assert listed.gpu_mode == "slots" and listed.slots == ((0,), (1,), (3,))
+    by_id = load_config(enable_gpu_assignment=True, use_process_order=False, gpu_list="0,1")
+    assert by_id.gpu_mode == "gpu_id"
+
+
+def test_allow_multi_gpu_false_rejects_a_multi_gpu_slot(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(enable_gpu_assignment=True, allow_multi_gpu=False,
+                    process_gpu_mapping="process0=0,process1=1+2")
+    assert "allow_multi_gpu = false" in str(info.value)
+    ok = load_config(enable_gpu_assignment=True, allow_multi_gpu=False,
+                     process_gpu_mapping="process0=0,process1=1")
+    assert ok.slots == ((0,), (1,))
+
+
+def test_env_vars():
+    assert Config(env_vars="A=1,B=x=y").env == {"A": "1", "B": "x=y"}
+    assert parse_env_vars("PYTHONPATH=/a,/b;TOKENIZERS_PARALLELISM=false") == {
+        "PYTHONPATH": "/a,/b", "TOKENIZERS_PARALLELISM": "false"}
+    assert parse_env_vars(" ") == {}
+    assert parse_env_vars("A = 1\nB=2,") == {"A": "1", "B": "2"}
+
+
+def test_default_config_file_reads_back_to_the_defaults(tmp_path):
+    path = write_default_config(tmp_path / "sub" / "orch.ini")
+    assert path.exists()
+    loaded = load_config(path)
+    assert values(loaded) == values(Config()) | {"extra_sections": loaded.extra_sections}
+    assert dict(loaded.extra_sections) == {"email": ()}
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    parser.read(path)
+    for s in SETTINGS:
+        assert parser.has_option(s.section, s.key), f"[{s.section}] {s.key} is missing"
+    assert parser.has_section("email")
+
+
+def test_settings_and_config_fields_agree():
+    fields = {f.name: f.default for f in dataclasses.fields(Config)}
+    for s in SETTINGS:
+        assert fields[s.field] == s.default, s.key
+        assert isinstance(s.default, s.type), s.key
+
+
+def test_seed_email_section_is_accepted(tmp_path):
+    path = tmp_path / "seed.ini"
+    path.write_text("[general]\nmetric = acc\n[email]\nsmtp_server = smtp.example.com\n"
+                    "smtp_port = 587\nusername = me\nfrom_addr = a@x.org\nto_addr = b@x.org\n"
+                    "[notify]\nurl = mailto://x\n")
+    cfg = load_config(path)
+    extra = dict(cfg.extra_sections)
+    assert dict(extra["email"]) == {"smtp_server": "smtp.example.com", "smtp_port": "587",
+                                    "username": "me", "from_addr": "a@x.org",
+                                    "to_addr": "b@x.org"}
+    assert dict(extra["notify"]) == {"url": "mailto://x"}
+
+
+@pytest.mark.parametrize("name", ["manager.ini", "manager.yaml", "seed-pinned.ini"])
+def test_shipped_example_configs_load(name):
+    path = REPO / "configs" / name
+    if not path.exists():
+        pytest.skip(f"{path} is not in this checkout")
+    assert load_config(path).source == str(path)

@@ -1,0 +1,165 @@
+"""QueueFile errors, encodings, spreadsheet-safe cells, and crash safety of writes."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import orchestrator
+from orchestrator.exceptions import QueueFileError
+from orchestrator.queue import QueueFile, safe_cell
+
+REPO = Path(orchestrator.__file__).resolve().parents[1]
+
+
+def write(path, data: bytes | str):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    old = time.time() - 5
+    os.utime(path, (old, old))
+    return path
+
+
+def error_for(path, action="read"):
+    with pytest.raises(QueueFileError) as info:
+        if action == "read":
+            QueueFile(path).read()
+        else:
+            QueueFile(path).update({"m1": {"TrainingCheck": "Done"}})
+    return info.value
+
+
+@pytest.mark.parametrize("action", ["read", "update"])
+def test_missing_file(tmp_path, action):
+    path = tmp_path / "nope.csv"
+    err = error_for(path, action)
+    assert str(path) in str(err)
+    assert "does not exist" in str(err)
+    assert "ID,Name,TrainingCommand" in str(err), "the message says how to create it"
+    assert not path.exists(), "a failed update must not create the queue file"
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\n\n  \r\n"], ids=["0b", "bom", "ws"])
+def test_empty_file(tmp_path, data):
+    path = write(tmp_path / "q.csv", data)
+    err = error_for(path)
+    assert str(path) in str(err) and "empty" in str(err)
+    assert "add a header line" in str(err)
+
+
+@pytest.mark.parametrize("header,missing", [
+    ("Name,TrainingCommand", "ID"),
+    ("ID,Name,Command", "TrainingCommand"),
+    ("id,trainingcommand", "ID, TrainingCommand"),
+])
+def test_header_without_required_columns(tmp_path, header, missing):
+    path = write(tmp_path / "q.csv", header + "\nm1,x,y\n")
+    err = error_for(path)
+    text = str(err)
+    assert text.startswith(f"{path} line 1: ")
+    assert f"missing required column(s) {missing}" in text
+    assert header.replace(",", ", ") in text, "the message shows the header it found"
+    assert "at least ID,TrainingCommand" in text
+
+
+def test_duplicate_column_names(tmp_path):
+    path = write(tmp_path / "q.csv", "ID,TrainingCommand,Notes,GPUs, Notes\nm1,a,b,1,c\n")
+    err = error_for(path)
+    assert str(err).startswith(f"{path} line 1: ")
+    assert "Notes appear twice" in str(err)
+    assert "rename or delete the extra column" in str(err)
+
+
+def test_header_cells_are_trimmed(tmp_path):
+    path = write(tmp_path / "q.csv", " ID , TrainingCommand \nm1,a\n")
+    assert QueueFile(path).read().rows() == [(2, {"ID": "m1", "TrainingCommand": "a"})]
+
+
+def test_cp949_file_is_read_and_written_back_in_cp949(tmp_path):
+    text = "ID,Name,TrainingCommand,TrainingCheck\r\nm1,한글 이름,python t.py,\r\nm2,둘째,x,\r\n"
+    path = write(tmp_path / "q.csv", text.encode("cp949"))
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")  # the fixture really is not UTF-8
+    table = QueueFile(path).read()
+    assert table.rows()[0][1]["Name"] == "한글 이름"
+    QueueFile(path).update({"m1": {"TrainingCheck": "Done", "Error": "없음"}})
+    data = path.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("cp949") == (
+        "ID,Name,TrainingCommand,TrainingCheck,Error\r\nm1,한글 이름,python t.py,Done,없음\r\n"
+        "m2,둘째,x,,\r\n")
+
+
+def test_utf8_without_bom_gets_no_bom(tmp_path):
+    path = write(tmp_path / "q.csv", "ID,TrainingCommand,Name\nm1,a,가\n")
+    QueueFile(path).update({"m1": {"TrainingCheck": "Done"}})
+    assert path.read_bytes() == "ID,TrainingCommand,Name,TrainingCheck\nm1,a,가,Done\n".encode()
+
+
+@pytest.mark.parametrize("text", ["=cmd|' /C calc'!A0", "+x", "@x", "=1+1", "-=x", "\tx"])
+def test_safe_cell_defuses_formulas(text):
+    assert safe_cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["abc", "-m1", "0.5", "-0.5", "", "a=b", "Done", "x+y"])
+def test_safe_cell_leaves_plain_text_alone(text):
+    assert safe_cell(text) == text
+
+
+WRITER = textwrap.dedent("""
+    import itertools, sys
+    import orchestrator.queue as q
+    q.QUIET_S = 0.0  # write as fast as possible
+    qf = q.QueueFile(sys.argv[1])
+    for i in itertools.count():
+        big = ("A" if i % 2 else "B") * (120_000 if i % 2 else 50_000)  # csv limit: 128 KiB
+        qf.update({"m1": {"Notes": big}, "m3": {"Notes": big.lower(), "Attempts": str(i)},
+                   "m5": {"Notes": big}})
+        if i == 0:
+            print("wrote", flush=True)
+""")
+
+
+def looks_complete(data: bytes) -> bool:
+    return (data.startswith(b"\xef\xbb\xbfID,") and data.endswith(b"\r\n")
+            and all(f"\r\nm{i},".encode() in data for i in range(1, 7)))
+
+
+def test_killed_writer_never_leaves_a_half_written_file(tmp_path):
+    header = "ID,Name,TrainingCommand,TrainingCheck,Notes"
+    rows = [f"m{i},이름 {i},python t.py --i {i},," for i in range(1, 7)]
+    path = write(tmp_path / "queue.csv", "\ufeff" + "\r\n".join([header, *rows]) + "\r\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    rng = random.Random(7)
+    seen_notes = set()
+    for _round in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "wrote", proc.stderr.read()
+            deadline = time.monotonic() + rng.uniform(0.2, 0.5)
+            while time.monotonic() < deadline:  # readers too never see a partial file
+                assert looks_complete(path.read_bytes()), "saw a half-written queue file"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        data = path.read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf") and data.endswith(b"\r\n")
+        table = QueueFile(path).read()
+        got = {r["ID"]: r for _, r in table.rows()}
+        assert list(got) == [f"m{i}" for i in range(1, 7)], "rows were lost"
+        assert table.header[:5] == header.split(",")
+        assert got["m1"]["Notes"] in ("A" * 120_000, "B" * 50_000)
+        assert got["m3"]["Notes"] == got["m1"]["Notes"].lower()
+        assert got["m5"]["Notes"] == got["m1"]["Notes"]
+        assert all(got[f"m{i}"]["Notes"] == "" for i in (2, 4, 6))
+        assert got["m6"]["TrainingCommand"] == "python t.py --i 6"
+        seen_notes.add(got["m1"]["Notes"][0])
+    assert seen_notes, "the writer never wrote"
