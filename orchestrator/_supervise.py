@@ -7,7 +7,8 @@ waits for it. On SIGTERM/SIGINT, or when the owner (the job's Ray actor) is
 gone, it stops the job's whole process tree: SIGTERM, a grace period, then
 SIGKILL. So a job never outlives the actor that owns it, and a stop reaches
 every process the job started. It writes the job's exit code (128 + signal when
-the job died of a signal) to ``$ORCH_RUN_DIR/exit_code``.
+the job died of a signal) to ``$ORCH_RUN_DIR/exit_code`` (to ``orphaned`` instead when
+it stopped the job because the owner was gone: that attempt did not finish).
 """
 
 import os
@@ -93,7 +94,7 @@ def main(argv):
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     child = subprocess.Popen(cmd, start_new_session=True)
     _write(os.path.join(run_dir, "pid"), str(child.pid))
-    stopped = False
+    stopped = orphaned = False
     while True:
         try:
             child.wait(timeout=0.05)
@@ -101,12 +102,14 @@ def main(argv):
         except subprocess.TimeoutExpired:
             pass
         if not stopped and (stop or not _owner_alive(owner)):
-            stopped = True
+            stopped, orphaned = True, not stop
             print(f"[orchestrator] stopping the job (SIGTERM, then SIGKILL after {grace:g}s)",
                   flush=True)
             _stop(child, grace)
     rc = child.returncode
-    _write(os.path.join(run_dir, "exit_code"), str(128 - rc if rc < 0 else rc))
+    # a job stopped because its owner vanished did not finish: say so, not an exit code
+    _write(os.path.join(run_dir, "orphaned" if orphaned else "exit_code"),
+           str(128 - rc if rc < 0 else rc))
     return 0
 
 

@@ -240,12 +240,12 @@ def cmd_stop(args) -> int:
         for i in idle:
             print(f"{i}: Stopped (had not started)")
     if running:
-        import ray
-
-        from orchestrator.scheduler import stop_job
         address = (driver or {}).get("address") or config.address or None
         connect_ray(config, address=address) if address else connect_ray(
             config.replace(dashboard=False))
+        import ray
+
+        from orchestrator.scheduler import stop_job
         try:
             for job_id in running:
                 attempt = record.latest(paths.name, job_id) if record else None

@@ -91,6 +91,7 @@ class QueueFile:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser().resolve()
         self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), timeout=30)
+        self._written: tuple[int, int] | None = None  # (mtime_ns, size) of our last write
 
     # ---------------------------------------------------------------- reading
     def read(self, quiet: float = 0.0) -> Table:
@@ -115,7 +116,8 @@ class QueueFile:
             same = (before.st_mtime_ns, before.st_size, before.st_ino) == (
                 after.st_mtime_ns, after.st_size, after.st_ino) and len(data) == after.st_size
             age = time.time() - after.st_mtime_ns / 1e9
-            if same and (age >= quiet or time.monotonic() > deadline):
+            ours = (after.st_mtime_ns, after.st_size) == self._written  # no editor involved
+            if same and (ours or age >= quiet or time.monotonic() > deadline):
                 return data, after
             time.sleep(min(0.05, max(quiet - age, 0.01)))
 
@@ -210,7 +212,9 @@ class QueueFile:
                 if out is None:
                     return table
                 if self._replace(out, table):
-                    return self._parse(out, os.stat(self.path))
+                    st = os.stat(self.path)
+                    self._written = (st.st_mtime_ns, st.st_size)
+                    return self._parse(out, st)
             raise QueueFileError(self.path, "the file kept changing while we tried to "
                                  "update it", fix="save it less often, or stop the other writer")
 

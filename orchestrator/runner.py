@@ -22,7 +22,8 @@ import ray
 
 from orchestrator.metrics import read_metrics
 
-__all__ = ["LaunchSpec", "JobResult", "JobRunner", "find_weight_file", "log_tail"]
+__all__ = ["LaunchSpec", "JobResult", "JobRunner", "find_weight_file", "log_tail",
+           "collect_result", "finished_exit_code"]
 
 _SUPERVISOR = str(Path(__file__).with_name("_supervise.py"))
 
@@ -93,6 +94,29 @@ def find_weight_file(run_dir: Path, globs: tuple[str, ...], reported_best: str |
     best = [p for p in found if "best" in p.name.lower()]
     pool = best or list(found)
     return str(max(pool, key=lambda p: (p.stat().st_mtime, str(p))))
+
+
+def collect_result(result: JobResult, run_dir: Path, exit_code: int, weight_globs, metric: str,
+                   goal: str) -> JobResult:
+    """Fill ``result`` from what the attempt left in ``run_dir`` (also used by a restarted
+    driver for an attempt that finished while no driver was watching)."""
+    result.exit_code = exit_code
+    summary = read_metrics(run_dir / "metrics.jsonl", metric, goal)
+    result.metrics, result.best_metric = summary.last, summary.best
+    if exit_code == 0:
+        result.weight_file = find_weight_file(run_dir, tuple(weight_globs), summary.best_weight,
+                                              summary.last_weight)
+    result.log_path = result.log_path or str(run_dir / "run.log")
+    result.log_tail = log_tail(result.log_path)
+    return result
+
+
+def finished_exit_code(run_dir: Path) -> int | None:
+    """The exit code an attempt's supervisor wrote, or None if it never finished."""
+    try:
+        return int((run_dir / "exit_code").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 class _Supervised:
@@ -205,15 +229,9 @@ class JobRunner:
         proc, spec, result = self._proc, self._spec, self._result
         rc = proc.wait()
         result.ended = time.time()
-        result.exit_code = rc
         result.stopped = self._stop_requested
-        run_dir = Path(spec.run_dir)
-        summary = read_metrics(run_dir / "metrics.jsonl", spec.metric, spec.metric_goal)
-        result.metrics, result.best_metric = summary.last, summary.best
-        if rc == 0:
-            result.weight_file = find_weight_file(run_dir, spec.weight_globs,
-                                                  summary.best_weight, summary.last_weight)
-        result.log_tail = log_tail(result.log_path)
+        collect_result(result, Path(spec.run_dir), rc, spec.weight_globs, spec.metric,
+                       spec.metric_goal)
         self._finish()
 
     def _finish(self) -> None:

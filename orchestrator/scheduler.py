@@ -34,7 +34,7 @@ from orchestrator.jobs import TRANSITIONS, JobSpec, JobStatus
 from orchestrator.pool import RunnerPool, Shape
 from orchestrator.queue import QueueFile, Table, safe_cell
 from orchestrator.record import RunRecord
-from orchestrator.runner import JobResult, LaunchSpec
+from orchestrator.runner import JobResult, LaunchSpec, collect_result, finished_exit_code
 from trainers import job_script
 
 __all__ = ["Scheduler", "Job"]
@@ -544,6 +544,8 @@ class Scheduler:
                 handle = None
             live = handle is not None and current is not None and (
                 current["job_id"], current["attempt"]) == (attempt["job_id"], attempt["attempt"])
+            if job is not None and not live and self._salvage(job, attempt):
+                continue
             if job is None or not live:
                 self.record.update_attempt(self.queue_name, attempt["job_id"], attempt["attempt"],
                                            status="Lost", ended=time.time(),
@@ -576,6 +578,30 @@ class Scheduler:
             except Exception:
                 pass
             self.record.remove_runner(self.queue_name, name)
+
+
+    def _salvage(self, job: Job, attempt: dict) -> bool:
+        """An attempt that finished while no driver watched (its exit code is on disk):
+        take its result instead of running the row again."""
+        run_dir = Path(attempt["log_path"]).parent if attempt.get("log_path") else None
+        code = finished_exit_code(run_dir) if run_dir else None
+        if code is None:
+            return False
+        result = collect_result(
+            JobResult(job_id=job.id, attempt=attempt["attempt"], node=attempt.get("node") or "",
+                      gpu_ids=attempt.get("gpus") or "", started=attempt.get("started"),
+                      ended=(run_dir / "exit_code").stat().st_mtime,
+                      log_path=attempt["log_path"]),
+            run_dir, code, self.config.weight_globs, self.config.metric,
+            self.config.metric_goal)
+        job.attempt, job.status = attempt["attempt"], S.TRAINING
+        self._set(job, Error="")
+        if job.spec is None:
+            job.spec = JobSpec(id=job.id, line=job.line)
+        logger.info("%s: attempt %d finished while the driver was down (exit %d)", job.id,
+                    job.attempt, code)
+        self._finish(job, result)
+        return True
 
 
 def stop_job(job_id: str, runner_name: str, namespace: str) -> bool:

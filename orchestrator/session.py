@@ -62,9 +62,11 @@ def connect_ray(config: Config, address: str | None = None) -> bool:
     Returns True when this process started Ray (it ends when the process does).
     A local Ray keeps token authentication on and its dashboard on 127.0.0.1.
     """
+    address = address or config.address
+    if address or os.environ.get("RAY_ADDRESS"):
+        _use_token_auth()  # read when ray loads: before the import
     import ray
 
-    address = address or config.address
     common = dict(namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or None, **common)
@@ -77,6 +79,15 @@ def connect_ray(config: Config, address: str | None = None) -> bool:
         options["num_cpus"] = config.num_cpus
     ray.init(**options)
     return True
+
+
+def _use_token_auth() -> None:
+    """Joining a cluster: Ray >= 2.52 clusters want token auth, and a client must say
+    RAY_AUTH_MODE=token itself. We never turn auth off; a user's explicit setting wins."""
+    has_token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                 or (Path.home() / ".ray" / "auth_token").exists())
+    if has_token:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 class DriverLock:

@@ -2,6 +2,7 @@
 
 import csv
 import os
+from pathlib import Path
 
 import psutil
 import pytest
@@ -188,6 +189,29 @@ def test_driver_restart_reattaches_to_a_live_job(tmp_path):
     assert read_rows(q)["long"]["TrainingCheck"] == "Done"
     assert [r["attempt"] for r in probe_records(out)] == [1], "the job ran twice"
     assert [a["status"] for a in second.record().attempts(second.paths.name, "long")] == ["Done"]
+
+
+def test_attempt_that_finished_while_no_driver_watched_is_not_run_again(tmp_path):
+    """The driver and the runner are gone, but the job finished: take its result."""
+    out = tmp_path / "out"
+    q = write_csv(tmp_path / "q.csv", HEADER, [
+        row("solo", probe("solo", out, "--sleep", "1.5", "--weights"))])
+    first = QueueRun(q).start()
+    wait_for(lambda: read_rows(q)["solo"]["TrainingCheck"] == "Training", what="Training")
+    first.scheduler._interrupt = 1          # the driver leaves, its runner keeps the job
+    first.scheduler.local_ray = False
+    first.join()
+    wait_for(lambda: "end" in probe_records(out)[0], what="the job to finish")
+    runner = first.record().latest(first.paths.name, "solo")["runner"]
+    wait_for(lambda: (Path(first.record().latest(first.paths.name, "solo")["log_path"]).parent
+                      / "exit_code").exists(), what="the exit code on disk")
+    ray.kill(ray.get_actor(runner, namespace="orchestrator"))   # the cluster "lost" it
+    second = QueueRun(q).start()
+    assert second.join() == 0
+    final = read_rows(q)["solo"]
+    assert (final["TrainingCheck"], final["Attempts"]) == ("Done", "1")
+    assert final["WeightFile"].endswith("model_best.pt")
+    assert len(probe_records(out)) == 1
 
 
 def test_runner_killed_requeues_without_spending_a_retry(tmp_path):

@@ -1,0 +1,150 @@
+"""The real command line, each run starting its own local Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv
+
+pytestmark = pytest.mark.slow
+HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "WeightFile", "PretrainedModelId",
+          "GPUs", "Notes"]
+INI = "[ray]\ndashboard = false\nnum_cpus = 2\n[general]\nretry_backoff = 0.2\n"
+
+
+def cli(*args, cwd=None, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-m", "orchestrator", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def start_driver(csv: Path, ini: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
+                             str(ini), "--num-gpus", "2", "--no_ui", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def kill_leftover_ray(tmpdir: str) -> None:
+    """Ray processes of a driver we SIGKILLed (they carry our private temp dir)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(tmpdir in part for part in proc.info["cmdline"] or []):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+@pytest.fixture
+def ini(tmp_path):
+    path = tmp_path / "manager.ini"
+    path.write_text(INI)
+    return path
+
+
+def test_run_then_status_and_logs(tmp_path, ini):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["a", "모델 A", probe("a", out, "--weights"), "", "", "", "0.5", "keep, me"],
+        ["b", "B", probe("b", out), "", "", "a", "0.5", ""],
+    ])
+    done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
+                           str(ini), "--num-gpus", "2", "--no_ui"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "a (모델 A) Queued → Training" in done.stdout
+    assert "registry:" in done.stdout and str(csv) in done.stdout
+    rows = read_rows(csv)
+    assert rows["a"]["Notes"] == "keep, me"
+    assert rows["b"]["TrainingCheck"] == "Done"
+    status = cli("status", csv, "--json")
+    assert status.returncode == 0
+    info = json.loads(status.stdout)
+    assert [(r["id"], r["status"]) for r in info["rows"]] == [("a", "Done"), ("b", "Done")]
+    assert info["driver_pid"] is None
+    logs = cli("logs", csv, "b")
+    assert "b attempt 1" in logs.stdout
+
+
+def test_bad_input_fails_before_anything_runs(tmp_path, ini):
+    missing = cli("run", tmp_path / "nope.csv", "--config", ini)
+    assert missing.returncode == 2 and "nope.csv" in missing.stderr
+    assert "does not exist" in missing.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = cli("run", empty, "--config", ini)
+    assert result.returncode == 2 and "empty" in result.stderr
+    bad_ini = tmp_path / "bad.ini"
+    bad_ini.write_text("[general]\nprocess_gpu_mapping = process0=0+x\n"
+                       "[gpu]\nenable_gpu_assignment = true\n")
+    good = write_csv(tmp_path / "q.csv", HEADER, [["a", "", "true", "", "", "", "0", ""]])
+    result = cli("run", good, "--config", bad_ini)
+    assert result.returncode == 2
+    assert "process0=0+x" in result.stderr and "process0=0+1" in result.stderr
+    assert read_rows(good)["a"]["TrainingCheck"] == ""   # nothing ran, nothing written
+    created = cli("run", "--create_config", tmp_path / "new.ini")
+    assert created.returncode == 0 and "[gpu]" in (tmp_path / "new.ini").read_text()
+
+
+def test_stop_from_another_terminal(tmp_path, ini):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["blk", "", probe("blk", out, "--block"), "", "", "", "0", ""],
+        ["later", "", probe("later", out), "", "", "blk", "0", ""],
+    ])
+    driver = start_driver(csv, ini)
+    try:
+        pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), timeout=60)
+        status = json.loads(cli("status", csv, "--json").stdout)
+        assert status["driver_pid"] == driver.pid
+        stop = cli("stop", csv, "blk")
+        assert stop.returncode == 0 and "stopping" in stop.stdout
+        assert driver.wait(timeout=60) == 1
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    wait_for(lambda: not psutil.pid_exists(pid), timeout=10, what="job process gone")
+    rows = read_rows(csv)
+    assert rows["blk"]["TrainingCheck"] == "Stopped"
+    assert rows["later"]["TrainingCheck"] == "Blocked"
+
+
+def test_driver_killed_mid_queue_and_rerun(tmp_path, ini):
+    """SIGKILL the driver while jobs run; the rerun finishes every row, none twice at once."""
+    out = tmp_path / "out"
+    rows = [[f"r{i}", "", probe(f"r{i}", out, "--sleep", "8"), "", "", "", "1", ""]
+            for i in range(4)]
+    csv = write_csv(tmp_path / "queue.csv", HEADER, rows)
+    driver = start_driver(csv, ini)
+    try:
+        wait_for(lambda: sum(r["TrainingCheck"] == "Training"
+                             for r in read_rows(csv).values()) == 2, timeout=60)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=10)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    # the local Ray died with its driver: its jobs must stop rather than run on
+    running = [r for r in probe_records(out) if "end" not in r]
+    wait_for(lambda: not any(psutil.pid_exists(r["pid"]) for r in running), timeout=30,
+             what="orphaned jobs to be stopped")
+    kill_leftover_ray(os.environ["RAY_TMPDIR"])
+    again = start_driver(csv, ini)
+    assert again.wait(timeout=120) == 0, again.stdout.read()
+    final = read_rows(csv)
+    assert all(r["TrainingCheck"] == "Done" for r in final.values())
+    records = probe_records(out)
+    finished = [r for r in records if "end" in r]
+    assert sorted(r["name"] for r in finished) == ["r0", "r1", "r2", "r3"], "each row Done once"
+    for name in {r["name"] for r in records}:
+        spans = sorted((r["start"], r.get("end", r["start"])) for r in records
+                       if r["name"] == name)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), f"{name} ran twice at once"
+    assert sorted(r["Attempts"] for r in final.values()) == ["1", "1", "2", "2"]
