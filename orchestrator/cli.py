@@ -149,8 +149,18 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                           observers=(ProgressPrinter(console),))
     if install_signals:
         _install_interrupt(scheduler, console, local)
+    live = None
+    if console.is_terminal and not config.no_ui:
+        from rich.live import Live
+        live = Live(console=console, refresh_per_second=2, transient=True,
+                    get_renderable=lambda: render_status(scheduler.snapshot(),
+                                                         title=f"{paths.name} (live)"))
     try:
-        code = scheduler.run()
+        if live is not None:
+            with live:
+                code = scheduler.run()
+        else:
+            code = scheduler.run()
         _print_summary(console, paths, record)
     finally:
         record.close()

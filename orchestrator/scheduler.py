@@ -63,6 +63,7 @@ class Job:
     runner: object = None
     wandb_run_id: str = ""
     started: float | None = None
+    gpus: str = ""                    # the GPU ids the running attempt got
     unschedulable: str = ""
     notes: set = field(default_factory=set)   # warnings already logged once
 
@@ -119,6 +120,33 @@ class Scheduler:
             self.pool.shutdown()
         failed = [j for j in self.jobs.values() if j.status.failed]
         return 1 if failed else 0
+
+    def snapshot(self) -> list[dict]:
+        """The rows as the driver sees them now (for a live display; any thread)."""
+        for _ in range(3):
+            try:
+                jobs = list(self.jobs.values())
+                cells = {k: dict(v) for k, v in self.cells.items()}
+                break
+            except RuntimeError:  # changed while we copied: try again
+                continue
+        else:
+            return []
+        now = time.time()
+        rows = []
+        for job in sorted(jobs, key=lambda j: j.line):
+            row = {**job.row, **cells.get(job.id, {})}
+            running = job.status == S.TRAINING and job.started
+            rows.append({"id": job.id, "name": row.get("Name", ""),
+                         "status": job.status.value or "Pending",
+                         "attempts": row.get("Attempts", ""), "node": row.get("Node", ""),
+                         "gpus": job.gpus if job.status.active else "",
+                         "elapsed_s": now - job.started if running else None,
+                         "best_metric": row.get("BestMetric", ""),
+                         "weight_file": row.get("WeightFile", ""),
+                         "wandb_run_id": row.get("WandbRunID", ""),
+                         "error": row.get("Error", "")})
+        return rows
 
     def interrupt(self) -> None:
         """Ctrl-C: on a Ray we started, stop running jobs (they go back to pending) and
@@ -448,7 +476,7 @@ class Scheduler:
             return
         if kind == "start":
             if not result.error:
-                job.started = result.started
+                job.started, job.gpus = result.started, result.gpu_ids
                 self._transition(job, S.TRAINING, {S.QUEUED}, Started=_now_text(result.started),
                                  Node=result.node)
                 self.record.update_attempt(self.queue_name, job.id, attempt,

@@ -104,9 +104,14 @@ def test_stop_from_another_terminal(tmp_path, ini):
         pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), timeout=60)
         status = json.loads(cli("status", csv, "--json").stdout)
         assert status["driver_pid"] == driver.pid
+        follow = subprocess.Popen([sys.executable, "-m", "orchestrator", "logs", str(csv),
+                                   "blk", "-f"], stdout=subprocess.PIPE, text=True)
         stop = cli("stop", csv, "blk")
         assert stop.returncode == 0 and "stopping" in stop.stdout
         assert driver.wait(timeout=60) == 1
+        # `logs -f` printed the job's output and ended with the job
+        followed, _ = follow.communicate(timeout=30)
+        assert "blk attempt 1" in followed and "stopping the job" in followed
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -114,6 +119,18 @@ def test_stop_from_another_terminal(tmp_path, ini):
     rows = read_rows(csv)
     assert rows["blk"]["TrainingCheck"] == "Stopped"
     assert rows["later"]["TrainingCheck"] == "Blocked"
+
+
+def test_stop_rows_that_have_not_started_needs_no_ray(tmp_path):
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["a", "", "true", "", "", "", "0", ""], ["b", "", "true", "", "", "", "0", ""],
+        ["c", "", "true", "Done", "", "", "0", ""]])
+    result = cli("stop", csv, "--all", timeout=30)
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(csv)
+    assert [rows[i]["TrainingCheck"] for i in "abc"] == ["Stopped", "Stopped", "Done"]
+    unknown = cli("stop", csv, "zz", timeout=30)
+    assert unknown.returncode == 2 and "no row with ID zz" in unknown.stderr
 
 
 def test_driver_killed_mid_queue_and_rerun(tmp_path, ini):

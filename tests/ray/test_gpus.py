@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import probe, probe_records, read_rows, run_queue, write_csv
+from tests.helpers import QueueRun, probe, probe_records, read_rows, run_queue, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "GPUs", "GpuID"]
@@ -38,10 +38,15 @@ def test_half_gpu_rows_pack_two_per_gpu(tmp_path):
 def test_multi_gpu_row_and_cpu_row(tmp_path):
     out = tmp_path / "out"
     csv = write_csv(tmp_path / "q.csv", HEADER, [
-        ["wide", "", probe("wide", out), "", "2", ""],
+        ["wide", "", probe("wide", out, "--sleep", "1.5"), "", "2", ""],
         ["cpu", "", probe("cpu", out), "", "0", ""],
     ])
-    assert run_queue(csv) == 0
+    run = QueueRun(csv).start()
+    # what a live display shows: the GPU ids the running row holds
+    live = wait_for(lambda: [r for r in run.scheduler.snapshot() if r["id"] == "wide"
+                             and r["status"] == "Training"] if run.scheduler else None)
+    assert run.join() == 0
+    assert len(live[0]["gpus"].split(",")) == 2
     by_name = {r["name"]: r for r in probe_records(out)}
     assert len(by_name["wide"]["cuda"].split(",")) == 2
     # Ray leaves it unset for zero-GPU actors; a CPU row must see no GPU at all

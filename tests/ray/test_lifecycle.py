@@ -230,3 +230,23 @@ def test_runner_killed_requeues_without_spending_a_retry(tmp_path):
     assert (final["TrainingCheck"], final["Attempts"]) == ("Done", "2")
     statuses = [a["status"] for a in run.record().attempts(run.paths.name, "vict")]
     assert statuses == ["Lost", "Done"]
+
+
+def test_no_auto_continue_runs_what_fits_at_start_then_exits(tmp_path):
+    out = tmp_path / "out"
+    q = write_csv(tmp_path / "q.csv", HEADER, [row(f"n{i}", probe(f"n{i}", out)) for i in range(4)])
+    assert run_queue(q, auto_continue=False, max_training_process=2) == 0
+    assert [r["TrainingCheck"] for r in read_rows(q).values()] == ["Done", "Done", "", ""]
+
+
+def test_watch_keeps_waiting_for_new_rows(tmp_path):
+    out = tmp_path / "out"
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("w1", probe("w1", out))])
+    run = QueueRun(q, watch=True).start()
+    wait_for(lambda: read_rows(q)["w1"]["TrainingCheck"] == "Done", what="w1 Done")
+    with open(q, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(row("w2", probe("w2", out)))
+    wait_for(lambda: read_rows(q).get("w2", {}).get("TrainingCheck") == "Done", what="w2 Done")
+    assert run._thread.is_alive(), "--watch must not exit when the queue is empty"
+    run.scheduler.interrupt()
+    assert run.join() == 0
