@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator import registry_cli
 from orchestrator.config import Config, load_config, write_default_config
 from orchestrator.console import ProgressPrinter, render_status, status_rows
 from orchestrator.exceptions import OrchestratorError
@@ -25,6 +26,7 @@ from orchestrator.jobs import JobStatus
 from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
+from orchestrator.tracking import JobTracking
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="row ID")
     p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
+    registry_cli.add_parser(sub)
     return parser
 
 
@@ -144,9 +147,11 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
     console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
                   f"{'started here' if local else 'cluster'} with "
                   f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
+                           config.metric_goal)
     scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
-                          observers=(ProgressPrinter(console),))
+                          observers=(ProgressPrinter(console), tracking))
     if install_signals:
         _install_interrupt(scheduler, console, local)
     live = None
@@ -163,6 +168,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
             code = scheduler.run()
         _print_summary(console, paths, record)
     finally:
+        tracking.close()
         record.close()
     return code
 
@@ -303,7 +309,8 @@ def cmd_logs(args) -> int:
         time.sleep(0.3)
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
+            "registry": registry_cli.run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `orchestrator … | head`
+        sys.stderr.close()
+        return 0
 
 
 def run_main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ weights" mark, a negative id, when it left none).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,16 +40,30 @@ def find_cycles(parents: dict[str, str]) -> set[str]:
 
 
 def resolve(job_id: str, parent: str, statuses: dict[str, JobStatus],
-            weights: dict[str, str], cycles: set[str], base_dir: Path) -> Readiness:
-    """Whether ``job_id`` (whose parent is ``parent``, "" for none) can start now."""
+            weights: dict[str, str], cycles: set[str], base_dir: Path,
+            models: Callable[[str], dict | None] | None = None) -> Readiness:
+    """Whether ``job_id`` (whose parent is ``parent``, "" for none) can start now.
+
+    ``parent`` is a row ID first; otherwise a registry model (``models(parent)``: by id,
+    ``name:version`` or ``name``).
+    """
     if not parent:
         return Readiness("ready")
     if job_id in cycles:
         return Readiness("invalid", f"PretrainedModelId={parent!r} makes a cycle — break the "
                          "chain so that no row waits on itself")
     if parent not in statuses:
-        return Readiness("invalid", f"PretrainedModelId={parent!r}: no row has that ID — use "
-                         "the ID of another row in this queue")
+        model = models(parent) if models is not None else None
+        if model is None:
+            return Readiness("invalid", f"PretrainedModelId={parent!r}: no row has that ID and "
+                             "no registered model has that id or name[:version] — use another "
+                             "row's ID or a model from `orchestrator registry models`")
+        path = Path(model.get("file_path") or "")
+        if not model.get("file_path") or not path.exists():
+            return Readiness("invalid", f"PretrainedModelId={parent!r}: model "
+                             f"{model['name']}:{model['version']} has no weight file on this "
+                             f"machine ({model.get('file_path') or 'none recorded'})")
+        return Readiness("ready", pretrained_path=str(path))
     status = statuses[parent]
     if status.failed:
         return Readiness("blocked", f"its pretrained parent {parent} ended {status.value} — "

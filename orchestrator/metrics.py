@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["report", "read_metrics", "MetricsSummary"]
+__all__ = ["report", "read_metrics", "MetricsSummary", "MAX_HISTORY"]
+
+MAX_HISTORY = 5000  # metric lines a result carries back to the driver
 
 
 def report(step: int | None = None, **metrics) -> None:
@@ -46,6 +48,7 @@ class MetricsSummary:
     best_weight: str | None = None                # weight_file of the best line that has one
     last_weight: str | None = None                # last weight_file reported
     lines: int = 0
+    history: list = field(default_factory=list)  # the lines themselves (the last MAX_HISTORY)
 
 
 def _better(a: float, b: float | None, goal: str) -> bool:
@@ -68,6 +71,9 @@ def read_metrics(path: str | Path, metric: str = "", goal: str = "max") -> Metri
         if not isinstance(line, dict):
             continue
         summary.lines += 1
+        summary.history.append(line)
+        if len(summary.history) > MAX_HISTORY:
+            del summary.history[: len(summary.history) - MAX_HISTORY]
         summary.last.update({k: v for k, v in line.items() if k != "time"})
         weight = line.get("weight_file")
         if weight:

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["RunRecord"]
+__all__ = ["RunRecord", "connect"]
 
 _MIGRATIONS: list[list[str]] = [
     [  # version 1
@@ -27,6 +27,24 @@ _MIGRATIONS: list[list[str]] = [
             queue TEXT NOT NULL, name TEXT NOT NULL, shape TEXT NOT NULL, created REAL,
             PRIMARY KEY (queue, name))""",
     ],
+    [  # version 2: the experiment tracker and model registry (orchestrator/registry.py)
+        """CREATE TABLE experiments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, description TEXT,
+            status TEXT NOT NULL, started REAL, ended REAL, config TEXT, model_type TEXT,
+            dataset_info TEXT, wandb_run_id TEXT, metrics TEXT, best_metrics TEXT,
+            final_metrics TEXT, model_id INTEGER, checkpoint_path TEXT, notes TEXT,
+            queue TEXT, job_id TEXT, attempt INTEGER)""",
+        "CREATE INDEX experiments_job ON experiments (queue, job_id, attempt)",
+        """CREATE TABLE experiment_metrics (
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id), step INTEGER,
+            time REAL, name TEXT NOT NULL, value REAL)""",
+        "CREATE INDEX experiment_metrics_exp ON experiment_metrics (experiment_id, name)",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL,
+            architecture TEXT, checkpoint TEXT, config TEXT, performance TEXT,
+            training_info TEXT, file_path TEXT, experiment_id INTEGER, created REAL,
+            UNIQUE (name, version))""",
+    ],
 ]
 
 _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
@@ -34,34 +52,42 @@ _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "en
                    "wandb_run_id")
 
 
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open ``registry.db`` (WAL, autocommit, rows as ``sqlite3.Row``), migrated."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    _migrate(db)
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply missing migrations; the version is read inside the write lock, so two
+    processes opening a new file at once migrate it once."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
+            for sql in statements:
+                db.execute(sql)
+            db.execute(f"PRAGMA user_version = {int(number)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 class RunRecord:
     """Attempts and runners of the queues that share one state directory."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Apply missing migrations; the version is read inside the write lock, so two
-        processes opening a new file at once migrate it once."""
-        if self._db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for sql in statements:
-                    self._db.execute(sql)
-                self._db.execute(f"PRAGMA user_version = {int(number)}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        self._db = connect(self.path)
 
     def close(self) -> None:
         self._db.close()

@@ -60,6 +60,7 @@ class JobResult:
     weight_file: str = ""
     best_metric: float | None = None
     metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)   # metric lines, oldest first
     log_tail: str = ""
     error: str = ""               # set when the job could not start
 
@@ -103,6 +104,7 @@ def collect_result(result: JobResult, run_dir: Path, exit_code: int, weight_glob
     result.exit_code = exit_code
     summary = read_metrics(run_dir / "metrics.jsonl", metric, goal)
     result.metrics, result.best_metric = summary.last, summary.best
+    result.history = summary.history
     if exit_code == 0:
         result.weight_file = find_weight_file(run_dir, tuple(weight_globs), summary.best_weight,
                                               summary.last_weight)

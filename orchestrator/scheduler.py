@@ -13,6 +13,7 @@ runs next.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ from orchestrator.jobs import TRANSITIONS, JobSpec, JobStatus
 from orchestrator.pool import RunnerPool, Shape
 from orchestrator.queue import QueueFile, Table, safe_cell
 from orchestrator.record import RunRecord
+from orchestrator.registry import ModelRegistry
 from orchestrator.runner import JobResult, LaunchSpec, collect_result, finished_exit_code
 from trainers import job_script
 
@@ -64,6 +66,7 @@ class Job:
     wandb_run_id: str = ""
     started: float | None = None
     gpus: str = ""                    # the GPU ids the running attempt got
+    result: JobResult | None = None   # how the last attempt ended (observers read it)
     unschedulable: str = ""
     notes: set = field(default_factory=set)   # warnings already logged once
 
@@ -95,6 +98,7 @@ class Scheduler:
         self.pool = RunnerPool(queue_name, config.namespace, record, token=secrets.token_hex(3))
         self.ledger = GpuLedger(config.slots) if config.gpu_mode != "ray" else None
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.models = ModelRegistry(record.path)
         self._table_stat: tuple[int, int] = (0, 0)
         self._last_read = 0.0
         self._first_round_done = False
@@ -118,6 +122,7 @@ class Scheduler:
         finally:
             self._flush()
             self.pool.shutdown()
+            self.models.close()
         failed = [j for j in self.jobs.values() if j.status.failed]
         return 1 if failed else 0
 
@@ -335,6 +340,7 @@ class Scheduler:
                    if j.spec is not None and j.spec.parent_id}
         cycles = find_cycles(parents)
         weights = {j.id: self._cell(j, "WeightFile") for j in self.jobs.values()}
+        models = functools.lru_cache(maxsize=None)(self.models.resolve)  # one pass
         readiness: dict[str, Readiness] = {}
         for _ in range(len(self.jobs) + 1):
             statuses = {j.id: j.status for j in self.jobs.values()}
@@ -346,7 +352,7 @@ class Scheduler:
                     r = Readiness("invalid", job.invalid_reason)
                 else:
                     r = resolve(job.id, job.spec.parent_id, statuses, weights, cycles,
-                                self.base_dir)
+                                self.base_dir, models)
                 readiness[job.id] = r
                 target = {"invalid": S.INVALID, "blocked": S.BLOCKED}.get(r.state, S.PENDING)
                 if target != job.status:
@@ -439,7 +445,7 @@ class Scheduler:
                             metric_goal=cfg.metric_goal)
         self.refs[runner.handle.start.remote(launch)] = (job.id, "start", attempt)
         self.refs[runner.handle.wait.remote(job.id, attempt)] = (job.id, "done", attempt)
-        job.attempt, job.runner, job.started = attempt, runner, None
+        job.attempt, job.runner, job.started, job.result = attempt, runner, None, None
         log_path = self._display_path(run_dir / "run.log")
         self._transition(job, S.QUEUED, {S.PENDING}, Attempts=str(attempt),
                          WandbRunID=job.wandb_run_id, LogFile=log_path, Started="", Ended="",
@@ -497,6 +503,7 @@ class Scheduler:
 
     def _finish(self, job: Job, result: JobResult) -> None:
         self._release(job)
+        job.result = result
         spec = job.spec
         cells = {"Node": result.node}
         if job.status == S.QUEUED and not result.error:   # it ran: pass through Training
@@ -541,6 +548,7 @@ class Scheduler:
     def _lost(self, job: Job, error: Exception) -> None:
         """The runner died (its node went away, or it was killed): re-queue for free."""
         self._release(job, keep_runner=False)
+        job.result = None
         job.losses += 1
         text = str(error).strip()
         first_line = text.splitlines()[0] if text else type(error).__name__

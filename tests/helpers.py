@@ -71,13 +71,17 @@ class QueueRun:
         from orchestrator.queue import QueueFile
         from orchestrator.record import RunRecord
         from orchestrator.scheduler import Scheduler
+        from orchestrator.tracking import JobTracking
 
         try:
             record = RunRecord(self.paths.registry)
+            tracking = JobTracking(self.paths.registry, self.paths.name, self.paths.csv.parent,
+                                   self.config.metric, self.config.metric_goal)
             self.scheduler = Scheduler(QueueFile(self.paths.csv), self.config,
                                        self.paths.state_dir, record, queue_name=self.paths.name,
-                                       local_ray=True)
+                                       local_ray=True, observers=(tracking,))
             self.code = self.scheduler.run()
+            tracking.close()
             record.close()
         except BaseException as e:  # surfaced by join()
             self.error = e

@@ -1,0 +1,76 @@
+"""Contract tests for the experiment tracker and model registry (real SQLite files)."""
+
+import sqlite3
+
+import pytest
+
+from orchestrator.registry import ExperimentTracker, ModelRegistry, RegistryError
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "registry.db"
+
+
+def test_experiment_lifecycle_and_guarded_status(db):
+    t = ExperimentTracker(db)
+    exp = t.start_experiment("baseline", "first try", {"lr": 1e-3}, "bart", {"rows": 32}, "abc123")
+    t.log_metrics({"loss": 0.9, "rouge_l": 0.1}, step=1)
+    t.log_metrics({"loss": 0.5, "rouge_l": 0.3, "note": "text is ignored"}, step=2)
+    t.log_metrics({"loss": 0.7, "rouge_l": 0.2}, step=3)
+    got = t.get_experiment(exp)
+    assert got["status"] == "running" and got["config"] == {"lr": 1e-3}
+    assert got["metrics"] == {"loss": 0.7, "rouge_l": 0.2}
+    assert got["best_metrics"] == {"loss": 0.5, "rouge_l": 0.3}  # loss: lower is better
+    assert t.metric_history(exp, "loss") == [(1, 0.9), (2, 0.5), (3, 0.7)]
+    assert t.end_experiment(exp, final_metrics={"rouge_l": 0.2}, status="completed")
+    assert not t.update_experiment_status(exp, "failed"), "a finished experiment changed"
+    assert not t.end_experiment(exp)
+    with pytest.raises(RegistryError, match="cannot change"):
+        t.log_metrics({"loss": 0.1}, experiment_id=exp)
+    final = t.get_experiment(exp)
+    assert final["status"] == "completed" and final["ended"] >= final["started"]
+    assert final["wandb_run_id"] == "abc123"
+
+
+def test_bad_status_and_unknown_experiment(db):
+    t = ExperimentTracker(db)
+    with pytest.raises(RegistryError, match="start one"):
+        t.log_metrics({"x": 1})
+    exp = t.start_experiment("e")
+    with pytest.raises(RegistryError, match="use one of"):
+        t.update_experiment_status(exp, "exploded")
+    with pytest.raises(RegistryError, match="end status"):
+        t.end_experiment(exp, status="running")
+
+
+def test_register_versions_best_search_compare_resolve(db):
+    r = ModelRegistry(db)
+    a = r.register_model("kobart", "bart", performance={"rouge_l": 0.31, "loss": 1.2},
+                         file_path="a.pt")
+    b = r.register_model("kobart", "bart", performance={"rouge_l": 0.35, "loss": 1.0},
+                         file_path="b.pt")
+    c = r.register_model("t5", "t5", performance={"rouge_l": 0.28})
+    d = r.register_model("nometric", "bart", performance={})
+    assert [r.get_model_info(i)["version"] for i in (a, b, c)] == [1, 2, 1]
+    assert [m["id"] for m in r.get_best_models("rouge_l", limit=2)] == [b, a]
+    assert [m["id"] for m in r.get_best_models("loss", goal="min")] == [b, a]
+    assert d not in [m["id"] for m in r.get_best_models("rouge_l")]
+    assert [m["id"] for m in r.search_models(architecture="bart")] == [a, b, d]
+    assert [m["id"] for m in r.search_models(min_performance={"rouge_l": 0.3})] == [a, b]
+    assert r.compare_models([a, c]) == {"loss": [1.2, None], "rouge_l": [0.31, 0.28]}
+    assert r.resolve("kobart:1")["id"] == a and r.resolve("kobart")["id"] == b
+    assert r.resolve(str(c))["name"] == "t5" and r.resolve("nope") is None
+    with pytest.raises(RegistryError, match="no model with id 99"):
+        r.compare_models([a, 99])
+    with pytest.raises(RegistryError):
+        r.register_model("bad:name")
+
+
+def test_two_handles_share_one_file_and_schema_is_versioned(db):
+    t1, t2 = ExperimentTracker(db), ModelRegistry(db)
+    exp = t1.start_experiment("shared")
+    model = t2.register_model("m", experiment_id=exp)
+    assert t2.get_model_info(model)["experiment_id"] == exp
+    version = sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2
