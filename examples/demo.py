@@ -19,6 +19,9 @@ cmd = [sys.executable, "-m", "orchestrator.run", str(demo / "queue.csv"),
        "--config", str(demo / "manager.ini"), "--num-gpus", "4", "--no_ui"]
 print("$", " ".join(cmd[1:]), flush=True)
 code = subprocess.call(cmd, cwd=root)
-print(f"\ntry: orchestrator status {demo / 'queue.csv'}\n"
-      f"     orchestrator logs {demo / 'queue.csv'} ft-a")
+queue = demo / "queue.csv"
+print(f"\ntry: orchestrator status {queue}\n"
+      f"     orchestrator logs {queue} ft-a\n"
+      f"     orchestrator registry best --metric accuracy --queue {queue}\n"
+      f"     orchestrator report {queue} -o demo/report.html")
 sys.exit(code)

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
     registry_cli.add_parser(sub)
+    p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
+    _add_queue_args(p)
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    p.add_argument("--metric", help="metric to rank by (default: the config's metric)")
+    p.add_argument("--goal", choices=["max", "min"], help="default: the config's metric_goal")
     return parser
 
 
@@ -309,8 +314,19 @@ def cmd_logs(args) -> int:
         time.sleep(0.3)
 
 
+def cmd_report(args) -> int:
+    from orchestrator.results import build_report
+
+    config, paths = _load(args)
+    out = build_report(paths.csv, paths.registry, paths.name, args.output,
+                       metric=args.metric or config.metric,
+                       goal=args.goal or config.metric_goal)
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
-            "registry": registry_cli.run}
+            "registry": registry_cli.run, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

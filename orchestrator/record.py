@@ -7,12 +7,13 @@ terminals (WAL mode lets them read while it writes). The schema is versioned wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["RunRecord", "connect"]
+__all__ = ["RunRecord", "connect", "transaction"]
 
 _MIGRATIONS: list[list[str]] = [
     [  # version 1
@@ -64,22 +65,30 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return db
 
 
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection):
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error): a write lock held for the
+    whole block, so a read-then-write inside it cannot race another process."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Apply missing migrations; the version is read inside the write lock, so two
     processes opening a new file at once migrate it once."""
     if db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         version = db.execute("PRAGMA user_version").fetchone()[0]
         for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
             for sql in statements:
                 db.execute(sql)
             db.execute(f"PRAGMA user_version = {int(number)}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 class RunRecord:

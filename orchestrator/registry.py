@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from orchestrator.exceptions import OrchestratorError
-from orchestrator.record import connect
+from orchestrator.record import connect, transaction
 
 __all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED"]
 
@@ -186,8 +186,7 @@ class ModelRegistry:
                        experiment_id: int | None = None) -> int:
         if not name or ":" in name:
             raise RegistryError(f"model name {name!r} — use a non-empty name without ':'")
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             version = self._db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models "
                                        "WHERE name = ?", (name,)).fetchone()[0]
             cur = self._db.execute(
@@ -197,10 +196,6 @@ class ModelRegistry:
                 (name, version, architecture, _dumps(checkpoint or {}), _dumps(config or {}),
                  _dumps(performance or {}), _dumps(training_info or {}), str(file_path or ""),
                  experiment_id, time.time()))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return cur.lastrowid
 
     def get_model_info(self, model_id: int) -> dict | None:

@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "WeightFile", "PretrainedModelId",
           "GPUs", "Notes"]
 INI = "[ray]\ndashboard = false\nnum_cpus = 2\n[general]\nretry_backoff = 0.2\n"
@@ -54,7 +55,10 @@ def test_run_then_status_and_logs(tmp_path, ini):
     csv = write_csv(tmp_path / "queue.csv", HEADER, [
         ["a", "모델 A", probe("a", out, "--weights"), "", "", "", "0.5", "keep, me"],
         ["b", "B", probe("b", out), "", "", "a", "0.5", ""],
+        ["c", "toy", f"{sys.executable} {ROOT}/examples/train_toy.py --sleep 0", "", "", "",
+         "0", ""],
     ])
+    ini.write_text(INI + "metric = accuracy\n")
     done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
                            str(ini), "--num-gpus", "2", "--no_ui"], capture_output=True,
                           text=True, timeout=120)
@@ -67,10 +71,18 @@ def test_run_then_status_and_logs(tmp_path, ini):
     status = cli("status", csv, "--json")
     assert status.returncode == 0
     info = json.loads(status.stdout)
-    assert [(r["id"], r["status"]) for r in info["rows"]] == [("a", "Done"), ("b", "Done")]
+    assert [(r["id"], r["status"]) for r in info["rows"]] == [
+        ("a", "Done"), ("b", "Done"), ("c", "Done")]
     assert info["driver_pid"] is None
     logs = cli("logs", csv, "b")
     assert "b attempt 1" in logs.stdout
+    best = cli("registry", "best", "--metric", "accuracy", "--queue", csv, "--json")
+    assert [m["name"] for m in json.loads(best.stdout)] == ["c"]
+    assert float(rows["c"]["BestMetric"]) == json.loads(best.stdout)[0]["performance"]["accuracy"]
+    report = cli("report", csv, "--config", ini, "-o", tmp_path / "r.html")
+    assert report.returncode == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "모델 A" in page
 
 
 def test_bad_input_fails_before_anything_runs(tmp_path, ini):

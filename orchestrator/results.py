@@ -11,6 +11,7 @@ anywhere else. Every CSV cell is user input and is escaped.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.console import _duration, status_rows
+from orchestrator.console import format_duration, status_rows
+from orchestrator.metrics import read_metrics
 from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
 
@@ -84,14 +86,16 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
     params = _parameters(runs)
     note = ""
     if not metric:
-        metric = _default_metric(runs, params)
+        metric = _default_metric(runs)
+        better = "higher" if goal == "max" else "lower"
         note = (f"No metric was given; using <b>{_e(metric)}</b>, the first numeric metric "
-                f"found (choose one with --metric)." if metric else "")
+                f"found, {better} is better (choose with --metric and --goal)." if metric else "")
     params.pop(metric, None)
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK
         body = [_header(queue_name, csv_path), _counts(runs), _runs_table(runs, metric, goal),
-                _best_section(runs, metric, goal, note), _curves_section(runs, metric, goal),
+                _best_section(runs, metric, goal, note),
+                _curves_section(runs, metric, goal, skip=params),
                 _params_section(runs, params, metric, goal)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(queue_name)} report</title><style>{_CSS}</style></head>"
@@ -109,12 +113,21 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run
     runs = []
     for row in status_rows(QueueFile(csv_path).read().rows(), latest):
         attempt = latest.get(row["id"]) or {}
-        row["attempts"] = row["attempts"] or str(attempt.get("attempt") or "")
-        row["gpus"] = _gpus_text(row["gpus"])
+        _fill_from_record(row, attempt)
         path = _metrics_path(csv_path.parent, row, attempt)
         last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last))
     return runs
+
+
+def _fill_from_record(row: dict, attempt: dict) -> None:
+    """Cells the CSV lacks (the user cleared them, or an old file) come from the record."""
+    row["attempts"] = row["attempts"] or str(attempt.get("attempt") or "")
+    row["node"] = row["node"] or attempt.get("node") or ""
+    row["wandb_run_id"] = row["wandb_run_id"] or attempt.get("wandb_run_id") or ""
+    row["gpus"] = _gpus_text(row["gpus"])
+    if not row["started"] and attempt.get("started"):
+        row["started"] = datetime.fromtimestamp(attempt["started"]).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, dict]:
@@ -138,21 +151,9 @@ def _metrics_path(csv_dir: Path, row: dict, attempt: dict) -> Path | None:
 
 def _read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
     """``{key: [(x, value)]}`` of every numeric key; x is ``step`` or the line number."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
     curves: dict[str, list[tuple[float, float]]] = {}
-    index = 0
-    for raw in text.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(line, dict):
-            continue
+    for index, line in enumerate(read_metrics(path).history):
         x = float(line["step"]) if _is_number(line.get("step")) else float(index)
-        index += 1
         for key, value in line.items():
             if key not in NOT_METRICS and _is_number(value):
                 curves.setdefault(str(key), []).append((x, float(value)))
@@ -173,11 +174,12 @@ def _parameters(runs: list[Run]) -> dict[str, dict[str, float]]:
     return params
 
 
-def _default_metric(runs: list[Run], params: dict) -> str:
+def _default_metric(runs: list[Run]) -> str:
     """The first numeric key that changes during a run, else the first numeric key."""
-    keys = [k for r in runs for k in (*r.curves, *r.last)
-            if k not in NOT_METRICS and r.values(k)]
-    return next((k for k in keys if k not in params), keys[0] if keys else "")
+    keys = list(dict.fromkeys(k for r in runs for k in (*r.curves, *r.last)
+                              if k not in NOT_METRICS and r.values(k)))
+    changing = (k for k in keys if any(len(set(r.values(k))) > 1 for r in runs))
+    return next(changing, keys[0] if keys else "")
 
 
 def _ranked(runs: list[Run], metric: str, goal: str) -> list[tuple[Run, float]]:
@@ -196,6 +198,19 @@ def _figure(width: float, height: float):
     return fig
 
 
+@functools.cache
+def _dejavu_chars() -> frozenset[int]:
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(findfont(FontProperties(family="DejaVu Sans"))).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """``text`` if DejaVu has all its glyphs, else "" (the HTML caption names it)."""
+    return text if all(ord(c) in _dejavu_chars() for c in text) else ""
+
+
 def _img(fig, alt: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
@@ -204,13 +219,17 @@ def _img(fig, alt: str) -> str:
 
 
 def _curve_chart(key: str, runs: list[Run]) -> str:
+    import matplotlib
+
     fig = _figure(7.5, 3.6)
     ax = fig.add_subplot()
-    for run in runs:
+    colours = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"].colors
+    for run, colour in zip(runs, colours, strict=False):
         points = run.curves[key][:: max(1, len(run.curves[key]) // MAX_POINTS)]
         style = "o-" if len(points) < 30 else "-"
-        ax.plot(*zip(*points, strict=True), style, label=run.id, linewidth=1.4, markersize=3)
-    ax.set(title=key, xlabel="step", ylabel=key)
+        ax.plot(*zip(*points, strict=True), style, label=run.id, color=colour, linewidth=1.4,
+                markersize=3)
+    ax.set(title=_drawable(key), xlabel="step", ylabel=_drawable(key))
     ax.legend(fontsize=7, loc="best", ncols=2 if len(runs) > 6 else 1)
     return _img(fig, f"{key} per step")
 
@@ -225,7 +244,7 @@ def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
     ax.invert_yaxis()  # the best at the top
     ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=7)
     ax.margins(x=0.15)
-    ax.set(xlabel=metric, title=f"best {metric} per run")
+    ax.set(xlabel=_drawable(metric), title=_drawable(f"best {metric} per run"))
     ax.grid(axis="y", visible=False)
     return _img(fig, f"best {metric} per run")
 
@@ -235,11 +254,13 @@ def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: s
     ax = fig.add_subplot()
     xs = [x for _, x, _ in points]
     ax.scatter(xs, [y for _, _, y in points], color="#d0342c", zorder=3)
-    for run_id, x, y in points:
+    for run_id, x, y in points if len(points) <= MAX_RUNS_PER_FIGURE else ():
         ax.annotate(run_id, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if min(xs) > 0 and max(xs) / min(xs) >= 100:
         ax.set_xscale("log")
-    ax.set(xlabel=param, ylabel=metric, title=f"{metric} vs {param}")
+    ax.margins(0.15)
+    ax.set(xlabel=_drawable(param), ylabel=_drawable(metric),
+           title=_drawable(f"{metric} vs {param}"))
     return _img(fig, f"{metric} vs {param}")
 
 
@@ -251,6 +272,10 @@ def _e(value) -> str:
 def _badge(status: str, label: str = "") -> str:
     colour = _BADGE.get(status, "#555")
     return f'<span class="badge" style="background:{colour}">{_e(label or status)}</span>'
+
+
+def _class(name: str) -> str:
+    return f' class="{name}"' if name else ""
 
 
 def _nothing(text: str) -> str:
@@ -285,11 +310,11 @@ def _runs_table(runs: list[Run], metric: str, goal: str) -> str:
         r, best = run.row, run.best(metric, goal) if metric else None
         best_text = f"{best:.4g}" if best is not None else r["best_metric"]
         cells = [(r["id"], ""), (r["name"], ""), None, (r["attempts"], "num"), (r["node"], ""),
-                 (r["gpus"], ""), (r["started"], ""), (_duration(r["elapsed_s"]), "num"),
+                 (r["gpus"], ""), (r["started"], ""), (format_duration(r["elapsed_s"]), "num"),
                  (best_text, "num"), (r["weight_file"], "path"), (r["wandb_run_id"], ""),
                  (r["error"], "err")]
         tds = "".join(f"<td>{_badge(r['status'])}</td>" if c is None else
-                      f'<td class="{c[1]}">{_e(c[0])}</td>' for c in cells)
+                      f'<td{_class(c[1])}>{_e(c[0])}</td>' for c in cells)
         lines.append(f"<tr>{tds}</tr>")
     return "\n".join(lines) + "</table>\n"
 
@@ -310,14 +335,14 @@ def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
             f"<th>ID</th><th>Name</th><th>{_e(metric)}</th></tr>{rows}</table>\n")
 
 
-def _curves_section(runs: list[Run], metric: str, goal: str) -> str:
+def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
     out = "<h2>Metric curves</h2>\n"
     keys = list(dict.fromkeys(k for r in runs for k in r.curves))
     keys = sorted(keys, key=lambda k: k != metric)  # the chosen metric first
-    curved = [k for k in keys if any(len(r.curves.get(k, ())) > 1 for r in runs)]
+    curved = [k for k in keys if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
     if not curved:
-        return out + _nothing("Nothing to plot: no run has a metrics.jsonl with a metric "
-                              "reported more than once.")
+        return out + _nothing("Nothing to plot: no run's metrics.jsonl has a metric that "
+                              "changes during the run.")
     ranked = [r for r, _ in _ranked(runs, metric, goal)]
     order = ranked + [r for r in runs if r not in ranked]
     for key in curved[:MAX_METRIC_FIGURES]:
@@ -325,8 +350,10 @@ def _curves_section(runs: list[Run], metric: str, goal: str) -> str:
         shown = with_key[:MAX_RUNS_PER_FIGURE]
         caption = f"{key}: {len(shown)} run(s)"
         if len(with_key) > len(shown):
-            caption += f" of {len(with_key)} (the best by {metric} first)"
-        out += f"<figure>{_curve_chart(key, shown)}<figcaption>{_e(caption)}</figcaption></figure>\n"
+            caption += f" of {len(with_key)}, the best by {metric} first"
+        caption += "; x is the step (the line number where a run reports none)"
+        out += (f"<figure>{_curve_chart(key, shown)}<figcaption>{_e(caption)}</figcaption>"
+                "</figure>\n")
     if len(curved) > MAX_METRIC_FIGURES:
         out += _nothing(f"Not drawn: {', '.join(curved[MAX_METRIC_FIGURES:])}.")
     return out

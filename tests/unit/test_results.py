@@ -1,0 +1,154 @@
+"""The HTML report of a finished queue: one self-contained page a researcher can read."""
+
+import csv
+import json
+import re
+import time
+from datetime import datetime
+
+import pytest
+
+from orchestrator.record import RunRecord
+from orchestrator.results import build_report
+
+QUEUE = "sweep"
+EVIL = "<script>alert(1)</script>"
+COLUMNS = ["ID", "Name", "TrainingCommand", "TrainingCheck", "WandbRunID", "WeightFile",
+           "Started", "Ended", "Attempts", "Node", "BestMetric", "Error", "LogFile"]
+# m1 and m3 differ in lr; m3 has the higher val_acc and the lowest loss, m1 the highest loss.
+CURVES = {
+    "m1": {"lr": 0.001, "loss": [1.0, 0.5, 0.3], "val_acc": [0.6, 0.7, 0.8]},
+    "m3": {"lr": 0.1, "loss": [0.9, 0.5, 0.2], "val_acc": [0.5, 0.85, 0.9]},
+}
+
+
+def write_metrics(run_dir, lr, loss, val_acc):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [{"time": 1.0e9 + i, "step": 10 * i, "lr": lr, "batch_size": 32, "loss": lo,
+              "val_acc": acc} for i, (lo, acc) in enumerate(zip(loss, val_acc, strict=True))]
+    lines[-1]["weight_file"] = str(run_dir / "best.pt")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines)
+                                           + "not json\n", encoding="utf-8")
+    return lines[-1]
+
+
+START = time.time() - 3600
+
+
+def record_attempt(record, run_dir, job_id, attempt, status, metrics=None, **fields):
+    start = START
+    record.begin_attempt(QUEUE, job_id, attempt, status="Queued",
+                         log_path=str(run_dir / "run.log"), wandb_run_id=f"wb-{job_id}")
+    record.update_attempt(QUEUE, job_id, attempt, status=status, started=start,
+                          ended=start + 754, node="node-a", gpus=[0], metrics=metrics or {},
+                          **fields)
+
+
+@pytest.fixture(scope="module")
+def queue(tmp_path_factory):
+    """A finished queue on disk: m1 Done, m2 Crash (twice), m3 Done with another lr."""
+    root = tmp_path_factory.mktemp("queue")
+    runs = root / "runs"
+    record = RunRecord(runs / "registry.db")
+    rows = []
+    for job_id, name in (("m1", EVIL), ("m3", "lr-high")):
+        run_dir = runs / job_id / "attempt-1"
+        last = write_metrics(run_dir, **CURVES[job_id])
+        record_attempt(record, run_dir, job_id, 1, "Done", metrics=last,
+                       best_metric=last["val_acc"], weight_file=last["weight_file"])
+        rows.append({"ID": job_id, "Name": name, "TrainingCheck": "Done", "Attempts": "1",
+                     "Node": "node-a", "BestMetric": str(last["val_acc"]),
+                     "WeightFile": f"runs/{job_id}/attempt-1/best.pt",
+                     "WandbRunID": f"wb-{job_id}", "LogFile": f"runs/{job_id}/attempt-1/run.log"})
+    # m2: attempt 1 left metrics with a huge loss; attempt 2 (the latest) crashed before any.
+    write_metrics(runs / "m2" / "attempt-1", lr=0.5, loss=[99.0, 98.0], val_acc=[0.99, 0.99])
+    record_attempt(record, runs / "m2" / "attempt-1", "m2", 1, "Crash", error="exit code 1")
+    record_attempt(record, runs / "m2" / "attempt-2", "m2", 2, "Crash",
+                   error="exit code 1: CUDA out of memory")
+    rows.insert(1, {"ID": "m2", "Name": "crashy", "TrainingCheck": "Crash", "Attempts": "2",
+                    "Error": "exit code 1: CUDA out of memory (log: runs/m2/attempt-2/run.log)"})
+    record.close()
+    csv_path = root / "queue.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        writer.writerows({"TrainingCommand": "python train.py", **r} for r in rows)
+    return csv_path, runs / "registry.db"
+
+
+def report(queue, tmp_path, **kwargs):
+    csv_path, registry = queue
+    out = build_report(csv_path, registry, QUEUE, tmp_path / "out" / "report.html", **kwargs)
+    return out, out.read_text(encoding="utf-8")
+
+
+def best_order(page):
+    table = re.search(r'<table class="ranking" id="best-models">(.*?)</table>', page, re.S)
+    assert table, "the best-models ranking table is missing"
+    return re.findall(r'<td class="id">(.*?)</td>', table.group(1))
+
+
+def test_report_shows_runs_counts_and_charts(queue, tmp_path):
+    out, page = report(queue, tmp_path, metric="val_acc", goal="max")
+    assert out == tmp_path / "out" / "report.html" and out.is_file()
+    assert QUEUE in page and str(queue[0]) in page
+    for job_id in ("m1", "m2", "m3"):
+        assert f"<td>{job_id}</td>" in page
+    assert "Done 2" in page and "Crash 1" in page and "(3 rows)" in page
+    assert "CUDA out of memory" in page and "12:34" in page  # error and duration
+    started = datetime.fromtimestamp(START).strftime("%Y-%m-%d %H:%M")
+    assert page.count(started) == 3, "start times the CSV lacks come from the record"
+    # best chart + curves of loss and val_acc (lr is a parameter, not a curve) + val_acc vs lr
+    assert page.count("data:image/png;base64,") >= 4
+    assert "Metric vs parameter" in page and 'alt="val_acc vs lr"' in page
+    assert 'alt="val_acc vs batch_size"' not in page, "a key equal in every run is no parameter"
+    assert 'alt="batch_size per step"' not in page, "a flat key is no curve"
+    assert "val_acc: 2 run(s);" in page, "m2's latest attempt has no metrics: not plotted"
+
+
+def test_best_models_are_ordered_by_goal(queue, tmp_path):
+    assert best_order(report(queue, tmp_path, metric="val_acc", goal="max")[1]) == ["m3", "m1"]
+    assert best_order(report(queue, tmp_path, metric="loss", goal="min")[1]) == ["m3", "m1"]
+    assert best_order(report(queue, tmp_path, metric="loss", goal="max")[1]) == ["m1", "m3"]
+
+
+def test_default_metric_is_named_and_skips_constant_parameters(queue, tmp_path):
+    _, page = report(queue, tmp_path)
+    assert "No metric was given; using <b>loss</b>" in page
+    assert best_order(page) == ["m1", "m3"]  # loss, goal max by default
+
+
+def test_cells_are_escaped_and_nothing_is_fetched(queue, tmp_path):
+    _, page = report(queue, tmp_path, metric="val_acc")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def test_empty_queue_and_missing_record(tmp_path):
+    csv_path = tmp_path / "empty.csv"
+    csv_path.write_text("ID,Name,TrainingCommand\n", encoding="utf-8")
+    registry = tmp_path / "runs" / "registry.db"
+    out = build_report(csv_path, registry, "empty", tmp_path / "r.html", metric="val_acc")
+    page = out.read_text(encoding="utf-8")
+    assert "The queue has no rows." in page and "Nothing to plot" in page
+    assert "data:image/png" not in page and "Metric vs parameter" not in page
+    assert not registry.exists(), "a report must not create a run record"
+
+
+def test_runs_without_metrics_files(tmp_path):
+    csv_path = tmp_path / "q.csv"
+    csv_path.write_text("ID,Name,TrainingCommand,TrainingCheck,LogFile\n"
+                        "a,,python t.py,Done,runs/a/attempt-1/run.log\nb,,python t.py,,\n",
+                        encoding="utf-8")
+    out = build_report(csv_path, tmp_path / "runs" / "registry.db", "q", tmp_path / "r.html")
+    page = out.read_text(encoding="utf-8")
+    assert "Done 1" in page and "Pending 1" in page
+    assert page.count("Nothing to plot") == 2 and "data:image/png" not in page
+
+
+def test_goal_is_checked(queue, tmp_path):
+    with pytest.raises(ValueError, match="max or min"):
+        report(queue, tmp_path, goal="best")
