@@ -98,6 +98,6 @@ def render_status(rows: list[dict], title: str = "") -> Table:
         style = STATUS_STYLE.get("" if r["status"] == "Pending" else r["status"], "")
         detail = r["error"] if r["status"] not in ("Done",) else (r["weight_file"] or r["error"])
         table.add_row(r["id"], r["name"], f"[{style}]{r['status']}[/]", r["attempts"], r["gpus"],
-                      r["node"], format_duration(r["elapsed_s"]), r["best_metric"], r["wandb_run_id"],
-                      detail)
+                      r["node"], format_duration(r["elapsed_s"]), r["best_metric"],
+                      r["wandb_run_id"], detail)
     return table
