@@ -23,6 +23,7 @@ from orchestrator.config import Config, load_config, write_default_config
 from orchestrator.console import ProgressPrinter, render_status, status_rows
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.jobs import JobStatus
+from orchestrator.notify import Notifier
 from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("filelock", "ray", "urllib3"):
+    for noisy in ("filelock", "ray", "urllib3", "apprise"):  # apprise logs URLs with secrets
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -128,6 +129,7 @@ def cmd_run(args) -> int:
         return 0
     config, paths = _load(args)
     QueueFile(paths.csv).read()  # a missing or broken file fails here, before Ray starts
+    notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
     console = _console()
     with DriverLock(paths) as lock:
         import ray
@@ -135,13 +137,14 @@ def cmd_run(args) -> int:
         local = connect_ray(config)
         try:
             lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
-            return drive(paths, config, local, console)
+            return drive(paths, config, local, console, notifier=notifier)
         finally:
+            notifier.close(timeout=10)
             ray.shutdown()
 
 
 def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
-          install_signals: bool = True) -> int:
+          install_signals: bool = True, notifier: Notifier | None = None) -> int:
     """Run the queue on the Ray this process is connected to; print the summary."""
     import ray
 
@@ -156,7 +159,8 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                            config.metric_goal)
     scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
-                          observers=(ProgressPrinter(console), tracking))
+                          observers=(ProgressPrinter(console), tracking,
+                                     *([notifier] if notifier is not None else [])))
     if install_signals:
         _install_interrupt(scheduler, console, local)
     live = None
@@ -171,7 +175,9 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                 code = scheduler.run()
         else:
             code = scheduler.run()
-        _print_summary(console, paths, record)
+        rows = _print_summary(console, paths, record)
+        if notifier is not None:
+            notifier.queue_done(rows, _best_row(rows, config.metric_goal))
     finally:
         tracking.close()
         record.close()
@@ -193,7 +199,20 @@ def _install_interrupt(scheduler, console: Console, local: bool) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> None:
+def _best_row(rows: list[dict], goal: str) -> dict | None:
+    scored = []
+    for r in rows:
+        try:
+            scored.append((float(r["best_metric"]), r))
+        except (TypeError, ValueError):
+            continue
+    if not scored:
+        return None
+    value, row = (max if goal == "max" else min)(scored, key=lambda vr: vr[0])
+    return {"id": row["id"], "name": row["name"], "best_metric": value}
+
+
+def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> list[dict]:
     rows = _status(paths, record)
     console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
     counts: dict[str, int] = {}
@@ -205,6 +224,7 @@ def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> No
             console.print(f"[red]{r['id']}[/]: {r['error']}", markup=True, highlight=False)
     console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
                   f"\nregistry:    {paths.registry}")
+    return rows
 
 
 def _status(paths: QueuePaths, record: RunRecord | None) -> list[dict]:

@@ -25,7 +25,6 @@ from datetime import datetime
 from pathlib import Path
 
 import ray
-from ray.exceptions import RayActorError
 
 from orchestrator.config import Config
 from orchestrator.deps import Readiness, find_cycles, resolve
@@ -46,6 +45,8 @@ S = JobStatus
 _DERIVED = frozenset({S.PENDING, S.BLOCKED, S.INVALID})
 #: Runner losses (node died, actor killed) re-queued for free before a row counts as Crash.
 MAX_LOSSES = 3
+#: "Actor unavailable" answers in a row before a runner counts as lost.
+MAX_UNAVAILABLE = 20
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Job:
     attempt: int = 0                  # attempts started so far (the Attempts column)
     crashes: int = 0                  # crashed attempts since the row last started fresh
     losses: int = 0                   # attempts lost with their runner
+    unavailable: int = 0              # "runner unavailable" answers in a row
     not_before: float = 0.0           # retry backoff (monotonic clock)
     runner: object = None
     wandb_run_id: str = ""
@@ -472,14 +474,20 @@ class Scheduler:
             return
         try:
             result: JobResult = ray.get(ref)
-        except (RayActorError, ray.exceptions.ActorUnavailableError) as e:
+        except ray.exceptions.ActorUnavailableError as e:
+            # maybe a blip: ask again; a runner that is really gone answers ActorDiedError
+            if kind == "done" and job.runner is not None and job.unavailable < MAX_UNAVAILABLE:
+                job.unavailable += 1
+                time.sleep(min(0.1 * job.unavailable, 1.0))
+                self.refs[job.runner.handle.wait.remote(job.id, attempt)] = (job.id, kind, attempt)
+            elif kind == "done":
+                self._lost(job, e)
+            return
+        except ray.exceptions.RayError as e:  # the runner died (node lost, killed)
             if kind == "done":
                 self._lost(job, e)
             return
-        except ray.exceptions.RayError as e:
-            if kind == "done":
-                self._lost(job, e)
-            return
+        job.unavailable = 0
         if kind == "start":
             if not result.error:
                 job.started, job.gpus = result.started, result.gpu_ids

@@ -65,6 +65,7 @@ class QueueRun:
         self.code: int | None = None
         self.error: BaseException | None = None
         self.scheduler = None
+        self.local_ray = True   # False: behave as on a cluster (wait for resources to appear)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -79,7 +80,7 @@ class QueueRun:
                                    self.config.metric, self.config.metric_goal)
             self.scheduler = Scheduler(QueueFile(self.paths.csv), self.config,
                                        self.paths.state_dir, record, queue_name=self.paths.name,
-                                       local_ray=True, observers=(tracking,))
+                                       local_ray=self.local_ray, observers=(tracking,))
             self.code = self.scheduler.run()
             tracking.close()
             record.close()

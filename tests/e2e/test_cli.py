@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv
+from tests.notify_servers import JsonSink, closed_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +179,29 @@ def test_driver_killed_mid_queue_and_rerun(tmp_path, ini):
         overlapping = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if a[1] > b[0]]
         assert not overlapping, f"{name} ran twice at once"
     assert sorted(r["Attempts"] for r in final.values()) == ["1", "1", "2", "2"]
+
+
+def test_notifications_arrive_and_a_dead_url_changes_nothing(tmp_path, ini):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["ok", "", probe("ok", out), "", "", "", "0", ""],
+        ["boom", "", probe("boom", out, "--exit", "4"), "", "", "", "0", ""],
+    ])
+    with JsonSink() as sink, closed_port() as dead:
+        ini.write_text(INI + f"[notify]\nurls = {sink.url()}, json://127.0.0.1:{dead}/x?"
+                       "token=PLANTED-SECRET\nevents = done, crash, queue_done\n")
+        done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
+                               str(ini), "--no_ui"], capture_output=True, text=True,
+                              timeout=120)
+        received = list(sink.received)
+    assert done.returncode == 1
+    titles = [m["title"] for m in received]
+    assert any("ok Done" in t for t in titles) and any("boom Crash" in t for t in titles)
+    crash = next(m for m in received if "boom Crash" in m["title"])
+    assert "failing with exit code 4" in crash["message"] and "run.log" in crash["message"]
+    summary = [m for m in received if "1 Done" in m["title"] and "1 Crash" in m["title"]]
+    assert len(summary) == 1 and "Crash: boom" in summary[0]["message"]
+    rows = read_rows(csv)
+    assert (rows["ok"]["TrainingCheck"], rows["boom"]["TrainingCheck"]) == ("Done", "Crash")
+    assert "PLANTED-SECRET" not in done.stdout + done.stderr
+    assert "PLANTED-SECRET" not in csv.read_text()

@@ -1,0 +1,793 @@
+"""A W&B sweep file, validated once: ``load_sweep(path)`` / ``parse_sweep(dict)`` → ``SweepSpec``.
+
+The semantics follow W&B's own sweep code (wandb/sweeps ``config/schema.json``,
+``params.py``, ``grid_search.py``, ``hyperband_stopping.py``), not guesses:
+
+* ``log_uniform``, ``q_log_uniform`` and ``inv_log_uniform`` take natural-log
+  *exponents* (values span ``exp(min)..exp(max)``); the ``*_values`` variants
+  take the values themselves. W&B warns that the exponent forms are deprecated.
+* ``inv_log_uniform`` returns ``X`` with ``log(1/X)`` uniform on ``[min, max]``.
+* a distribution is inferred when absent: ``values`` → categorical, ``value`` →
+  constant, integer ``min``/``max`` → int_uniform, otherwise uniform.
+* a grid runs every combination of ``values``, ``int_uniform`` (min..max) and
+  ``q_uniform`` (``np.arange(min, max, q)``: max itself is left out).
+
+Every problem is collected before anything is raised, so one ``SweepError``
+lists them all; what W&B would only warn about lands in ``SweepSpec.warnings``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from orchestrator.exceptions import OrchestratorError
+
+__all__ = [
+    "SweepSpec", "Param", "Metric", "EarlyTerminate", "Issue", "SweepError",
+    "load_sweep", "parse_sweep", "METHODS", "DISTRIBUTIONS", "MACROS", "DEFAULT_COMMAND",
+    "ENVVAR_RE",
+]
+
+METHODS = ("grid", "random", "bayes")
+#: distribution → the numeric keys it reads (besides ``distribution``).
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "constant": (), "categorical": (), "categorical_w_probabilities": (),
+    "int_uniform": ("min", "max"), "uniform": ("min", "max"), "q_uniform": ("min", "max", "q"),
+    "log_uniform": ("min", "max"), "log_uniform_values": ("min", "max"),
+    "q_log_uniform": ("min", "max", "q"), "q_log_uniform_values": ("min", "max", "q"),
+    "inv_log_uniform": ("min", "max"), "inv_log_uniform_values": ("min", "max"),
+    "normal": ("mu", "sigma"), "q_normal": ("mu", "sigma", "q"),
+    "log_normal": ("mu", "sigma"), "q_log_normal": ("mu", "sigma", "q"),
+    "beta": ("a", "b"), "q_beta": ("a", "b", "q"),
+}
+EXPONENT_FORMS = {"log_uniform": "log_uniform_values", "q_log_uniform": "q_log_uniform_values",
+                  "inv_log_uniform": "inv_log_uniform_values"}
+VALUE_LOG_FORMS = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
+GRID_DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "q_uniform")
+DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
+PARAM_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu",
+              "sigma", "a", "b", "parameters")
+TOP_KEYS = ("program", "method", "metric", "parameters", "early_terminate", "command",
+            "run_cap", "name", "project", "entity", "description")
+IGNORED_TOP_KEYS = ("controller", "apiVersion", "kind", "job", "image_uri")
+METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
+HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
+MACROS = ("env", "interpreter", "program", "args", "args_no_hyphens", "args_no_boolean_flags",
+          "args_json", "args_json_file", "args_no_equals")
+DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")      # W&B's schema pattern
+ENVVAR_RE = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")     # W&B's agent regex
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem (or warning) in a sweep file: where, what, and the fix."""
+
+    source: str
+    where: str
+    problem: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.source}: {self.where}: {self.problem}"
+        return f"{text} — {self.fix}" if self.fix else text
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "problem": self.problem, "fix": self.fix, "text": str(self)}
+
+
+class SweepError(OrchestratorError):
+    """A sweep file that cannot run; ``issues`` holds every problem found, one per line."""
+
+    def __init__(self, source, issues):
+        self.source = str(source)
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    def __reduce__(self):
+        return (SweepError, (self.source, self.issues))
+
+
+@dataclass(frozen=True)
+class Param:
+    """One swept parameter. ``name`` is dotted (``optimizer.lr``); ``path`` is how it nests."""
+
+    name: str
+    path: tuple[str, ...]
+    distribution: str
+    value: Any = None
+    values: tuple | None = None
+    probabilities: tuple[float, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    q: float | None = None
+    mu: float | None = None
+    sigma: float | None = None
+    a: float | None = None
+    b: float | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.distribution.startswith("q_")
+
+    @property
+    def base(self) -> str:
+        """The distribution without its ``q_`` prefix (``q_log_normal`` → ``log_normal``)."""
+        return self.distribution[2:] if self.quantized else self.distribution
+
+    def grid_values(self) -> tuple:
+        """The values a grid runs, duplicates dropped as W&B's grid does."""
+        if self.distribution == "constant":
+            return (self.value,)
+        if self.distribution == "int_uniform":
+            return tuple(range(int(self.min), int(self.max) + 1))
+        if self.distribution == "q_uniform":
+            return tuple(self.cast(v) for v in np.arange(self.min, self.max, self.q).tolist())
+        if self.distribution == "categorical":
+            seen, out = set(), []
+            for v in self.values:
+                key = _grid_key(v)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(v)
+            return tuple(out)
+        raise ValueError(f"{self.name}: a {self.distribution} distribution has no grid")
+
+    def value_range(self) -> tuple[float, float] | None:
+        """The interval the values fall in (before any ``q`` rounding), or None."""
+        base = self.base
+        if base in ("uniform", "int_uniform", "log_uniform_values", "inv_log_uniform_values"):
+            return (self.min, self.max)
+        if base == "log_uniform":
+            return (math.exp(self.min), math.exp(self.max))
+        if base == "inv_log_uniform":
+            return (math.exp(-self.max), math.exp(-self.min))
+        return {"normal": (-math.inf, math.inf), "log_normal": (0.0, math.inf),
+                "beta": (0.0, 1.0)}.get(base)
+
+    def cast(self, value: Any) -> Any:
+        """A drawn value in W&B's type: ints for int_uniform and for an integer ``q``."""
+        if isinstance(value, np.generic):
+            value = value.item()
+        if self.distribution == "int_uniform":
+            return int(value)
+        if self.quantized and isinstance(self.q, int):
+            return int(round(value))
+        if self.distribution not in ("constant", "categorical") and isinstance(value, int | float):
+            return float(value)
+        return value
+
+    def to_dict(self, grid: bool = False) -> dict[str, Any]:
+        """Plain data: the distribution and its numbers; ``grid_count`` when ``grid``."""
+        out: dict[str, Any] = {"distribution": self.distribution}
+        for key in ("value", "values", "probabilities", "min", "max", "q", "mu", "sigma", "a", "b"):
+            v = getattr(self, key)
+            if v is not None or (key == "value" and self.distribution == "constant"):
+                out[key] = list(v) if isinstance(v, tuple) else v
+        rng = self.value_range()
+        if rng is not None and self.base in EXPONENT_FORMS:
+            out["value_range"] = list(rng)
+        if grid:
+            out["grid_count"] = len(self.grid_values())
+        return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    goal: str = "minimize"
+    target: float | None = None
+
+
+@dataclass(frozen=True)
+class EarlyTerminate:
+    """W&B's hyperband stopping; ``strict`` is None when the file does not say."""
+
+    type: str = "hyperband"
+    min_iter: int | None = None
+    max_iter: int | None = None
+    s: int | None = None
+    eta: float = 3.0
+    strict: bool | None = None
+
+    def brackets(self, limit: int = 5) -> list[int]:
+        """Iterations at which runs are judged, as W&B's ``hyperband_stop_runs`` computes them."""
+        if self.max_iter is not None:
+            out, band = [], float(self.max_iter)
+            for _ in range(self.s or 0):
+                band /= self.eta
+                if band < 1:
+                    break
+                out.append(int(band))
+            return sorted(out)
+        return [int(self.min_iter * self.eta ** i) for i in range(limit)]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep file. Parameters are flat, in file order, named by dotted names."""
+
+    source: str
+    method: str
+    parameters: tuple[Param, ...]
+    metric: Metric | None = None
+    early_terminate: EarlyTerminate | None = None
+    run_cap: int | None = None
+    program: str | None = None
+    command: tuple[str, ...] | None = None
+    name: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    description: str | None = None
+    warnings: tuple[Issue, ...] = field(default=())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def param(self, name: str) -> Param:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def grid_size(self) -> int | None:
+        """How many runs a grid sweep makes (before ``run_cap``); None for random/bayes."""
+        if self.method != "grid":
+            return None
+        return math.prod(len(p.grid_values()) for p in self.parameters)
+
+    def flatten(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Flat ``{dotted name: value}`` from a flat or nested run config."""
+        out: dict[str, Any] = {}
+        paths = {p.path: p.name for p in self.parameters}
+
+        def walk(prefix: tuple[str, ...], d: Mapping):
+            for key, value in d.items():
+                path = prefix + (key,)
+                if path in paths:
+                    out[paths[path]] = value
+                elif isinstance(value, Mapping) and any(q[:len(path)] == path for q in paths):
+                    walk(path, value)
+                else:
+                    out[".".join(path) if prefix else key] = value
+        walk((), config)
+        return out
+
+    def run_config(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """The nested config a run sees (W&B's shape), each value cast to W&B's type."""
+        config: dict[str, Any] = {}
+        by_name = {p.name: p for p in self.parameters}
+        for key, value in self.flatten(flat).items():
+            param = by_name.get(key)
+            path = param.path if param else (key,)
+            node = config
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = param.cast(value) if param else value
+        return config
+
+    def normalized(self) -> dict[str, Any]:
+        """Everything a reader needs to check the sweep, as plain data (for ``--json``)."""
+        et = self.early_terminate
+        return {
+            "source": self.source, "method": self.method,
+            "metric": None if self.metric is None else vars(self.metric).copy(),
+            "run_cap": self.run_cap,
+            "parameters": {p.name: p.to_dict(self.method == "grid") for p in self.parameters},
+            "early_terminate": None if et is None else {**vars(et), "brackets": et.brackets()},
+            "grid_trials": self.grid_size,
+            "program": self.program,
+            "command": list(self.command or DEFAULT_COMMAND),
+            "name": self.name, "project": self.project, "entity": self.entity,
+            "description": self.description,
+            "warnings": [str(w) for w in self.warnings],
+        }
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read a sweep YAML (or JSON) file; raises ``SweepError`` naming every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SweepError(source, [Issue(source, "file", f"cannot read it ({e.strerror})",
+                                        "check the path")]) from None
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "file"
+        problem = getattr(e, "problem", None) or str(e)
+        raise SweepError(source, [Issue(source, where, f"not valid YAML: {problem}",
+                                        "fix the indentation or quoting there")]) from None
+    finally:
+        loader.dispose()
+    return _Parser(source, loader.duplicates).parse(data)
+
+
+def parse_sweep(data: Mapping[str, Any], source: str = "sweep.yaml") -> SweepSpec:
+    """Validate a sweep configuration given as a dict (what ``yaml.safe_load`` returns)."""
+    return _Parser(str(source), []).parse(data)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that notes duplicate keys (PyYAML, like W&B, silently keeps the last)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int]] = []
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            if key in seen:
+                self.duplicates.append((str(key), key_node.start_mark.line + 1))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _grid_key(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)        # W&B's grid treats 3e6 and 3000000 as one value
+    try:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=True)
+    except yaml.YAMLError:
+        return repr(value)
+
+
+def _hint(word: Any, choices) -> str:
+    near = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{near[0]}'? " if near else ""
+
+
+class _Parser:
+    def __init__(self, source: str, duplicates):
+        self.source = source
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = [
+            Issue(source, f"line {line}", f"the key {key!r} appears twice; the last one wins",
+                  "delete one of them") for key, line in duplicates]
+
+    def error(self, where, problem, fix=""):
+        self.errors.append(Issue(self.source, where, problem, fix))
+
+    def warn(self, where, problem, fix=""):
+        self.warnings.append(Issue(self.source, where, problem, fix))
+
+    def parse(self, data) -> SweepSpec:
+        if data is None:
+            raise SweepError(self.source, [Issue(self.source, "file", "the file is empty",
+                                                 "write method:, parameters: and program:")])
+        if not isinstance(data, Mapping):
+            raise SweepError(self.source, [Issue(
+                self.source, "file", f"expected a mapping of keys, got {type(data).__name__}",
+                "start with keys like 'method: random' and 'parameters:'")])
+        self._top_keys(data)
+        method = self._method(data.get("method"))
+        metric = self._metric(data.get("metric"))
+        params = self._params(data.get("parameters"))
+        early = self._early_terminate(data.get("early_terminate"), metric)
+        run_cap = self._number(data.get("run_cap"), "run_cap", integer=True, minimum=1,
+                               fix="use a whole number >= 1, e.g. run_cap: 20")
+        program, command = self._command(data)
+        self._method_rules(method, metric, params, run_cap)
+        if self.errors:
+            raise SweepError(self.source, self.errors)
+        text = {k: None if data.get(k) is None else str(data[k])
+                for k in ("name", "project", "entity", "description")}
+        return SweepSpec(source=self.source, method=method, parameters=tuple(params),
+                         metric=metric, early_terminate=early, run_cap=run_cap, program=program,
+                         command=command, warnings=tuple(self.warnings), **text)
+
+    # -- top level -------------------------------------------------------------------------
+
+    def _top_keys(self, data):
+        for key in data:
+            if key in TOP_KEYS:
+                continue
+            if key in IGNORED_TOP_KEYS:
+                self.warn(key, "W&B-only key, ignored here", "delete it, or keep it for W&B")
+            elif key in ("metrics", "scheduler"):
+                self.error(key, "W&B's custom-scheduler keys are not supported",
+                           "use method: grid, random or bayes with a single metric:")
+            else:
+                self.error(str(key), "unknown key",
+                           f"{_hint(key, TOP_KEYS)}valid keys: {', '.join(TOP_KEYS)}")
+
+    def _method(self, method) -> str:
+        if method is None:
+            self.error("method", "missing", "add method: grid, random or bayes")
+        elif method not in METHODS:
+            self.error("method", f"unknown method {method!r}",
+                       f"{_hint(method, METHODS)}use grid, random or bayes")
+        return method
+
+    def _metric(self, metric) -> Metric | None:
+        if metric is None:
+            return None
+        if not isinstance(metric, Mapping):
+            self.error("metric", f"expected a mapping, got {metric!r}",
+                       f"write metric: {{name: {metric}, goal: minimize}}")
+            return None
+        for key in metric:
+            if key not in METRIC_KEYS:
+                self.error(f"metric.{key}", "unknown key",
+                           f"{_hint(key, METRIC_KEYS)}valid keys: name, goal, target")
+        name = metric.get("name")
+        if not isinstance(name, str) or not name.strip():
+            self.error("metric.name", "missing", "name the logged metric, e.g. name: val_loss")
+        goal = metric.get("goal", "minimize")
+        if goal not in ("minimize", "maximize"):
+            self.error("metric.goal", f"{goal!r} is not a goal",
+                       f"{_hint(goal, ('minimize', 'maximize'))}use minimize or maximize")
+        target = self._number(metric.get("target"), "metric.target",
+                              fix="use a number, e.g. target: 0.95")
+        return Metric(str(name), goal, target)
+
+    def _method_rules(self, method, metric, params, run_cap):
+        if method == "grid":
+            for p in params:
+                if p.distribution not in GRID_DISTRIBUTIONS:
+                    self.error(f"parameters.{p.name}",
+                               f"grid cannot enumerate a {p.distribution} distribution",
+                               "give values: [...], or use int_uniform or q_uniform; "
+                               "or use method: random")
+                elif p.probabilities is not None:
+                    self.error(f"parameters.{p.name}", "grid runs every value, so probabilities "
+                               "cannot apply", "remove probabilities, or use method: random")
+                elif p.distribution == "categorical" and len(p.grid_values()) < len(p.values):
+                    self.warn(f"parameters.{p.name}", "values has duplicates",
+                              "the grid runs each value once; delete the repeats")
+                elif p.distribution == "q_uniform":
+                    steps = (p.max - p.min) / p.q
+                    if math.isclose(steps, round(steps)):
+                        self.warn(f"parameters.{p.name}", f"the grid stops before max={p.max} "
+                                  "(W&B uses np.arange(min, max, q))",
+                                  f"raise max to {p.max + p.q / 2:g} to include it")
+        elif method in ("random", "bayes") and run_cap is None:
+            self.warn("run_cap", f"a {method} sweep runs until stopped",
+                      "set run_cap: N to bound it")
+        if method == "bayes":
+            if metric is None:
+                self.error("metric", "bayes search needs a metric",
+                           "add metric: {name: val_loss, goal: minimize}")
+            if params and all(p.distribution == "constant" for p in params):
+                self.error("parameters", "bayes search needs at least one parameter to search",
+                           "give a parameter values: [...] or a distribution")
+
+    # -- parameters ------------------------------------------------------------------------
+
+    def _params(self, params) -> list[Param]:
+        if not isinstance(params, Mapping) or not params:
+            self.error("parameters", "missing or empty",
+                       "add parameters:, e.g. lr: {distribution: log_uniform_values, "
+                       "min: 1.0e-5, max: 1.0e-2}")
+            return []
+        out: list[Param] = []
+        self._walk(params, (), out)
+        seen: dict[str, int] = {}
+        for p in out:
+            seen[p.name] = seen.get(p.name, 0) + 1
+        for name, count in seen.items():
+            if count > 1:
+                self.error(f"parameters.{name}", f"{count} parameters are named {name!r} "
+                           "(a dotted name and a nested one)", "rename one of them")
+        return out
+
+    def _walk(self, params: Mapping, prefix: tuple[str, ...], out: list[Param]):
+        for key, body in params.items():
+            path = prefix + (str(key),)
+            where = "parameters." + ".".join(path)
+            if not _NAME_RE.match(str(key)):
+                self.warn(where, "W&B only accepts names of letters, digits, '_', '.' and '-'",
+                          "rename it, e.g. with '_' for other characters")
+            if not isinstance(body, Mapping):
+                self.error(where, f"expected a mapping, got {body!r}",
+                           f"write {key}: {{value: {body}}} or {key}: {{values: [...]}}")
+            elif "parameters" in body:
+                extra = [k for k in body if k != "parameters"]
+                if extra:
+                    self.error(where, f"a nested group cannot also have {', '.join(extra)}",
+                               "move those keys into one of its parameters")
+                elif not isinstance(body["parameters"], Mapping) or not body["parameters"]:
+                    self.error(where + ".parameters", "empty", "nest at least one parameter")
+                else:
+                    self._walk(body["parameters"], path, out)
+            else:
+                param = self._param(where, path, body)
+                if param is not None:
+                    out.append(param)
+
+    def _param(self, where, path, body: Mapping) -> Param | None:
+        dist = self._distribution(where, body)
+        if dist is None:
+            return None
+        used = set(DISTRIBUTIONS[dist]) | {"distribution"}
+        used |= {"constant": {"value"}}.get(dist, set())
+        used |= {"values", "probabilities"} if dist.startswith("categorical") else set()
+        for key in body:
+            if key not in PARAM_KEYS:
+                self.error(f"{where}.{key}", "unknown key",
+                           f"{_hint(key, PARAM_KEYS)}valid keys: {', '.join(PARAM_KEYS[:-1])}")
+            elif key not in used:
+                self.warn(f"{where}.{key}", f"{dist} does not use {key}; it is ignored",
+                          "delete it, or pick the distribution that uses it")
+        name = ".".join(path)
+        if dist == "constant":
+            return Param(name, path, dist, value=body["value"])
+        if dist.startswith("categorical"):
+            return self._categorical(where, name, path, dist, body)
+        nums = {}
+        for key in DISTRIBUTIONS[dist]:
+            raw = body.get(key, DEFAULTS.get(key))
+            if raw is None:
+                self.error(f"{where}.{key}", f"missing ({dist} needs {key})",
+                           f"add {key}: <number>")
+                continue
+            nums[key] = self._number(raw, f"{where}.{key}", fix=f"{key} must be a number")
+        if any(v is None for v in nums.values()) or len(nums) < len(DISTRIBUTIONS[dist]):
+            return None
+        if not self._check_numbers(where, dist, nums):
+            return None
+        return Param(name, path, dist, **nums)
+
+    def _distribution(self, where, body) -> str | None:
+        dist = body.get("distribution")
+        if dist is None:
+            if "values" in body and "value" in body:
+                self.error(where, "has both value and values", "keep one of them")
+                return None
+            if "values" in body:
+                return "categorical"
+            if "value" in body:
+                return "constant"
+            if "min" in body and "max" in body:
+                lo, hi = _coerce(body["min"])[0], _coerce(body["max"])[0]
+                both_int = isinstance(lo, int) and isinstance(hi, int)
+                return "int_uniform" if both_int else "uniform"
+            self.error(where, "cannot tell the distribution",
+                       "add values: [...], value: x, min/max, or distribution: <name>")
+            return None
+        if dist not in DISTRIBUTIONS:
+            self.error(where + ".distribution", f"unknown distribution {dist!r}",
+                       f"{_hint(dist, DISTRIBUTIONS)}valid: {', '.join(DISTRIBUTIONS)}")
+            return None
+        if dist == "constant" and "value" not in body:
+            self.error(where, "constant needs value", "add value: x")
+            return None
+        if dist.startswith("categorical") and "values" not in body:
+            self.error(where, f"{dist} needs values", "add values: [a, b, c]")
+            return None
+        return dist
+
+    def _categorical(self, where, name, path, dist, body) -> Param | None:
+        values = body["values"]
+        if not isinstance(values, list) or not values:
+            self.error(where + ".values", f"expected a non-empty list, got {values!r}",
+                       "write values: [a, b, c]")
+            return None
+        probs = body.get("probabilities")
+        if probs is None:
+            if dist == "categorical_w_probabilities":
+                self.error(where, "categorical_w_probabilities needs probabilities",
+                           "add probabilities: [...] (one per value, summing to 1)")
+                return None
+            return Param(name, path, "categorical", values=tuple(values))
+        if dist == "categorical" and "distribution" in body:
+            self.warn(where + ".distribution", "W&B rejects probabilities with "
+                      "distribution: categorical", "delete the distribution line")
+        if not isinstance(probs, list):
+            self.error(where + ".probabilities", f"expected a list, got {probs!r}",
+                       "write probabilities: [0.5, 0.3, 0.2]")
+            return None
+        nums = [self._number(p, f"{where}.probabilities", minimum=0,
+                             fix="each probability must be a number >= 0") for p in probs]
+        if any(n is None for n in nums):
+            return None
+        if len(nums) != len(values):
+            self.error(where + ".probabilities", f"{len(nums)} probabilities for "
+                       f"{len(values)} values", "give exactly one probability per value")
+            return None
+        total = math.fsum(nums)
+        if abs(total - 1.0) > 1e-6:
+            self.error(where + ".probabilities", f"they sum to {total:g}, not 1",
+                       f"scale them, e.g. {[round(n / total, 4) for n in nums]}"
+                       if total > 0 else "give at least one positive probability")
+            return None
+        return Param(name, path, "categorical", values=tuple(values),
+                     probabilities=tuple(float(n) for n in nums))
+
+    def _check_numbers(self, where, dist, n) -> bool:
+        ok = True
+        if "min" in n and n["min"] >= n["max"]:
+            self.error(where, f"min={n['min']} is not less than max={n['max']}",
+                       "swap them, or make max larger")
+            ok = False
+        if dist == "int_uniform":
+            for key in ("min", "max"):
+                if not float(n[key]).is_integer():
+                    self.error(f"{where}.{key}", f"{key}={n[key]} is not a whole number",
+                               "use whole numbers, or distribution: uniform for real numbers")
+                    ok = False
+                n[key] = int(n[key])
+        if dist in VALUE_LOG_FORMS and n["min"] <= 0:
+            self.error(where + ".min", f"min={n['min']}: a log scale needs min > 0",
+                       "use a positive lower value, e.g. min: 1.0e-6")
+            ok = False
+        for key, floor in (("q", 0), ("sigma", 0), ("a", 0), ("b", 0)):
+            if key in n and n[key] <= floor:
+                self.error(f"{where}.{key}", f"{key}={n[key]} must be > 0",
+                           {"q": "use a positive step, e.g. q: 0.1"}.get(
+                               key, f"use a positive {key}, e.g. {key}: 1.0"))
+                ok = False
+        if ok and dist in EXPONENT_FORMS:
+            ok = self._exponent_note(where, dist, n)
+        if ok and dist == "q_beta" and n["q"] >= 1:
+            self.warn(where + ".q", f"q={n['q']} rounds every beta draw (0..1) to 0 or 1",
+                      "set q below 1, e.g. q: 0.05")
+        return ok
+
+    def _exponent_note(self, where, dist, n) -> bool:
+        if max(abs(n["min"]), abs(n["max"])) > 700:
+            self.error(where, f"{dist} takes natural-log exponents; exp({n['max']}) overflows",
+                       f"use {EXPONENT_FORMS[dist]} to give the values themselves")
+            return False
+        lo, hi = math.exp(n["min"]), math.exp(n["max"])
+        if dist == "inv_log_uniform":
+            lo, hi = math.exp(-n["max"]), math.exp(-n["min"])
+        self.warn(where, f"{dist} takes natural-log exponents: values span {lo:.6g}..{hi:.6g} "
+                  "(W&B deprecates it)",
+                  f"use {EXPONENT_FORMS[dist]} with min: {lo:.6g}, max: {hi:.6g} "
+                  "to write the values themselves")
+        return True
+
+    # -- early_terminate, command, numbers -------------------------------------------------
+
+    def _early_terminate(self, et, metric) -> EarlyTerminate | None:
+        if et is None:
+            return None
+        if not isinstance(et, Mapping):
+            self.error("early_terminate", f"expected a mapping, got {et!r}",
+                       "write early_terminate: {type: hyperband, min_iter: 3}")
+            return None
+        if et.get("type") != "hyperband":
+            self.error("early_terminate.type", f"unknown type {et.get('type')!r}",
+                       f"{_hint(et.get('type'), ('hyperband',))}W&B supports type: hyperband")
+            return None
+        for key in et:
+            if key not in HYPERBAND_KEYS:
+                self.warn(f"early_terminate.{key}", "unknown key, ignored (as W&B does)",
+                          f"{_hint(key, HYPERBAND_KEYS)}valid: {', '.join(HYPERBAND_KEYS)}")
+        vals = {k: self._number(et.get(k), f"early_terminate.{k}", integer=True, minimum=1,
+                                fix=f"use a whole number >= 1, e.g. {k}: 3")
+                for k in ("min_iter", "max_iter", "s")}
+        eta = self._number(et.get("eta", 3), "early_terminate.eta", fix="use a number > 1, e.g. 3")
+        if eta is not None and eta <= 1:
+            self.error("early_terminate.eta", f"eta={eta} must be > 1", "use eta: 2 or 3")
+            eta = None
+        strict = et.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            self.error("early_terminate.strict", f"{strict!r} is not true/false",
+                       "write strict: true or strict: false")
+        if metric is None:
+            self.error("early_terminate", "hyperband needs a metric to compare runs",
+                       "add metric: {name: val_loss, goal: minimize}")
+        if vals["max_iter"] is None and vals["min_iter"] is None:
+            self.error("early_terminate", "hyperband needs min_iter, or max_iter with s",
+                       "add min_iter: 3 (first bracket), or max_iter: 27 and s: 2")
+            return None
+        if vals["max_iter"] is not None and vals["s"] is None:
+            self.error("early_terminate.s", "missing (max_iter needs s, the number of brackets)",
+                       "add s: 2")
+            return None
+        if vals["max_iter"] is not None and vals["min_iter"] is not None:
+            self.warn("early_terminate.min_iter", "ignored: W&B uses max_iter when both are set",
+                      "delete one of min_iter / max_iter")
+        if eta is None or None in (v for k, v in vals.items() if k in et):
+            return None
+        result = EarlyTerminate("hyperband", vals["min_iter"], vals["max_iter"], vals["s"],
+                                eta, strict if isinstance(strict, bool) else None)
+        if not result.brackets():
+            self.error("early_terminate", f"max_iter={vals['max_iter']} with eta={eta} leaves "
+                       "no bracket", "raise max_iter or s, or lower eta")
+        return result
+
+    def _command(self, data) -> tuple[str | None, tuple[str, ...] | None]:
+        program, command = data.get("program"), data.get("command")
+        if program is not None and not isinstance(program, str):
+            program = str(program)
+        if command is not None:
+            if not isinstance(command, list) or not command:
+                self.error("command", f"expected a non-empty list, got {command!r}",
+                           "write it as a YAML list, e.g. command: [${env}, python, "
+                           "${program}, ${args}]")
+                return program, None
+            command = tuple(str(item) for item in command)
+            self._check_macros(command)
+        if not program and "${program}" in (command or DEFAULT_COMMAND):
+            self.error("program", "missing (the command runs ${program})",
+                       "add program: train.py")
+        return program, command
+
+    def _check_macros(self, command):
+        for i, item in enumerate(command):
+            rest = ENVVAR_RE.sub("", item)
+            if item.startswith("${") and item.endswith("}") and rest == item:
+                if item[2:-1] not in MACROS:
+                    self.warn(f"command[{i}]", f"{item} is not a W&B macro; it expands to nothing",
+                              f"{_hint(item[2:-1], MACROS)}macros: "
+                              + ", ".join(f"${{{m}}}" for m in MACROS))
+            elif "${" in rest:
+                self.warn(f"command[{i}]", f"{item!r} stays literal: W&B expands a macro only "
+                          "when it is the whole item", "put the macro in its own list item")
+        if not any(item in ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}",
+                            "${args_json}", "${args_json_file}", "${args_no_equals}")
+                   for item in command):
+            self.warn("command", "no ${args...} macro: the program gets no parameters on its "
+                      "command line", "add ${args} (or ${args_json_file}) to the list")
+
+    def _number(self, raw, where, *, integer=False, minimum=None, fix=""):
+        """A number from YAML: ints, floats, ``!!float``, or numeric text such as ``'1e-6'``."""
+        value, problem = _coerce(raw)
+        if problem:
+            self.error(where, problem, fix)
+            return None
+        if isinstance(raw, str) and value is not None:
+            self.warn(where, f"{raw!r} is text in YAML (W&B would reject it); read as {value!r}",
+                      f"write {_yaml_number(value)} so every tool reads a number")
+        if value is None:
+            return None
+        if integer:
+            if not float(value).is_integer():
+                self.error(where, f"{raw!r} is not a whole number", fix)
+                return None
+            value = int(value)
+        if minimum is not None and value < minimum:
+            self.error(where, f"{raw!r} is below {minimum}", fix)
+            return None
+        return value
+
+
+def _coerce(raw) -> tuple[int | float | None, str | None]:
+    """``(number, None)``, ``(None, None)`` for a missing value, or ``(None, problem)``."""
+    if raw is None:
+        return None, None
+    value = raw
+    if isinstance(raw, str):
+        text = raw.strip().replace("_", "")
+        try:
+            value = int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
+        except ValueError:
+            return None, f"{raw!r} is not a number"
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None, f"{raw!r} is not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"{raw!r} is not finite"
+    return value, None
+
+
+def _yaml_number(value: int | float) -> str:
+    """How to write a number so YAML 1.1 (PyYAML) reads a float: ``1e-06`` → ``1.0e-06``."""
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + e + exponent

@@ -1,0 +1,30 @@
+"""Multi-node failures with ray.cluster_utils.Cluster, each scenario in its own process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario(name: str, workdir: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", f"tests.cluster.{name}", str(workdir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_node_removed_under_two_rows_requeues_both_without_spending_retries(tmp_path):
+    result = scenario("node_loss", tmp_path)
+    assert result["code"] == 0
+    for job_id, row in result["rows"].items():
+        assert row["TrainingCheck"] == "Done", row
+        assert row["Attempts"] == "2"
+        assert row["Node"] != result["first_nodes"][job_id], "should finish on the new node"
+        assert result["attempts"][job_id] == ["Lost", "Done"]
