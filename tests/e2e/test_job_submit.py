@@ -1,0 +1,105 @@
+"""`ray job submit` against a `ray start --head` cluster with token authentication on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import read_rows, write_csv
+from tests.notify_servers import free_port
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _kill_tree_of(marker: str) -> None:
+    """Stop the cluster we started (never `ray stop`: it would stop every Ray here)."""
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                procs += [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            pass
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.fixture
+def head():
+    """A one-node cluster started like a user would, on free ports, in its own temp dir."""
+    tmp = tempfile.mkdtemp(prefix="orch-head-", dir="/tmp")
+    env = {**os.environ, "RAY_TMPDIR": tmp}
+    env.pop("RAY_ADDRESS", None)
+    dashboard = free_port()
+    ports = ["--port", free_port(), "--dashboard-port", dashboard,
+             "--ray-client-server-port", free_port(), "--dashboard-agent-listen-port",
+             free_port(), "--dashboard-agent-grpc-port", free_port(), "--metrics-export-port",
+             free_port(), "--runtime-env-agent-port", free_port()]
+    started = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "2",
+                              "--num-gpus", "2", "--temp-dir", f"{tmp}/ray",
+                              "--disable-usage-stats", *map(str, ports)],
+                             env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield {"env": env, "dashboard": f"http://127.0.0.1:{dashboard}"}
+    finally:
+        _kill_tree_of(tmp)
+
+
+def submit(head, *entrypoint, token=True, timeout=180):
+    env = dict(head["env"])
+    if token:
+        env["RAY_AUTH_MODE"] = "token"
+    else:
+        env.pop("RAY_AUTH_MODE", None)
+    return subprocess.run([str(BIN / "ray"), "job", "submit", "--address", head["dashboard"],
+                           "--", *map(str, entrypoint)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_queue_runs_as_a_ray_job_and_updates_the_csv_it_was_given(head, tmp_path):
+    out = tmp_path / "gpus"
+    out.mkdir()
+    csv = write_csv(tmp_path / "queue.csv", ["ID", "TrainingCommand", "GPUs"], [
+        ["g1", f"echo $CUDA_VISIBLE_DEVICES > {out}/g1", "1"],
+        ["g2", f"echo $CUDA_VISIBLE_DEVICES > {out}/g2", "0.5"]])
+    state = tmp_path / "state"
+    done = submit(head, sys.executable, "-m", "orchestrator.run", csv, "--state-dir", state,
+                  "--no_ui")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Ray cluster with 2 CPUs, 2 GPUs" in done.stdout   # it joined, it did not start one
+    rows = read_rows(csv)
+    assert [rows[i]["TrainingCheck"] for i in ("g1", "g2")] == ["Done", "Done"]
+    assert (out / "g1").read_text().strip() in {"0", "1"}
+    assert (state / "registry.db").exists()
+    # another terminal reads it (no driver left: the job ended)
+    status = subprocess.run([sys.executable, "-m", "orchestrator", "status", str(csv),
+                             "--state-dir", str(state), "--json"], capture_output=True,
+                            text=True, timeout=60)
+    assert [r["status"] for r in json.loads(status.stdout)["rows"]] == ["Done", "Done"]
+
+
+def test_token_auth_stays_on(head, tmp_path):
+    t0 = time.monotonic()
+    refused = submit(head, sys.executable, "-c", "print('hi')", token=False, timeout=60)
+    assert refused.returncode != 0
+    assert "auth" in (refused.stdout + refused.stderr).lower()
+    assert time.monotonic() - t0 < 60
