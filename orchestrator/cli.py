@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from rich.console import Console
 
 from orchestrator import registry_cli
@@ -86,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
     registry_cli.add_parser(sub)
+    p = sub.add_parser("sweep", help="W&B sweep files")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    q = verbs.add_parser("check", help="validate a sweep file without running it")
+    q.add_argument("file", help="a W&B sweep YAML")
+    q.add_argument("--json", action="store_true", help="the normalized spec as JSON")
     p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
     _add_queue_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
@@ -345,7 +352,33 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
+def cmd_sweep(args) -> int:
+    from sweeps import SweepError, load_sweep
+
+    try:
+        spec = load_sweep(args.file)
+    except SweepError as e:
+        if args.json:
+            print(json.dumps({"ok": False, "errors": [str(i) for i in e.issues]}, indent=1))
+        else:
+            print(f"{args.file}: {len(e.issues)} problem(s)", file=sys.stderr)
+            for issue in e.issues:
+                print(f"  {issue}", file=sys.stderr)
+        return 2
+    normalized = spec.normalized()
+    if args.json:
+        print(json.dumps({"ok": True, "warnings": [str(w) for w in spec.warnings],
+                          "spec": normalized}, indent=1, ensure_ascii=False, default=str))
+        return 0
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(yaml.safe_dump(json.loads(json.dumps(normalized, default=str)), sort_keys=False,
+                         allow_unicode=True), end="")
+    print(f"{args.file}: OK")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
             "registry": registry_cli.run, "report": cmd_report}
 
 

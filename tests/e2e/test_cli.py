@@ -205,3 +205,30 @@ def test_notifications_arrive_and_a_dead_url_changes_nothing(tmp_path, ini):
     assert (rows["ok"]["TrainingCheck"], rows["boom"]["TrainingCheck"]) == ("Done", "Crash")
     assert "PLANTED-SECRET" not in done.stdout + done.stderr
     assert "PLANTED-SECRET" not in csv.read_text()
+
+
+def test_planted_secrets_reach_no_output(tmp_path, ini):
+    """Secrets from the environment and the config never land in what we write or send."""
+    out = tmp_path / "out"
+    secrets = {"NOTIFY_EMAIL_PASSWORD": "PW-PLANTED-1", "WANDB_API_KEY": "KEY-PLANTED-2"}
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["ok", "", probe("ok", out), "", "", "", "0", ""],
+        ["boom", "", probe("boom", out, "--exit", "3"), "", "", "", "0", ""]])
+    with JsonSink() as sink:
+        ini.write_text(INI + f"[notify]\nurls = {sink.url('/TOKEN-PLANTED-3')}\n"
+                       "[email]\nsmtp_server = 127.0.0.1\nsmtp_port = 9\n"
+                       "username = me@example.com\nto_addr = me@example.com\n")
+        done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
+                               str(ini), "--no_ui"], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **secrets})
+        # what was sent (the URL's own path is where it was sent to, not what)
+        sent = json.dumps([{k: v for k, v in m.items() if k != "path"} for m in sink.received])
+    report = cli("report", csv, "-o", tmp_path / "report.html")
+    assert done.returncode == 1 and report.returncode == 0
+    written = [csv.read_bytes(), (tmp_path / "runs" / "registry.db").read_bytes(),
+               (tmp_path / "report.html").read_bytes(), (done.stdout + done.stderr).encode(),
+               sent.encode()]
+    written += [p.read_bytes() for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    for secret in [*secrets.values(), "TOKEN-PLANTED-3"]:
+        assert not any(secret.encode() in blob for blob in written), secret
+    assert "boom Crash" in sent   # the notification did go out

@@ -321,3 +321,18 @@ def test_nested_names_stay_dotted_in_the_tune_space():
                                        "name": {"value": "adam"}}})
     space = to_tune_space(spec)
     assert set(space) == {"opt.lr", "opt.name"} and space["opt.name"] == "adam"
+
+
+def test_tunes_variant_generator_resolves_the_space_without_ray():
+    from ray.tune.search.variant_generator import generate_variants
+
+    g = spec_of("grid", a={"values": [1, 2, 3]}, b={"min": 0, "max": 1}, c={"value": "k"})
+    configs = [cfg for _, cfg in generate_variants(to_tune_space(g), random_state=0)]
+    assert len(configs) == g.grid_size == 6
+    assert {(c["a"], c["b"], c["c"]) for c in configs} == {(a, b, "k") for a in (1, 2, 3)
+                                                           for b in (0, 1)}
+    r = spec_of(w={"values": ["x", "y"], "probabilities": [0.5, 0.5]},
+                k={"distribution": "q_log_uniform_values", "min": 1, "max": 64, "q": 1})
+    (_, config), = generate_variants(to_tune_space(r, seed=0), random_state=0)
+    assert config["w"] in ("x", "y") and 1 <= config["k"] <= 64
+    assert type(r.run_config(config)["k"]) is int       # Tune's float 6.0 → W&B's int 6
