@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from rich.console import Console
 
 from orchestrator import registry_cli
@@ -378,8 +377,8 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
-            "registry": registry_cli.run, "report": cmd_report}
+COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
+            "registry": registry_cli.run, "report": cmd_report, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
