@@ -184,6 +184,8 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
         rows = _print_summary(console, paths, record)
         if notifier is not None:
             notifier.queue_done(rows, _best_row(rows, config.metric_goal))
+        if scheduler.interrupted:
+            code = 130
     finally:
         tracking.close()
         record.close()
@@ -192,7 +194,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
 
 def _install_interrupt(scheduler, console: Console, local: bool) -> None:
     def handler(signum, frame):
-        if scheduler._interrupt:
+        if scheduler.interrupted:
             raise KeyboardInterrupt
         if local:
             console.print("[yellow]stopping: running jobs get SIGTERM and go back to pending "

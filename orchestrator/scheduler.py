@@ -155,6 +155,10 @@ class Scheduler:
                          "error": row.get("Error", "")})
         return rows
 
+    @property
+    def interrupted(self) -> bool:
+        return bool(self._interrupt)
+
     def interrupt(self) -> None:
         """Ctrl-C: on a Ray we started, stop running jobs (they go back to pending) and
         exit; on a cluster, leave them running (rerun the command to re-attach)."""
@@ -407,6 +411,7 @@ class Scheduler:
                 job.unschedulable = message
                 self._note_once(job, f"{job.id} waits: {message}")
             return None
+        job.unschedulable = ""  # the cluster may have grown
         return shape, None
 
     def _launch(self, job: Job, ready: Readiness) -> None:
@@ -523,7 +528,6 @@ class Scheduler:
         if result.stopped and self._interrupt:
             to, record_status = S.PENDING, "Interrupted"
             cells["Error"] = f"interrupted when the driver stopped at {_now_text()}; runs again"
-            cells["TrainingCheck"] = ""
         elif result.stopped:
             to = record_status = S.STOPPED
             cells["Error"] = "stopped on request"

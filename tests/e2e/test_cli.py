@@ -232,3 +232,20 @@ def test_planted_secrets_reach_no_output(tmp_path, ini):
     for secret in [*secrets.values(), "TOKEN-PLANTED-3"]:
         assert not any(secret.encode() in blob for blob in written), secret
     assert "boom Crash" in sent   # the notification did go out
+
+
+def test_ctrl_c_on_a_local_ray_stops_jobs_and_leaves_them_pending(tmp_path, ini):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["blk", "", probe("blk", out, "--block"), "", "", "", "0", ""]])
+    driver = start_driver(csv, ini)
+    try:
+        pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), timeout=60)
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=60) == 130
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    wait_for(lambda: not psutil.pid_exists(pid), timeout=15, what="the job to stop")
+    row = read_rows(csv)["blk"]
+    assert row["TrainingCheck"] == "" and "interrupted" in row["Error"]
