@@ -89,14 +89,15 @@ class RunnerPool:
         return all(v <= totals.get(k, 0.0) + _EPS for k, v in shape.demand().items() if v > 0)
 
     # ---------------------------------------------------------------- runners
-    def acquire(self, shape: Shape, job_id: str) -> Runner | None:
+    def acquire(self, shape: Shape, job_id: str, force: bool = False) -> Runner | None:
         """A runner for ``job_id``: a warm idle one of that shape, else a new one if the
-        resources are free (killing idle runners of other shapes if that frees them)."""
+        resources are free (killing idle runners of other shapes if that frees them).
+        ``force``: create it anyway; Ray queues it until a node that fits joins."""
         for runner in self.runners.values():
             if runner.job_id is None and runner.shape == shape:
                 runner.job_id = job_id
                 return runner
-        if not self._fits(shape, self.held()):
+        if not force and not self._fits(shape, self.held()):
             idle = sorted((r for r in self.runners.values() if r.job_id is None),
                           key=lambda r: r.idle_since)
             held = self.held()

@@ -45,6 +45,8 @@ S = JobStatus
 _DERIVED = frozenset({S.PENDING, S.BLOCKED, S.INVALID})
 #: Runner losses (node died, actor killed) re-queued for free before a row counts as Crash.
 MAX_LOSSES = 3
+#: Rows queued on Ray for resources no node has yet (an autoscaler's demand), at most.
+MAX_WAITING_FOR_NODES = 8
 #: "Actor unavailable" answers in a row before a runner counts as lost.
 MAX_UNAVAILABLE = 20
 
@@ -69,7 +71,6 @@ class Job:
     started: float | None = None
     gpus: str = ""                    # the GPU ids the running attempt got
     result: JobResult | None = None   # how the last attempt ended (observers read it)
-    unschedulable: str = ""
     notes: set = field(default_factory=set)   # warnings already logged once
 
 
@@ -178,8 +179,7 @@ class Scheduler:
             return False
         if not self.config.auto_continue and self._first_round_done:
             return True
-        return not any(j.status == S.PENDING and j.spec is not None and not j.unschedulable
-                       for j in self.jobs.values())
+        return not any(j.status == S.PENDING and j.spec is not None for j in self.jobs.values())
 
     def _wait_timeout(self) -> float:
         timeout = 0.5
@@ -296,7 +296,6 @@ class Scheduler:
             if status == S.PENDING and job.status in (S.DONE, S.CRASH, S.STOPPED):
                 job.crashes, job.losses, job.wandb_run_id = 0, 0, ""   # a fresh start
                 job.not_before = 0.0
-                job.unschedulable = ""
             job.status = status   # the user's edit: the file is the truth here
 
     # ========================================================= transitions
@@ -369,8 +368,9 @@ class Scheduler:
         return readiness
 
     # ============================================================== launching
-    def _shape(self, job: Job) -> tuple[Shape, tuple[int, ...] | None] | None:
-        """The runner shape and pinned GPUs for ``job``; None when it must wait."""
+    def _shape(self, job: Job) -> tuple[Shape, tuple[int, ...] | None, bool] | None:
+        """The runner shape, pinned GPUs, and whether to ask Ray even though the cluster
+        is too small now (an autoscaler grows it for pending demand); None: wait."""
         spec, cfg = job.spec, self.config
         cpus = spec.cpus if spec.cpus is not None else cfg.default_cpus
         if self.ledger is not None:
@@ -388,7 +388,7 @@ class Scheduler:
                     return None
                 if not self.ledger.claim(job.id, gpus):
                     return None
-            return Shape(0.0, cpus, spec.resources, node_id=self.node_id), gpus
+            return Shape(0.0, cpus, spec.resources, node_id=self.node_id), gpus, False
         gpus = spec.gpus
         if gpus is None:
             gpus = (1.0 if self.pool.totals().get("GPU", 0) > 0 else 0.0) \
@@ -407,19 +407,21 @@ class Scheduler:
             if self.local_ray:
                 self._transition(job, S.INVALID, {S.PENDING}, Error=(
                     f"{message} — lower GPUs/CPUs, or start with --num-gpus N"))
-            else:
-                job.unschedulable = message
-                self._note_once(job, f"{job.id} waits: {message}")
-            return None
-        job.unschedulable = ""  # the cluster may have grown
-        return shape, None
+                return None
+            waiting = sum(j.status == S.QUEUED for j in self.jobs.values())
+            if waiting >= MAX_WAITING_FOR_NODES:
+                return None
+            self._note_once(job, f"{job.id}: {message}; queued on Ray until a node that fits "
+                            "joins (an autoscaler starts one for this demand)")
+            return shape, None, True
+        return shape, None, False
 
     def _launch(self, job: Job, ready: Readiness) -> None:
         placed = self._shape(job)
         if placed is None:
             return
-        shape, pinned = placed
-        runner = self.pool.acquire(shape, job.id)
+        shape, pinned, force = placed
+        runner = self.pool.acquire(shape, job.id, force=force)
         if runner is None:
             if self.ledger is not None:
                 self.ledger.release(job.id)
