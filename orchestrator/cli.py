@@ -26,6 +26,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.jobs import JobStatus
 from orchestrator.notify import Notifier
 from orchestrator.queue import QueueFile
+from orchestrator.ray_metrics import QueueMetrics
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
 from orchestrator.tracking import JobTracking
@@ -165,7 +166,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                            config.metric_goal)
     scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
-                          observers=(ProgressPrinter(console), tracking,
+                          observers=(ProgressPrinter(console), tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])))
     if install_signals:
         _install_interrupt(scheduler, console, local)

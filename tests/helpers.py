@@ -70,17 +70,20 @@ class QueueRun:
 
     def _run(self):
         from orchestrator.queue import QueueFile
+        from orchestrator.ray_metrics import QueueMetrics
         from orchestrator.record import RunRecord
         from orchestrator.scheduler import Scheduler
         from orchestrator.tracking import JobTracking
 
         try:
             record = RunRecord(self.paths.registry)
+            self.metrics = QueueMetrics(self.paths.name)
             tracking = JobTracking(self.paths.registry, self.paths.name, self.paths.csv.parent,
                                    self.config.metric, self.config.metric_goal)
             self.scheduler = Scheduler(QueueFile(self.paths.csv), self.config,
                                        self.paths.state_dir, record, queue_name=self.paths.name,
-                                       local_ray=self.local_ray, observers=(tracking,))
+                                       local_ray=self.local_ray,
+                                       observers=(tracking, self.metrics))
             self.code = self.scheduler.run()
             tracking.close()
             record.close()

@@ -35,6 +35,18 @@ def test_half_gpu_rows_pack_two_per_gpu(tmp_path):
     assert all(row["TrainingCheck"] == "Done" for row in read_rows(csv).values())
 
 
+def test_queue_metrics_count_rows_and_gpu_seconds(tmp_path):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "q.csv", HEADER, [
+        ["a", "", probe("a", out, "--sleep", "0.5"), "", "2", ""],
+        ["b", "", probe("b", out, "--exit", "1"), "", "0", ""]])
+    run = QueueRun(csv).start()
+    assert run.join() == 1
+    assert run.metrics.counts == {"Done": 1, "Crash": 1}
+    # a ran 0.5 s or more on 2 GPUs; b used none
+    assert 1.0 <= run.metrics.gpu_seconds < 10
+
+
 def test_multi_gpu_row_and_cpu_row(tmp_path):
     out = tmp_path / "out"
     csv = write_csv(tmp_path / "q.csv", HEADER, [
