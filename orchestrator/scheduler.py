@@ -106,6 +106,7 @@ class Scheduler:
         self._last_read = 0.0
         self._first_round_done = False
         self._interrupt = 0        # 1: stop launching and wind down
+        self._rewait: list[tuple[float, str, int]] = []  # (when, job id, attempt)
 
     # ================================================================ the loop
     def run(self) -> int:
@@ -187,9 +188,18 @@ class Scheduler:
         for job in self.jobs.values():
             if job.status == S.PENDING and job.not_before > now:
                 timeout = min(timeout, job.not_before - now)
+        for when, _, _ in self._rewait:
+            timeout = min(timeout, when - now)
         return max(timeout, 0.01)
 
     def _wait_events(self, timeout: float) -> None:
+        now = time.monotonic()
+        for when, job_id, attempt in [w for w in self._rewait if w[0] <= now]:
+            self._rewait.remove((when, job_id, attempt))
+            job = self.jobs.get(job_id)
+            if job is not None and job.runner is not None and job.attempt == attempt:
+                self.refs[job.runner.handle.wait.remote(job_id, attempt)] = (job_id, "done",
+                                                                             attempt)
         if not self.refs:
             time.sleep(timeout)
             return
@@ -484,9 +494,9 @@ class Scheduler:
         except ray.exceptions.ActorUnavailableError as e:
             # maybe a blip: ask again; a runner that is really gone answers ActorDiedError
             if kind == "done" and job.runner is not None and job.unavailable < MAX_UNAVAILABLE:
-                job.unavailable += 1
-                time.sleep(min(0.1 * job.unavailable, 1.0))
-                self.refs[job.runner.handle.wait.remote(job.id, attempt)] = (job.id, kind, attempt)
+                job.unavailable += 1   # ask again in a moment, without holding up the loop
+                self._rewait.append((time.monotonic() + min(0.1 * job.unavailable, 1.0),
+                                     job.id, attempt))
             elif kind == "done":
                 self._lost(job, e)
             return
