@@ -22,8 +22,8 @@ from rich.console import Console
 from orchestrator import registry_cli
 from orchestrator.config import Config, load_config, write_default_config
 from orchestrator.console import ProgressPrinter, render_status, status_rows
+from orchestrator.control import stop_rows
 from orchestrator.exceptions import OrchestratorError
-from orchestrator.jobs import JobStatus
 from orchestrator.notify import Notifier
 from orchestrator.queue import QueueFile
 from orchestrator.ray_metrics import QueueMetrics
@@ -268,46 +268,8 @@ def cmd_stop(args) -> int:
     config, paths = _load(args)
     if not args.ids and not args.all:
         raise OrchestratorError("name the row IDs to stop, or --all")
-    queue = QueueFile(paths.csv)
-    rows = {(r.get("ID") or "").strip(): r for _, r in queue.read().rows()}
-    unknown = [i for i in args.ids if i not in rows]
-    if unknown:
-        raise OrchestratorError(f"{paths.csv}: no row with ID {', '.join(unknown)}; IDs: "
-                                f"{', '.join(list(rows)[:20])}")
-    targets = list(rows) if args.all else args.ids
-    record = _record(paths)
-    driver = read_driver_info(paths)
-    running, idle = [], []
-    for job_id in targets:
-        status = JobStatus.parse(rows[job_id].get("TrainingCheck", ""))
-        if status.active:
-            running.append(job_id)
-        elif status in (JobStatus.PENDING, JobStatus.BLOCKED):
-            idle.append(job_id)
-    if idle:
-        queue.update({i: {"TrainingCheck": JobStatus.STOPPED.value,
-                          "Error": "stopped on request before it started"} for i in idle})
-        for i in idle:
-            print(f"{i}: Stopped (had not started)")
-    if running:
-        address = (driver or {}).get("address") or config.address or None
-        connect_ray(config, address=address) if address else connect_ray(
-            config.replace(dashboard=False))
-        import ray
-
-        from orchestrator.scheduler import stop_job
-        try:
-            for job_id in running:
-                attempt = record.latest(paths.name, job_id) if record else None
-                runner = (attempt or {}).get("runner", "")
-                ok = bool(runner) and stop_job(job_id, runner, config.namespace)
-                print(f"{job_id}: " + ("stopping (SIGTERM, then SIGKILL after the grace period)"
-                                       if ok else "no running job found"))
-                if not ok and driver is None:
-                    queue.update({job_id: {"TrainingCheck": JobStatus.STOPPED.value,
-                                           "Error": "stopped on request (no live job found)"}})
-        finally:
-            ray.shutdown()
+    for job_id, what in stop_rows(paths, config, None if args.all else args.ids).items():
+        print(f"{job_id}: {what}")
     return 0
 
 
