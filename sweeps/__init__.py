@@ -15,8 +15,10 @@ from sweeps.spec import (
     load_sweep,
     parse_sweep,
 )
+from sweeps.tune_runner import SweepOutcome, run_sweep
 
 __all__ = [
     "SweepSpec", "Param", "Metric", "EarlyTerminate", "Issue", "SweepError",
     "load_sweep", "parse_sweep", "to_tune_space", "sample", "grid", "nest", "build_command",
+    "run_sweep", "SweepOutcome",
 ]
