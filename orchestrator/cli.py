@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_queue_args(p)
     p.add_argument("ids", nargs="*", help="row IDs")
     p.add_argument("--all", action="store_true", help="every row not finished yet")
+    p = sub.add_parser("tui", help="a live terminal UI of a queue (leaving it stops nothing)")
+    _add_queue_args(p)
     p = sub.add_parser("logs", help="print a row's log")
     _add_queue_args(p)
     p.add_argument("id", help="row ID")
@@ -93,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     q = verbs.add_parser("check", help="validate a sweep file without running it")
     q.add_argument("file", help="a W&B sweep YAML")
     q.add_argument("--json", action="store_true", help="the normalized spec as JSON")
+    q = verbs.add_parser("run", help="run a sweep on Ray Tune (also what a Kind=sweep row runs)")
+    q.add_argument("file", help="a W&B sweep YAML")
+    q.add_argument("--gpus-per-trial", type=float, default=0.0)
+    q.add_argument("--cpus-per-trial", type=float, default=1.0)
+    q.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as fit")
+    q.add_argument("--storage", help="Tune results (default: runs/sweeps beside the file)")
+    q.add_argument("--name", help="sweep name (default: the file's name); reruns resume it")
+    q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
+    q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
+    q.add_argument("--report", action="store_true",
+                   help="report the best metric, config and weights to $ORCH_METRICS_FILE")
     p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
     _add_queue_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
@@ -319,6 +333,8 @@ def cmd_report(args) -> int:
 def cmd_sweep(args) -> int:
     from sweeps import SweepError, load_sweep
 
+    if args.verb == "run":
+        return _sweep_run(args)
     try:
         spec = load_sweep(args.file)
     except SweepError as e:
@@ -342,8 +358,53 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "logs": cmd_logs,
-            "registry": registry_cli.run, "report": cmd_report, "sweep": cmd_sweep}
+def _sweep_run(args) -> int:
+    import ray
+
+    from orchestrator import report
+    from orchestrator.runner import find_weight_file
+    from sweeps import load_sweep, run_sweep
+
+    spec = load_sweep(args.file)   # a bad file fails before Ray starts
+    config = load_config(None, address=args.address,
+                         num_gpus=args.num_gpus).replace(dashboard=False)
+    storage = Path(args.storage or Path(args.file).resolve().parent / "runs" / "sweeps")
+    connect_ray(config)
+    try:
+        outcome = run_sweep(spec, storage_path=storage, name=args.name,
+                            gpus_per_trial=args.gpus_per_trial,
+                            cpus_per_trial=args.cpus_per_trial,
+                            max_concurrent_trials=args.max_concurrent,
+                            max_failures=args.retries)
+    finally:
+        ray.shutdown()
+    metric = spec.metric.name if spec.metric else "metric"
+    for trial in sorted(outcome.trials, key=lambda t: (t["metric"] is None, t["metric"] or 0),
+                        reverse=bool(spec.metric and spec.metric.goal == "maximize")):
+        print(f"{trial['status']:<10} {metric}={trial['metric']}  {json.dumps(trial['config'])}")
+    print(f"{outcome.num_trials} trials, {outcome.errors} failed; best {metric}="
+          f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
+    if outcome.best_config is not None:
+        (storage / "best_config.json").write_text(json.dumps(outcome.best_config, indent=1))
+    if args.report and outcome.best_metric is not None:
+        weights = find_weight_file(Path(outcome.best_trial_dir), load_config(None).weight_globs,
+                                   None, None) if outcome.best_trial_dir else ""
+        report(**{metric: outcome.best_metric}, best_config=outcome.best_config,
+               trials=outcome.num_trials, failed_trials=outcome.errors,
+               **({"weight_file": weights} if weights else {}))
+    return 0 if outcome.best_metric is not None else 1
+
+
+def cmd_tui(args) -> int:
+    from orchestrator.tui import run_tui
+
+    config, paths = _load(args)
+    return run_tui(paths, config)
+
+
+COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "stop": cmd_stop,
+            "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
+            "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,7 +80,7 @@ OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended"
 
 KINDS = ("command", "ddp", "hf", "yolo", "yolo_label", "sweep")
 #: Kinds this version can run; the others are valid names that are not built yet.
-AVAILABLE_KINDS = ("command",)
+AVAILABLE_KINDS = ("command", "sweep")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -145,6 +145,8 @@ class JobSpec:
             if not config_path.exists():
                 raise err("Config", config_text, f"no such file ({config_path})",
                           "fix the path; relative paths start at the queue file's folder")
+        if kind == "sweep":
+            _check_sweep(config_path, config_text, err)
         gpus = _parse_gpus(row.get("GPUs"), err)
         cpus = _parse_number(row.get("CPUs"), "CPUs", err, minimum=0.0,
                              fix="use a number >= 0, e.g. 1 or 0.5")
@@ -166,6 +168,20 @@ class JobSpec:
                    priority=priority, retries=retries,
                    pretrained_id=(row.get("PretrainedModelId") or "").strip(),
                    gpu_ids=gpu_ids, resources=resources)
+
+
+def _check_sweep(config_path, config_text, err) -> None:
+    if config_path is None:
+        raise err("Config", config_text, "a sweep row needs its sweep file",
+                  "put the W&B sweep YAML's path in Config")
+    from sweeps import SweepError, load_sweep
+    try:
+        load_sweep(config_path)
+    except SweepError as e:
+        first = "; ".join(f"{i.where}: {i.problem}" for i in e.issues[:3])
+        more = f" (+{len(e.issues) - 3} more)" if len(e.issues) > 3 else ""
+        raise err("Config", config_text, f"the sweep file cannot run: {first}{more}",
+                  f"run `orchestrator sweep check {config_text}`") from None
 
 
 def _parse_number(text, column, err, *, minimum=None, fix):

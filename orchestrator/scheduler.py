@@ -37,6 +37,7 @@ from orchestrator.record import RunRecord
 from orchestrator.registry import ModelRegistry
 from orchestrator.runner import JobResult, LaunchSpec, collect_result, finished_exit_code
 from trainers import job_script
+from trainers.sweep import sweep_command, sweep_metric
 
 __all__ = ["Scheduler", "Job"]
 
@@ -383,6 +384,8 @@ class Scheduler:
         is too small now (an autoscaler grows it for pending demand); None: wait."""
         spec, cfg = job.spec, self.config
         cpus = spec.cpus if spec.cpus is not None else cfg.default_cpus
+        if spec.kind == "sweep":  # its trials ask for the resources, not its runner
+            return Shape(0.0, 0.0, spec.resources), None, False
         if self.ledger is not None:
             if cfg.gpu_mode == "slots":
                 claimed = self.ledger.claim_slot(job.id)
@@ -453,15 +456,23 @@ class Scheduler:
             env["WANDB_PROJECT"] = cfg.wandb_project
         if cfg.wandb_entity:
             env["WANDB_ENTITY"] = cfg.wandb_entity
-        script = job_script(spec.command, cwd=self.base_dir, setup_script=cfg.setup_script,
+        command, metric, goal = spec.command, cfg.metric, cfg.metric_goal
+        if spec.kind == "sweep":
+            metric, goal = sweep_metric(spec.config_path)
+            command = sweep_command(
+                spec.config_path, gpus=spec.gpus or 0.0,
+                cpus=spec.cpus if spec.cpus is not None else 1.0,
+                storage=self.state_dir / job.id / "tune",   # per row: a retry resumes it
+                name=job.id, address=ray.get_runtime_context().gcs_address,
+                retries=spec.retries or 1)
+        script = job_script(command, cwd=self.base_dir, setup_script=cfg.setup_script,
                             conda_env=cfg.conda_env if cfg.use_conda else "",
                             pretrained_path=ready.pretrained_path,
                             header=f"{self.queue_name}/{job.id} attempt {attempt}")
         launch = LaunchSpec(job_id=job.id, attempt=attempt, label=f"{self.queue_name}/{job.id}",
                             script=script, run_dir=str(run_dir), env=tuple(env.items()),
                             pinned_gpus=pinned, stop_grace=cfg.stop_grace,
-                            weight_globs=cfg.weight_globs, metric=cfg.metric,
-                            metric_goal=cfg.metric_goal)
+                            weight_globs=cfg.weight_globs, metric=metric, metric_goal=goal)
         self.refs[runner.handle.start.remote(launch)] = (job.id, "start", attempt)
         self.refs[runner.handle.wait.remote(job.id, attempt)] = (job.id, "done", attempt)
         job.attempt, job.runner, job.started, job.result = attempt, runner, None, None

@@ -1,0 +1,387 @@
+"""Run a W&B sweep file on Ray Tune: ``run_sweep(path, storage_path=...)`` → ``SweepOutcome``.
+
+Each trial runs the sweep's ``program`` (built by ``build_command``) under
+``orchestrator/_supervise.py``, as W&B's agent would, with:
+
+* ``WANDB_SWEEP_PARAM_PATH`` → a YAML ``{name: {value: v}}`` file in the trial
+  folder, so ``wandb.init()`` fills ``wandb.config`` (works offline);
+* ``WANDB_MODE=offline`` unless set, ``WANDB_DIR`` = the trial folder;
+* ``ORCH_METRICS_FILE`` / ``ORCH_RUN_DIR`` in the trial folder;
+* ``CUDA_VISIBLE_DEVICES`` = the GPUs Ray gave the trial ("" when none);
+* ``sweeps/_wandb_shim`` first on ``PYTHONPATH``: its ``sitecustomize`` copies
+  each ``wandb.log`` into ``ORCH_METRICS_FILE``.
+
+The trial reads the metrics file as it grows and calls ``tune.report`` for
+each line that holds the sweep's metric, so Tune's searchers and ASHA see the
+run live. A stop from Tune (ASHA) reaches the program: ``tune.report`` raises
+``SystemExit`` in a stopped trial (``ray/train/_internal/session.py``,
+``_TrainSession._report_training_result``) and ``reset_config`` sets the
+session's ``stop_event`` (``ray/tune/trainable/function_trainable.py``);
+either way the supervisor gets SIGTERM, and if the actor itself is killed the
+supervisor sees its owner pid vanish.
+
+Uses the Ray this process is connected to; it never calls ``ray.init``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweeps.command import build_command
+from sweeps.space import grid, to_tune_space
+from sweeps.spec import SweepSpec, load_sweep
+
+__all__ = ["run_sweep", "SweepOutcome", "DEFAULT_RUN_CAP", "SHIM_DIR"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN_CAP = 20
+SHIM_DIR = str(Path(__file__).resolve().parent / "_wandb_shim")
+_SUPERVISOR = str(Path(__file__).resolve().parent.parent / "orchestrator" / "_supervise.py")
+_PARAMS_FILE = "sweep-params.yaml"
+_STOP_GRACE = 1.0      # seconds between SIGTERM and SIGKILL for a program Tune stops
+_POLL = 0.05
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep found. ``trials``: one dict per trial
+    (``config`` nested, ``metric``, ``status``, ``error``, ``trial_dir``, ``iterations``)."""
+
+    best_config: dict[str, Any] | None
+    best_metric: float | None
+    best_trial_dir: str | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    errors: int = 0
+    num_trials: int = 0
+
+
+# -- the trial ------------------------------------------------------------------------------
+
+def _stop_requested() -> bool:
+    """Has Tune asked this function trainable to stop? (best effort, internal API)."""
+    try:
+        from ray.train._internal.session import get_session
+        session = get_session()
+        return bool(session is not None and session.stop_event.is_set())
+    except Exception:
+        return False
+
+
+def _trial_dir() -> Path:
+    """The trial's folder under ``storage_path/name``.
+
+    ``tune.get_context().get_trial_dir()`` is a driver-side staging folder
+    (``<ray session>/artifacts/<time>/<name>/driver_artifacts/<trial>``) that Tune
+    copies to storage only now and then (``ray/train/_internal/storage.py``,
+    ``trial_driver_staging_path``): files of a trial stopped early may never get
+    there. With local storage we write to the storage folder itself.
+    """
+    try:
+        from ray.train._internal.session import get_session
+        path = Path(get_session().storage.trial_fs_path)
+        if path.is_absolute():
+            return path
+    except Exception:
+        pass
+    from ray import tune
+    return Path(tune.get_context().get_trial_dir()).resolve()
+
+
+def _gpu_ids() -> str:
+    import ray
+    try:
+        ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    except Exception:
+        ids = ray.get_gpu_ids()
+    return ",".join(str(g) for g in ids)
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+class _Trial:
+    """The function trainable (a picklable callable: Tune names it ``sweep_trial``)."""
+
+    __name__ = "sweep_trial"
+
+    def __init__(self, spec: SweepSpec, workdir: str, env: Mapping[str, str] | None):
+        self.spec, self.workdir, self.env = spec, workdir, dict(env or {})
+
+    def __call__(self, config: dict[str, Any]) -> None:
+        flat = dict(config.get("__grid_point__", config))
+        trial_dir = _trial_dir()
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("exit_code", "orphaned", "supervisor.pid", "pid", "metrics.jsonl"):
+            (trial_dir / stale).unlink(missing_ok=True)
+        nested = self.spec.run_config(flat)
+        params_file = trial_dir / _PARAMS_FILE
+        params_file.write_text(yaml.safe_dump({k: {"value": v} for k, v in nested.items()}),
+                               encoding="utf-8")
+        metrics_file = trial_dir / "metrics.jsonl"
+        env = dict(os.environ)
+        env.update(self.env)
+        env.setdefault("WANDB_MODE", "offline")
+        env.update(WANDB_DIR=str(trial_dir), WANDB_SWEEP_PARAM_PATH=str(params_file),
+                   ORCH_METRICS_FILE=str(metrics_file), ORCH_RUN_DIR=str(trial_dir),
+                   CUDA_VISIBLE_DEVICES=_gpu_ids())
+        env["PYTHONPATH"] = os.pathsep.join(
+            [SHIM_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env.pop("RAY_ADDRESS", None)
+        argv = build_command(self.spec, flat, workdir=trial_dir, environ=env)
+        log_path = trial_dir / "run.log"
+        with open(log_path, "ab") as out:
+            out.write(f"[orchestrator] {time.strftime('%H:%M:%S')} run: {argv}\n".encode())
+            out.flush()
+            first = subprocess.Popen(
+                [sys.executable, _SUPERVISOR, str(_STOP_GRACE), str(os.getpid()), "--", *argv],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=self.workdir, start_new_session=True)
+        if first.wait() != 0:
+            raise RuntimeError(f"the supervisor failed to start (see {log_path})")
+        sup_pid = int((trial_dir / "supervisor.pid").read_text())
+        try:
+            rc, reported = self._follow(trial_dir, metrics_file, sup_pid)
+        except BaseException:   # SystemExit from tune.report: Tune stopped this trial
+            self._terminate(sup_pid, trial_dir)
+            raise
+        if rc is None:          # stopped by Tune between reports
+            sys.exit(0)
+        if rc != 0:
+            raise RuntimeError(f"the program exited with {rc}; last lines of {log_path}:\n"
+                               f"{_tail(log_path)}")
+        metric = self.spec.metric
+        if metric is not None and not reported:
+            raise RuntimeError(f"the program exited 0 but never logged {metric.name!r} "
+                               f"(see {log_path})")
+
+    def _follow(self, trial_dir: Path, metrics_file: Path, sup_pid: int):
+        """Report metric lines until the program ends; (exit code or None if stopped, count)."""
+        from ray import tune
+
+        metric = self.spec.metric.name if self.spec.metric else None
+        offset, reported, rc = 0, 0, None
+        while True:
+            exit_file = trial_dir / "exit_code"
+            done = exit_file.exists() or (trial_dir / "orphaned").exists()
+            if not done:
+                try:
+                    os.kill(sup_pid, 0)
+                except ProcessLookupError:
+                    done = True
+            offset, lines = _read_lines(metrics_file, offset)
+            for line in lines:
+                if metric and _is_number(line.get(metric)):
+                    tune.report({k: v for k, v in line.items() if _is_number(v)})
+                    reported += 1
+            if done:
+                if exit_file.exists():
+                    rc = int(exit_file.read_text().strip() or -1)
+                else:
+                    rc = -1
+                return rc, reported
+            if _stop_requested():
+                self._terminate(sup_pid, trial_dir)
+                return None, reported
+            time.sleep(_POLL)
+
+    @staticmethod
+    def _terminate(sup_pid: int, trial_dir: Path) -> None:
+        try:
+            os.kill(sup_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + _STOP_GRACE + 0.5
+        while time.monotonic() < deadline and not (trial_dir / "exit_code").exists():
+            time.sleep(0.02)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _read_lines(path: Path, offset: int) -> tuple[int, list[dict]]:
+    """New complete JSON lines of ``path`` after byte ``offset``."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset, []
+    end = data.rfind(b"\n")
+    if end < 0:
+        return offset, []
+    out = []
+    for raw in data[:end].splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            out.append(line)
+    return offset + end + 1, out
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+def _search(spec: SweepSpec, seed: int, max_concurrent: int = 0):
+    """(param_space, num_samples, search_alg, method actually used).
+
+    Tune ignores ``TuneConfig.max_concurrent_trials`` when ``search_alg`` is a
+    ``BasicVariantGenerator`` (a ``SearchGenerator``, not a ``Searcher``: see
+    ``ray/tune/tune.py``), so the generator gets ``max_concurrent`` itself.
+    """
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.sample import Function
+
+    space = to_tune_space(spec, seed=seed)
+    basic = BasicVariantGenerator(max_concurrent=max_concurrent, random_state=seed)
+    if spec.method == "grid":
+        points = grid(spec)
+        if spec.run_cap is not None and spec.run_cap < len(points):
+            from ray import tune
+            log.info("grid: running the first %d of %d points (run_cap)", spec.run_cap,
+                     len(points))
+            space = {"__grid_point__": tune.grid_search(points[:spec.run_cap])}
+        return space, 1, basic, "grid"
+    num = spec.run_cap
+    if num is None:
+        num = DEFAULT_RUN_CAP
+        log.warning("%s: no run_cap; running %d trials", spec.source, num)
+    if spec.method == "bayes":
+        if any(isinstance(v, Function) for v in space.values()):
+            log.warning("%s: a parameter has no Tune domain Optuna can read (sample_from); "
+                        "running random search instead of bayes", spec.source)
+        else:
+            from ray.tune.search.optuna import OptunaSearch
+            mode = "max" if spec.metric.goal == "maximize" else "min"
+            return space, num, OptunaSearch(metric=spec.metric.name, mode=mode, seed=seed), \
+                "bayes"
+    return space, num, basic, "random"
+
+
+def _scheduler(spec: SweepSpec):
+    et = spec.early_terminate
+    if et is None or spec.metric is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    grace = et.min_iter or (et.brackets() or [1])[0] or 1
+    return ASHAScheduler(time_attr="training_iteration", metric=spec.metric.name,
+                         mode="max" if spec.metric.goal == "maximize" else "min",
+                         grace_period=int(grace), reduction_factor=et.eta,
+                         max_t=int(et.max_iter) if et.max_iter else 10 ** 9)
+
+
+def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str | os.PathLike,
+              name: str | None = None, gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+              max_concurrent_trials: int = 0, workdir: str | os.PathLike | None = None,
+              env: Mapping[str, str] | None = None, seed: int = 0, max_failures: int = 1,
+              resume: bool = True) -> SweepOutcome:
+    """Run the sweep on the connected Ray cluster; results land in ``storage_path/name``.
+
+    ``workdir`` (default: the sweep file's folder) is each program's cwd; ``env``
+    adds variables. ``max_failures``: retries of a crashed trial. With ``resume``
+    an interrupted sweep under the same name continues (finished trials are kept).
+    """
+    from ray import tune
+
+    spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_sweep(spec_or_path)
+    name = name or spec.name or Path(spec.source).stem
+    workdir = str(Path(workdir if workdir is not None else Path(spec.source).parent).resolve())
+    storage = str(Path(storage_path).resolve())
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    space, num_samples, search_alg, method = _search(spec, seed, max_concurrent_trials)
+    searcher_limit = max_concurrent_trials if method == "bayes" else 0
+    metric = spec.metric.name if spec.metric else None
+    mode = None if metric is None else ("max" if spec.metric.goal == "maximize" else "min")
+    log.info("sweep %s: method %s, %s trial(s), storage %s/%s", spec.source, method,
+             "grid" if method == "grid" else num_samples, storage, name)
+    trainable = tune.with_resources(_Trial(spec, workdir, env),
+                                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    path = os.path.join(storage, name)
+    if resume and tune.Tuner.can_restore(path):
+        log.info("resuming the sweep at %s", path)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True,
+                                   restart_errored=False, param_space=space)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(
+                num_samples=num_samples, search_alg=search_alg, scheduler=_scheduler(spec),
+                max_concurrent_trials=searcher_limit or None, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures)))
+    results = tuner.fit()
+    _wait_for_programs([Path(r.path) for r in results])
+    return _outcome(spec, results, metric, mode)
+
+
+def _wait_for_programs(trial_dirs: list[Path], timeout: float = _STOP_GRACE + 2.0) -> None:
+    """Let supervisors of trials Tune stopped at the very end finish (then SIGTERM them).
+
+    Tune's last ``cleanup`` does not wait for the trial thread
+    (``FunctionTrainable.cleanup``: ``session.finish(timeout=0)``), so a program
+    stopped last may still be shutting down when ``fit()`` returns.
+    """
+    deadline = time.monotonic() + timeout
+    for folder in trial_dirs:
+        pid_file = folder / "supervisor.pid"
+        if not pid_file.exists():
+            continue
+        try:
+            pid = int(pid_file.read_text())
+        except ValueError:
+            continue
+        while not ((folder / "exit_code").exists() or (folder / "orphaned").exists()):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                _Trial._terminate(pid, folder)
+                break
+            time.sleep(0.02)
+
+
+def _outcome(spec: SweepSpec, results, metric: str | None, mode: str | None) -> SweepOutcome:
+    trials, errors = [], 0
+    best = None
+    for result in results:
+        config = dict(result.config or {})
+        config = dict(config.get("__grid_point__", config))
+        value = (result.metrics or {}).get(metric) if metric else None
+        value = value if _is_number(value) else None
+        error = None if result.error is None else str(result.error)
+        errors += error is not None
+        trial = {"config": spec.run_config(config), "metric": value,
+                 "status": "ERROR" if error else "TERMINATED", "error": error,
+                 "trial_dir": str(result.path),
+                 "iterations": (result.metrics or {}).get("training_iteration")}
+        trials.append(trial)
+        if value is not None and error is None and (
+                best is None or (value > best["metric"] if mode == "max"
+                                 else value < best["metric"])):
+            best = trial
+    return SweepOutcome(best_config=best and best["config"], best_metric=best and best["metric"],
+                        best_trial_dir=best and best["trial_dir"], trials=trials, errors=errors,
+                        num_trials=len(trials))

@@ -1,0 +1,69 @@
+"""The TUI in a real terminal (tmux, 80×24): layout, stop a row, quit."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+
+from tests.helpers import read_rows, wait_for, write_csv
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "Attempts", "WandbRunID"]
+START = ("from orchestrator.config import load_config; from orchestrator.session import "
+         "queue_paths; from orchestrator.tui import run_tui; import sys; c = load_config(None); "
+         "raise SystemExit(run_tui(queue_paths(sys.argv[1], c), c))")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_tui_in_tmux(tmp_path):
+    csv_path = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["m1", "resnet", "python t.py", "Done", "1", "wb-1"],
+        ["m2", "학습-모델-한국어", "python t.py", "Crash", "2", "wb-2"],
+        ["p1", "pending-one", "python t.py", "", "", ""],
+    ])
+    rc_file = tmp_path / "rc"
+    command = (f"cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -c "
+               f"{shlex.quote(START)} {shlex.quote(str(csv_path))}; "
+               f"echo $? > {shlex.quote(str(rc_file))}; sleep 60")
+    session = f"orch-tui-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command],
+                   check=True, env=env)
+    try:
+        def screen() -> str:
+            return tmux("capture-pane", "-p", "-t", session)
+
+        wait_for(lambda: "pending-one" in screen() and "Quit" in screen(), timeout=30,
+                 what="the table and its footer")
+        lines = {line.split()[0]: line for line in screen().splitlines()
+                 if line.split() and line.split()[0] in ("m1", "m2", "p1")}
+        # the status column starts at the same terminal cell on every row, Korean or not
+        starts = {cell_len(lines[k][:lines[k].index(word)])
+                  for k, word in (("m1", "Done"), ("m2", "Crash"), ("p1", "Pending"))}
+        assert len(starts) == 1, screen()
+        assert "no driver" in screen()
+
+        tmux("send-keys", "-t", session, "Down", "Down", "s")
+        wait_for(lambda: "y/n" in screen(), timeout=10, what="the confirm dialog")
+        tmux("send-keys", "-t", session, "y")
+        wait_for(lambda: read_rows(csv_path)["p1"]["TrainingCheck"] == "Stopped", timeout=10)
+        wait_for(lambda: "Stopped" in screen(), timeout=10, what="Stopped on screen")
+        tmux("send-keys", "-t", session, "q")
+        wait_for(rc_file.exists, timeout=10, what="the app to exit")
+        assert rc_file.read_text().strip() == "0"
+        assert read_rows(csv_path)["m1"]["TrainingCheck"] == "Done"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

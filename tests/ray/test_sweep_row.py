@@ -1,0 +1,31 @@
+"""A Kind=sweep row: an unmodified W&B program swept on Tune from the queue."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.registry import ExperimentTracker
+from tests.helpers import QueueRun, read_rows, write_csv
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sweep_row_records_its_best_metric_and_config(tmp_path):
+    sweep = tmp_path / "toy.yaml"
+    text = (ROOT / "configs" / "sweeps" / "toy_wandb.yaml").read_text()
+    sweep.write_text(text.replace("../../examples", str(ROOT / "examples")))
+    shutil.copy(ROOT / "examples" / "wandb_sweep_program.py", tmp_path)
+    csv = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "TrainingCommand"], [
+        ["sw", "sweep", "toy.yaml", "0.5", ""],
+        ["bad", "sweep", "missing.yaml", "0.5", ""]])
+    run = QueueRun(csv).start()
+    assert run.join(timeout=240) == 1
+    rows = read_rows(csv)
+    assert rows["sw"]["TrainingCheck"] == "Done", rows["sw"]["Error"]
+    assert float(rows["sw"]["BestMetric"]) == pytest.approx(1 / 3)   # lr = 0.01 wins
+    assert rows["bad"]["TrainingCheck"] == "Invalid" and "missing.yaml" in rows["bad"]["Error"]
+    exp = ExperimentTracker(run.paths.registry).list_experiments()[-1]
+    assert exp["final_metrics"]["best_config"] == {"lr": 0.01, "epochs": 3}
+    assert exp["final_metrics"]["trials"] == 3

@@ -1,0 +1,36 @@
+"""Kind ``sweep``: the row's ``Config`` is a W&B sweep file, run on Ray Tune.
+
+The row's own runner holds no resources; it runs ``orchestrator sweep run`` as the
+job, which joins the same Ray cluster and gives each trial the row's ``GPUs``
+(and ``CPUs``, default 1). The best metric, config and weights come back as the
+row's metrics, so ``BestMetric``, ``WeightFile`` and ``PretrainedModelId`` chaining
+work as for any row.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+__all__ = ["sweep_command", "sweep_metric"]
+
+
+def sweep_command(config: Path, *, gpus: float, cpus: float, storage: Path, name: str,
+                  address: str, retries: int) -> str:
+    """The shell command a sweep row runs (every value quoted)."""
+    argv = [sys.executable, "-m", "orchestrator", "sweep", "run", str(config),
+            "--gpus-per-trial", f"{gpus:g}", "--cpus-per-trial", f"{cpus:g}",
+            "--storage", str(storage), "--name", name, "--address", address,
+            "--retries", str(retries), "--report"]
+    return shlex.join(argv)
+
+
+def sweep_metric(config: Path) -> tuple[str, str]:
+    """The sweep's metric and goal as the queue says them (``max``/``min``)."""
+    from sweeps import load_sweep
+
+    spec = load_sweep(config)
+    if spec.metric is None:
+        return "", "max"
+    return spec.metric.name, "max" if spec.metric.goal == "maximize" else "min"
