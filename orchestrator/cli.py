@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from orchestrator.queue import QueueFile
 from orchestrator.ray_metrics import QueueMetrics
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
-from orchestrator.tracking import JobTracking
+from orchestrator.tracking import TRIALS_FILE, JobTracking
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -386,6 +387,12 @@ def _sweep_run(args) -> int:
           f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
     if outcome.best_config is not None:
         (storage / "best_config.json").write_text(json.dumps(outcome.best_config, indent=1))
+    run_dir = os.environ.get("ORCH_RUN_DIR")
+    if args.report and run_dir:  # the driver links each trial to the row's experiment
+        trials = [{k: t.get(k) for k in ("config", "metric", "status", "error", "trial_dir")}
+                  for t in outcome.trials]
+        (Path(run_dir) / TRIALS_FILE).write_text(json.dumps(
+            {"metric": metric, "trials": trials}, default=str), encoding="utf-8")
     if args.report and outcome.best_metric is not None:
         weights = find_weight_file(Path(outcome.best_trial_dir), load_config(None).weight_globs,
                                    None, None) if outcome.best_trial_dir else ""

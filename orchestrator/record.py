@@ -46,6 +46,9 @@ _MIGRATIONS: list[list[str]] = [
             training_info TEXT, file_path TEXT, experiment_id INTEGER, created REAL,
             UNIQUE (name, version))""",
     ],
+    [  # version 3: sweep trials point at their sweep's experiment
+        "ALTER TABLE experiments ADD COLUMN parent_id INTEGER REFERENCES experiments(id)",
+    ],
 ]
 
 _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",

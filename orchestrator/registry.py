@@ -77,13 +77,14 @@ class ExperimentTracker:
     def start_experiment(self, name: str, description: str = "", config: dict | None = None,
                          model_type: str = "", dataset_info: dict | None = None,
                          wandb_run_id: str = "", *, queue: str = "", job_id: str = "",
-                         attempt: int | None = None) -> int:
+                         attempt: int | None = None, parent_id: int | None = None) -> int:
+        """A new running experiment; ``parent_id`` links a sweep trial to its sweep."""
         cur = self._db.execute(
             "INSERT INTO experiments (name, description, status, started, config, model_type, "
-            "dataset_info, wandb_run_id, metrics, best_metrics, queue, job_id, attempt) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', '{}', ?, ?, ?)",
+            "dataset_info, wandb_run_id, metrics, best_metrics, queue, job_id, attempt, "
+            "parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
             (name, description, RUNNING, time.time(), _dumps(config or {}), model_type,
-             _dumps(dataset_info or {}), wandb_run_id, queue, job_id, attempt))
+             _dumps(dataset_info or {}), wandb_run_id, queue, job_id, attempt, parent_id))
         self.current_experiment_id = cur.lastrowid
         return cur.lastrowid
 
@@ -158,8 +159,10 @@ class ExperimentTracker:
         return [(r[0], r[1]) for r in rows]
 
     def list_experiments(self, status: str | None = None, queue: str | None = None,
-                         limit: int | None = None) -> list[dict]:
+                         limit: int | None = None, parent_id: int | None = None) -> list[dict]:
         sql, args = "SELECT * FROM experiments WHERE 1 = 1", []
+        if parent_id is not None:
+            sql, args = sql + " AND parent_id = ?", [*args, parent_id]
         if status:
             sql, args = sql + " AND status = ?", [*args, status]
         if queue:

@@ -6,13 +6,17 @@ and never decides anything itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from orchestrator.jobs import JobStatus
 from orchestrator.registry import ExperimentTracker, ModelRegistry
 
-__all__ = ["JobTracking"]
+__all__ = ["JobTracking", "TRIALS_FILE"]
+
+#: What ``orchestrator sweep run --report`` leaves in the row's run folder.
+TRIALS_FILE = "sweep_trials.json"
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -75,6 +79,28 @@ class JobTracking:
                                     notes=cells.get("Error", ""))
         if new == S.DONE and result is not None and result.weight_file:
             self._register(job, exp, result)
+        if result is not None and job.spec.kind == "sweep":
+            self._trials(job, exp, result)
+
+    def _trials(self, job, exp: int, result) -> None:
+        """Each trial of a sweep row becomes an experiment linked to the row's."""
+        path = Path(result.log_path).parent / TRIALS_FILE if result.log_path else None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+        except (OSError, ValueError):
+            return
+        metric = data.get("metric") or "metric"
+        for i, trial in enumerate(data.get("trials", []), start=1):
+            child = self.tracker.start_experiment(
+                f"{self.queue}/{job.id}/trial-{i}", description=f"trial {i} of sweep {job.id}",
+                config=trial.get("config") or {}, model_type="sweep-trial", queue=self.queue,
+                job_id=job.id, attempt=job.attempt, parent_id=exp)
+            value = trial.get("metric")
+            final = {metric: value} if isinstance(value, (int, float)) else {}
+            self.tracker.end_experiment(child, final_metrics=final, best_metrics=final,
+                                        status="completed" if trial.get("status") ==
+                                        "TERMINATED" else "failed",
+                                        notes=str(trial.get("error") or "")[:500])
 
     def _register(self, job, exp: int, result) -> None:
         spec = job.spec

@@ -26,6 +26,12 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
     assert rows["sw"]["TrainingCheck"] == "Done", rows["sw"]["Error"]
     assert float(rows["sw"]["BestMetric"]) == pytest.approx(1 / 3)   # lr = 0.01 wins
     assert rows["bad"]["TrainingCheck"] == "Invalid" and "missing.yaml" in rows["bad"]["Error"]
-    exp = ExperimentTracker(run.paths.registry).list_experiments()[-1]
+    tracker = ExperimentTracker(run.paths.registry)
+    exp = next(e for e in tracker.list_experiments() if e["name"].endswith("/sw"))
     assert exp["final_metrics"]["best_config"] == {"lr": 0.01, "epochs": 3}
     assert exp["final_metrics"]["trials"] == 3
+    trials = tracker.list_experiments(parent_id=exp["id"])
+    assert sorted(t["config"]["lr"] for t in trials) == [0.001, 0.01, 0.1]
+    assert all(t["status"] == "completed" for t in trials)
+    best = min(trials, key=lambda t: t["final_metrics"]["val_loss"])
+    assert best["config"]["lr"] == 0.01
