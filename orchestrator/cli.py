@@ -392,7 +392,8 @@ def _sweep_run(args) -> int:
         trials = [{k: t.get(k) for k in ("config", "metric", "status", "error", "trial_dir")}
                   for t in outcome.trials]
         (Path(run_dir) / TRIALS_FILE).write_text(json.dumps(
-            {"metric": metric, "trials": trials}, default=str), encoding="utf-8")
+            {"metric": metric, "goal": spec.metric.goal if spec.metric else "",
+             "trials": trials}, default=str), encoding="utf-8")
     if args.report and outcome.best_metric is not None:
         weights = find_weight_file(Path(outcome.best_trial_dir), load_config(None).weight_globs,
                                    None, None) if outcome.best_trial_dir else ""

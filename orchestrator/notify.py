@@ -25,6 +25,7 @@ Configuration (INI or YAML)::
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -35,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import apprise
@@ -238,8 +240,12 @@ class Notifier:
 
     # ---------------------------------------------------------------- events in
     def __call__(self, job, old, new, cells: Mapping) -> None:
-        """The scheduler observer: Done/Crash/Stopped (and Training) become events."""
+        """The scheduler observer: Done/Crash/Stopped (and Training) become events; a sweep
+        row that ends also sends ``sweep_done`` with its trials."""
         status = str(getattr(new, "value", new) or "")
+        if self.enabled and status in ("Done", "Crash", "Stopped") and getattr(
+                getattr(job, "spec", None), "kind", "") == "sweep":
+            self._sweep_row_done(job)
         if not self.enabled or _STATUS_EVENT.get(status) not in self.events:
             return
         try:
@@ -248,6 +254,24 @@ class Notifier:
             logger.warning("no notification for %s: %s", getattr(job, "id", "?"), e)
             return
         self.job_event(event)
+
+    def _sweep_row_done(self, job) -> None:
+        result = getattr(job, "result", None)
+        path = Path(result.log_path).parent / "sweep_trials.json" if result and \
+            result.log_path else None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+        except (OSError, ValueError):
+            data = {}
+        trials = data.get("trials") or []
+        rows = [{"id": f"trial-{i}", "name": json.dumps(t.get("config"), default=str)[:80],
+                 "status": "Done" if t.get("status") == "TERMINATED" else "Crash",
+                 "best_metric": t.get("metric")} for i, t in enumerate(trials, start=1)]
+        scored = [r for r in rows if isinstance(r["best_metric"], (int, float))]
+        goal_max = data.get("goal") == "maximize"
+        best = (max if goal_max else min)(scored, key=lambda r: r["best_metric"]) \
+            if scored else None
+        self.sweep_done(rows, best, sweep=job.id)
 
     def job_event(self, event: JobEvent) -> None:
         """Queue one job's notification (returns at once)."""

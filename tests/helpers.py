@@ -66,6 +66,7 @@ class QueueRun:
         self.error: BaseException | None = None
         self.scheduler = None
         self.local_ray = True   # False: behave as on a cluster (wait for resources to appear)
+        self.extra_observers: tuple = ()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -83,7 +84,8 @@ class QueueRun:
             self.scheduler = Scheduler(QueueFile(self.paths.csv), self.config,
                                        self.paths.state_dir, record, queue_name=self.paths.name,
                                        local_ray=self.local_ray,
-                                       observers=(tracking, self.metrics))
+                                       observers=(tracking, self.metrics,
+                                                  *self.extra_observers))
             self.code = self.scheduler.run()
             tracking.close()
             record.close()

@@ -35,3 +35,24 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
     assert all(t["status"] == "completed" for t in trials)
     best = min(trials, key=lambda t: t["final_metrics"]["val_loss"])
     assert best["config"]["lr"] == 0.01
+
+
+def test_sweep_row_sends_sweep_done_with_its_trials(tmp_path):
+    from orchestrator.notify import Notifier
+    from tests.notify_servers import JsonSink
+
+    sweep = tmp_path / "toy.yaml"
+    text = (ROOT / "configs" / "sweeps" / "toy_wandb.yaml").read_text()
+    sweep.write_text(text.replace("../../examples", str(ROOT / "examples")))
+    csv = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "TrainingCommand"],
+                    [["sw", "sweep", "toy.yaml", "0", ""]])
+    with JsonSink() as sink:
+        notifier = Notifier([sink.url()], {"sweep_done"}, queue_name="q")
+        run = QueueRun(csv)
+        run.extra_observers = (notifier,)
+        run.start()
+        assert run.join(timeout=240) == 0
+        notifier.close(timeout=10)
+        received = list(sink.received)
+    assert len(received) == 1 and "sweep sw finished" in received[0]["title"]
+    assert "3 Done" in received[0]["title"] and "trial-" in received[0]["message"]
