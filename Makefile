@@ -26,6 +26,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/recovery.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orchestrator trainers tests bench examples configs

@@ -1,0 +1,326 @@
+"""Sweep overhead benchmark (prints figures; asserts nothing): what ``run_sweep`` adds per trial.
+
+40 trials of a program that sleeps 1 s and logs one metric line, 4 at a time on
+4 logical GPUs (``gpus_per_trial=1``), so the ideal is 40 / 4 x 1 s = 10 s.
+The sweep is built in code (method random, run_cap 40, ``x`` uniform 0..1,
+metric ``score`` maximize). The program is plain Python: it appends
+``{"score": x}`` to ``$ORCH_METRICS_FILE`` (no wandb import, so the figure is the
+orchestrator + Tune overhead, not wandb's start-up) and writes its own start/end
+``time.time()`` and its GPU to ``$ORCH_RUN_DIR/bench_times.json``.
+
+Each variant runs in a child process of this script (private ``RAY_TMPDIR``,
+``RAY_ADDRESS`` unset, ``OMP_NUM_THREADS=1``) that times ``ray.init(address="local",
+num_cpus=4, num_gpus=4, include_dashboard=False)``, ``run_sweep(...)`` and
+``ray.shutdown()`` separately.
+
+Figures:
+
+* wall: ``run_sweep`` call to return; ideal = ceil(N/4) x 1 s;
+* per-trial overhead = (wall - ideal) x 4 / N (target <= 1 s: PASS/MISS);
+* slot gap: on each GPU, the next program's start minus the previous program's
+  end (median, p95, max);
+* max programs running at once (from the programs' own times); failed trials;
+* steady state: the same overhead over first program start → last program end;
+* start-up (run_sweep call → first program start) and tail (last program end →
+  run_sweep return).
+
+A second variant runs an unmodified W&B program (``import wandb``,
+``wandb.init(mode="offline")``, ``wandb.log``, ``wandb.finish``), 8 trials; its
+per-trial overhead against the same sleep-only ideal includes wandb's own start-up,
+so the figure net of the programs' median run time is printed too.
+
+JSON goes to bench/results/sweep_overhead.json.
+
+    .venv/bin/python bench/sweep_overhead.py [--trials 40] [--wandb-trials 8] [--skip-wandb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "sweep_overhead.json"
+SLOTS, SLEEP, TARGET_S = 4, 1.0, 1.0
+TIMES_FILE = "bench_times.json"
+
+# The trial programs, written into the work folder at run time.
+_PLAIN = '''\
+import json, os, sys, time
+start = time.time()
+x = float(next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--x=")))
+time.sleep(%(sleep)r)
+with open(os.environ["ORCH_METRICS_FILE"], "a", encoding="utf-8") as f:
+    f.write(json.dumps({"score": x}) + "\\n")
+end = time.time()
+with open(os.path.join(os.environ["ORCH_RUN_DIR"], %(times)r), "w") as f:
+    json.dump({"start": start, "end": end, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+               "pid": os.getpid()}, f)
+'''
+
+_WANDB = '''\
+import json, os, sys, time
+start = time.time()
+import wandb
+imported = time.time()
+run = wandb.init(mode="offline")
+inited = time.time()
+x = float(run.config.get("x", next((a.split("=", 1)[1] for a in sys.argv[1:]
+                                     if a.startswith("--x=")), "nan")))
+time.sleep(%(sleep)r)
+wandb.log({"score": x})
+logged = time.time()
+wandb.finish()
+end = time.time()
+with open(os.path.join(os.environ["ORCH_RUN_DIR"], %(times)r), "w") as f:
+    json.dump({"start": start, "end": end, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+               "pid": os.getpid(), "import_s": imported - start, "init_s": inited - imported,
+               "finish_s": end - logged}, f)
+'''
+
+
+# ------------------------------------------------------------------ the child
+def child(args: argparse.Namespace) -> int:
+    """Runs in the child process: ray.init, run_sweep, ray.shutdown; JSON on the last line."""
+    sys.path.insert(0, str(ROOT))
+    import ray
+
+    from sweeps.spec import parse_sweep
+    from sweeps.tune_runner import run_sweep
+
+    spec = parse_sweep({
+        "name": args.name, "program": args.program, "method": "random",
+        "run_cap": args.trials, "metric": {"name": "score", "goal": "maximize"},
+        "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+    }, source=str(Path(args.work) / f"{args.name}.yaml"))
+    out: dict = {}
+    t0 = time.time()
+    ray.init(address="local", num_cpus=SLOTS, num_gpus=SLOTS, include_dashboard=False,
+             log_to_driver=False)
+    out["ray_init_s"] = time.time() - t0
+    try:
+        out["sweep_start"] = time.time()
+        outcome = run_sweep(spec, storage_path=Path(args.work) / "storage", name=args.name,
+                            gpus_per_trial=1.0, cpus_per_trial=1.0,
+                            max_concurrent_trials=SLOTS, workdir=args.work)
+        out["sweep_end"] = time.time()
+        out["trials"] = [{k: t.get(k) for k in ("trial_dir", "metric", "status", "error")}
+                         for t in outcome.trials]
+        out["errors"] = outcome.errors
+        out["best_metric"] = outcome.best_metric
+    finally:
+        t1 = time.time()
+        ray.shutdown()
+        out["ray_shutdown_s"] = time.time() - t1
+    print("\nRESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------- figures
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    pos = (len(v) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def max_concurrent(times: list[dict]) -> int:
+    events = sorted([(t["start"], 1) for t in times] + [(t["end"], -1) for t in times])
+    most = now = 0
+    for _, step in events:   # an end sorts before a start at the same instant
+        now += step
+        most = max(most, now)
+    return most
+
+
+def slot_gaps(times: list[dict]) -> list[float]:
+    by_slot: dict[str, list[dict]] = {}
+    for t in times:
+        by_slot.setdefault(str(t.get("gpu")), []).append(t)
+    gaps = []
+    for runs in by_slot.values():
+        runs.sort(key=lambda t: t["start"])
+        gaps += [b["start"] - a["end"] for a, b in zip(runs, runs[1:], strict=False)]
+    return gaps
+
+
+def r(v, nd=3):
+    return None if v is None else round(v, nd)
+
+
+def figures(res: dict, n: int) -> dict:
+    trials = res.get("trials", [])
+    times = []
+    for t in trials:
+        try:
+            times.append(json.loads((Path(t["trial_dir"]) / TIMES_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            pass
+    wall = res["sweep_end"] - res["sweep_start"]
+    ideal = math.ceil(n / SLOTS) * SLEEP
+    gaps = slot_gaps(times)
+    durations = [t["end"] - t["start"] for t in times]
+    med_dur = pct(durations, 50)
+    failed = sum(t.get("status") != "TERMINATED" for t in trials) + max(0, n - len(trials))
+    fig = {
+        "trials": n, "trials_returned": len(trials), "programs_timed": len(times),
+        "failed_trials": failed, "missing_metric": sum(t.get("metric") is None for t in trials),
+        "ray_init_s": r(res.get("ray_init_s")), "ray_shutdown_s": r(res.get("ray_shutdown_s")),
+        "wall_s": r(wall), "ideal_s": ideal,
+        "overhead_per_trial_s": r((wall - ideal) * SLOTS / n),
+        "slot_gap_median_s": r(pct(gaps, 50)), "slot_gap_p95_s": r(pct(gaps, 95)),
+        "slot_gap_max_s": r(max(gaps) if gaps else None),
+        "max_concurrent": max_concurrent(times) if times else 0,
+        "slots_used": len({str(t.get("gpu")) for t in times}),
+        "startup_s": r(min(t["start"] for t in times) - res["sweep_start"]) if times else None,
+        "tail_s": r(res["sweep_end"] - max(t["end"] for t in times)) if times else None,
+        "program_run_median_s": r(med_dur),
+    }
+    if times:   # what each trial costs once the 4 trial actors are up
+        span = max(t["end"] for t in times) - min(t["start"] for t in times)
+        fig["programs_span_s"] = r(span)
+        fig["overhead_per_trial_steady_s"] = r((span - ideal) * SLOTS / n)
+    if med_dur is not None:   # the same, against the programs' own run time
+        net_ideal = math.ceil(n / SLOTS) * med_dur
+        fig["overhead_per_trial_net_of_program_s"] = r((wall - net_ideal) * SLOTS / n)
+    for key in ("import_s", "init_s", "finish_s"):
+        vals = [t[key] for t in times if key in t]
+        if vals:
+            fig[f"wandb_{key}_median"] = r(pct(vals, 50))
+    errors = [t["error"] for t in trials if t.get("error")]
+    if errors:
+        fig["first_error"] = errors[0][-800:]
+    return fig
+
+
+# -------------------------------------------------------------------- parent
+def run_variant(name: str, source: str, n: int, work: Path, timeout: float) -> dict:
+    program = work / f"{name}_program.py"
+    program.write_text(source % {"sleep": SLEEP, "times": TIMES_FILE}, encoding="utf-8")
+    ray_tmp = tempfile.mkdtemp(prefix="bench-sweep-rt-", dir="/tmp")
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    env.update(RAY_TMPDIR=ray_tmp, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--name", name,
+           "--program", str(program), "--work", str(work), "--trials", str(n)]
+    log_path = work / f"{name}.child.log"
+    t0 = time.time()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=log, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        try:
+            stdout, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)   # the child's own session only
+            try:
+                stdout, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                stdout, _ = proc.communicate()
+            return {"error": f"timed out after {timeout:.0f} s (log: {log_path})"}
+    child_wall = time.time() - t0
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        tail = log_path.read_text(errors="replace")[-1500:]
+        return {"error": f"child exited {proc.returncode}", "log_tail": tail}
+    fig = figures(json.loads(line[len("RESULT "):]), n)
+    fig["child_process_wall_s"] = r(child_wall, 1)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    return fig
+
+
+def report(title: str, fig: dict, target: bool) -> None:
+    print(f"\n== {title}")
+    if "error" in fig:
+        print(f"  ERROR: {fig['error']}")
+        if fig.get("log_tail"):
+            print(fig["log_tail"])
+        return
+    n = fig["trials"]
+    print(f"  ray.init                       {fig['ray_init_s']:.2f} s "
+          f"(shutdown {fig['ray_shutdown_s']:.2f} s)")
+    print(f"  run_sweep wall                 {fig['wall_s']:.2f} s")
+    print(f"  ideal                          {fig['ideal_s']:.2f} s "
+          f"({n} x {SLEEP:g} s / {SLOTS} slots)")
+    verdict = ""
+    if target:
+        verdict = "  PASS" if fig["overhead_per_trial_s"] <= TARGET_S else "  MISS"
+        verdict += f" (target <= {TARGET_S:g} s)"
+    print(f"  per-trial overhead             {fig['overhead_per_trial_s']:.3f} s{verdict}")
+    if fig.get("overhead_per_trial_net_of_program_s") is not None:
+        print(f"  per-trial overhead, net of the program's own run time "
+              f"({fig['program_run_median_s']:.2f} s median): "
+              f"{fig['overhead_per_trial_net_of_program_s']:.3f} s")
+    if fig.get("overhead_per_trial_steady_s") is not None:
+        print(f"  per-trial overhead, steady state (first program start -> last end, "
+              f"{fig['programs_span_s']:.2f} s): {fig['overhead_per_trial_steady_s']:.3f} s")
+    if fig["slot_gap_median_s"] is not None:
+        print(f"  slot gap end->next start       median {fig['slot_gap_median_s']:.3f} s, "
+              f"p95 {fig['slot_gap_p95_s']:.3f} s, max {fig['slot_gap_max_s']:.3f} s")
+    print(f"  max programs at once           {fig['max_concurrent']} "
+          f"(on {fig['slots_used']} GPU slot(s))")
+    print(f"  start-up / tail                {fig['startup_s']} s / {fig['tail_s']} s")
+    print(f"  failed trials                  {fig['failed_trials']} of {n} "
+          f"({fig['programs_timed']} programs timed, {fig['missing_metric']} without metric)")
+    for key in ("wandb_import_s_median", "wandb_init_s_median", "wandb_finish_s_median"):
+        if key in fig:
+            print(f"  {key:<30} {fig[key]:.2f} s")
+    if fig.get("first_error"):
+        print(f"  first error: {fig['first_error']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--wandb-trials", type=int, default=8)
+    p.add_argument("--skip-wandb", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--name", help=argparse.SUPPRESS)
+    p.add_argument("--program", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sweep-", dir="/tmp"))
+    print(f"work folder {work}; {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.2f}",
+          flush=True)
+    results: dict = {"cpus": os.cpu_count(), "slots": SLOTS, "sleep_s": SLEEP,
+                     "target_overhead_per_trial_s": TARGET_S}
+    results["plain"] = run_variant("plain", _PLAIN, args.trials, work,
+                                   timeout=180 + 10 * args.trials)
+    report(f"plain program: {args.trials} trials, {SLOTS} at once", results["plain"], True)
+    if "overhead_per_trial_s" in results["plain"]:
+        results["plain"]["verdict"] = ("PASS" if results["plain"]["overhead_per_trial_s"]
+                                       <= TARGET_S else "MISS")
+    if not args.skip_wandb:
+        results["wandb"] = run_variant("wandb", _WANDB, args.wandb_trials, work,
+                                       timeout=180 + 20 * args.wandb_trials)
+        report(f"W&B program (wandb.init offline + wandb.log): {args.wandb_trials} trials, "
+               f"{SLOTS} at once", results["wandb"], False)
+    results["load_after"] = os.getloadavg()[0]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten {RESULTS.relative_to(ROOT)}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
