@@ -309,6 +309,8 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     workdir = str(Path(workdir if workdir is not None else Path(spec.source).parent).resolve())
     storage = str(Path(storage_path).resolve())
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # save the sweep's state often: a killed sweep resumes without redoing finished trials
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     space, num_samples, search_alg, method = _search(spec, seed, max_concurrent_trials)
     searcher_limit = max_concurrent_trials if method == "bayes" else 0
     metric = spec.metric.name if spec.metric else None
