@@ -66,6 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds between SIGTERM and SIGKILL when stopping a job"),
     Setting("general", "runner_idle", "runner_idle", float, 10.0,
             "seconds an idle warm runner is kept for the next job of the same shape"),
+    Setting("general", "max_concurrent_trials", "max_concurrent_trials", int, 0,
+            "trials of one Kind=sweep row running at once; 0 = as many as fit"),
     Setting("wandb", "entity", "wandb_entity", str, "", "W&B entity passed as WANDB_ENTITY"),
     Setting("wandb", "project", "wandb_project", str, "", "W&B project passed as WANDB_PROJECT"),
     Setting("environment", "setup_script", "setup_script", str, "",
@@ -117,6 +119,7 @@ class Config:
     retry_backoff: float = 5.0
     stop_grace: float = 10.0
     runner_idle: float = 10.0
+    max_concurrent_trials: int = 0
     wandb_entity: str = ""
     wandb_project: str = ""
     setup_script: str = ""

@@ -464,7 +464,7 @@ class Scheduler:
                 cpus=spec.cpus if spec.cpus is not None else 1.0,
                 storage=self.state_dir / job.id / "tune",   # per row: a retry resumes it
                 name=job.id, address=ray.get_runtime_context().gcs_address,
-                retries=spec.retries or 1)
+                retries=spec.retries or 1, max_concurrent=cfg.max_concurrent_trials)
         script = job_script(command, cwd=self.base_dir, setup_script=cfg.setup_script,
                             conda_env=cfg.conda_env if cfg.use_conda else "",
                             pretrained_path=ready.pretrained_path,

@@ -17,12 +17,12 @@ __all__ = ["sweep_command", "sweep_metric"]
 
 
 def sweep_command(config: Path, *, gpus: float, cpus: float, storage: Path, name: str,
-                  address: str, retries: int) -> str:
+                  address: str, retries: int, max_concurrent: int = 0) -> str:
     """The shell command a sweep row runs (every value quoted)."""
     argv = [sys.executable, "-m", "orchestrator", "sweep", "run", str(config),
             "--gpus-per-trial", f"{gpus:g}", "--cpus-per-trial", f"{cpus:g}",
             "--storage", str(storage), "--name", name, "--address", address,
-            "--retries", str(retries), "--report"]
+            "--retries", str(retries), "--max-concurrent", str(max_concurrent), "--report"]
     return shlex.join(argv)
 
 

@@ -96,3 +96,16 @@ def test_hyperband_stops_poor_trials_early(tmp_path):
         assert not _program_lines(trial["trial_dir"], "SWEEP_PROGRAM_END ")   # killed
         folder = Path(trial["trial_dir"])
         assert (folder / "exit_code").exists() or (folder / "orphaned").exists()
+
+
+def test_bayes_searches_with_optuna(tmp_path):
+    path = _sweep(tmp_path, method="bayes", run_cap=4,
+                  parameters={"lr": {"distribution": "log_uniform_values", "min": 1e-4,
+                                     "max": 1.0}, "epochs": {"value": 1}})
+    out = run_sweep(path, storage_path=tmp_path / "results", name="bayes", seed=3,
+                    cpus_per_trial=0.5)
+    assert out.num_trials == 4 and out.errors == 0
+    lrs = [t["config"]["lr"] for t in out.trials]
+    assert all(1e-4 <= lr <= 1.0 for lr in lrs) and len(set(lrs)) == 4
+    best = min(out.trials, key=lambda t: t["metric"])
+    assert out.best_metric == best["metric"] and out.best_config["lr"] == best["config"]["lr"]
