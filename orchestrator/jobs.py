@@ -76,7 +76,7 @@ SEED_COLUMNS = ("ID", "Name", "TrainingCommand", "TrainingCheck", "WandbRunID",
 REQUIRED_COLUMNS = ("ID", "TrainingCommand")
 #: Columns the orchestrator writes; every other column belongs to the user.
 OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended", "Attempts",
-                 "Node", "BestMetric", "Error", "LogFile")
+                 "Node", "BestMetric", "BestConfig", "Error", "LogFile")
 
 KINDS = ("command", "ddp", "hf", "yolo", "yolo_label", "sweep")
 #: Kinds this version can run; the others are valid names that are not built yet.

@@ -14,6 +14,7 @@ runs next.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import secrets
@@ -556,6 +557,9 @@ class Scheduler:
             cells["Error"] = "stopped on request"
         elif result.ok:
             to = record_status = S.DONE
+            if spec.kind == "sweep" and isinstance(result.metrics.get("best_config"), dict):
+                cells["BestConfig"] = json.dumps(result.metrics["best_config"],
+                                                 ensure_ascii=False, separators=(",", ":"))
             cells["WeightFile"] = self._display_path(result.weight_file) if result.weight_file \
                 else ""  # Error keeps what the launch wrote ("" or a missing-weights warning)
         else:

@@ -1,5 +1,6 @@
 """A Kind=sweep row: an unmodified W&B program swept on Tune from the queue."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
     rows = read_rows(csv)
     assert rows["sw"]["TrainingCheck"] == "Done", rows["sw"]["Error"]
     assert float(rows["sw"]["BestMetric"]) == pytest.approx(1 / 3)   # lr = 0.01 wins
+    assert json.loads(rows["sw"]["BestConfig"]) == {"lr": 0.01, "epochs": 3}
     assert rows["bad"]["TrainingCheck"] == "Invalid" and "missing.yaml" in rows["bad"]["Error"]
     tracker = ExperimentTracker(run.paths.registry)
     exp = next(e for e in tracker.list_experiments() if e["name"].endswith("/sw"))
