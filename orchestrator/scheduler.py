@@ -32,13 +32,12 @@ from orchestrator.deps import Readiness, find_cycles, resolve
 from orchestrator.exceptions import OrchestratorError, QueueFileError
 from orchestrator.gpus import GpuLedger
 from orchestrator.jobs import TRANSITIONS, JobSpec, JobStatus
+from orchestrator.launch import build_launch
 from orchestrator.pool import RunnerPool, Shape
 from orchestrator.queue import QueueFile, Table, safe_cell
 from orchestrator.record import RunRecord
 from orchestrator.registry import ModelRegistry
-from orchestrator.runner import JobResult, LaunchSpec, collect_result, finished_exit_code
-from trainers import job_script
-from trainers.sweep import sweep_command, sweep_metric
+from orchestrator.runner import JobResult, collect_result, finished_exit_code
 
 __all__ = ["Scheduler", "Job"]
 
@@ -440,40 +439,21 @@ class Scheduler:
             if self.ledger is not None:
                 self.ledger.release(job.id)
             return
-        spec, cfg = job.spec, self.config
+        spec = job.spec
         attempt = job.attempt + 1
-        run_dir = self.state_dir / job.id / f"attempt-{attempt}"
         cells = {}
         if ready.missing_weights:
             cells["PretrainedModelId"] = f"-{spec.parent_id}"
             self._note_once(job, f"{job.id}: {ready.reason}")
+        if "BestConfig" in job.row:
+            cells["BestConfig"] = ""
         job.wandb_run_id = job.wandb_run_id or new_run_id()
-        env = {"ORCH_JOB_ID": job.id, "ORCH_ATTEMPT": str(attempt), "ORCH_QUEUE": self.queue_name,
-               "ORCH_METRICS_FILE": str(run_dir / "metrics.jsonl"),
-               "WANDB_RUN_ID": job.wandb_run_id, "WANDB_RESUME": "allow",
-               "WANDB_DIR": str(run_dir), "WANDB_NAME": spec.name or job.id,
-               "PYTHONUNBUFFERED": "1", **cfg.env}
-        if cfg.wandb_project:
-            env["WANDB_PROJECT"] = cfg.wandb_project
-        if cfg.wandb_entity:
-            env["WANDB_ENTITY"] = cfg.wandb_entity
-        command, metric, goal = spec.command, cfg.metric, cfg.metric_goal
-        if spec.kind == "sweep":
-            metric, goal = sweep_metric(spec.config_path)
-            command = sweep_command(
-                spec.config_path, gpus=spec.gpus or 0.0,
-                cpus=spec.cpus if spec.cpus is not None else 1.0,
-                storage=self.state_dir / job.id / "tune",   # per row: a retry resumes it
-                name=job.id, address=ray.get_runtime_context().gcs_address,
-                retries=spec.retries or 1, max_concurrent=cfg.max_concurrent_trials)
-        script = job_script(command, cwd=self.base_dir, setup_script=cfg.setup_script,
-                            conda_env=cfg.conda_env if cfg.use_conda else "",
-                            pretrained_path=ready.pretrained_path,
-                            header=f"{self.queue_name}/{job.id} attempt {attempt}")
-        launch = LaunchSpec(job_id=job.id, attempt=attempt, label=f"{self.queue_name}/{job.id}",
-                            script=script, run_dir=str(run_dir), env=tuple(env.items()),
-                            pinned_gpus=pinned, stop_grace=cfg.stop_grace,
-                            weight_globs=cfg.weight_globs, metric=metric, metric_goal=goal)
+        launch = build_launch(spec, self.config, queue=self.queue_name, attempt=attempt,
+                              base_dir=self.base_dir, state_dir=self.state_dir,
+                              wandb_run_id=job.wandb_run_id, pinned=pinned,
+                              pretrained_path=ready.pretrained_path,
+                              cluster_address=ray.get_runtime_context().gcs_address)
+        run_dir = Path(launch.run_dir)
         self.refs[runner.handle.start.remote(launch)] = (job.id, "start", attempt)
         self.refs[runner.handle.wait.remote(job.id, attempt)] = (job.id, "done", attempt)
         job.attempt, job.runner, job.started, job.result = attempt, runner, None, None

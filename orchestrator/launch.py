@@ -1,0 +1,57 @@
+"""What one attempt runs: its environment, its script, its ``LaunchSpec``.
+
+Pure: it reads the row's spec and the config and decides nothing about when or
+where the attempt runs (that is the scheduler's job).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.config import Config
+from orchestrator.jobs import JobSpec
+from orchestrator.runner import LaunchSpec
+from trainers import job_script
+from trainers.sweep import sweep_command, sweep_metric
+
+__all__ = ["build_launch", "job_env"]
+
+
+def job_env(spec: JobSpec, config: Config, *, queue: str, attempt: int, run_dir: Path,
+            wandb_run_id: str) -> dict[str, str]:
+    """The variables a job gets (besides CUDA_VISIBLE_DEVICES, set by its runner)."""
+    env = {"ORCH_JOB_ID": spec.id, "ORCH_ATTEMPT": str(attempt), "ORCH_QUEUE": queue,
+           "ORCH_METRICS_FILE": str(run_dir / "metrics.jsonl"),
+           "WANDB_RUN_ID": wandb_run_id, "WANDB_RESUME": "allow", "WANDB_DIR": str(run_dir),
+           "WANDB_NAME": spec.name or spec.id, "PYTHONUNBUFFERED": "1", **config.env}
+    if config.wandb_project:
+        env["WANDB_PROJECT"] = config.wandb_project
+    if config.wandb_entity:
+        env["WANDB_ENTITY"] = config.wandb_entity
+    return env
+
+
+def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, base_dir: Path,
+                 state_dir: Path, wandb_run_id: str, pinned: tuple[int, ...] | None,
+                 pretrained_path: str, cluster_address: str) -> LaunchSpec:
+    """The ``LaunchSpec`` of attempt ``attempt`` of row ``spec``."""
+    run_dir = state_dir / spec.id / f"attempt-{attempt}"
+    command, metric, goal = spec.command, config.metric, config.metric_goal
+    if spec.kind == "sweep":
+        metric, goal = sweep_metric(spec.config_path)
+        command = sweep_command(
+            spec.config_path, gpus=spec.gpus or 0.0,
+            cpus=spec.cpus if spec.cpus is not None else 1.0,
+            storage=state_dir / spec.id / "tune",   # per row, not per attempt: a retry resumes
+            name=spec.id, address=cluster_address, retries=spec.retries or 1,
+            max_concurrent=config.max_concurrent_trials)
+    script = job_script(command, cwd=base_dir, setup_script=config.setup_script,
+                        conda_env=config.conda_env if config.use_conda else "",
+                        pretrained_path=pretrained_path,
+                        header=f"{queue}/{spec.id} attempt {attempt}")
+    env = job_env(spec, config, queue=queue, attempt=attempt, run_dir=run_dir,
+                  wandb_run_id=wandb_run_id)
+    return LaunchSpec(job_id=spec.id, attempt=attempt, label=f"{queue}/{spec.id}",
+                      script=script, run_dir=str(run_dir), env=tuple(env.items()),
+                      pinned_gpus=pinned, stop_grace=config.stop_grace,
+                      weight_globs=config.weight_globs, metric=metric, metric_goal=goal)
