@@ -179,23 +179,18 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                   f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
                            config.metric_goal)
+    ui = console.is_terminal and not config.no_ui
+    printer = () if ui else (ProgressPrinter(console),)
     scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
-                          observers=(ProgressPrinter(console), tracking, QueueMetrics(paths.name),
+                          observers=(*printer, tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])))
-    if install_signals:
-        _install_interrupt(scheduler, console, local)
-    live = None
-    if console.is_terminal and not config.no_ui:
-        from rich.live import Live
-        live = Live(console=console, refresh_per_second=2, transient=True,
-                    get_renderable=lambda: render_status(scheduler.snapshot(),
-                                                         title=f"{paths.name} (live)"))
     try:
-        if live is not None:
-            with live:
-                code = scheduler.run()
+        if ui:
+            code = _drive_with_ui(paths, config, scheduler, local)
         else:
+            if install_signals:
+                _install_interrupt(scheduler, console, local)
             code = scheduler.run()
         rows = _print_summary(console, paths, record)
         if notifier is not None:
@@ -206,6 +201,26 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
         tracking.close()
         record.close()
     return code
+
+
+def _drive_with_ui(paths: QueuePaths, config: Config, scheduler, local: bool) -> int:
+    """The textual UI in this terminal while the scheduler runs in a thread; log lines go
+    to a file meanwhile (they would tear the screen)."""
+    from orchestrator.tui_driver import DriverApp
+
+    log_file = paths.state_dir / f"driver-{paths.name}.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers = [handler]
+    try:
+        app = DriverApp(paths, config, scheduler, local=local)
+        app.run()
+        return app.join()
+    finally:
+        root.handlers = saved
+        handler.close()
 
 
 def _install_interrupt(scheduler, console: Console, local: bool) -> None:

@@ -107,6 +107,7 @@ class Scheduler:
         self._last_read = 0.0
         self._first_round_done = False
         self._interrupt = 0        # 1: stop launching and wind down
+        self._stop_on_interrupt = False
         self._rewait: list[tuple[float, str, int]] = []  # (when, job id, attempt)
 
     # ================================================================ the loop
@@ -162,11 +163,13 @@ class Scheduler:
     def interrupted(self) -> bool:
         return bool(self._interrupt)
 
-    def interrupt(self) -> None:
-        """Ctrl-C: on a Ray we started, stop running jobs (they go back to pending) and
-        exit; on a cluster, leave them running (rerun the command to re-attach)."""
+    def interrupt(self, stop_jobs: bool | None = None) -> None:
+        """Wind down: launch nothing more and exit. Running jobs are stopped (they go back
+        to pending) when ``stop_jobs``, else left running for a rerun to re-attach; the
+        default stops them only on a Ray we started (they could not outlive it)."""
         self._interrupt += 1
-        if self.local_ray:
+        self._stop_on_interrupt = self.local_ray if stop_jobs is None else stop_jobs
+        if self._stop_on_interrupt:
             for job in self.jobs.values():
                 if job.status.active and job.runner is not None:
                     job.runner.handle.stop.remote(job.id)
@@ -174,7 +177,7 @@ class Scheduler:
     def _finished(self) -> bool:
         active = any(j.status.active for j in self.jobs.values())
         if self._interrupt:
-            return not active or not self.local_ray
+            return not active or not self._stop_on_interrupt
         if active:
             return False
         if self.config.watch:

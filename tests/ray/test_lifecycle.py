@@ -180,8 +180,7 @@ def test_driver_restart_reattaches_to_a_live_job(tmp_path):
     first = QueueRun(q).start()
     wait_for(lambda: read_rows(q)["long"]["TrainingCheck"] == "Training", what="Training")
     # the first driver goes away without cleaning up (its runner is detached)
-    first.scheduler._interrupt = 1
-    first.scheduler.local_ray = False
+    first.scheduler.interrupt(stop_jobs=False)
     first.join()
     assert read_rows(q)["long"]["TrainingCheck"] == "Training"
     second = QueueRun(q).start()
@@ -198,8 +197,7 @@ def test_attempt_that_finished_while_no_driver_watched_is_not_run_again(tmp_path
         row("solo", probe("solo", out, "--sleep", "1.5", "--weights"))])
     first = QueueRun(q).start()
     wait_for(lambda: read_rows(q)["solo"]["TrainingCheck"] == "Training", what="Training")
-    first.scheduler._interrupt = 1          # the driver leaves, its runner keeps the job
-    first.scheduler.local_ray = False
+    first.scheduler.interrupt(stop_jobs=False)   # the driver leaves, its runner keeps the job
     first.join()
     wait_for(lambda: "end" in probe_records(out)[0], what="the job to finish")
     runner = first.record().latest(first.paths.name, "solo")["runner"]
