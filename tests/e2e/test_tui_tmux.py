@@ -67,3 +67,31 @@ def test_tui_in_tmux(tmp_path):
         assert read_rows(csv_path)["m1"]["TrainingCheck"] == "Done"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_run_in_a_terminal_shows_the_ui_then_the_summary(tmp_path):
+    """`orchestrator run` in a real terminal: the live UI while it runs, then the summary."""
+    csv_path = write_csv(tmp_path / "queue.csv", ["ID", "Name", "TrainingCommand", "GPUs"], [
+        ["slow", "느린 모델", "sleep 4", "0"], ["fast", "quick", "true", "0"]])
+    ini = tmp_path / "m.ini"
+    ini.write_text("[ray]\ndashboard = false\n")
+    rc_file = tmp_path / "rc"
+    command = (f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m "
+               f"orchestrator.run queue.csv --config m.ini; "
+               f"echo $? > {shlex.quote(str(rc_file))}; sleep 60")
+    session = f"orch-run-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                    command], check=True, env=env)
+    try:
+        def screen() -> str:
+            return tmux("capture-pane", "-p", "-t", session)
+
+        wait_for(lambda: "driver pid" in screen() and "Training" in screen(), timeout=60,
+                 what="the live UI with a running row")
+        wait_for(rc_file.exists, timeout=60, what="the run to end")
+        assert rc_file.read_text().strip() == "0"
+        assert "updated CSV:" in screen() and "Done 2" in screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert {r["TrainingCheck"] for r in read_rows(csv_path).values()} == {"Done"}
