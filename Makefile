@@ -27,6 +27,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/recovery.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/tui_render.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orchestrator trainers tests bench examples configs

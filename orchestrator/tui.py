@@ -371,6 +371,10 @@ class QueueApp(App):
         self._render_rows()
 
     def _update_summary(self) -> None:
+        self.summary.update(self.summary_text())
+
+    def summary_text(self) -> str:
+        """The header: queue, driver, counts per status (subclasses add to it)."""
         driver = read_driver_info(self.paths)
         counts = Counter(v.status for v in self.views)
         parts = [f"[{STATUS_STYLE.get('' if s == 'Pending' else s, '')}]{s} {n}[/]"
@@ -382,7 +386,7 @@ class QueueApp(App):
             text += f"  [i]filter: {escape(repr(self.filter_text))} ({len(self._shown)} shown)[/i]"
         if self.load_error:
             text += f"\n[red]{escape(self.load_error)}[/red]"
-        self.summary.update(text)
+        return text
 
     def _matches(self, view: RowView) -> bool:
         needle = self.filter_text.casefold()

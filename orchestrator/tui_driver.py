@@ -75,6 +75,20 @@ class DriverApp(QueueApp):
         super().on_mount()
         self._thread.start()
 
+    def summary_text(self) -> str:
+        """Adds what the cluster has and what is in use (this process is on the cluster)."""
+        text = super().summary_text()
+        try:
+            import ray
+
+            total, free = ray.cluster_resources(), ray.available_resources()
+        except Exception:  # Ray going down at the end: keep the last header
+            return text
+        used = [f"{k} {total[k] - free.get(k, 0.0):g}/{total[k]:g}"
+                for k in ("GPU", "CPU") if total.get(k)]
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        return text + f"\nin use: {' · '.join(used) or 'nothing'} on {nodes} node(s)"
+
     def _drive(self) -> None:
         try:
             self.code = self.scheduler.run()

@@ -58,6 +58,8 @@ def test_quit_asks_then_stops_running_jobs(tmp_path):
         async with app.run_test(size=(100, 24)) as pilot:
             await until(pilot, lambda: probe_records(out))
             pids.append(probe_records(out)[0]["pid"])
+            header = app.summary_text()
+            assert "in use: GPU 0/4 · CPU" in header and "on 1 node(s)" in header
             await pilot.press("q")
             await pilot.pause(0.2)
             await pilot.press("c")              # cancel: nothing happens
