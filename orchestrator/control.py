@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 from orchestrator.config import Config
@@ -12,7 +13,7 @@ from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
 from orchestrator.session import QueuePaths, connect_ray, read_driver_info
 
-__all__ = ["stop_rows"]
+__all__ = ["stop_rows", "stop_rows_isolated"]
 
 
 def stop_rows(paths: QueuePaths, config: Config, ids: list[str] | None = None) -> dict[str, str]:
@@ -78,4 +79,30 @@ def _stop_running(paths: QueuePaths, config: Config, queue: QueueFile,
             record.close()
         if joined:
             ray.shutdown()
+    return outcome
+
+
+def stop_rows_isolated(paths: QueuePaths, config: Config, ids: list[str]) -> dict[str, str]:
+    """``stop_rows`` for a process that may not join Ray itself (a full-screen UI has
+    replaced stdout, which ``ray.init`` needs): in this process when it is already on Ray
+    (the driver), else through ``orchestrator stop`` in a child process."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return stop_rows(paths, config, ids)
+    env = dict(os.environ)
+    if config.address:
+        env["RAY_ADDRESS"] = config.address
+    argv = [sys.executable, "-m", "orchestrator", "stop", str(paths.csv), *ids,
+            "--state-dir", str(paths.state_dir), "--name", paths.name]
+    if config.source not in ("defaults", ""):
+        argv += ["--config", config.source]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise OrchestratorError((done.stderr.strip().splitlines() or ["orchestrator stop "
+                                                                      "failed"])[-1])
+    outcome = {}
+    for line in done.stdout.splitlines():
+        job_id, sep, what = line.partition(": ")
+        if sep:
+            outcome[job_id] = what
     return outcome

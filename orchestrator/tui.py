@@ -28,7 +28,7 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from orchestrator.config import Config
 from orchestrator.console import STATUS_STYLE, format_duration, status_rows
-from orchestrator.control import stop_rows
+from orchestrator.control import stop_rows_isolated
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.queue import QueueFile
 from orchestrator.record import RunRecord
@@ -489,7 +489,7 @@ class QueueApp(App):
     def _stop(self, job_id: str) -> None:
         """In a thread: stopping a running job may join Ray, which takes seconds."""
         try:
-            outcome = stop_rows(self.paths, self.config, [job_id])
+            outcome = stop_rows_isolated(self.paths, self.config, [job_id])
             message, severity = outcome.get(job_id, "nothing to do"), "information"
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
             logger.exception("stopping %s", job_id)

@@ -95,3 +95,44 @@ def test_run_in_a_terminal_shows_the_ui_then_the_summary(tmp_path):
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert {r["TrainingCheck"] for r in read_rows(csv_path).values()} == {"Done"}
+
+
+def test_tui_from_a_second_terminal_stops_a_running_job(tmp_path):
+    """A driver runs the queue; `orchestrator tui` in another terminal: `s`, `y` → Stopped."""
+    from tests.helpers import probe, probe_records
+
+    out = tmp_path / "out"
+    csv_path = write_csv(tmp_path / "queue.csv", ["ID", "Name", "TrainingCommand", "GPUs"], [
+        ["blk", "blocking", probe("blk", out, "--block"), "0"]])
+    ini = tmp_path / "m.ini"
+    ini.write_text("[ray]\ndashboard = false\n[general]\nstop_grace = 2\n")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(csv_path),
+                               "--config", str(ini), "--no_ui"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    session = f"orch-att-{uuid.uuid4().hex[:8]}"
+    try:
+        pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), timeout=60)
+        command = (f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(sys.executable)} -m "
+                   f"orchestrator tui queue.csv; sleep 60")
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "24",
+                        command], check=True, env={**os.environ, "TERM": "xterm-256color"})
+
+        def screen() -> str:
+            return tmux("capture-pane", "-p", "-t", session)
+
+        wait_for(lambda: "blocking" in screen() and "driver pid" in screen(), timeout=30)
+        tmux("send-keys", "-t", session, "s")
+        wait_for(lambda: "y/n" in screen(), timeout=10, what="the confirm dialog")
+        tmux("send-keys", "-t", session, "y")
+        try:
+            wait_for(lambda: read_rows(csv_path)["blk"].get("TrainingCheck") == "Stopped",
+                     timeout=60, what="the CSV to say Stopped")
+        except AssertionError:
+            raise AssertionError(screen()) from None
+        assert driver.wait(timeout=60) == 1
+        import psutil
+        wait_for(lambda: not psutil.pid_exists(pid), timeout=15, what="the job to stop")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        if driver.poll() is None:
+            driver.kill()
