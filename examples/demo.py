@@ -16,7 +16,7 @@ demo.mkdir()
 for name in ("queue.csv", "manager.ini"):
     shutil.copy(root / "configs" / name, demo / name)
 cmd = [sys.executable, "-m", "orchestrator.run", str(demo / "queue.csv"),
-       "--config", str(demo / "manager.ini"), "--num-gpus", "4"]  # a terminal gets the live table
+       "--config", str(demo / "manager.ini"), "--num-gpus", "4"]  # a terminal gets the live UI
 print("$", " ".join(cmd[1:]), flush=True)
 code = subprocess.call(cmd, cwd=root)
 queue = demo / "queue.csv"
