@@ -362,13 +362,24 @@ class QueueApp(App):
     # ---------------------------------------------------------- refresh
     def reload(self) -> None:
         """Re-read the files and update what changed."""
+        before = {v.id: v.status for v in self.views}
         try:
             self.views = self.source.load()
             self.load_error = ""
         except (OrchestratorError, OSError) as e:  # a CSV mid-edit: keep the last table
             self.load_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        crashed = [v.id for v in self.views if v.status == "Crash"
+                   and before.get(v.id, "Crash") != "Crash"]
+        if crashed and self.sound:
+            self.bell()
         self._update_summary()
         self._render_rows()
+
+    @property
+    def sound(self) -> bool:
+        """``[notify] sound = true``: ring the terminal bell when a row crashes."""
+        notify = dict(dict(self.config.extra_sections).get("notify", ()))
+        return str(notify.get("sound", "")).strip().lower() in ("1", "true", "yes", "on")
 
     def _update_summary(self) -> None:
         self.summary.update(self.summary_text())
@@ -384,6 +395,14 @@ class QueueApp(App):
                 f"{len(self.views)} rows: {' · '.join(parts)}")
         if self.filter_text:
             text += f"  [i]filter: {escape(repr(self.filter_text))} ({len(self._shown)} shown)[/i]"
+        busy: dict[str, set] = {}   # node -> GPU ids its running rows hold
+        for view in self.views:
+            gpus = view.cells.get("gpus") or ""
+            if view.status in ("Queued", "Training") and gpus:
+                busy.setdefault(view.cells.get("node") or "?", set()).update(gpus.split(","))
+        if busy:
+            text += "\nbusy GPUs: " + " · ".join(
+                f"{escape(node)} [{','.join(sorted(ids))}]" for node, ids in sorted(busy.items()))
         if self.load_error:
             text += f"\n[red]{escape(self.load_error)}[/red]"
         return text

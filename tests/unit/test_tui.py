@@ -246,3 +246,31 @@ def test_progress_and_metric_text():
     assert metric_text({"step": 1, "loss": 0.123456}, "") == "loss 0.1235"
     assert metric_text({"val_acc": 0.5}, "val_acc") == "0.5"
     assert metric_text({"loss": 1.0}, "val_acc") == ""
+
+
+def test_header_shows_busy_gpus_per_node_and_a_crash_rings_when_asked(tmp_path):
+    from orchestrator.record import RunRecord
+
+    csv_path = write_csv(tmp_path / "q.csv", HEADER, [
+        ["r1", "a", "python t.py", "Training", "1", "vm/aaaa", "", "w1", ""],
+        ["r2", "b", "python t.py", "", "", "", "", "", ""]])
+    config = load_config(None).replace(extra_sections=(("notify", (("sound", "true"),)),))
+    paths = queue_paths(csv_path, config)
+    record = RunRecord(paths.registry)
+    record.begin_attempt(paths.name, "r1", 1, status="Training", gpus="0,1", node="vm/aaaa")
+    record.close()
+
+    async def main():
+        app = QueueApp(paths, config)
+        rang = []
+        app.bell = lambda: rang.append(1)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            assert "busy GPUs: vm/aaaa [0,1]" in app.summary_text()
+            rows = (csv_path.read_text().replace("r2,b,python t.py,,", "r2,b,python t.py,Crash,"))
+            csv_path.write_text(rows)
+            app.reload()
+            await pilot.pause()
+        return rang
+
+    assert _run(main()) == [1]
