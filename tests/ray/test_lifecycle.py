@@ -111,13 +111,14 @@ def test_bad_rows_are_invalid_and_the_rest_run(tmp_path):
         row("cfg", probe("cfg", out)) + ["", "missing.yaml"],
         row("dup", probe("dup", out)) + ["", ""],
         row("dup", probe("dup2", out)) + ["", ""],
+        row("../escape", probe("escape", out)) + ["", ""],
     ])
     assert run_queue(q) == 1
     rows = {r["ID"] + str(i): r for i, r in enumerate(csv.DictReader(open(q, encoding="utf-8")))}
     by_id = {k[:-1] if k[-1].isdigit() and k[:-1] in ("dup",) else k: v for k, v in rows.items()}
     status = {r["ID"]: r["TrainingCheck"] for r in rows.values()}
     assert status["good"] == "Done"
-    for job_id in ("g1", "g2", "g3", "empty", "kind", "cfg", "dup"):
+    for job_id in ("g1", "g2", "g3", "empty", "kind", "cfg", "dup", "../escape"):
         assert status[job_id] == "Invalid", job_id
     errors = {r["ID"]: r["Error"] for r in rows.values()}
     assert "GPUs='abc'" in errors["g1"] and "1.5" in errors["g3"]
@@ -125,6 +126,7 @@ def test_bad_rows_are_invalid_and_the_rest_run(tmp_path):
     assert "missing.yaml" in errors["cfg"]
     assert "lines" in errors["dup"]
     assert [r["name"] for r in probe_records(out)] == ["good"]
+    assert not (tmp_path / "escape").exists()   # an ID cannot name a folder outside runs/
     del by_id
 
 

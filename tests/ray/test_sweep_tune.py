@@ -109,3 +109,16 @@ def test_bayes_searches_with_optuna(tmp_path):
     assert all(1e-4 <= lr <= 1.0 for lr in lrs) and len(set(lrs)) == 4
     best = min(out.trials, key=lambda t: t["metric"])
     assert out.best_metric == best["metric"] and out.best_config["lr"] == best["config"]["lr"]
+
+
+def test_hostile_parameter_values_never_reach_a_shell(tmp_path):
+    """A sweep value like `; touch …` is one argument to the program, not shell code."""
+    pwned = tmp_path / "pwned"
+    hostile = f"; touch {pwned}"
+    path = _sweep(tmp_path, parameters={"lr": {"value": 0.01}, "epochs": {"value": 1},
+                                         "note": {"values": [hostile, f"$(touch {pwned})"]}})
+    out = run_sweep(path, storage_path=tmp_path / "results", name="hostile")
+    assert out.num_trials == 2 and out.errors == 0
+    notes = sorted(_program_lines(t["trial_dir"])[0]["config"]["note"] for t in out.trials)
+    assert notes == sorted([hostile, f"$(touch {pwned})"])   # reached wandb.config intact
+    assert not pwned.exists()
