@@ -126,14 +126,7 @@ def child(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------- figures
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    pos = (len(v) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+from dispatch import pct  # noqa: E402  (bench/ is this script's folder on sys.path)
 
 
 def max_concurrent(times: list[dict]) -> int:

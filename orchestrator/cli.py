@@ -30,7 +30,7 @@ from orchestrator.queue import QueueFile
 from orchestrator.ray_metrics import QueueMetrics
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
-from orchestrator.tracking import TRIALS_FILE, JobTracking
+from orchestrator.tracking import JobTracking
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -380,6 +380,7 @@ def _sweep_run(args) -> int:
     from orchestrator import report
     from orchestrator.runner import find_weight_file
     from sweeps import load_sweep, run_sweep
+    from trainers.sweep import write_trials
 
     spec = load_sweep(args.file)   # a bad file fails before Ray starts
     config = load_config(None, address=args.address,
@@ -404,11 +405,8 @@ def _sweep_run(args) -> int:
         (storage / "best_config.json").write_text(json.dumps(outcome.best_config, indent=1))
     run_dir = os.environ.get("ORCH_RUN_DIR")
     if args.report and run_dir:  # the driver links each trial to the row's experiment
-        trials = [{k: t.get(k) for k in ("config", "metric", "status", "error", "trial_dir")}
-                  for t in outcome.trials]
-        (Path(run_dir) / TRIALS_FILE).write_text(json.dumps(
-            {"metric": metric, "goal": spec.metric.goal if spec.metric else "",
-             "trials": trials}, default=str), encoding="utf-8")
+        write_trials(Path(run_dir), metric, spec.metric.goal if spec.metric else "",
+                     outcome.trials)
     if args.report and outcome.best_metric is not None:
         weights = find_weight_file(Path(outcome.best_trial_dir), load_config(None).weight_globs,
                                    None, None) if outcome.best_trial_dir else ""

@@ -36,7 +36,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import apprise
@@ -256,13 +255,9 @@ class Notifier:
         self.job_event(event)
 
     def _sweep_row_done(self, job) -> None:
-        result = getattr(job, "result", None)
-        path = Path(result.log_path).parent / "sweep_trials.json" if result and \
-            result.log_path else None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path else {}
-        except (OSError, ValueError):
-            data = {}
+        from trainers.sweep import read_trials
+
+        data = read_trials(getattr(job, "result", None))
         trials = data.get("trials") or []
         rows = [{"id": f"trial-{i}", "name": json.dumps(t.get("config"), default=str)[:80],
                  "status": "Done" if t.get("status") == "TERMINATED" else "Crash",

@@ -6,17 +6,14 @@ and never decides anything itself.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from orchestrator.jobs import JobStatus
 from orchestrator.registry import ExperimentTracker, ModelRegistry
+from trainers.sweep import read_trials
 
-__all__ = ["JobTracking", "TRIALS_FILE"]
-
-#: What ``orchestrator sweep run --report`` leaves in the row's run folder.
-TRIALS_FILE = "sweep_trials.json"
+__all__ = ["JobTracking"]
 
 logger = logging.getLogger(__name__)
 S = JobStatus
@@ -84,11 +81,7 @@ class JobTracking:
 
     def _trials(self, job, exp: int, result) -> None:
         """Each trial of a sweep row becomes an experiment linked to the row's."""
-        path = Path(result.log_path).parent / TRIALS_FILE if result.log_path else None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path else {}
-        except (OSError, ValueError):
-            return
+        data = read_trials(result)
         metric = data.get("metric") or "metric"
         for i, trial in enumerate(data.get("trials", []), start=1):
             child = self.tracker.start_experiment(

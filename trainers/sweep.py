@@ -9,11 +9,33 @@ work as for any row.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
 
-__all__ = ["sweep_command", "sweep_metric"]
+__all__ = ["sweep_command", "sweep_metric", "write_trials", "read_trials", "TRIALS_FILE"]
+
+#: What ``orchestrator sweep run --report`` leaves in the row's run folder: the trials,
+#: read back by the driver's observers (registry, notifications).
+TRIALS_FILE = "sweep_trials.json"
+
+
+def write_trials(run_dir: Path, metric: str, goal: str, trials: list[dict]) -> None:
+    keep = ("config", "metric", "status", "error", "trial_dir")
+    data = {"metric": metric, "goal": goal,
+            "trials": [{k: t.get(k) for k in keep} for t in trials]}
+    (Path(run_dir) / TRIALS_FILE).write_text(json.dumps(data, default=str), encoding="utf-8")
+
+
+def read_trials(result) -> dict:
+    """``{"metric", "goal", "trials"}`` a sweep attempt left ({} when none)."""
+    if result is None or not result.log_path:
+        return {}
+    try:
+        return json.loads((Path(result.log_path).parent / TRIALS_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def sweep_command(config: Path, *, gpus: float, cpus: float, storage: Path, name: str,
