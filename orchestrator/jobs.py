@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator.exceptions import QueueFileError
 
 __all__ = [
-    "JobStatus", "JobSpec", "KINDS", "AVAILABLE_KINDS", "REQUIRED_COLUMNS",
+    "JobStatus", "JobSpec", "KINDS", "REQUIRED_COLUMNS",
     "SEED_COLUMNS", "OWNED_COLUMNS", "parse_gpu_ids", "parse_resources",
 ]
 
@@ -79,8 +79,6 @@ OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended"
                  "Node", "BestMetric", "BestConfig", "Error", "LogFile")
 
 KINDS = ("command", "ddp", "hf", "yolo", "yolo_label", "sweep")
-#: Kinds this version can run; the others are valid names that are not built yet.
-AVAILABLE_KINDS = ("command", "sweep")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -129,9 +127,6 @@ class JobSpec:
             hint = f"did you mean '{near[0]}'? " if near else ""
             raise err("Kind", row.get("Kind"), "unknown kind",
                       f"{hint}valid kinds: {', '.join(KINDS)}")
-        if kind not in AVAILABLE_KINDS:
-            raise err("Kind", kind, "this kind is not available in this version yet",
-                      f"use one of: {', '.join(AVAILABLE_KINDS)}")
         command = row.get("TrainingCommand") or ""
         if kind == "command" and not command.strip():
             raise err("TrainingCommand", command, "the command is empty",
@@ -147,6 +142,8 @@ class JobSpec:
                           "fix the path; relative paths start at the queue file's folder")
         if kind == "sweep":
             _check_sweep(config_path, config_text, err)
+        elif kind != "command":
+            _check_builtin(kind, config_path, config_text, err)
         gpus = _parse_gpus(row.get("GPUs"), err)
         cpus = _parse_number(row.get("CPUs"), "CPUs", err, minimum=0.0,
                              fix="use a number >= 0, e.g. 1 or 0.5")
@@ -182,6 +179,21 @@ def _check_sweep(config_path, config_text, err) -> None:
         more = f" (+{len(e.issues) - 3} more)" if len(e.issues) > 3 else ""
         raise err("Config", config_text, f"the sweep file cannot run: {first}{more}",
                   f"run `orchestrator sweep check {config_text}`") from None
+
+
+def _check_builtin(kind, config_path, config_text, err) -> None:
+    if config_path is None:
+        raise err("Config", config_text, f"a {kind} row needs its config file",
+                  f"put the {kind} YAML's path in Config (see examples/ for one)")
+    from trainers.errors import ConfigError
+    from trainers.kinds import check_config
+    try:
+        check_config(kind, config_path)
+    except ConfigError as e:
+        raise err("Config", config_text, f"the {kind} config cannot run: {e.problem}"
+                  + (f" (key {e.key!r}" + (f" = {e.value!r})" if e.value is not None else ")")
+                     if e.key else ""),
+                  e.fix or f"fix {config_path}") from None
 
 
 def _parse_number(text, column, err, *, minimum=None, fix):

@@ -12,6 +12,7 @@ from orchestrator.config import Config
 from orchestrator.jobs import JobSpec
 from orchestrator.runner import LaunchSpec
 from trainers import job_script
+from trainers.kinds import BUILTIN, kind_command, kind_metric
 from trainers.sweep import sweep_command, sweep_metric
 
 __all__ = ["build_launch", "job_env"]
@@ -45,6 +46,14 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
             storage=state_dir / spec.id / "tune",   # per row, not per attempt: a retry resumes
             name=spec.id, address=cluster_address, retries=spec.retries or 1,
             max_concurrent=config.max_concurrent_trials)
+    elif spec.kind in BUILTIN:
+        name, goal = kind_metric(spec.kind, spec.config_path)
+        metric = name or metric
+        command = kind_command(
+            spec.kind, spec.config_path, storage=state_dir / spec.id / spec.kind,  # a retry
+            name=spec.id, workers=spec.workers, gpus=spec.gpus or 0.0,         # resumes
+            cpus=spec.cpus if spec.cpus is not None else 1.0, address=cluster_address,
+            retries=spec.retries)
     script = job_script(command, cwd=base_dir, setup_script=config.setup_script,
                         conda_env=config.conda_env if config.use_conda else "",
                         pretrained_path=pretrained_path,

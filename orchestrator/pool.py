@@ -35,15 +35,22 @@ class Shape:
     cpus: float = 0.0
     resources: tuple[tuple[str, float], ...] = ()
     node_id: str | None = None      # pinned GPU modes stay on the driver's node
+    #: What the job's own Ray workers ask for (a TorchTrainer's): counted as held while
+    #: the job runs, so the pool neither double-books it nor keeps idle runners on it,
+    #: but not asked for by the runner itself.
+    workers: tuple[tuple[str, float], ...] = ()
 
-    def demand(self) -> Counter:
+    def demand(self, busy: bool = True) -> Counter:
+        """What it holds: the runner's own resources, and its job's workers' when busy."""
         out = Counter({"GPU": self.gpus, "CPU": self.cpus})
         out.update(dict(self.resources))
+        if busy:
+            out.update(dict(self.workers))
         return out
 
     def describe(self) -> dict:
         return {"gpus": self.gpus, "cpus": self.cpus, "resources": dict(self.resources),
-                "node_id": self.node_id}
+                "node_id": self.node_id, "workers": dict(self.workers)}
 
 
 @dataclass
@@ -76,7 +83,7 @@ class RunnerPool:
     def held(self) -> Counter:
         out: Counter = Counter()
         for runner in self.runners.values():
-            out.update(runner.shape.demand())
+            out.update(runner.shape.demand(busy=runner.job_id is not None))
         return out
 
     def _fits(self, shape: Shape, held: Counter) -> bool:
@@ -105,7 +112,7 @@ class RunnerPool:
             for runner in idle:
                 if self._fits(shape, held):
                     break
-                held.subtract(runner.shape.demand())
+                held.subtract(runner.shape.demand(busy=False))
                 victims.append(runner)
             if not self._fits(shape, held):
                 return None

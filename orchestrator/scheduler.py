@@ -38,6 +38,7 @@ from orchestrator.queue import QueueFile, Table, safe_cell
 from orchestrator.record import RunRecord
 from orchestrator.registry import ModelRegistry
 from orchestrator.runner import JobResult, collect_result, finished_exit_code
+from trainers.kinds import BUILTIN
 
 __all__ = ["Scheduler", "Job"]
 
@@ -389,6 +390,8 @@ class Scheduler:
         cpus = spec.cpus if spec.cpus is not None else cfg.default_cpus
         if spec.kind == "sweep":  # its trials ask for the resources, not its runner
             return Shape(0.0, 0.0, spec.resources), None, False
+        if spec.kind in BUILTIN and BUILTIN[spec.kind].ray_train:
+            return self._ray_train_shape(job)
         if self.ledger is not None:
             if cfg.gpu_mode == "slots":
                 claimed = self.ledger.claim_slot(job.id)
@@ -429,6 +432,28 @@ class Scheduler:
                 return None
             self._note_once(job, f"{job.id}: {message}; queued on Ray until a node that fits "
                             "joins (an autoscaler starts one for this demand)")
+            return shape, None, True
+        return shape, None, False
+
+    def _ray_train_shape(self, job: Job) -> tuple[Shape, None, bool] | None:
+        """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
+        (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
+        spec = job.spec
+        per_gpu = spec.gpus or 0.0
+        per_cpu = spec.cpus if spec.cpus is not None else 1.0
+        workers = tuple((k, v * spec.workers) for k, v in (("CPU", per_cpu), ("GPU", per_gpu))
+                        if v > 0)
+        shape = Shape(0.0, 0.0, spec.resources, workers=workers)
+        if not self.pool.can_ever_fit(shape):
+            message = (f"{spec.workers} workers × {per_gpu:g} GPU, {per_cpu:g} CPU need "
+                       f"{dict(workers)} but the cluster has "
+                       f"{ {k: self.pool.totals().get(k, 0.0) for k, _ in workers} }")
+            if self.local_ray:
+                self._transition(job, S.INVALID, {S.PENDING}, Error=(
+                    f"{message} — lower Workers/GPUs/CPUs, or start with --num-gpus N"))
+                return None
+            self._note_once(job, f"{job.id}: {message}; its trainer waits on Ray until nodes "
+                            "that fit join")
             return shape, None, True
         return shape, None, False
 
@@ -617,8 +642,10 @@ class Scheduler:
                     logger.warning("%s: attempt %d was lost while the driver was down; "
                                    "re-queued", job.id, attempt["attempt"])
                 continue
-            shape = Shape(**{**known.get(name, {}), "resources": tuple(sorted(
-                known.get(name, {}).get("resources", {}).items()))}) if name in known else Shape()
+            described = known.get(name, {})
+            shape = Shape(**{**described, **{k: tuple(sorted(described.get(k, {}).items()))
+                                             for k in ("resources", "workers")}}) \
+                if name in known else Shape()
             runner = self.pool.adopt(name, handle, shape, job.id)
             adopted.add(name)
             job.runner, job.attempt = runner, attempt["attempt"]

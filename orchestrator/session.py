@@ -56,8 +56,11 @@ def queue_paths(csv_path: str | Path, config: Config) -> QueuePaths:
     return QueuePaths(csv=csv_path, state_dir=state.resolve(), name=name)
 
 
-def connect_ray(config: Config, address: str | None = None) -> bool:
+def connect_ray(config: Config, address: str | None = None,
+                runtime_env: dict | None = None) -> bool:
     """Join the configured cluster, RAY_ADDRESS's, or start a local Ray.
+
+    ``runtime_env`` is the job's (e.g. ``{"env_vars": {...}}`` every worker gets).
 
     Returns True when this process started Ray (it ends when the process does).
     A local Ray keeps token authentication on and its dashboard on 127.0.0.1.
@@ -68,6 +71,8 @@ def connect_ray(config: Config, address: str | None = None) -> bool:
     import ray
 
     common = dict(namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
+    if runtime_env:
+        common["runtime_env"] = runtime_env
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or None, **common)
         return False

@@ -42,12 +42,12 @@ def test_unknown_kind_suggests_the_near_one(tmp_path):
     assert "valid kinds: command, ddp" in str(err)
 
 
-@pytest.mark.parametrize("kind", ["ddp", "DDP", " hf "])
-def test_known_but_unbuilt_kind(tmp_path, kind):
-    err = row_error(tmp_path, Kind=kind)
-    assert "not available in this version" in str(err)
-    assert "use one of: command" in str(err)
-    assert "line 7 (ID=m7)" in str(err)
+@pytest.mark.parametrize("kind", ["ddp", "DDP", " hf ", "yolo", "yolo_label"])
+def test_a_builtin_kind_needs_its_config_file(tmp_path, kind):
+    err = row_error(tmp_path, Kind=kind, TrainingCommand="")
+    assert err.column == "Config" and "line 7 (ID=m7)" in str(err)
+    assert f"a {kind.strip().lower()} row needs its config file" in str(err)
+    assert "YAML's path in Config" in str(err)
 
 
 @pytest.mark.parametrize("command", ["", "   ", None])
