@@ -142,8 +142,9 @@ class JobSpec:
                           "fix the path; relative paths start at the queue file's folder")
         if kind == "sweep":
             _check_sweep(config_path, config_text, err)
-        elif kind != "command":
-            _check_builtin(kind, config_path, config_text, err)
+        elif kind != "command":  # data a parent row writes may not exist yet
+            _check_builtin(kind, config_path, config_text, err,
+                           check_paths=not (row.get("PretrainedModelId") or "").strip())
         gpus = _parse_gpus(row.get("GPUs"), err)
         cpus = _parse_number(row.get("CPUs"), "CPUs", err, minimum=0.0,
                              fix="use a number >= 0, e.g. 1 or 0.5")
@@ -181,14 +182,14 @@ def _check_sweep(config_path, config_text, err) -> None:
                   f"run `orchestrator sweep check {config_text}`") from None
 
 
-def _check_builtin(kind, config_path, config_text, err) -> None:
+def _check_builtin(kind, config_path, config_text, err, check_paths: bool) -> None:
     if config_path is None:
         raise err("Config", config_text, f"a {kind} row needs its config file",
                   f"put the {kind} YAML's path in Config (see examples/ for one)")
     from trainers.errors import ConfigError
     from trainers.kinds import check_config
     try:
-        check_config(kind, config_path)
+        check_config(kind, config_path, check_paths=check_paths)
     except ConfigError as e:
         raise err("Config", config_text, f"the {kind} config cannot run: {e.problem}"
                   + (f" (key {e.key!r}" + (f" = {e.value!r})" if e.value is not None else ")")

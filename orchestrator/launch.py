@@ -50,10 +50,9 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
         name, goal = kind_metric(spec.kind, spec.config_path)
         metric = name or metric
         command = kind_command(
-            spec.kind, spec.config_path, storage=state_dir / spec.id / spec.kind,  # a retry
-            name=spec.id, workers=spec.workers, gpus=spec.gpus or 0.0,         # resumes
-            cpus=spec.cpus if spec.cpus is not None else 1.0, address=cluster_address,
-            retries=spec.retries)
+            spec.kind, spec.config_path, storage=state_dir / spec.id / spec.kind,
+            name=spec.id, workers=spec.workers, gpus=spec.gpus or 0.0,
+            cpus=spec.cpus if spec.cpus is not None else 1.0, address=cluster_address)
     script = job_script(command, cwd=base_dir, setup_script=config.setup_script,
                         conda_env=config.conda_env if config.use_conda else "",
                         pretrained_path=pretrained_path,

@@ -59,6 +59,8 @@ class JobResult:
     log_path: str = ""
     weight_file: str = ""
     best_metric: float | None = None
+    metric: str = ""              # what best_metric is the best of (the row's metric)
+    metric_goal: str = "max"
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)   # metric lines, oldest first
     log_tail: str = ""
@@ -101,7 +103,7 @@ def collect_result(result: JobResult, run_dir: Path, exit_code: int, weight_glob
                    goal: str) -> JobResult:
     """Fill ``result`` from what the attempt left in ``run_dir`` (also used by a restarted
     driver for an attempt that finished while no driver was watching)."""
-    result.exit_code = exit_code
+    result.exit_code, result.metric, result.metric_goal = exit_code, metric, goal
     summary = read_metrics(run_dir / "metrics.jsonl", metric, goal)
     result.metrics, result.best_metric = summary.last, summary.best
     result.history = summary.history

@@ -13,6 +13,7 @@ runs next.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -408,10 +409,7 @@ class Scheduler:
                 if not self.ledger.claim(job.id, gpus):
                     return None
             return Shape(0.0, cpus, spec.resources, node_id=self.node_id), gpus, False
-        gpus = spec.gpus
-        if gpus is None:
-            gpus = (1.0 if self.pool.totals().get("GPU", 0) > 0 else 0.0) \
-                if cfg.default_gpus == "auto" else float(cfg.default_gpus)
+        gpus = spec.gpus if spec.gpus is not None else self._default_gpus()
         if gpus > 1 and not cfg.allow_multi_gpu:
             self._transition(job, S.INVALID, {S.PENDING}, Error=(
                 f"GPUs={gpus:g} but allow_multi_gpu = false — ask for 1 GPU or less, or set "
@@ -435,11 +433,17 @@ class Scheduler:
             return shape, None, True
         return shape, None, False
 
+    def _default_gpus(self) -> float:
+        """A row's GPUs when its cell is empty (per worker for a Ray Train row)."""
+        if self.config.default_gpus == "auto":
+            return 1.0 if self.pool.totals().get("GPU", 0) > 0 else 0.0
+        return float(self.config.default_gpus)
+
     def _ray_train_shape(self, job: Job) -> tuple[Shape, None, bool] | None:
         """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
         (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
         spec = job.spec
-        per_gpu = spec.gpus or 0.0
+        per_gpu = spec.gpus if spec.gpus is not None else self._default_gpus()
         per_cpu = spec.cpus if spec.cpus is not None else 1.0
         workers = tuple((k, v * spec.workers) for k, v in (("CPU", per_cpu), ("GPU", per_gpu))
                         if v > 0)
@@ -476,6 +480,10 @@ class Scheduler:
         if "BestConfig" in job.row:
             cells["BestConfig"] = ""
         job.wandb_run_id = job.wandb_run_id or new_run_id()
+        if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
+            per_worker = {k: v / spec.workers for k, v in shape.workers}
+            spec = dataclasses.replace(spec, gpus=per_worker.get("GPU", 0.0),
+                                       cpus=per_worker.get("CPU", 0.0))
         launch = build_launch(spec, self.config, queue=self.queue_name, attempt=attempt,
                               base_dir=self.base_dir, state_dir=self.state_dir,
                               wandb_run_id=job.wandb_run_id, pinned=pinned,

@@ -57,10 +57,12 @@ def queue_paths(csv_path: str | Path, config: Config) -> QueuePaths:
 
 
 def connect_ray(config: Config, address: str | None = None,
-                runtime_env: dict | None = None) -> bool:
+                runtime_env: dict | None = None, log_to_driver: bool = False) -> bool:
     """Join the configured cluster, RAY_ADDRESS's, or start a local Ray.
 
-    ``runtime_env`` is the job's (e.g. ``{"env_vars": {...}}`` every worker gets).
+    ``runtime_env`` is the job's (e.g. ``{"env_vars": {...}}`` every worker gets);
+    ``log_to_driver``: workers' output is printed here (a trainer job's log shows its
+    workers' progress; the queue's driver keeps its terminal for itself).
 
     Returns True when this process started Ray (it ends when the process does).
     A local Ray keeps token authentication on and its dashboard on 127.0.0.1.
@@ -70,7 +72,8 @@ def connect_ray(config: Config, address: str | None = None,
         _use_token_auth()  # read when ray loads: before the import
     import ray
 
-    common = dict(namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
+    common = dict(namespace=config.namespace, log_to_driver=log_to_driver,
+                  logging_level=logging.WARNING)
     if runtime_env:
         common["runtime_env"] = runtime_env
     if address or os.environ.get("RAY_ADDRESS"):

@@ -63,13 +63,14 @@ class JobTracking:
         if exp is None:
             return
         result = job.result
-        goal = {self.metric: self.goal} if self.metric else None
+        metric, goal_ = self._metric(result)
+        goal = {metric: goal_} if metric else None
         if result is not None:
             for line in result.history:
                 metrics = {k: v for k, v in line.items() if k not in ("time", "step")}
                 self.tracker.log_metrics(metrics, step=line.get("step"), experiment_id=exp,
                                          goal=goal)
-        best = {self.metric: result.best_metric} if result is not None and self.metric \
+        best = {metric: result.best_metric} if result is not None and metric \
             and result.best_metric is not None else None
         self.tracker.end_experiment(exp, final_metrics=result.metrics if result else {},
                                     best_metrics=best, status=_END[new],
@@ -78,6 +79,12 @@ class JobTracking:
             self._register(job, exp, result)
         if result is not None and job.spec.kind == "sweep":
             self._trials(job, exp, result)
+
+    def _metric(self, result) -> tuple[str, str]:
+        """The row's own metric (a sweep's, a built-in kind's), else the queue's."""
+        if result is not None and getattr(result, "metric", ""):
+            return result.metric, result.metric_goal
+        return self.metric, self.goal
 
     def _trials(self, job, exp: int, result) -> None:
         """Each trial of a sweep row becomes an experiment linked to the row's."""
@@ -99,8 +106,9 @@ class JobTracking:
         spec = job.spec
         performance = {k: v for k, v in result.metrics.items() if k != "step"
                        and isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if self.metric and result.best_metric is not None:
-            performance[self.metric] = result.best_metric
+        metric, _ = self._metric(result)
+        if metric and result.best_metric is not None:
+            performance[metric] = result.best_metric
         duration = (result.ended - result.started) if result.ended and result.started else None
         model = self.models.register_model(
             job.id, architecture=spec.kind, config={"command": spec.command, "name": spec.name},

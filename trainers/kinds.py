@@ -18,12 +18,11 @@ bad row is refused when the queue is read.
 from __future__ import annotations
 
 import importlib
+import inspect
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from trainers.errors import ConfigError
 
 __all__ = ["BuiltinKind", "BUILTIN", "check_config", "kind_metric", "kind_command"]
 
@@ -53,34 +52,32 @@ def _config_module(kind: BuiltinKind):
     return importlib.import_module(f"{kind.module}.config")
 
 
-def check_config(kind: str, path: Path):
-    """Load and validate a row's config; raises ``ConfigError``."""
+def check_config(kind: str, path: Path, *, check_paths: bool = True):
+    """Load and validate a row's config; raises ``ConfigError``. ``check_paths=False``
+    leaves out the checks that its data exist (a parent row may be what writes them)."""
     spec = BUILTIN[kind]
-    return getattr(_config_module(spec), spec.loader)(path)
+    loader = getattr(_config_module(spec), spec.loader)
+    if "check_paths" in inspect.signature(loader).parameters:
+        return loader(path, check_paths=check_paths)
+    return loader(path)
 
 
 def kind_metric(kind: str, path: Path) -> tuple[str, str]:
     """The metric (and ``max``/``min``) a row of this kind is judged by."""
-    spec = BUILTIN[kind]
-    module = _config_module(spec)
-    cfg = getattr(module, spec.loader)(path)
-    metric = getattr(module, "metric" if spec.loader == "load" else "label_metric", None)
-    return metric(cfg) if metric else ("", "max")
+    return _config_module(BUILTIN[kind]).metric(check_config(kind, path, check_paths=False))
 
 
 def kind_command(kind: str, config: Path, *, storage: Path, name: str, workers: int,
-                 gpus: float, cpus: float, address: str, retries: int) -> str:
-    """The shell command a row of this kind runs (every value quoted)."""
+                 gpus: float, cpus: float, address: str) -> str:
+    """The shell command a row of this kind runs (every value quoted). ``storage`` is per
+    row, not per attempt, so a retried row resumes from its last checkpoint; a worker lost
+    inside one attempt is the config's ``max_failures`` business."""
     spec = BUILTIN[kind]
     argv = [sys.executable, "-m", spec.module, *([spec.verb] if spec.verb else []), str(config)]
     if spec.ray_train:
         argv += ["--storage", str(storage), "--name", name, "--workers", str(workers),
                  "--gpus-per-worker", f"{gpus:g}", "--cpus-per-worker", f"{cpus:g}",
-                 "--address", address, "--max-failures", str(retries)]
-    elif spec.verb == "train":
+                 "--address", address]
+    else:
         argv += ["--project", str(storage)]
     return shlex.join(argv)
-
-
-def config_error_text(e: ConfigError) -> str:
-    return e.problem + (f" ({e.key})" if e.key else "")

@@ -1,0 +1,399 @@
+"""The ``hf`` kind's YAML: defaults < base file(s) < the experiment file < environment < CLI.
+
+The queue reads this module when it loads a row (to refuse a bad config early and
+to learn the row's metric), so it imports only the standard library and yaml.
+
+The section dataclasses below are the one table of keys: their fields are the
+valid keys, their defaults are the base config, and their annotations say how a
+value is coerced (``1e-5`` is a string to YAML; ``"4"`` from the command line is
+an int). A file may name a base file with ``base: other.yaml``; relative paths in
+a file (``data.*``, a local ``model.checkpoint``, ``base``) are relative to that
+file's folder. ``LEARNING_RATE``, ``BATCH_SIZE`` and ``NUM_EPOCHS`` in the
+environment override the files, and ``--training.learning_rate=1e-4`` (or
+``--learning_rate=1e-4`` where the name is unique) overrides everything: that is
+how a W&B sweep passes its parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainers.configfile import read_mapping
+from trainers.errors import ConfigError
+
+__all__ = ["HFConfig", "load", "metric", "SECTIONS", "ENV_OVERRIDES", "BUILTIN_METRICS",
+           "fp16_enabled", "parse_overrides"]
+
+#: Environment variables that override a key (the names these users' scripts already set).
+ENV_OVERRIDES = {"LEARNING_RATE": "training.learning_rate", "BATCH_SIZE": "training.batch_size",
+                 "NUM_EPOCHS": "training.epochs"}
+#: What an evaluation reports (``eval_loss`` keeps its prefix; "loss" is the training loss).
+BUILTIN_METRICS = ("rouge1", "rouge2", "rougeL", "rouge_sum", "rouge_combined", "eval_loss")
+_PATH_KEYS = ("data.train", "data.dev")
+_CALLBACK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class Model:
+    checkpoint: str | None = None        # a hub name or a local folder (--pretrained_path wins)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    encoder_max_len: int = 512
+    decoder_max_len: int = 100
+    special_tokens: tuple[str, ...] = ()  # added to the tokenizer, e.g. ["#Person1#"]
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 20
+    batch_size: int = 50
+    eval_batch_size: int = 0              # 0 = batch_size
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    save_total_limit: int = 3             # 0 = keep every checkpoint
+    logging_steps: int = 100
+    early_stopping_patience: int = 3      # 0 = no early stopping
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    fp16: bool | str = "auto"             # auto = only where CUDA is present
+    metric_for_best_model: str = "rouge_combined"
+    generation_max_len: int = 100
+    num_beams: int = 4
+    predict_samples: int = 100            # dev predictions saved beside the best model
+    callbacks: tuple[str, ...] = ()       # "module:Class" TrainerCallbacks
+    resume: bool = True                   # continue from the output dir's latest checkpoint
+    max_failures: int = 1                 # Ray Train worker-group restarts (-1 = no limit)
+
+
+@dataclass(frozen=True)
+class Data:
+    train: str | None = None
+    dev: str | None = None
+    dialogue_column: str = "dialogue"
+    summary_column: str = "summary"
+
+
+@dataclass(frozen=True)
+class Wandb:
+    enabled: bool = False
+    project: str = "hf-summarization"
+    entity: str | None = None
+    log_model: bool = False               # the best model as a W&B artifact
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+SECTIONS: dict[str, type] = {"model": Model, "tokenizer": Tokenizer, "training": Training,
+                             "data": Data, "wandb": Wandb, "experiment": Experiment}
+
+
+@dataclass(frozen=True)
+class HFConfig:
+    model: Model = field(default_factory=Model)
+    tokenizer: Tokenizer = field(default_factory=Tokenizer)
+    training: Training = field(default_factory=Training)
+    data: Data = field(default_factory=Data)
+    wandb: Wandb = field(default_factory=Wandb)
+    experiment: Experiment = field(default_factory=Experiment)
+    source: str = ""                      # the experiment file
+    folder: str = ""                      # its folder (for callbacks' modules)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: {k: list(v) if isinstance(v, tuple) else v
+                       for k, v in dataclasses.asdict(getattr(self, name)).items()}
+                for name in SECTIONS}
+
+    @property
+    def run_name(self) -> str:
+        return self.experiment.name or Path(self.source).stem or "hf"
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def load(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = (),
+         environ: Mapping[str, str] | None = None) -> HFConfig:
+    """Validate the config at ``path`` (with its bases, the environment and ``overrides``)."""
+    path = Path(path).expanduser().resolve()
+    tree = {name: _field_defaults(cls) for name, cls in SECTIONS.items()}
+    for file, data in _file_chain(path, ()):
+        _merge_file(tree, data, file)
+    environ = os.environ if environ is None else environ
+    for var, dotted in ENV_OVERRIDES.items():
+        if environ.get(var, "").strip():
+            section, key = dotted.split(".")
+            tree[section][key] = _coerce(f"${var}", dotted, environ[var].strip(), tree)
+    items = overrides.items() if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for name, raw in items:
+        section, key = _resolve_key("command line", name, str(name))
+        tree[section][key] = _coerce("command line", f"{section}.{key}", raw, tree)
+    training = tree["training"]
+    training["metric_for_best_model"] = _metric_name(training["metric_for_best_model"])
+    cfg = HFConfig(**{name: cls(**tree[name]) for name, cls in SECTIONS.items()},
+                   source=str(path), folder=str(path.parent))
+    _validate(cfg)
+    return cfg
+
+
+def metric(cfg: HFConfig) -> tuple[str, str]:
+    """The row's metric: ``(metric_for_best_model, "max" | "min")`` (min for a loss)."""
+    name = cfg.training.metric_for_best_model
+    return name, "min" if name.endswith("loss") else "max"
+
+
+def parse_overrides(args: Iterable[str]) -> list[tuple[str, str]]:
+    """``["--training.lr=1", "--epochs", "3"]`` → ``[("training.lr", "1"), ("epochs", "3")]``."""
+    args, pairs, i = list(args), [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise ConfigError("command line", "expected --key=value", value=arg,
+                              fix="write overrides as --training.learning_rate=1e-4")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise ConfigError("command line", "an override needs a value", key=name,
+                                  fix=f"write --{name}=VALUE")
+            value, i = args[i + 1], i + 1
+        pairs.append((name, value))
+        i += 1
+    return pairs
+
+
+def fp16_enabled(setting: bool | str, cuda: bool) -> bool:
+    """Mixed precision only where CUDA is present (``true`` on a CPU is ignored)."""
+    return bool(cuda) and setting in (True, "auto")
+
+
+def _field_defaults(cls) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _field_types(section: str) -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
+    """``[(base, data), ..., (path, data)]``: the base files first."""
+    if path in seen:
+        raise ConfigError(seen[-1], "base files name each other in a loop", key="base",
+                          value=str(path), fix="remove one of the base: lines")
+    data = read_mapping(path, example="examples/hf_tiny.yaml",
+                        named_by=seen[-1] if seen else None)
+    base = data.pop("base", None)
+    if base in (None, ""):
+        return [(path, data)]
+    if not isinstance(base, str):
+        raise ConfigError(path, "must be a file name", key="base", value=base,
+                          fix="write base: other.yaml")
+    base_path = (path.parent / Path(base).expanduser()).resolve()
+    return _file_chain(base_path, (*seen, path)) + [(path, data)]
+
+
+def _merge_file(tree: dict, data: dict, file: Path) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(file, "unknown section", key=str(section),
+                              fix=_suggest(str(section), [*SECTIONS, "base"]))
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(file, "a section must be a mapping of key: value", key=section,
+                              value=values, fix=f"write {section}: {{key: value}}")
+        for raw_key, value in values.items():
+            _, key = _resolve_key(file, f"{section}.{raw_key}", f"{section}.{raw_key}")
+            dotted = f"{section}.{key}"
+            value = _coerce(file, dotted, value, tree)
+            tree[section][key] = _relative_path(dotted, value, file.parent)
+
+
+def _relative_path(dotted: str, value: Any, folder: Path) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    if dotted in _PATH_KEYS:
+        return str((folder / Path(value).expanduser()).resolve())
+    if dotted == "model.checkpoint":  # a folder beside the file wins over a hub name
+        local = folder / Path(value).expanduser()
+        if local.exists() or value.startswith((".", "/", "~")):
+            return str(local.resolve())
+    return value
+
+
+def _resolve_key(where, name: str, shown: str) -> tuple[str, str]:
+    """``section.key`` or a bare ``key`` unique across sections → ``(section, key)``."""
+    name = name.replace("-", "_")
+    all_keys = [f"{s}.{k}" for s in SECTIONS for k in _field_types(s)]
+    if "." in name:
+        section, _, key = name.partition(".")
+        if section in SECTIONS and key in _field_types(section):
+            return section, key
+        if section not in SECTIONS:
+            raise ConfigError(where, "unknown section", key=shown,
+                              fix=_suggest(section, list(SECTIONS)))
+        raise ConfigError(where, "unknown key", key=shown,
+                          fix=_suggest(name, all_keys, [f"{section}.{k}"
+                                                        for k in _field_types(section)]))
+    owners = [s for s in SECTIONS if name in _field_types(s)]
+    if len(owners) == 1:
+        return owners[0], name
+    if owners:
+        raise ConfigError(where, "the key is in several sections", key=shown,
+                          fix="name it with its section: " + ", ".join(
+                              f"--{s}.{name}" for s in owners))
+    bare = {k.split(".")[1]: k for k in all_keys}
+    near = difflib.get_close_matches(name, list(bare), n=1, cutoff=0.6)
+    hint = f"did you mean {bare[near[0]]}? " if near else ""
+    raise ConfigError(where, "unknown key", key=shown, fix=hint + "valid: " + ", ".join(all_keys))
+
+
+def _suggest(word: str, choices: list[str], valid: list[str] | None = None) -> str:
+    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    return hint + "valid: " + ", ".join(valid or sorted(set(choices)))
+
+
+# ---- coercion --------------------------------------------------------------------------------
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _coerce(where, dotted: str, value: Any, tree: dict) -> Any:
+    section, key = dotted.split(".")
+    kind = _field_types(section)[key]
+    try:
+        return _COERCERS[kind](value)
+    except (TypeError, ValueError):
+        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                  "bool | str": "auto, true or false", "tuple[str, ...]": "a list of names",
+                  }.get(kind, "text")
+        raise ConfigError(where, f"must be {wanted}", key=dotted, value=value,
+                          fix=f"e.g. {dotted.split('.')[1]}: {_example(tree[section][key])}"
+                          ) from None
+
+
+def _example(default: Any) -> str:
+    if isinstance(default, tuple):
+        return "[a, b]"
+    return "auto" if default is None else str(default).lower() if isinstance(default, bool) \
+        else str(default)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError
+    number = float(value) if isinstance(value, str) else value
+    if not isinstance(number, (int, float)) or number != int(number):
+        raise ValueError
+    return int(number)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError
+    return float(value)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError
+
+
+def _to_auto_bool(value: Any) -> bool | str:
+    return "auto" if str(value).strip().lower() == "auto" else _to_bool(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)) or value is None:
+        raise TypeError
+    return str(value)
+
+
+def _to_opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else _to_str(value)
+
+
+def _to_names(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return tuple(_to_str(v).strip() for v in value if str(v).strip())
+
+
+_COERCERS = {"int": _to_int, "float": _to_float, "bool": _to_bool, "bool | str": _to_auto_bool,
+             "str": _to_str, "str | None": _to_opt_str, "tuple[str, ...]": _to_names}
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+_MINIMUM = {"tokenizer.encoder_max_len": 1, "tokenizer.decoder_max_len": 1,
+            "training.epochs": 1, "training.batch_size": 1, "training.eval_batch_size": 0,
+            "training.weight_decay": 0, "training.warmup_steps": 0,
+            "training.save_total_limit": 0, "training.logging_steps": 1,
+            "training.early_stopping_patience": 0, "training.gradient_accumulation_steps": 1,
+            "training.generation_max_len": 1, "training.num_beams": 1,
+            "training.predict_samples": 0, "training.max_failures": -1}
+
+
+def _validate(cfg: HFConfig) -> None:
+    where = cfg.source
+    for dotted, low in _MINIMUM.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value < low:
+            raise ConfigError(where, f"must be >= {low}", key=dotted, value=value,
+                              fix=f"set {dotted} to {low} or more")
+    if not cfg.training.learning_rate > 0:
+        raise ConfigError(where, "must be > 0", key="training.learning_rate",
+                          value=cfg.training.learning_rate, fix="e.g. learning_rate: 1e-5")
+    for key in ("train", "dev"):
+        if not getattr(cfg.data, key):
+            raise ConfigError(where, "missing: the CSV of dialogue/summary pairs",
+                              key=f"data.{key}", fix=f"add data: {{{key}: data/{key}.csv}}")
+    for spec in cfg.training.callbacks:
+        if not _CALLBACK_RE.match(spec):
+            raise ConfigError(where, "a callback is named module:Class", key="training.callbacks",
+                              value=spec, fix="e.g. callbacks: [my_callbacks:LengthMetric]")
+    if cfg.wandb.enabled and not cfg.wandb.project:
+        raise ConfigError(where, "W&B needs a project", key="wandb.project",
+                          fix="set wandb.project or wandb.enabled: false")
+    _validate_metric(cfg)
+
+
+def _metric_name(name: str) -> str:
+    """``loss`` is the evaluation's loss; ``eval_rouge1`` is reported as ``rouge1``."""
+    if name in ("loss", "eval_loss"):
+        return "eval_loss"
+    return name[len("eval_"):] if name.startswith("eval_") else name
+
+
+def _validate_metric(cfg: HFConfig) -> None:
+    name = cfg.training.metric_for_best_model
+    if name in BUILTIN_METRICS or cfg.training.callbacks:  # a callback may add its own metric
+        return
+    raise ConfigError(cfg.source, "not a metric an evaluation reports",
+                      key="training.metric_for_best_model", value=name,
+                      fix=_suggest(name, list(BUILTIN_METRICS)))
