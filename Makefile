@@ -28,6 +28,8 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/recovery.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/tui_render.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ddp_overhead.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/yolo_overhead.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orchestrator trainers tests bench examples configs

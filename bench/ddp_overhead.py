@@ -8,7 +8,9 @@ classifier, Adam, cosine schedule) on ``--samples`` random rows in batches of
    (torch already imported, no checkpoints), before and after (2): the faster counts;
 2. as a ``Kind=ddp`` row runs it: ``python -m trainers.torch CONFIG --workers 1``
    in a child process that starts its own local Ray (private ``RAY_TMPDIR``,
-   ``OMP_NUM_THREADS=1``), with checkpoints every epoch and the final weights.
+   ``OMP_NUM_THREADS=1``), with checkpoints every epoch and the final weights;
+3. as a queue row: ``orchestrator run`` on a one-row CSV (``Kind=ddp``, ``Workers=1``):
+   the driver's Ray, a runner, the job, and the same Ray Train run inside it.
 
 Both write ``$ORCH_METRICS_FILE`` (one line per epoch, stamped with the time), so
 the steady-state speed is measured the same way for both: train steps per epoch over
@@ -38,6 +40,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 EXAMPLE = ROOT / "examples" / "ddp_dummy.py"
 RESULTS = ROOT / "bench" / "results" / "ddp_overhead.json"
 
@@ -114,6 +117,18 @@ def run_ddp(work: Path, params: dict, epochs: int, timeout: float) -> dict:
             "valid_loss": lines[-1].get("valid_loss")}
 
 
+def run_row_variant(work: Path, params: dict, epochs: int, timeout: float) -> dict:
+    from queue_row import run_row
+
+    config = work / "row.yaml"
+    config.write_text(CONFIG.format(samples=params["samples"], batch=params["batch_size"],
+                                    epochs=epochs, examples=EXAMPLE.parent), encoding="utf-8")
+    wall, metrics = run_row(work / "row", "ddp", config, workers=1, timeout=timeout)
+    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    return {"wall_s": wall, "epoch_times": epoch_times(metrics),
+            "valid_loss": lines[-1].get("valid_loss")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=32000)
@@ -130,14 +145,19 @@ def main(argv: list[str] | None = None) -> int:
 
     plains = [run_plain(work, params, args.epochs)]
     ddp = run_ddp(work, params, args.epochs, timeout=300 + 60 * args.epochs)
+    row = run_row_variant(work, params, args.epochs, timeout=300 + 60 * args.epochs)
     plains.append(run_plain(work, params, args.epochs))   # before and after: load drifts
-    for result in (*plains, ddp):
+    for result in (*plains, ddp, row):
         result["steps_per_s"] = steady_rate(result["epoch_times"], steps)
     plain = min(plains, key=lambda x: x["wall_s"])
     results = {"cpus": os.cpu_count(), "epochs": args.epochs, "steps_per_epoch": steps,
                "samples": args.samples, "batch_size": args.batch_size,
-               "plain": plain, "ddp_1_worker": ddp,
+               "plain": plain, "ddp_1_worker": ddp, "queue_row": row,
                "wall_ratio": ddp["wall_s"] / plain["wall_s"],
+               "row_wall_ratio": row["wall_s"] / plain["wall_s"],
+               "row_steps_per_s_ratio": (row["steps_per_s"] / plain["steps_per_s"]
+                                         if row["steps_per_s"] and plain["steps_per_s"]
+                                         else None),
                "fixed_cost_s": ddp["wall_s"] - plain["wall_s"],
                "steps_per_s_ratio": (ddp["steps_per_s"] / plain["steps_per_s"]
                                      if ddp["steps_per_s"] and plain["steps_per_s"] else None),
@@ -157,7 +177,8 @@ def show(r: dict) -> None:
 
     print(f"\n{'':28}{'wall s':>8}  {'steps/s after epoch 1':>22}  {'valid_loss':>10}")
     for label, key in (("plain, in-process", "plain"),
-                       ("python -m trainers.torch, 1w", "ddp_1_worker")):
+                       ("python -m trainers.torch, 1w", "ddp_1_worker"),
+                       ("queue row Kind=ddp, 1w", "queue_row")):
         x = r[key]
         print(f"{label:28}{x['wall_s']:8.1f}  {rate(x['steps_per_s']):>22}  "
               f"{x['valid_loss']:10.4f}")
@@ -166,6 +187,9 @@ def show(r: dict) -> None:
           f"{r['fixed_cost_s']:.1f} s (Ray start, Train controller, worker, gloo, checkpoints)")
     print("steady-state speed ratio (ddp / plain): "
           + (f"{ratio:.2f}" if ratio else "n/a (fewer than 2 epochs)"))
+    row_ratio = r["row_steps_per_s_ratio"]
+    print(f"queue row / plain: wall {r['row_wall_ratio']:.1f}x, steady-state speed "
+          + (f"{row_ratio:.2f}" if row_ratio else "n/a"))
 
 
 if __name__ == "__main__":

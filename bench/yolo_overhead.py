@@ -12,6 +12,9 @@ reaches for the network, so there is no fair "bare" variant here):
   set, as a queue row runs it (config checks, device plan, per-epoch callbacks, the final
   report from results.csv).
 
+* row: the same config as a ``Kind=yolo`` queue row, ``orchestrator run`` on a one-row
+  CSV (the driver's own Ray start and stop included, as a user pays them).
+
 One warm-up run of each (file cache) is discarded, then ``--repeats`` runs of each,
 alternating. Figures: median wall time of each, the job's extra seconds, and the ratio.
 JSON goes to bench/results/yolo_overhead.json.
@@ -33,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "yolo_overhead.json"
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 DIRECT = """
 import sys
@@ -69,6 +72,12 @@ def job(work: Path, cfg: Path, n: int) -> float:
                   str(project)], work, ORCH_METRICS_FILE=str(work / f"job{n}.jsonl"))
 
 
+def row(work: Path, cfg: Path, n: int) -> float:
+    from queue_row import run_row
+
+    return run_row(work / f"row{n}", "yolo", cfg)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -85,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print("warm-up ...", flush=True)
         direct(work, data, args.epochs, 0)
         job(work, cfg, 0)
-        times: dict[str, list[float]] = {"direct": [], "job": []}
+        times: dict[str, list[float]] = {"direct": [], "job": [], "row": []}
         for n in range(1, args.repeats + 1):
             runs = [("direct", lambda n=n: direct(work, data, args.epochs, n)),
-                    ("job", lambda n=n: job(work, cfg, n))]
+                    ("job", lambda n=n: job(work, cfg, n)),
+                    ("row", lambda n=n: row(work, cfg, n))]
             for name, call in runs if n % 2 else reversed(runs):
                 times[name].append(call())
                 print(f"  run {n} {name:6s} {times[name][-1]:6.2f} s", flush=True)
@@ -97,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     out = {"epochs": args.epochs, "repeats": args.repeats, "times_s": times,
            "median_direct_s": med["direct"], "median_job_s": med["job"],
            "overhead_s": med["job"] - med["direct"], "ratio": med["job"] / med["direct"],
+           "median_row_s": med["row"], "row_ratio": med["row"] / med["direct"],
            "job_metric_lines": len(lines)}
     print(f"\ndirect ultralytics : median {med['direct']:.2f} s")
     print(f"python -m trainers.yolo train: median {med['job']:.2f} s "
           f"({len(lines)} metric lines)")
     print(f"overhead           : {out['overhead_s']:+.2f} s, ratio {out['ratio']:.3f}")
+    print(f"queue row (orchestrator run, its own Ray): median {med['row']:.2f} s, "
+          f"ratio {out['row_ratio']:.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2))
     print(f"JSON: {RESULTS.relative_to(ROOT)}")

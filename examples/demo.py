@@ -28,7 +28,8 @@ for tool in (["trainers.yolo", "make-data", data / "shapes", "--train", "16", "-
     subprocess.run([sys.executable, "-m", *map(str, tool)], cwd=root, check=True,
                    stdout=subprocess.DEVNULL)
 cmd = [sys.executable, "-m", "orchestrator.run", str(demo / "queue.csv"),
-       "--config", str(demo / "manager.ini"), "--num-gpus", "4"]  # a terminal gets the live UI
+       "--config", str(demo / "manager.ini"), "--num-gpus", "4",   # a terminal gets the UI
+       "--num-cpus", "6"]  # logical, like the GPUs: the ddp/hf workers and sweep trials at once
 print("$", " ".join(cmd[1:]), flush=True)
 code = subprocess.call(cmd, cwd=root)
 queue = demo / "queue.csv"

@@ -378,6 +378,7 @@ def _sweep_run(args) -> int:
     import ray
 
     from orchestrator import report
+    from orchestrator.metrics import read_metrics
     from orchestrator.runner import find_weight_file
     from sweeps import load_sweep, run_sweep
     from trainers.sweep import write_trials
@@ -408,8 +409,14 @@ def _sweep_run(args) -> int:
         write_trials(Path(run_dir), metric, spec.metric.goal if spec.metric else "",
                      outcome.trials)
     if args.report and outcome.best_metric is not None:
-        weights = find_weight_file(Path(outcome.best_trial_dir), load_config(None).weight_globs,
-                                   None, None) if outcome.best_trial_dir else ""
+        weights = ""
+        if outcome.best_trial_dir:  # what the best trial reported, else the weights it left
+            trial = read_metrics(Path(outcome.best_trial_dir) / "metrics.jsonl", metric,
+                                 "max" if spec.metric and spec.metric.goal == "maximize"
+                                 else "min")
+            weights = find_weight_file(Path(outcome.best_trial_dir),
+                                       load_config(None).weight_globs, trial.best_weight,
+                                       trial.last_weight)
         report(**{metric: outcome.best_metric}, best_config=outcome.best_config,
                trials=outcome.num_trials, failed_trials=outcome.errors,
                **({"weight_file": weights} if weights else {}))
