@@ -34,3 +34,14 @@ def test_gpu_row_waits_on_ray_until_a_gpu_node_joins(tmp_path):
     result = scenario("node_joins", tmp_path)
     assert result["waiting_status"] == "Queued"   # demand Ray (and an autoscaler) can see
     assert (result["code"], result["final"]) == (0, "Done")
+
+
+def test_ddp_row_across_two_nodes_survives_losing_one(tmp_path):
+    result = scenario("ddp_node_loss", tmp_path)
+    assert result["code"] == 0, result
+    row = result["row"]
+    assert (row["TrainingCheck"], row["Attempts"]) == ("Done", "1"), row
+    assert result["worker_group_retried"], "Ray Train restarted the workers inside the attempt"
+    after = result["steps_after"]   # the epochs reported after the node was killed
+    assert result["steps_before"] and after and after[-1] == 8, result
+    assert min(after) > 1, f"resumed from a checkpoint, not from epoch 1: {result}"
