@@ -34,23 +34,31 @@ def job_env(spec: JobSpec, config: Config, *, queue: str, attempt: int, run_dir:
 
 def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, base_dir: Path,
                  state_dir: Path, wandb_run_id: str, pinned: tuple[int, ...] | None,
-                 pretrained_path: str, cluster_address: str) -> LaunchSpec:
-    """The ``LaunchSpec`` of attempt ``attempt`` of row ``spec``."""
+                 pretrained_path: str, cluster_address: str, generation: int = 1) -> LaunchSpec:
+    """The ``LaunchSpec`` of attempt ``attempt`` of row ``spec``.
+
+    ``generation``: the attempt that began the row's current training run. Sweeps and the
+    built-in kinds keep their checkpoints per run, not per attempt, so a retry resumes;
+    a row run again after it was Done starts a run (and a folder) of its own."""
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
+
+    def storage(name: str) -> Path:
+        return state_dir / spec.id / (name if generation <= 1 else f"{name}-{generation}")
+
     command, metric, goal = spec.command, config.metric, config.metric_goal
     if spec.kind == "sweep":
         metric, goal = sweep_metric(spec.config_path)
         command = sweep_command(
             spec.config_path, gpus=spec.gpus or 0.0,
             cpus=spec.cpus if spec.cpus is not None else 1.0,
-            storage=state_dir / spec.id / "tune",   # per row, not per attempt: a retry resumes
+            storage=storage("tune"),
             name=spec.id, address=cluster_address, retries=spec.retries or 1,
             max_concurrent=config.max_concurrent_trials)
     elif spec.kind in BUILTIN:
         name, goal = kind_metric(spec.kind, spec.config_path)
         metric = name or metric
         command = kind_command(
-            spec.kind, spec.config_path, storage=state_dir / spec.id / spec.kind,
+            spec.kind, spec.config_path, storage=storage(spec.kind),
             name=spec.id, workers=spec.workers, gpus=spec.gpus or 0.0,
             cpus=spec.cpus if spec.cpus is not None else 1.0, address=cluster_address)
     script = job_script(command, cwd=base_dir, setup_script=config.setup_script,

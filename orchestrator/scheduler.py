@@ -439,6 +439,14 @@ class Scheduler:
             return 1.0 if self.pool.totals().get("GPU", 0) > 0 else 0.0
         return float(self.config.default_gpus)
 
+    def _generation(self, job_id: str) -> int:
+        """The attempt that began the row's current run: the one after its last Done
+        attempt (a row run again after Done starts afresh; a retry, a lost runner or a
+        restarted driver continue the run and resume from its checkpoints)."""
+        done = [a["attempt"] for a in self.record.attempts(self.queue_name, job_id)
+                if a["status"] == S.DONE.value]
+        return max(done, default=0) + 1
+
     def _ray_train_shape(self, job: Job) -> tuple[Shape, None, bool] | None:
         """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
         (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
@@ -488,7 +496,8 @@ class Scheduler:
                               base_dir=self.base_dir, state_dir=self.state_dir,
                               wandb_run_id=job.wandb_run_id, pinned=pinned,
                               pretrained_path=ready.pretrained_path,
-                              cluster_address=ray.get_runtime_context().gcs_address)
+                              cluster_address=ray.get_runtime_context().gcs_address,
+                              generation=self._generation(job.id))
         run_dir = Path(launch.run_dir)
         self.refs[runner.handle.start.remote(launch)] = (job.id, "start", attempt)
         self.refs[runner.handle.wait.remote(job.id, attempt)] = (job.id, "done", attempt)

@@ -4,6 +4,7 @@ registry. Everything trains for real on tiny data made here; nothing is download
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,27 @@ def test_builtin_rows_finish_with_weights_and_metrics(tmp_path, configs):
     summary = label_exp["final_metrics"]
     assert summary["labelled"] + summary["empty"] == summary["images"] == 4
     assert float(rows["label"]["BestMetric"]) == summary["labelled"]
+
+
+def test_a_row_run_again_after_done_trains_afresh_and_a_retry_resumes(tmp_path):
+    """Checkpoints are kept per run, not per attempt: a crashed attempt's retry continues
+    (tested with the kinds' own resume tests); a Done row the user runs again must not
+    silently 'resume' the finished run and hand back the old weights."""
+    from trainers.yolo.synthetic import make_data
+
+    data = make_data(tmp_path / "shapes", train=8, val=4, imgsz=64)
+    yolo = yaml.safe_load((ROOT / "examples" / "yolo_tiny.yaml").read_text())
+    yolo.update(data=str(data), epochs=1)
+    write_yaml(tmp_path / "yolo.yaml", yolo)
+    csv = write_csv(tmp_path / "q.csv", HEADER, [["y", "yolo", "yolo.yaml", "0", "", "", ""]])
+    assert QueueRun(csv).start().join(timeout=300) == 0
+    first = read_rows(csv)["y"]
+    rows = csv.read_text().replace(",Done,", ",,")   # the user clears TrainingCheck
+    csv.write_text(rows)
+    assert QueueRun(csv).start().join(timeout=300) == 0
+    second = read_rows(csv)["y"]
+    assert (second["TrainingCheck"], second["Attempts"]) == ("Done", "2")
+    assert second["WeightFile"] != first["WeightFile"], "a new run, with its own weights"
+    steps = [json.loads(x).get("step") for x in
+             (tmp_path / "runs" / "y" / "attempt-2" / "metrics.jsonl").read_text().splitlines()]
+    assert 1 in steps, "the second run trained its epoch instead of reporting the old one"
