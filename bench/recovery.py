@@ -4,6 +4,9 @@
    time from the removal until both rows are re-queued (tests/cluster/node_loss.py).
 2. driver SIGKILL: the driver dies mid-queue with its local Ray; time from the rerun's
    start until every row is Done again, and how many rows ran twice.
+3. ddp node loss: one of the two nodes under a Kind=ddp row's workers is killed (ray start
+   nodes); time from the kill until the row is Done, with the worker group restarted from
+   its last checkpoint inside the same attempt (tests/cluster/ddp_node_loss.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,20 @@ def node_loss() -> dict:
                 "final": sorted(r["TrainingCheck"] for r in result["rows"].values())}
 
 
+def ddp_node_loss() -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "tests.cluster.ddp_node_loss", work],
+                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            return {"error": done.stderr[-500:]}
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"kill_to_done_s": result["finished_after_s"],
+                "scenario_wall_s": round(time.monotonic() - t0, 1),
+                "status": result["row"]["TrainingCheck"], "attempts": result["row"]["Attempts"],
+                "epochs_after_kill": result["steps_after"]}
+
+
 def driver_kill() -> dict:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -74,3 +91,4 @@ def driver_kill() -> dict:
 if __name__ == "__main__":
     print("node loss:  ", json.dumps(node_loss()))
     print("driver kill:", json.dumps(driver_kill()))
+    print("ddp node loss:", json.dumps(ddp_node_loss()))
