@@ -3,6 +3,7 @@
 Prints one JSON line with what happened. Used by test_node_loss.py.
 """
 
+import csv as csv_module
 import json
 import sys
 import time
@@ -30,11 +31,23 @@ def main(workdir: str) -> None:
                              for r in read_rows(csv).values()),
                  timeout=60, what="both rows training on the doomed node")
         first_nodes = {i: r["Node"] for i, r in read_rows(csv).items()}
+        # the user edits a cell of their own and appends a row, saving in place, just
+        # before the node goes: neither edit may be lost in the re-queueing
+        rows = list(csv_module.reader(csv.read_text(encoding="utf-8").splitlines()))
+        if "Notes" not in rows[0]:
+            rows[0].append("Notes")
+        for r in rows[1:]:
+            r.extend([""] * (len(rows[0]) - len(r)))
+        rows[1][rows[0].index("Notes")] = "edited during the node loss"
+        rows.append(["late", probe("late", out), "1"] + [""] * (len(rows[0]) - 3))
+        with open(csv, "w", newline="", encoding="utf-8") as f:
+            csv_module.writer(f).writerows(rows)
         cluster.add_node(num_cpus=2, num_gpus=2)
         t0 = time.monotonic()
         cluster.remove_node(doomed, allow_graceful=False)
         wait_for(lambda: all(r["TrainingCheck"] in ("Queued", "Training", "")
-                             and r["Attempts"] == "2" for r in read_rows(csv).values()),
+                             and r["Attempts"] == "2" for i, r in read_rows(csv).items()
+                             if i != "late"),
                  timeout=90, what="both rows re-queued")
         requeued_after = time.monotonic() - t0
         code = run.join(timeout=120)
@@ -42,7 +55,8 @@ def main(workdir: str) -> None:
         record = run.record()
         print(json.dumps({
             "code": code, "requeued_after_s": round(requeued_after, 1),
-            "rows": {i: {k: r[k] for k in ("TrainingCheck", "Attempts", "Node", "Error")}
+            "rows": {i: {k: r.get(k, "") for k in ("TrainingCheck", "Attempts", "Node", "Error",
+                                                   "Notes")}
                      for i, r in rows.items()},
             "first_nodes": first_nodes,
             "attempts": {i: [a["status"] for a in record.attempts(run.paths.name, i)]

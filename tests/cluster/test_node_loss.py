@@ -23,6 +23,9 @@ def scenario(name: str, workdir: Path) -> dict:
 def test_node_removed_under_two_rows_requeues_both_without_spending_retries(tmp_path):
     result = scenario("node_loss", tmp_path)
     assert result["code"] == 0
+    late = result["rows"].pop("late")   # appended by hand just before the node went
+    assert late["TrainingCheck"] == "Done", late
+    assert result["rows"]["n0"]["Notes"] == "edited during the node loss"
     for job_id, row in result["rows"].items():
         assert row["TrainingCheck"] == "Done", row
         assert row["Attempts"] == "2"
