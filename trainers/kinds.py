@@ -17,6 +17,7 @@ bad row is refused when the queue is read.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import shlex
@@ -54,7 +55,20 @@ def _config_module(kind: BuiltinKind):
 
 def check_config(kind: str, path: Path, *, check_paths: bool = True):
     """Load and validate a row's config; raises ``ConfigError``. ``check_paths=False``
-    leaves out the checks that its data exist (a parent row may be what writes them)."""
+    leaves out the checks that its data exist (a parent row may be what writes them).
+
+    The driver re-reads every waiting row whenever the CSV changes: a config that passed
+    is not checked again until its file changes."""
+    try:
+        stat = Path(path).stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None   # the loader says what is wrong with it
+    return _checked(kind, Path(path), check_paths, key)
+
+
+@functools.lru_cache(maxsize=512)
+def _checked(kind: str, path: Path, check_paths: bool, _stat_key):
     spec = BUILTIN[kind]
     loader = getattr(_config_module(spec), spec.loader)
     if "check_paths" in inspect.signature(loader).parameters:

@@ -61,3 +61,12 @@ def test_each_kind_has_its_own_metric():
     examples = ROOT / "examples"
     assert kind_metric("ddp", examples / "ddp_dummy.yaml") == ("valid_loss", "min")
     assert kind_metric("yolo", examples / "yolo_tiny.yaml")[1] == "max"
+
+
+def test_a_config_edited_after_it_passed_is_checked_again(tmp_path):
+    config = tmp_path / "d.yaml"
+    config.write_text("entry: m:T\nbuild: m:b\nepochs: 3\n")
+    assert row_spec(tmp_path, Kind="ddp", Config="d.yaml").kind == "ddp"
+    config.write_text("entry: m:T\nbuild: m:b\nepochs: 3\nepochz: 4\n")
+    with pytest.raises(QueueFileError, match="epochz"):
+        row_spec(tmp_path, Kind="ddp", Config="d.yaml")
