@@ -8,13 +8,12 @@ local cache fails at once with the command that fetches it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from trainers.configfile import TargetError, import_target
 from trainers.errors import ConfigError
 
 __all__ = ["set_offline", "is_offline", "ModelNotFound", "resolve_checkpoint", "pick_device",
@@ -103,14 +102,11 @@ def load_callbacks(cfg) -> list:
     """Instances of the ``training.callbacks`` classes (modules beside the YAML import too)."""
     from transformers import TrainerCallback
 
-    if cfg.folder and cfg.folder not in sys.path:
-        sys.path.insert(0, cfg.folder)
     callbacks = []
     for spec in cfg.training.callbacks:
-        module_name, _, class_name = spec.partition(":")
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as e:
+            cls = import_target(spec, [cfg.folder] if cfg.folder else [])
+        except TargetError as e:
             raise ConfigError(cfg.source, f"cannot import it: {e}", key="training.callbacks",
                               value=spec, fix="put the module beside the YAML or on "
                               "PYTHONPATH, and check the class name") from None

@@ -17,14 +17,14 @@ manager from ``<storage>/<name>``), which is how a retried row continues.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import shutil
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from trainers.configfile import TargetError
+from trainers.configfile import import_target as _import_target
 from trainers.torch.config import DDPConfig
 
 __all__ = ["EntryError", "fit", "train_loop", "loop_config", "import_target", "entry_kind",
@@ -37,22 +37,13 @@ class EntryError(Exception):
 
 # -- importing the user's code ------------------------------------------------------------------
 
-def import_target(target: str, python_path: list[str] | tuple[str, ...] = ()):
-    """``"module:name"`` → the object, with ``python_path`` first on ``sys.path``."""
-    for folder in reversed(python_path):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    module_name, _, attr = target.partition(":")
+def import_target(target: str, python_path=()):
+    """``"module:name"`` → the object; an ``EntryError`` with the fix when it cannot be."""
     try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the module itself failing (SyntaxError...)
-        raise EntryError(f"cannot import {module_name!r} for {target!r} "
-                         f"({type(e).__name__}: {e}); sys.path used: {sys.path} — set "
-                         "python_path: in the config to the folder that holds it") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise EntryError(f"{module.__file__} has no {attr!r} (for {target!r})") from None
+        return _import_target(target, python_path)
+    except TargetError as e:
+        raise EntryError(f"{e} — set python_path: in the config to the folder that holds "
+                         "it") from None
 
 
 def entry_kind(cfg: DDPConfig) -> str:
