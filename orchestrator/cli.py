@@ -24,13 +24,14 @@ from orchestrator import registry_cli
 from orchestrator.config import Config, load_config, write_default_config
 from orchestrator.console import ProgressPrinter, render_status, status_rows
 from orchestrator.control import stop_rows
-from orchestrator.exceptions import OrchestratorError
+from orchestrator.exceptions import ConfigError, OrchestratorError
 from orchestrator.notify import Notifier
 from orchestrator.queue import QueueFile
 from orchestrator.ray_metrics import QueueMetrics
 from orchestrator.record import RunRecord
 from orchestrator.session import DriverLock, QueuePaths, connect_ray, queue_paths, read_driver_info
 from orchestrator.tracking import JobTracking
+from trainers import storage
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -66,6 +67,8 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-gpus", dest="num_gpus", type=float,
                    help="logical GPUs for a new local Ray (try GPU packing on a laptop)")
     p.add_argument("--num-cpus", dest="num_cpus", type=float, help="CPUs for a new local Ray")
+    p.add_argument("--storage", help="run outputs at a URI (s3://bucket/runs, gs://…) for a "
+                   "cluster without a shared filesystem; see docs/cluster.md")
     p.add_argument("--watch", action="store_true", default=None,
                    help="keep running when the queue is finished, waiting for new rows")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -126,7 +129,8 @@ def _setup_logging(verbose: bool = False) -> None:
 def _load(args) -> tuple[Config, QueuePaths]:
     overrides = {k: getattr(args, k, None) for k in (
         "check_interval", "max_training_process", "wandb_entity", "wandb_project", "no_ui",
-        "auto_continue", "address", "num_gpus", "num_cpus", "state_dir", "watch", "queue_name")}
+        "auto_continue", "address", "num_gpus", "num_cpus", "state_dir", "watch", "queue_name",
+        "storage")}
     config = load_config(args.config, **overrides)
     csv = getattr(args, "queue", None) or getattr(args, "csv", None) or config.csv_file
     if not csv:
@@ -152,6 +156,12 @@ def cmd_run(args) -> int:
     config, paths = _load(args)
     QueueFile(paths.csv).read()  # a missing or broken file fails here, before Ray starts
     notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
+    if config.storage:  # wrong credentials or a missing bucket too
+        try:
+            storage.probe(config.storage)
+        except storage.StorageError as e:
+            raise ConfigError(config.source, "storage", storage.public(config.storage),
+                              str(e)) from None
     console = _console()
     with DriverLock(paths) as lock:
         import ray

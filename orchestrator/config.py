@@ -20,6 +20,7 @@ import yaml
 
 from orchestrator.exceptions import ConfigError
 from orchestrator.jobs import parse_gpu_ids
+from trainers.storage import StorageError, check, is_uri, public
 
 __all__ = ["Config", "SETTINGS", "load_config", "write_default_config", "parse_env_vars"]
 
@@ -47,6 +48,10 @@ SETTINGS: tuple[Setting, ...] = (
             "keep starting rows as slots free; false = run the rows that fit now, then exit"),
     Setting("general", "state_dir", "state_dir", str, "",
             "where runs/<ID>/attempt-N/ and registry.db live (default: runs/ beside the CSV)"),
+    Setting("general", "storage", "storage", str, "",
+            "where run outputs are kept on a cluster without a shared filesystem: a URI such "
+            "as s3://bucket/runs (pyarrow options may follow, ?endpoint_override=host:port; "
+            "credentials come from the environment); empty = the state dir"),
     Setting("general", "queue_name", "queue_name", str, "",
             "name of this queue on Ray (actor names <queue>/...); default: the CSV's file name"),
     Setting("general", "default_gpus", "default_gpus", str, "auto",
@@ -110,6 +115,7 @@ class Config:
     process_gpu_mapping: str = ""
     auto_continue: bool = True
     state_dir: str = ""
+    storage: str = ""
     queue_name: str = ""
     default_gpus: str = "auto"
     default_cpus: float = 0.0
@@ -202,6 +208,20 @@ class Config:
         if self.use_conda and not self.conda_env:
             raise ConfigError(src, "conda_env", "", "use_conda = true needs conda_env = <name>")
         parse_env_vars(self.env_vars, src)  # raises on bad env_vars
+        if is_uri(self.state_dir):
+            raise ConfigError(src, "state_dir", self.state_dir,
+                              "the state dir holds registry.db and the driver's lock, so it "
+                              "is a filesystem path; give the URI as storage = "
+                              f"{self.state_dir} instead")
+        if self.storage and not is_uri(self.storage):
+            raise ConfigError(src, "storage", self.storage,
+                              "use a URI such as s3://bucket/runs or gs://bucket/runs (a "
+                              "shared filesystem path goes in state_dir)")
+        if self.storage:
+            try:
+                check(self.storage)
+            except StorageError as e:
+                raise ConfigError(src, "storage", public(self.storage), str(e)) from None
         del gpus
         return self
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.jobs import JobStatus
+from trainers.storage import is_uri
 
 __all__ = ["Readiness", "resolve", "find_cycles"]
 
@@ -59,6 +60,8 @@ def resolve(job_id: str, parent: str, statuses: dict[str, JobStatus],
                              "no registered model has that id or name[:version] — use another "
                              "row's ID or a model from `orchestrator registry models`")
         path = Path(model.get("file_path") or "")
+        if is_uri(model.get("file_path")):   # in storage: the row's node downloads it
+            return Readiness("ready", pretrained_path=model["file_path"])
         if not model.get("file_path") or not path.exists():
             return Readiness("invalid", f"PretrainedModelId={parent!r}: model "
                              f"{model['name']}:{model['version']} has no weight file on this "
@@ -71,6 +74,8 @@ def resolve(job_id: str, parent: str, statuses: dict[str, JobStatus],
     if status != JobStatus.DONE:
         return Readiness("wait", f"waiting for {parent}")
     weight = (weights.get(parent) or "").strip()
+    if is_uri(weight):   # in storage: the row's node downloads it (a missing one fails there)
+        return Readiness("ready", pretrained_path=weight)
     path = Path(weight).expanduser() if weight else None
     if path is not None and not path.is_absolute():
         path = base_dir / path

@@ -12,6 +12,7 @@ from orchestrator.config import Config
 from orchestrator.jobs import JobSpec
 from orchestrator.runner import LaunchSpec
 from trainers import job_script
+from trainers import storage as uris
 from trainers.kinds import BUILTIN, kind_command, kind_metric
 from trainers.sweep import sweep_command, sweep_metric
 
@@ -25,6 +26,8 @@ def job_env(spec: JobSpec, config: Config, *, queue: str, attempt: int, run_dir:
            "ORCH_METRICS_FILE": str(run_dir / "metrics.jsonl"),
            "WANDB_RUN_ID": wandb_run_id, "WANDB_RESUME": "allow", "WANDB_DIR": str(run_dir),
            "WANDB_NAME": spec.name or spec.id, "PYTHONUNBUFFERED": "1", **config.env}
+    if config.storage:
+        env[uris.STORAGE_ENV] = config.storage
     if config.wandb_project:
         env["WANDB_PROJECT"] = config.wandb_project
     if config.wandb_entity:
@@ -39,11 +42,26 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
 
     ``generation``: the attempt that began the row's current training run. Sweeps and the
     built-in kinds keep their checkpoints per run, not per attempt, so a retry resumes;
-    a row run again after it was Done starts a run (and a folder) of its own."""
-    run_dir = state_dir / spec.id / f"attempt-{attempt}"
+    a row run again after it was Done starts a run (and a folder) of its own.
 
-    def storage(name: str) -> Path:
-        return state_dir / spec.id / (name if generation <= 1 else f"{name}-{generation}")
+    With a ``storage`` URI in the config, a ``ddp`` row's Ray Train checkpoints live there
+    (so it resumes on any node), the runner uploads each attempt's weights and log there,
+    and parent weights given as a URI are downloaded onto the row's node first (by the
+    runner, or, for ``ddp``, by each worker that reads them: they may be on other nodes)."""
+    run_dir = state_dir / spec.id / f"attempt-{attempt}"
+    builtin = BUILTIN.get(spec.kind)
+
+    def storage(name: str) -> Path | str:
+        run = name if generation <= 1 else f"{name}-{generation}"
+        if config.storage and builtin is not None and builtin.uri_storage:
+            return uris.join(config.storage, spec.id, run)
+        return state_dir / spec.id / run
+
+    fetch: tuple[tuple[str, str], ...] = ()
+    if uris.is_uri(pretrained_path) and not (builtin is not None and builtin.uri_storage):
+        local = run_dir / "pretrained"
+        fetch = ((uris.with_options(pretrained_path, config.storage), str(local)),)
+        pretrained_path = str(local / uris.basename(pretrained_path))
 
     command, metric, goal = spec.command, config.metric, config.metric_goal
     if spec.kind == "sweep":
@@ -61,6 +79,7 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
             spec.kind, spec.config_path, storage=storage(spec.kind),
             name=spec.id, workers=spec.workers, gpus=spec.gpus or 0.0,
             cpus=spec.cpus if spec.cpus is not None else 1.0, address=cluster_address)
+    upload_to = uris.join(config.storage, spec.id, f"attempt-{attempt}") if config.storage else ""
     script = job_script(command, cwd=base_dir, setup_script=config.setup_script,
                         conda_env=config.conda_env if config.use_conda else "",
                         pretrained_path=pretrained_path,
@@ -70,4 +89,5 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     return LaunchSpec(job_id=spec.id, attempt=attempt, label=f"{queue}/{spec.id}",
                       script=script, run_dir=str(run_dir), env=tuple(env.items()),
                       pinned_gpus=pinned, stop_grace=config.stop_grace,
-                      weight_globs=config.weight_globs, metric=metric, metric_goal=goal)
+                      weight_globs=config.weight_globs, metric=metric, metric_goal=goal,
+                      fetch=fetch, upload_to=upload_to)

@@ -21,9 +21,10 @@ from pathlib import Path
 import ray
 
 from orchestrator.metrics import read_metrics
+from trainers import storage
 
 __all__ = ["LaunchSpec", "JobResult", "JobRunner", "find_weight_file", "log_tail",
-           "collect_result", "finished_exit_code"]
+           "collect_result", "upload_outputs", "finished_exit_code"]
 
 _SUPERVISOR = str(Path(__file__).with_name("_supervise.py"))
 
@@ -43,6 +44,8 @@ class LaunchSpec:
     weight_globs: tuple[str, ...] = ()
     metric: str = ""
     metric_goal: str = "max"
+    fetch: tuple[tuple[str, str], ...] = ()   # (URI, local folder): parent weights to download
+    upload_to: str = ""            # storage URI of this attempt: its weights and log go there
 
 
 @dataclass
@@ -113,6 +116,40 @@ def collect_result(result: JobResult, run_dir: Path, exit_code: int, weight_glob
     result.log_path = result.log_path or str(run_dir / "run.log")
     result.log_tail = log_tail(result.log_path)
     return result
+
+
+def upload_outputs(result: JobResult, run_dir: Path, uri: str) -> None:
+    """Copy an attempt's log and metrics, and the weights of one that succeeded, to its
+    storage URI; ``result.weight_file`` becomes the weights' (public) URI, which any node
+    can fetch. Weights that cannot be uploaded fail the attempt (a child on another node
+    could not use them); a log that cannot is only a line in the log."""
+    if result.ok and result.weight_file and not storage.is_uri(result.weight_file):
+        weights = Path(result.weight_file)
+        try:
+            relative = weights.relative_to(run_dir).parts
+        except ValueError:  # reported from elsewhere (the trainer's own folder)
+            relative = ("weights", weights.name)
+        try:
+            result.weight_file = storage.upload(weights, storage.join(uri, *relative))
+        except storage.StorageError as e:
+            result.error = (f"{e} — the weights stay on {result.node} at {weights}; check "
+                            "the storage's credentials and space (Retries rerun the row)")
+            result.weight_file = ""
+            _log_line(run_dir, f"[orchestrator] {result.error}")
+    for name in ("run.log", "metrics.jsonl"):
+        if (run_dir / name).is_file():
+            try:
+                storage.upload(run_dir / name, storage.join(uri, name))
+            except storage.StorageError as e:
+                _log_line(run_dir, f"[orchestrator] {e}")
+
+
+def _log_line(run_dir: Path, line: str) -> None:
+    try:
+        with open(run_dir / "run.log", "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+    except OSError:
+        pass
 
 
 def finished_exit_code(run_dir: Path) -> int | None:
@@ -201,6 +238,12 @@ class JobRunner:
     def _launch(self, spec: LaunchSpec, result: JobResult) -> None:
         run_dir = Path(spec.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        for uri, folder in spec.fetch:  # the parent's weights, from storage onto this node
+            try:
+                storage.fetch(uri, folder)
+            except storage.StorageError as e:
+                raise RuntimeError(f"the parent's weights: {e} — run the parent row again "
+                                   "(it uploads them) or change PretrainedModelId") from None
         script = run_dir / "job.sh"
         script.write_text(spec.script, encoding="utf-8")
         log_path = run_dir / "run.log"
@@ -236,6 +279,8 @@ class JobRunner:
         result.stopped = self._stop_requested
         collect_result(result, Path(spec.run_dir), rc, spec.weight_globs, spec.metric,
                        spec.metric_goal)
+        if spec.upload_to:
+            upload_outputs(result, Path(spec.run_dir), spec.upload_to)
         self._finish()
 
     def _finish(self) -> None:

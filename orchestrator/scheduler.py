@@ -38,8 +38,10 @@ from orchestrator.pool import RunnerPool, Shape
 from orchestrator.queue import QueueFile, Table, safe_cell
 from orchestrator.record import RunRecord
 from orchestrator.registry import ModelRegistry
-from orchestrator.runner import JobResult, collect_result, finished_exit_code
+from orchestrator.runner import JobResult, collect_result, finished_exit_code, upload_outputs
 from trainers.kinds import BUILTIN
+from trainers.storage import is_uri
+from trainers.storage import join as storage_join
 
 __all__ = ["Scheduler", "Job"]
 
@@ -514,6 +516,8 @@ class Scheduler:
                                   gpus=",".join(map(str, pinned)) if pinned else "")
 
     def _display_path(self, path: Path | str) -> str:
+        if is_uri(path):
+            return str(path)
         path = Path(path)
         try:
             return str(path.relative_to(self.base_dir))
@@ -599,8 +603,8 @@ class Scheduler:
                                   f"{job.crashes}/{spec.retries} in {delay:g}s")
             else:
                 to = record_status = S.CRASH
-                cells["Error"] = f"{reason}: {last[:300]} (log: {log})" if last else \
-                    f"{reason} (log: {log})"
+                where = f" (log: {log})" if log else ""
+                cells["Error"] = f"{reason}: {last[:300]}{where}" if last else f"{reason}{where}"
         self._transition(job, to, {S.QUEUED, S.TRAINING}, **cells)
         self.record.update_attempt(
             self.queue_name, job.id, result.attempt,
@@ -696,6 +700,9 @@ class Scheduler:
                       log_path=attempt["log_path"]),
             run_dir, code, self.config.weight_globs, self.config.metric,
             self.config.metric_goal)
+        if self.config.storage:  # its runner is gone before it could upload them
+            where = storage_join(self.config.storage, job.id, f"attempt-{attempt['attempt']}")
+            upload_outputs(result, run_dir, where)
         job.attempt, job.status = attempt["attempt"], S.TRAINING
         self._set(job, Error="")
         if job.spec is None:

@@ -22,3 +22,13 @@ def ray_session():
              namespace="orchestrator", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (tests/s3_server.py); its test credentials are in the
+    environment while it runs."""
+    from tests.s3_server import S3Server
+
+    with S3Server() as server:
+        yield server

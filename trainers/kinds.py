@@ -35,6 +35,8 @@ class BuiltinKind:
     verb: str = ""               # the entry point's sub-command, if any
     ray_train: bool = False      # its workers hold the resources, not the row's runner
     loader: str = "load"         # the config module's validating loader
+    uri_storage: bool = False    # the job itself reads and writes storage URIs (s3://…):
+    #                              its checkpoints, and its parent's weights on each worker
 
     @property
     def module(self) -> str:
@@ -42,7 +44,7 @@ class BuiltinKind:
 
 
 BUILTIN = {k.name: k for k in (
-    BuiltinKind("ddp", "torch", ray_train=True),
+    BuiltinKind("ddp", "torch", ray_train=True, uri_storage=True),
     BuiltinKind("hf", "hf", ray_train=True),
     BuiltinKind("yolo", "yolo", verb="train"),
     BuiltinKind("yolo_label", "yolo", verb="label", loader="load_label"),
@@ -81,7 +83,7 @@ def kind_metric(kind: str, path: Path) -> tuple[str, str]:
     return _config_module(BUILTIN[kind]).metric(check_config(kind, path, check_paths=False))
 
 
-def kind_command(kind: str, config: Path, *, storage: Path, name: str, workers: int,
+def kind_command(kind: str, config: Path, *, storage: Path | str, name: str, workers: int,
                  gpus: float, cpus: float, address: str) -> str:
     """The shell command a row of this kind runs (every value quoted). ``storage`` is per
     row, not per attempt, so a retried row resumes from its last checkpoint; a worker lost

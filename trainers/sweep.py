@@ -38,7 +38,7 @@ def read_trials(result) -> dict:
         return {}
 
 
-def sweep_command(config: Path, *, gpus: float, cpus: float, storage: Path, name: str,
+def sweep_command(config: Path, *, gpus: float, cpus: float, storage: Path | str, name: str,
                   address: str, retries: int, max_concurrent: int = 0) -> str:
     """The shell command a sweep row runs (every value quoted)."""
     argv = [sys.executable, "-m", "orchestrator", "sweep", "run", str(config),

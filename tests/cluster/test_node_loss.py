@@ -1,4 +1,5 @@
-"""Multi-node failures with ray.cluster_utils.Cluster, each scenario in its own process."""
+"""Multi-node scenarios on ray.cluster_utils.Cluster (failures; weights through S3),
+each in its own process."""
 
 import json
 import os
@@ -48,3 +49,13 @@ def test_ddp_row_across_two_nodes_survives_losing_one(tmp_path):
     after = result["steps_after"]   # the epochs reported after the node was killed
     assert result["steps_before"] and after and after[-1] == 8, result
     assert min(after) > 1, f"resumed from a checkpoint, not from epoch 1: {result}"
+
+
+def test_child_on_another_node_gets_its_parents_weights_from_s3(tmp_path):
+    result = scenario("storage_nodes", tmp_path)
+    rows = result["rows"]
+    assert result["code"] == 0 and all(r["TrainingCheck"] == "Done" for r in rows.values()), rows
+    assert rows["parent"]["Node"] != rows["child"]["Node"], "the rows ran on different nodes"
+    assert rows["parent"]["WeightFile"] == f"{result['storage']}/parent/attempt-1/model.pt"
+    fetched = f"{result['child_run_dir']}/pretrained/model.pt"
+    assert f"parent weights {fetched} sha1 {result['parent_sha1']}" in result["child_log"]

@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from trainers.errors import ConfigError
+from trainers.storage import is_uri, join, public
 from trainers.torch.config import DDPConfig, load
 
 __all__ = ["main", "build_parser"]
@@ -28,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainers.torch",
                                 description="Run a Kind=ddp config on Ray Train.")
     p.add_argument("config", help="the row's YAML (see examples/ddp_dummy.yaml)")
-    p.add_argument("--storage", default="", help="Ray Train storage folder "
-                   "(default: runs/ddp next to the YAML)")
+    p.add_argument("--storage", default="", help="Ray Train storage: a folder or a URI such "
+                   "as s3://bucket/runs (default: runs/ddp next to the YAML)")
     p.add_argument("--name", default="", help="run name; the same name resumes "
                    "(default: the YAML's stem)")
     p.add_argument("--workers", type=int, default=1)
@@ -65,7 +66,7 @@ def _explain(error: Exception, cfg: DDPConfig | None, args) -> str:
         from ray.train import TrainingFailedError
 
         if isinstance(error, TrainingFailedError):
-            return describe_failure(error, cfg, _storage(cfg, args) / _name(cfg, args))
+            return describe_failure(error, cfg, _run_location(cfg, args))
     traceback.print_exc()
     return f"{type(error).__name__}: {error} (while running {args.config})"
 
@@ -80,7 +81,8 @@ def _check(args) -> DDPConfig:
         raise _Usage(f"--workers {args.workers}: run at least 1 worker")
     if args.gpus_per_worker < 0 or args.cpus_per_worker < 0:
         raise _Usage("--gpus-per-worker and --cpus-per-worker must be >= 0")
-    if args.pretrained_path and not Path(args.pretrained_path).exists():
+    if args.pretrained_path and not is_uri(args.pretrained_path) \
+            and not Path(args.pretrained_path).exists():
         raise _Usage(f"--pretrained_path {args.pretrained_path}: no such file or folder — "
                      "give the parent row's WeightFile")
     from trainers.torch.ray_run import entry_kind
@@ -89,9 +91,18 @@ def _check(args) -> DDPConfig:
     return cfg
 
 
-def _storage(cfg: DDPConfig, args) -> Path:
+def _storage(cfg: DDPConfig, args) -> Path | str:
+    """Ray Train's storage: a folder, or a URI (``s3://…``) that Ray Train writes through
+    pyarrow."""
+    if is_uri(args.storage):
+        return args.storage
     return Path(args.storage).expanduser().resolve() if args.storage else \
         cfg.folder / "runs" / "ddp"
+
+
+def _run_location(cfg: DDPConfig, args) -> str:
+    storage, name = _storage(cfg, args), _name(cfg, args)
+    return public(join(storage, name)) if isinstance(storage, str) else str(storage / name)
 
 
 def _name(cfg: DDPConfig, args) -> str:
@@ -106,10 +117,12 @@ def _run(cfg: DDPConfig, args) -> int:
     from trainers.torch.ray_run import export_weights, fit
 
     storage, name = _storage(cfg, args), _name(cfg, args)
-    run_dir = Path(os.environ.get("ORCH_RUN_DIR") or storage / name).resolve()
+    local = cfg.folder / "runs" / "ddp" if is_uri(storage) else storage
+    run_dir = Path(os.environ.get("ORCH_RUN_DIR") or local / name).resolve()
     metrics = os.environ.get("ORCH_METRICS_FILE")   # the workers work in the YAML's folder
     metrics = str(Path(metrics).resolve()) if metrics else None
-    pretrained = str(Path(args.pretrained_path).resolve()) if args.pretrained_path else None
+    pretrained = args.pretrained_path if is_uri(args.pretrained_path) else \
+        str(Path(args.pretrained_path).resolve()) if args.pretrained_path else None
     started = join_ray(args.address)   # the workers' output comes back into our log
     try:
         _check_resources(cfg, args, started)

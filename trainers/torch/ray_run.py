@@ -25,6 +25,7 @@ from pathlib import Path
 
 from trainers.configfile import TargetError
 from trainers.configfile import import_target as _import_target
+from trainers.storage import local_copy
 from trainers.torch.config import DDPConfig
 
 __all__ = ["EntryError", "fit", "train_loop", "loop_config", "import_target", "entry_kind",
@@ -81,6 +82,9 @@ def loop_config(cfg: DDPConfig, *, pretrained_path: str | None = None,
 def train_loop(config: dict) -> None:
     """Ray Train's ``train_loop_per_worker`` for every ``Kind=ddp`` run."""
     _prepare_worker(config)
+    if config["pretrained_path"]:  # a URI (s3://…) is fetched onto this worker's node
+        config = {**config, "pretrained_path": local_copy(config["pretrained_path"])}
+        print(f"[ddp] starting from the weights in {config['pretrained_path']}", flush=True)
     entry = import_target(config["entry"], config["python_path"])
     if isinstance(entry, type):
         _run_trainer(entry, config)
@@ -203,7 +207,7 @@ def export_weights(result, cfg: DDPConfig, out_dir: str | Path) -> tuple[Path | 
     return target, metrics
 
 
-def describe_failure(error: BaseException, cfg: DDPConfig, run_dir: Path) -> str:
+def describe_failure(error: BaseException, cfg: DDPConfig, run_dir: Path | str) -> str:
     """One line: what failed, where, and what to do."""
     failures = getattr(error, "worker_failures", None)
     if failures:
