@@ -44,10 +44,11 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     built-in kinds keep their checkpoints per run, not per attempt, so a retry resumes;
     a row run again after it was Done starts a run (and a folder) of its own.
 
-    With a ``storage`` URI in the config, a ``ddp`` row's Ray Train checkpoints live there
-    (so it resumes on any node), the runner uploads each attempt's weights and log there,
-    and parent weights given as a URI are downloaded onto the row's node first (by the
-    runner, or, for ``ddp``, by each worker that reads them: they may be on other nodes)."""
+    With a ``storage`` URI in the config, a ``ddp``/``hf`` row's Ray Train checkpoints live
+    there (so it resumes on any node), the runner uploads each attempt's weights and log
+    there, and parent weights given as a URI are downloaded onto the row's node first (by
+    the runner, or, for ``ddp``/``hf``, by each worker that reads them: they may be on
+    other nodes)."""
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
     builtin = BUILTIN.get(spec.kind)
 

@@ -45,7 +45,7 @@ class BuiltinKind:
 
 BUILTIN = {k.name: k for k in (
     BuiltinKind("ddp", "torch", ray_train=True, uri_storage=True),
-    BuiltinKind("hf", "hf", ray_train=True),
+    BuiltinKind("hf", "hf", ray_train=True, uri_storage=True),
     BuiltinKind("yolo", "yolo", verb="train"),
     BuiltinKind("yolo_label", "yolo", verb="label", loader="load_label"),
 )}

@@ -139,6 +139,8 @@ def fetch(uri: str, dest_dir: str | Path) -> Path:
         raise StorageError(f"{public(uri)}: no such file or folder in storage")
     dest_dir.mkdir(parents=True, exist_ok=True)
     partial = dest_dir / f".{target.name}.{uuid.uuid4().hex[:8]}.part"
+    if info.type == pafs.FileType.Directory:
+        partial.mkdir()   # copy_files fills a folder but does not make it
     try:
         pafs.copy_files(path, str(partial), source_filesystem=fs,
                         destination_filesystem=pafs.LocalFileSystem())

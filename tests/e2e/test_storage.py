@@ -135,3 +135,39 @@ def test_missing_parent_weights_and_bad_storage_say_what_to_fix(tmp_path, setup,
                         timeout=120)
     assert bad.returncode != 0 and "storage" in bad.stderr and "cannot write there" in bad.stderr
     assert csv.read_bytes() == before
+
+
+def test_hf_rows_chain_their_best_model_through_s3(tmp_path, setup, s3_server):
+    """Rank 0's best model reaches the row through Ray Train's storage (it may have run on
+    another node), and the child's workers download it where they run."""
+    def make(*argv):
+        subprocess.run([sys.executable, "-m", "trainers.hf", *map(str, argv)], cwd=ROOT,
+                       check=True, capture_output=True, timeout=300)
+
+    make("make-data", tmp_path / "dialogue", "--n", 16)
+    make("make-tiny", tmp_path / "tiny", "--data", tmp_path / "dialogue" / "train.csv")
+    hf = yaml.safe_load((ROOT / "examples" / "hf_tiny.yaml").read_text())
+    hf["model"]["checkpoint"] = str(tmp_path / "tiny")
+    hf["data"] = {"train": str(tmp_path / "dialogue" / "train.csv"),
+                  "dev": str(tmp_path / "dialogue" / "dev.csv")}
+    hf["training"].update(epochs=1, save_total_limit=1, callbacks=[], predict_samples=2)
+    (tmp_path / "hf.yaml").write_text(yaml.safe_dump(hf))
+    storage = s3_server.bucket_uri()
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["hf1", "hf", "hf.yaml", "", "", "0", "1", "1", ""],
+        ["hf2", "hf", "hf.yaml", "", "hf1", "0", "1", "1", ""]])
+    done = run_queue(csv, setup, "--storage", storage)
+    rows = read_rows(csv)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], rows)
+    assert [r["TrainingCheck"] for r in rows.values()] == ["Done", "Done"], rows
+
+    public = storage.split("?")[0]
+    assert rows["hf1"]["WeightFile"] == f"{public}/hf1/attempt-1/best_model"
+    in_s3 = s3_server.files(storage)
+    assert "hf1/attempt-1/best_model/config.json" in in_s3, sorted(in_s3)
+    assert any(k.startswith("hf1/hf/hf1/checkpoint_") and k.endswith("best_model/config.json")
+               for k in in_s3), "the best model went through Ray Train's storage"
+    script = (tmp_path / "runs" / "hf2" / "attempt-1" / "job.sh").read_text()
+    assert f"--pretrained_path {public}/hf1/attempt-1/best_model" in script
+    log = in_s3["hf2/attempt-1/run.log"].decode()
+    assert "orchestrator-fetch" in log and "best_model on cpu" in log, log[-2000:]

@@ -67,6 +67,9 @@ def test_files_and_folders_round_trip(tmp_path, s3_server):
     assert got.read_bytes() == (tmp_path / "best.pt").read_bytes()
     folder = storage.fetch(storage.with_options(dir_uri, base), tmp_path / "down")
     assert (folder / "sub" / "tokenizer.json").read_text() == "tok"
+    flat = storage.upload(model / "sub", storage.join(base, "r2", "flat"))  # no sub-folders
+    assert (storage.fetch(storage.with_options(flat, base), tmp_path / "new" / "dir")
+            / "tokenizer.json").read_text() == "tok"
     assert not list((tmp_path / "down").glob(".*part")), "no partial copies left"
 
 

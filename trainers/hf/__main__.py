@@ -23,6 +23,7 @@ from pathlib import Path
 
 from trainers.errors import ConfigError
 from trainers.hf.runtime import set_offline
+from trainers.storage import is_uri, local_copy
 
 __all__ = ["main"]
 
@@ -34,7 +35,8 @@ def _train_parser() -> argparse.ArgumentParser:
                     " Any other --section.key=value (or --key=value) overrides the config.")
     p.add_argument("config", help="the experiment YAML")
     p.add_argument("--storage", help="runs folder (default: $ORCH_RUN_DIR or runs/ beside the "
-                   "YAML); checkpoints go to STORAGE/NAME/hf")
+                   "YAML); checkpoints go to STORAGE/NAME/hf. A URI (s3://…) keeps Ray Train's "
+                   "run there and the best model comes back into $ORCH_RUN_DIR/best_model")
     p.add_argument("--name", help="run name (default: experiment.name or the YAML's name, "
                    "plus a digest of the --key=value overrides when there are any)")
     p.add_argument("--workers", type=int, default=1, help="Ray Train workers")
@@ -58,15 +60,21 @@ def _train(argv: list[str]) -> int:
 
     args, overrides = _train_parser().parse_known_args(argv)
     cfg = load(args.config, overrides)
-    checkpoint = resolve_checkpoint(cfg, args.pretrained_path)
+    pretrained = args.pretrained_path
+    checkpoint = resolve_checkpoint(cfg, local_copy(pretrained) if pretrained else None)
+    if is_uri(pretrained):
+        checkpoint = pretrained   # checked here; every worker fetches it on its own node
     check_data(cfg)  # a wrong path or column fails before any worker starts
-    storage = Path(args.storage or os.environ.get("ORCH_RUN_DIR") or Path(cfg.folder) / "runs")
-    storage, name = storage.expanduser().resolve(), args.name or _default_name(cfg, overrides)
+    local_root = Path(os.environ.get("ORCH_RUN_DIR") or Path(cfg.folder) / "runs")
+    remote = is_uri(args.storage)   # Ray Train's run in object storage, the Trainer's on disk
+    storage = args.storage if remote else Path(args.storage or local_root).expanduser().resolve()
+    name = args.name or _default_name(cfg, overrides)
     from trainers.hf.runtime import load_callbacks
-    from trainers.hf.train import Job, train
+    from trainers.hf.train import BEST_DIR, Job, train
 
     load_callbacks(cfg)  # importable here, before Ray starts
-    job = Job(cfg, str(storage / name / "hf"), checkpoint)
+    job = Job(cfg, str((local_root.expanduser().resolve() if remote else storage) / name / "hf"),
+              checkpoint, report_weights=not remote or args.in_process)
     if args.in_process:
         train(job)
         return 0
@@ -75,12 +83,13 @@ def _train(argv: list[str]) -> int:
                           "--cpus-per-worker > 0", fix="fix the row's Workers/GPUs/CPUs")
     from trainers.hf.driver import run_on_ray
 
-    metrics = run_on_ray(job, storage=storage, name=name, workers=args.workers,
-                         gpus=args.gpus_per_worker, cpus=args.cpus_per_worker,
-                         address=args.address,
-                         max_failures=cfg.training.max_failures if args.max_failures is None
-                         else args.max_failures)
-    print(f"[hf] done on Ray Train ({args.workers} workers); best model in {job.best_dir}; "
+    metrics, best = run_on_ray(job, storage=storage, name=name, workers=args.workers,
+                               gpus=args.gpus_per_worker, cpus=args.cpus_per_worker,
+                               address=args.address,
+                               max_failures=cfg.training.max_failures if args.max_failures is None
+                               else args.max_failures,
+                               best_to=local_root / BEST_DIR if remote else None)
+    print(f"[hf] done on Ray Train ({args.workers} workers); best model in {best}; "
           f"last metrics {metrics}", flush=True)
     return 0
 

@@ -12,6 +12,10 @@ the latest in ``DIR/NAME/checkpoint_*``. A worker restarted by ``max_failures``,
 or a retried row, resumes from the output dir's latest checkpoint, or from Ray's
 copy when the output dir has none (a node without the shared folder).
 
+With ``--storage s3://…`` Ray Train's run lives in the bucket, the Trainer's output dir
+stays on each worker's disk, and rank 0 hands the best model to Ray Train as the run's
+last checkpoint; the driver copies it into ``$ORCH_RUN_DIR/best_model`` from there.
+
 With logical GPUs and no CUDA (tests, a CPU laptop) the workers train on CPU:
 the process group's backend is chosen on the workers (``trainers.ray_backend``: gloo
 without CUDA) and ``use_cpu`` is set in the TrainingArguments.
@@ -30,9 +34,11 @@ import ray
 import ray.train
 from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
+from orchestrator.metrics import report
 from trainers.hf.runtime import latest_checkpoint, pick_device
-from trainers.hf.train import Job, public_metrics, train
+from trainers.hf.train import BEST_DIR, Job, public_metrics, train
 from trainers.ray_backend import AutoBackendTorchConfig
+from trainers.storage import public
 
 __all__ = ["run_on_ray", "RankZeroReportCallback"]
 
@@ -70,7 +76,8 @@ def _ray_resume(job: Job) -> Iterator[str | None]:
         yield local
         return
     with checkpoint.as_directory() as folder:
-        yield str(Path(folder) / RankZeroReportCallback.CHECKPOINT_NAME)
+        saved = Path(folder) / RankZeroReportCallback.CHECKPOINT_NAME
+        yield str(saved) if saved.is_dir() else None   # the final best model is no checkpoint
 
 
 def _train_loop(config: dict) -> None:
@@ -79,13 +86,36 @@ def _train_loop(config: dict) -> None:
     if device != "cuda" and os.environ.get("ACCELERATE_TORCH_DEVICE", "").startswith("cuda"):
         # Ray names cuda:N for any worker given (logical) GPUs; accelerate would obey it.
         os.environ["ACCELERATE_TORCH_DEVICE"] = device
-    train(config["job"], resume=_ray_resume, extra_callbacks=[RankZeroReportCallback()],
-          prepare=prepare_trainer)
+    job = config["job"]
+    best = train(job, resume=_ray_resume, extra_callbacks=[RankZeroReportCallback()],
+                 prepare=prepare_trainer)
+    if config.get("best_to_ray"):
+        _hand_over_best(job, best)
 
 
-def run_on_ray(job: Job, *, storage: Path, name: str, workers: int, gpus: float, cpus: float,
-               address: str | None, max_failures: int) -> dict:
-    """Fit on the cluster; the last metrics rank 0 handed to Ray (raises if training failed)."""
+def _hand_over_best(job: Job, best: dict) -> None:
+    """Rank 0 hands the best model to Ray Train as the run's last checkpoint: with the run
+    in object storage, the driver gets it from there whichever node rank 0 ran on. Every
+    rank reports (a barrier in Ray Train v2)."""
+    metrics = {k: v for k, v in best.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if ray.train.get_context().get_world_rank() != 0:
+        ray.train.report(metrics=metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(job.best_dir, Path(tmp) / BEST_DIR)
+        ray.train.report(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def run_on_ray(job: Job, *, storage: Path | str, name: str, workers: int, gpus: float,
+               cpus: float, address: str | None, max_failures: int,
+               best_to: Path | None = None) -> tuple[dict, Path]:
+    """Fit on the cluster; the last metrics rank 0 handed to Ray and the best model's folder
+    (raises if training failed).
+
+    ``best_to``: copy the best model there from Ray Train's storage (``storage`` is then a
+    URI: rank 0 may have run on a node whose disk this process cannot see), and report it
+    as the job's weights."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -95,13 +125,25 @@ def run_on_ray(job: Job, *, storage: Path, name: str, workers: int, gpus: float,
     try:
         resources = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
         trainer = TorchTrainer(
-            _train_loop, train_loop_config={"job": job},
+            _train_loop, train_loop_config={"job": job, "best_to_ray": best_to is not None},
             torch_config=AutoBackendTorchConfig(),
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0,
                                          resources_per_worker=resources),
             run_config=RunConfig(storage_path=str(storage), name=name,
                                  failure_config=FailureConfig(max_failures=max_failures),
                                  checkpoint_config=CheckpointConfig(num_to_keep=1)))
-        return dict(trainer.fit().metrics or {})
+        result = trainer.fit()
     finally:
         ray.shutdown()
+    metrics = dict(result.metrics or {})
+    if best_to is None:
+        return metrics, job.best_dir
+    if result.checkpoint is None:
+        raise RuntimeError(f"Ray Train kept no checkpoint in {public(str(storage))}: the best "
+                           "model is lost (see the worker log above)")
+    with result.checkpoint.as_directory() as folder:
+        if best_to.exists():
+            shutil.rmtree(best_to)
+        shutil.copytree(Path(folder) / BEST_DIR, best_to)
+    report(weight_file=str(best_to), **metrics)
+    return metrics, best_to

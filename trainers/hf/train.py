@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import inspect
 import json
 import logging
@@ -42,6 +43,7 @@ from trainers.hf.config import HFConfig, fp16_enabled, metric
 from trainers.hf.data import Pairs, SummaryDataset, check_data
 from trainers.hf.rouge import compute_rouge
 from trainers.hf.runtime import latest_checkpoint, load_callbacks, pick_device, world_rank
+from trainers.storage import is_uri, local_copy
 
 __all__ = ["Job", "train", "local_resume", "public_metrics", "ProgressReport", "BEST_DIR",
            "PREDICTIONS", "METRICS"]
@@ -59,7 +61,8 @@ _KEEP_PREFIX = ("eval_loss", "eval_runtime", "eval_samples_per_second", "eval_st
 class Job:
     cfg: HFConfig
     output_dir: str          # checkpoints (``DIR/NAME/hf``)
-    checkpoint: str          # the weights to start from (resolved, loadable offline)
+    checkpoint: str          # the weights to start from (resolved, loadable offline, or a URI)
+    report_weights: bool = True   # False: the driver reports them (it gets them from Ray Train)
 
     @property
     def best_dir(self) -> Path:
@@ -235,6 +238,8 @@ def train(job: Job, *, resume=local_resume, extra_callbacks: list = (), prepare=
     ``prepare(trainer)`` adapts the trainer (Ray Train's ``prepare_trainer``).
     """
     rank = world_rank()
+    if is_uri(job.checkpoint):   # a parent's best model in object storage: onto this node
+        job = dataclasses.replace(job, checkpoint=local_copy(job.checkpoint))
     if rank == 0:
         _start_wandb(job.cfg)
     trainer, dev_pairs = build_trainer(job, extra_callbacks=extra_callbacks)
@@ -286,7 +291,7 @@ def _finish(job: Job, trainer, dev: Pairs, rank: int) -> dict:
         return best
     _write_best_files(job, trainer.state, best, rows)
     _log_wandb_model(job, best)
-    report(weight_file=str(best_dir), **best)
+    report(**({"weight_file": str(best_dir)} if job.report_weights else {}), **best)
     print(f"[hf] best model ({metric(job.cfg)[0]}={best.get(metric(job.cfg)[0])}) saved to "
           f"{best_dir}", flush=True)
     return best
