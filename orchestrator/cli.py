@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="row ID")
     p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
+    p.add_argument("--storage", help="the queue's storage URI: read a log that is not on this "
+                   "machine from there")
     registry_cli.add_parser(sub)
     p = sub.add_parser("sweep", help="W&B sweep files")
     verbs = p.add_subparsers(dest="verb", required=True)
@@ -323,6 +325,18 @@ def cmd_logs(args) -> int:
         raise OrchestratorError(f"no attempt of {args.id} recorded in {paths.registry}")
     attempt = attempts[-1]
     path = Path(attempt["log_path"])
+    if not path.parent.exists() and not args.follow:   # it ran on a node whose disk is not ours
+        if config.storage:
+            uri = storage.join(config.storage, args.id, f"attempt-{attempt['attempt']}", "run.log")
+            try:
+                sys.stdout.write(storage.read_text(uri))
+                return 0
+            except storage.StorageError as e:
+                raise OrchestratorError(f"{args.id}: no log at {path} here, and {e}") from None
+        raise OrchestratorError(
+            f"{args.id}: no log at {path} on this machine (attempt {attempt['attempt']} ran on "
+            f"{attempt.get('node') or 'another node'}): read it there, or run the queue with "
+            "storage = s3://… so each attempt's log is uploaded")
     pos = 0
     while True:
         try:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = ["StorageError", "is_uri", "check", "probe", "join", "public", "with_options",
-           "basename", "upload", "fetch", "local_copy", "STORAGE_ENV"]
+           "basename", "upload", "fetch", "read_text", "local_copy", "STORAGE_ENV"]
 
 #: The queue's storage URI (with its options), as a job and its Ray Train workers see it.
 STORAGE_ENV = "ORCH_STORAGE"
@@ -153,6 +153,18 @@ def fetch(uri: str, dest_dir: str | Path) -> Path:
         elif partial.exists():
             partial.unlink()
     return target
+
+
+def read_text(uri: str) -> str:
+    """The text of the object at ``uri`` (a log)."""
+    fs, path = _filesystem(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        raise StorageError(f"{public(uri)}: no such file in storage") from None
+    except Exception as e:  # noqa: BLE001
+        raise StorageError(f"cannot read {public(uri)}: {_one_line(e)}") from None
 
 
 def local_copy(path: str, dest_dir: str | Path | None = None) -> str:

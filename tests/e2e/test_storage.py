@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv as csvlib
 import hashlib
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -116,6 +117,17 @@ def test_missing_parent_weights_and_bad_storage_say_what_to_fix(tmp_path, setup,
         ["c", "", "", f"{sys.executable} child.py child-weights", "p", "0", "", "", ""]])
     assert run_queue(csv, setup, "--storage", storage).returncode == 0
     assert read_rows(csv)["c"]["TrainingCheck"] == "Done"
+
+    # a log that is not on this machine (the attempt ran elsewhere) is read from storage
+    local_log = tmp_path / "runs" / "p" / "attempt-1" / "run.log"
+    text = local_log.read_text()
+    shutil.rmtree(local_log.parent)
+    logs = subprocess.run([sys.executable, "-m", "orchestrator", "logs", str(csv), "p"],
+                          capture_output=True, text=True, timeout=60)
+    assert logs.returncode != 0 and f"no log at {local_log} on this machine" in logs.stderr
+    logs = subprocess.run([sys.executable, "-m", "orchestrator", "logs", str(csv), "p",
+                           "--storage", storage], capture_output=True, text=True, timeout=60)
+    assert (logs.returncode, logs.stdout) == (0, text)
 
     # the parent's weights vanish from the bucket; the child is run again
     import pyarrow.fs as pafs
