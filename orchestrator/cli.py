@@ -106,11 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--gpus-per-trial", type=float, default=0.0)
     q.add_argument("--cpus-per-trial", type=float, default=1.0)
     q.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as fit")
-    q.add_argument("--storage", help="Tune results (default: runs/sweeps beside the file)")
+    q.add_argument("--storage", help="Tune results: a folder (default: runs/sweeps beside the "
+                   "file) or a URI such as s3://bucket/sweeps")
     q.add_argument("--name", help="sweep name (default: the file's name); reruns resume it")
     q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
     q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
+    q.add_argument("--pretrained_path", help="appended to every run's arguments (a parent "
+                   "row's weights; a URI is downloaded onto each trial's node)")
     q.add_argument("--report", action="store_true",
                    help="report the best metric, config and weights to $ORCH_METRICS_FILE")
     p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
@@ -410,14 +413,21 @@ def _sweep_run(args) -> int:
     spec = load_sweep(args.file)   # a bad file fails before Ray starts
     config = load_config(None, address=args.address,
                          num_gpus=args.num_gpus).replace(dashboard=False)
-    storage = Path(args.storage or Path(args.file).resolve().parent / "runs" / "sweeps")
+    remote = storage.is_uri(args.storage)
+    where = args.storage if remote else \
+        Path(args.storage or Path(args.file).resolve().parent / "runs" / "sweeps")
+    pretrained = args.pretrained_path
+    if pretrained and not storage.is_uri(pretrained):
+        pretrained = str(Path(pretrained).resolve())   # the trials run in their own folders
+    elif pretrained:
+        pretrained = storage.with_options(pretrained, args.storage)
     connect_ray(config)
     try:
-        outcome = run_sweep(spec, storage_path=storage, name=args.name,
+        outcome = run_sweep(spec, storage_path=where, name=args.name,
                             gpus_per_trial=args.gpus_per_trial,
                             cpus_per_trial=args.cpus_per_trial,
                             max_concurrent_trials=args.max_concurrent,
-                            max_failures=args.retries)
+                            max_failures=args.retries, pretrained_path=pretrained)
     finally:
         ray.shutdown()
     metric = spec.metric.name if spec.metric else "metric"
@@ -427,17 +437,22 @@ def _sweep_run(args) -> int:
     print(f"{outcome.num_trials} trials, {outcome.errors} failed; best {metric}="
           f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
     if outcome.best_config is not None:
-        (storage / "best_config.json").write_text(json.dumps(outcome.best_config, indent=1))
+        best_config = json.dumps(outcome.best_config, indent=1)
+        if remote:
+            storage.write_text(storage.join(where, "best_config.json"), best_config)
+        else:
+            (where / "best_config.json").write_text(best_config)
     run_dir = os.environ.get("ORCH_RUN_DIR")
     if args.report and run_dir:  # the driver links each trial to the row's experiment
         write_trials(Path(run_dir), metric, spec.metric.goal if spec.metric else "",
                      outcome.trials)
     if args.report and outcome.best_metric is not None:
         weights = ""
-        if outcome.best_trial_dir:  # what the best trial reported, else the weights it left
-            trial = read_metrics(Path(outcome.best_trial_dir) / "metrics.jsonl", metric,
-                                 "max" if spec.metric and spec.metric.goal == "maximize"
-                                 else "min")
+        goal = "max" if spec.metric and spec.metric.goal == "maximize" else "min"
+        if outcome.best_trial_dir and remote:   # its folder is in the bucket
+            weights = _remote_trial_weights(outcome.best_trial_dir, args.storage, metric, goal)
+        elif outcome.best_trial_dir:  # what the best trial reported, else the weights it left
+            trial = read_metrics(Path(outcome.best_trial_dir) / "metrics.jsonl", metric, goal)
             weights = find_weight_file(Path(outcome.best_trial_dir),
                                        load_config(None).weight_globs, trial.best_weight,
                                        trial.last_weight)
@@ -445,6 +460,25 @@ def _sweep_run(args) -> int:
                trials=outcome.num_trials, failed_trials=outcome.errors,
                **({"weight_file": weights} if weights else {}))
     return 0 if outcome.best_metric is not None else 1
+
+
+def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: str) -> str:
+    """The URI of the weights a trial uploaded with its folder ("" when it reported none)."""
+    import tempfile
+
+    from orchestrator.metrics import read_metrics
+
+    uri = storage.with_options(trial_uri, storage_uri)
+    try:
+        text = storage.read_text(storage.join(uri, "metrics.jsonl"))
+    except storage.StorageError as e:
+        logger.warning("the best trial's metrics: %s", e)
+        return ""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "metrics.jsonl").write_text(text, encoding="utf-8")
+        summary = read_metrics(Path(tmp) / "metrics.jsonl", metric, goal)
+    relative = summary.best_weight or summary.last_weight
+    return storage.public(storage.join(uri, relative)) if relative else ""
 
 
 def cmd_tui(args) -> int:

@@ -44,22 +44,24 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     built-in kinds keep their checkpoints per run, not per attempt, so a retry resumes;
     a row run again after it was Done starts a run (and a folder) of its own.
 
-    With a ``storage`` URI in the config, a ``ddp``/``hf`` row's Ray Train checkpoints live
-    there (so it resumes on any node), the runner uploads each attempt's weights and log
-    there, and parent weights given as a URI are downloaded onto the row's node first (by
-    the runner, or, for ``ddp``/``hf``, by each worker that reads them: they may be on
-    other nodes)."""
+    With a ``storage`` URI in the config, a ``ddp``/``hf``/``sweep`` row's Ray Train or Tune
+    run lives there (so it resumes on any node), the runner uploads each attempt's weights
+    and log there, and parent weights given as a URI are downloaded onto the row's node
+    first (by the runner, or, for those kinds, by each worker or trial that reads them:
+    they may be on other nodes)."""
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
     builtin = BUILTIN.get(spec.kind)
+    # jobs that read and write storage URIs themselves, on whichever nodes they spread to
+    uri_aware = spec.kind == "sweep" or (builtin is not None and builtin.uri_storage)
 
     def storage(name: str) -> Path | str:
         run = name if generation <= 1 else f"{name}-{generation}"
-        if config.storage and builtin is not None and builtin.uri_storage:
+        if config.storage and uri_aware:
             return uris.join(config.storage, spec.id, run)
         return state_dir / spec.id / run
 
     fetch: tuple[tuple[str, str], ...] = ()
-    if uris.is_uri(pretrained_path) and not (builtin is not None and builtin.uri_storage):
+    if uris.is_uri(pretrained_path) and not uri_aware:
         local = run_dir / "pretrained"
         fetch = ((uris.with_options(pretrained_path, config.storage), str(local)),)
         pretrained_path = str(local / uris.basename(pretrained_path))

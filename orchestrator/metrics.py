@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainers.storage import is_uri
+
 __all__ = ["report", "read_metrics", "MetricsSummary", "MAX_HISTORY"]
 
 MAX_HISTORY = 5000  # metric lines a result carries back to the driver
@@ -32,7 +34,7 @@ def report(step: int | None = None, **metrics) -> None:
     if step is not None:
         line["step"] = step
     for key, value in metrics.items():
-        if key == "weight_file":
+        if key == "weight_file" and not is_uri(str(value)):   # a URI stays as it is
             value = str(Path(value).resolve())
         elif hasattr(value, "item"):  # numpy / torch scalars
             value = value.item()

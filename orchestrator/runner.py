@@ -92,8 +92,8 @@ def find_weight_file(run_dir: Path, globs: tuple[str, ...], reported_best: str |
     """What the job reported (the best by metric, else the last), else the weights it left
     in its run dir: one file, else one named like "best", else the newest."""
     for reported in (reported_best, reported_last):
-        if reported and Path(reported).exists():
-            return str(reported)
+        if reported and (storage.is_uri(reported) or Path(reported).exists()):
+            return str(reported)   # a URI: already in storage (a sweep's best trial)
     found = {p for g in globs for p in run_dir.rglob(g) if p.is_file()}
     if not found:
         return ""

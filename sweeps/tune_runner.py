@@ -9,7 +9,14 @@ Each trial runs the sweep's ``program`` (built by ``build_command``) under
 * ``ORCH_METRICS_FILE`` / ``ORCH_RUN_DIR`` in the trial folder;
 * ``CUDA_VISIBLE_DEVICES`` = the GPUs Ray gave the trial ("" when none);
 * ``sweeps/_wandb_shim`` first on ``PYTHONPATH``: its ``sitecustomize`` copies
-  each ``wandb.log`` into ``ORCH_METRICS_FILE``.
+  each ``wandb.log`` into ``ORCH_METRICS_FILE``;
+* ``--pretrained_path P`` after its arguments when the sweep starts from a parent's
+  weights (a URI is downloaded onto the trial's node first).
+
+With a storage URI (``s3://…``) each trial works in a folder on its own node and, when
+its program ends, uploads that folder to ``<storage>/<name>/<trial>``; weight paths in
+its ``metrics.jsonl`` are rewritten relative to that folder, so the best trial's weights
+are found in the bucket whichever node it ran on.
 
 The trial reads the metrics file as it grows and calls ``tune.report`` for
 each line that holds the sweep's metric, so Tune's searchers and ASHA see the
@@ -43,6 +50,7 @@ import yaml
 from sweeps.command import build_command
 from sweeps.space import grid, to_tune_space
 from sweeps.spec import SweepSpec, load_sweep
+from trainers.storage import StorageError, is_uri, join, local_copy, public, upload
 
 __all__ = ["run_sweep", "SweepOutcome", "DEFAULT_RUN_CAP", "SHIM_DIR"]
 
@@ -123,8 +131,10 @@ class _Trial:
 
     __name__ = "sweep_trial"
 
-    def __init__(self, spec: SweepSpec, workdir: str, env: Mapping[str, str] | None):
+    def __init__(self, spec: SweepSpec, workdir: str, env: Mapping[str, str] | None,
+                 pretrained_path: str | None = None, upload_to: str = ""):
         self.spec, self.workdir, self.env = spec, workdir, dict(env or {})
+        self.pretrained_path, self.upload_to = pretrained_path, upload_to
 
     def __call__(self, config: dict[str, Any]) -> None:
         flat = dict(config.get("__grid_point__", config))
@@ -147,7 +157,17 @@ class _Trial:
             [SHIM_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env.pop("RAY_ADDRESS", None)
         argv = build_command(self.spec, flat, workdir=trial_dir, environ=env)
+        if self.pretrained_path:   # a URI is fetched onto this trial's node
+            argv += ["--pretrained_path", local_copy(self.pretrained_path)]
         log_path = trial_dir / "run.log"
+        try:
+            self._run(trial_dir, argv, env, metrics_file, log_path)
+        finally:
+            if self.upload_to:
+                _upload_trial(trial_dir, join(self.upload_to, _trial_name(trial_dir)))
+
+    def _run(self, trial_dir: Path, argv: list[str], env: dict, metrics_file: Path,
+             log_path: Path) -> None:
         with open(log_path, "ab") as out:
             out.write(f"[orchestrator] {time.strftime('%H:%M:%S')} run: {argv}\n".encode())
             out.flush()
@@ -212,6 +232,45 @@ class _Trial:
         deadline = time.monotonic() + _STOP_GRACE + 0.5
         while time.monotonic() < deadline and not (trial_dir / "exit_code").exists():
             time.sleep(0.02)
+
+
+def _trial_name(local_dir: Path) -> str:
+    """The trial's folder name in storage (Tune's ``trial_dir_name``)."""
+    try:
+        from ray.train._internal.session import get_session
+        return Path(get_session().storage.trial_fs_path).name
+    except Exception:
+        return local_dir.name
+
+
+def _upload_trial(local_dir: Path, uri: str) -> None:
+    """Copy a finished trial's folder to ``uri``; its ``metrics.jsonl`` names weights
+    relative to the folder (a weight file outside it goes up as ``weights/<name>``)."""
+    metrics = local_dir / "metrics.jsonl"
+    try:
+        lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+        out = []
+        for raw in lines:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                out.append(raw)
+                continue
+            weight = line.get("weight_file") if isinstance(line, dict) else None
+            if isinstance(weight, str) and weight and not is_uri(weight):
+                path = Path(weight)
+                try:
+                    line["weight_file"] = str(path.resolve().relative_to(local_dir.resolve()))
+                except ValueError:
+                    if path.exists():
+                        upload(path, join(uri, "weights", path.name))
+                    line["weight_file"] = f"weights/{path.name}"
+            out.append(json.dumps(line))
+        if lines:
+            metrics.write_text("\n".join(out) + "\n", encoding="utf-8")
+        upload(local_dir, uri)
+    except StorageError as e:
+        log.error("trial %s: %s", local_dir.name, e)
 
 
 def _is_number(v: Any) -> bool:
@@ -295,19 +354,23 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
               name: str | None = None, gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
               max_concurrent_trials: int = 0, workdir: str | os.PathLike | None = None,
               env: Mapping[str, str] | None = None, seed: int = 0, max_failures: int = 1,
-              resume: bool = True) -> SweepOutcome:
+              resume: bool = True, pretrained_path: str | None = None) -> SweepOutcome:
     """Run the sweep on the connected Ray cluster; results land in ``storage_path/name``.
 
     ``workdir`` (default: the sweep file's folder) is each program's cwd; ``env``
     adds variables. ``max_failures``: retries of a crashed trial. With ``resume``
     an interrupted sweep under the same name continues (finished trials are kept).
+    ``storage_path`` may be a URI (``s3://…``); each trial uploads its folder there, and
+    the outcome's trial folders are then public URIs. ``pretrained_path``: appended to
+    every run's arguments as ``--pretrained_path``.
     """
     from ray import tune
 
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_sweep(spec_or_path)
     name = name or spec.name or Path(spec.source).stem
     workdir = str(Path(workdir if workdir is not None else Path(spec.source).parent).resolve())
-    storage = str(Path(storage_path).resolve())
+    remote = is_uri(str(storage_path))
+    storage = str(storage_path) if remote else str(Path(storage_path).resolve())
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # save the sweep's state often: a killed sweep resumes without redoing finished trials
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
@@ -315,11 +378,13 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     searcher_limit = max_concurrent_trials if method == "bayes" else 0
     metric = spec.metric.name if spec.metric else None
     mode = None if metric is None else ("max" if spec.metric.goal == "maximize" else "min")
-    log.info("sweep %s: method %s, %s trial(s), storage %s/%s", spec.source, method,
-             "grid" if method == "grid" else num_samples, storage, name)
-    trainable = tune.with_resources(_Trial(spec, workdir, env),
-                                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    path = os.path.join(storage, name)
+    log.info("sweep %s: method %s, %s trial(s), storage %s", spec.source, method,
+             "grid" if method == "grid" else num_samples,
+             public(join(storage, name)) if remote else os.path.join(storage, name))
+    trainable = tune.with_resources(
+        _Trial(spec, workdir, env, pretrained_path, join(storage, name) if remote else ""),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    path = join(storage, name) if remote else os.path.join(storage, name)
     if resume and tune.Tuner.can_restore(path):
         log.info("resuming the sweep at %s", path)
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True,
@@ -334,8 +399,16 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
                 name=name, storage_path=storage, verbose=0,
                 failure_config=tune.FailureConfig(max_failures=max_failures)))
     results = tuner.fit()
-    _wait_for_programs([Path(r.path) for r in results])
-    return _outcome(spec, results, metric, mode)
+    if not remote:   # with a URI each trial waited for its own program
+        _wait_for_programs([Path(r.path) for r in results])
+    outcome = _outcome(spec, results, metric, mode)
+    if remote:       # Tune names a trial by its path in the bucket: give it the URI
+        base = public(join(storage, name))
+        for trial in outcome.trials:
+            trial["trial_dir"] = join(base, Path(trial["trial_dir"]).name)
+        if outcome.best_trial_dir:
+            outcome.best_trial_dir = join(base, Path(outcome.best_trial_dir).name)
+    return outcome
 
 
 def _wait_for_programs(trial_dirs: list[Path], timeout: float = _STOP_GRACE + 2.0) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = ["StorageError", "is_uri", "check", "probe", "join", "public", "with_options",
-           "basename", "upload", "fetch", "read_text", "local_copy", "STORAGE_ENV"]
+           "basename", "upload", "fetch", "read_text", "write_text", "local_copy", "STORAGE_ENV"]
 
 #: The queue's storage URI (with its options), as a job and its Ray Train workers see it.
 STORAGE_ENV = "ORCH_STORAGE"
@@ -165,6 +165,17 @@ def read_text(uri: str) -> str:
         raise StorageError(f"{public(uri)}: no such file in storage") from None
     except Exception as e:  # noqa: BLE001
         raise StorageError(f"cannot read {public(uri)}: {_one_line(e)}") from None
+
+
+def write_text(uri: str, text: str) -> str:
+    """Write ``text`` as the object at ``uri``; its public URI."""
+    fs, path = _filesystem(uri)
+    try:
+        with fs.open_output_stream(path) as out:
+            out.write(text.encode("utf-8"))
+    except Exception as e:  # noqa: BLE001
+        raise StorageError(f"writing {public(uri)} failed: {_one_line(e)}") from None
+    return public(uri)
 
 
 def local_copy(path: str, dest_dir: str | Path | None = None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv as csvlib
 import hashlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -183,3 +184,53 @@ def test_hf_rows_chain_their_best_model_through_s3(tmp_path, setup, s3_server):
     assert f"--pretrained_path {public}/hf1/attempt-1/best_model" in script
     log = in_s3["hf2/attempt-1/run.log"].decode()
     assert "orchestrator-fetch" in log and "best_model on cpu" in log, log[-2000:]
+
+
+SWEEP = """\
+name: s3-sweep
+program: sweep_prog.py
+method: grid
+metric: {name: val_loss, goal: minimize}
+parameters:
+  lr: {values: [0.01, 0.1]}
+"""
+#: a sweep program: checks the parent's weights, writes and reports its own
+SWEEP_PROGRAM = """\
+import hashlib, json, os, sys
+argv = sys.argv[1:]
+params = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+parent = argv[argv.index("--pretrained_path") + 1]
+print(f"parent {parent} sha1 {hashlib.sha1(open(parent, 'rb').read()).hexdigest()}")
+weights = os.path.join(os.environ["ORCH_RUN_DIR"], "model.pt")
+open(weights, "w").write(f"lr={params['lr']}")
+with open(os.environ["ORCH_METRICS_FILE"], "a") as f:
+    f.write(json.dumps({"val_loss": abs(float(params["lr"]) - 0.01), "weight_file": weights}))
+    f.write("\\n")
+"""
+
+
+def test_sweep_row_trials_upload_their_folders_and_start_from_the_parent(tmp_path, setup,
+                                                                         s3_server):
+    (tmp_path / "sweep.yaml").write_text(SWEEP)
+    (tmp_path / "sweep_prog.py").write_text(SWEEP_PROGRAM)
+    storage = s3_server.bucket_uri()
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["p", "", "", f"{sys.executable} child.py parent-weights", "", "0", "", "", ""],
+        ["sw", "sweep", "sweep.yaml", "", "p", "0", "1", "", ""]])
+    done = run_queue(csv, setup, "--storage", storage)
+    rows = read_rows(csv)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], rows)
+    assert rows["sw"]["TrainingCheck"] == "Done", rows["sw"]["Error"]
+
+    public = storage.split("?")[0]
+    weight = rows["sw"]["WeightFile"]
+    assert weight.startswith(f"{public}/sw/tune/sw/") and weight.endswith("/model.pt"), weight
+    in_s3 = s3_server.files(storage)
+    assert in_s3[weight[len(public) + 1:]] == b"lr=0.01", "the best trial's own weights"
+    assert json.loads(in_s3["sw/tune/best_config.json"]) == {"lr": 0.01}
+    # every trial got base's weights, downloaded onto its node, and uploaded its folder
+    digest = hashlib.sha1(in_s3["p/attempt-1/model.pt"]).hexdigest()
+    logs = [v.decode() for k, v in in_s3.items()
+            if k.startswith("sw/tune/sw/") and k.endswith("/run.log")]
+    assert len(logs) == 2 and all("orchestrator-fetch" in log and f"sha1 {digest}" in log
+                                  for log in logs), logs
