@@ -129,3 +129,27 @@ def test_an_attempts_outputs_are_uploaded_and_its_weightfile_becomes_a_uri(tmp_p
     assert not lost.ok and lost.weight_file == ""
     assert f"the weights stay on n1 at {elsewhere}" in lost.error
     assert lost.error in (run_dir / "run.log").read_text()
+
+
+def test_a_trial_folder_goes_up_with_weight_paths_relative_to_it(tmp_path, s3_server):
+    import json
+
+    from sweeps.tune_runner import _upload_trial
+
+    base = s3_server.bucket_uri()
+    trial = tmp_path / "trial_00000"
+    (trial / "ckpt").mkdir(parents=True)
+    (trial / "ckpt" / "best.pt").write_text("in")
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_text("out")
+    (trial / "metrics.jsonl").write_text(
+        json.dumps({"loss": 2, "weight_file": str(trial / "ckpt" / "best.pt")}) + "\n"
+        + json.dumps({"loss": 1, "weight_file": str(outside)}) + "\nnot json\n")
+    _upload_trial(trial, storage.join(base, "sw", "trial_00000"))
+    files = s3_server.files(base)
+    lines = files["sw/trial_00000/metrics.jsonl"].decode().splitlines()
+    assert [json.loads(x)["weight_file"] for x in lines[:2]] == ["ckpt/best.pt",
+                                                                 "weights/elsewhere.pt"]
+    assert lines[2] == "not json"
+    assert files["sw/trial_00000/ckpt/best.pt"] == b"in"
+    assert files["sw/trial_00000/weights/elsewhere.pt"] == b"out"
