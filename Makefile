@@ -30,9 +30,10 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/tui_render.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ddp_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/yolo_overhead.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/storage.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check orchestrator trainers tests bench examples configs
+	$(VENV)/bin/ruff check orchestrator trainers sweeps tests bench examples configs
 
 clean:
 	rm -rf demo .pytest_cache

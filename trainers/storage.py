@@ -28,6 +28,9 @@ __all__ = ["StorageError", "is_uri", "check", "probe", "join", "public", "with_o
 
 #: The queue's storage URI (with its options), as a job and its Ray Train workers see it.
 STORAGE_ENV = "ORCH_STORAGE"
+#: Bytes per read/write of a transfer. pyarrow's default (1 MiB) makes one ranged GET per
+#: MiB: fetching 200 MB took 26 s against a local S3 server, 1.5 s with 32 MiB.
+_CHUNK = 32 * 2 ** 20
 
 _SECRET_KEYS = {"access_key", "secret_key", "session_token", "aws_access_key_id",
                 "aws_secret_access_key", "aws_session_token", "credentials", "token",
@@ -115,7 +118,7 @@ def upload(local: str | Path, uri: str) -> str:
         raise StorageError(f"nothing to upload at {local}")
     try:
         pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=fs)
+                        destination_filesystem=fs, chunk_size=_CHUNK)
     except Exception as e:  # noqa: BLE001
         raise StorageError(f"uploading {local} to {public(uri)} failed: {_one_line(e)}") from None
     return public(uri)
@@ -143,7 +146,7 @@ def fetch(uri: str, dest_dir: str | Path) -> Path:
         partial.mkdir()   # copy_files fills a folder but does not make it
     try:
         pafs.copy_files(path, str(partial), source_filesystem=fs,
-                        destination_filesystem=pafs.LocalFileSystem())
+                        destination_filesystem=pafs.LocalFileSystem(), chunk_size=_CHUNK)
         os.replace(partial, target)   # a half-downloaded copy is never taken for a whole one
     except Exception as e:  # noqa: BLE001
         raise StorageError(f"downloading {public(uri)} failed: {_one_line(e)}") from None
