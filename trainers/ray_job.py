@@ -4,12 +4,14 @@ The job runs in the row's runner, which holds no resources; it connects to the q
 Ray (``--address``; ``""`` starts a local one), and its ``TorchTrainer`` asks for the
 workers. Ray Train's controller and workers are new Ray processes: they get the job's
 own settings (threads, W&B, HF offline, the orchestrator's metrics file) through the
-job's ``runtime_env``, and their output comes back into the job's log.
+job's ``runtime_env`` — never its secrets (API keys, tokens: the dashboard shows a
+runtime_env) — and their output comes back into the job's log.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 __all__ = ["job_env", "join_ray", "ENV_PREFIXES", "ENV_NAMES", "HEALTH_CHECK_INTERVAL_S"]
@@ -24,10 +26,17 @@ ENV_NAMES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH")
 HEALTH_CHECK_INTERVAL_S = "0.5"
 
 
+#: Never passed on: a job's ``runtime_env`` is stored by Ray and shown in its dashboard and
+#: ``ray list jobs --detail``. Workers get such values from their node's environment (or
+#: ``wandb login``/``huggingface-cli login`` there), as a process Ray starts always does.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL", re.IGNORECASE)
+
+
 def job_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables passed on to Ray Train's controller and workers."""
+    """The variables passed on to Ray Train's controller and workers (no secrets)."""
     environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+    return {k: v for k, v in environ.items()
+            if (k.startswith(ENV_PREFIXES) or k in ENV_NAMES) and not SECRET_NAME.search(k)}
 
 
 def join_ray(address: str) -> bool:
