@@ -213,7 +213,7 @@ class Config:
                               "the state dir holds registry.db and the driver's lock, so it "
                               "is a filesystem path; give the URI as storage = "
                               f"{self.state_dir} instead")
-        if self.storage and not is_uri(self.storage):
+        if self.storage and (not is_uri(self.storage) or self.storage.startswith("file:")):
             raise ConfigError(src, "storage", self.storage,
                               "use a URI such as s3://bucket/runs or gs://bucket/runs (a "
                               "shared filesystem path goes in state_dir)")

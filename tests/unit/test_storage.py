@@ -41,8 +41,9 @@ def test_credentials_in_the_uri_are_refused_without_echoing_them(tmp_path):
 def test_config_says_which_setting_takes_a_uri(tmp_path):
     with pytest.raises(ConfigError, match="give the URI as storage = s3://b/runs"):
         load_config(None, state_dir="s3://b/runs").validate()
-    with pytest.raises(ConfigError, match="shared filesystem path goes in state_dir"):
-        load_config(None, storage="/shared/runs").validate()
+    for path in ("/shared/runs", "file:///shared/runs"):
+        with pytest.raises(ConfigError, match="shared filesystem path goes in state_dir"):
+            load_config(None, storage=path).validate()
     with pytest.raises(ConfigError, match="no bucket"):
         load_config(None, storage="s3:///runs").validate()
     assert load_config(None, storage="s3://b/runs").validate().storage == "s3://b/runs"
