@@ -42,6 +42,32 @@ def job_script(command: str, *, cwd: Path, setup_script: str = "", conda_env: st
         ]
     command = command.strip()
     if pretrained_path:
-        command += f" --pretrained_path {q(pretrained_path)}"
+        command = with_argument(command, f"--pretrained_path {q(pretrained_path)}")
     lines.append(command)
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def with_argument(command: str, argument: str) -> str:
+    """``command`` with ``argument`` added to its last command line: before a trailing
+    ``# comment`` (which would swallow it), after a trailing ``\\`` (joined)."""
+    head, _, last = command.rpartition("\n")
+    while last.rstrip().endswith("\\"):   # a continuation with nothing after it
+        last = last.rstrip()[:-1]
+    cut = _comment_start(last)
+    body, comment = (last[:cut], last[cut:]) if cut is not None else (last, "")
+    last = f"{body.rstrip()} {argument}" + (f"  {comment}" if comment else "")
+    return f"{head}\n{last}" if head else last
+
+
+def _comment_start(line: str) -> int | None:
+    """Where bash's ``#`` comment begins on ``line`` (a ``#`` starting a word outside
+    quotes), or None."""
+    for i, char in enumerate(line):
+        if char != "#" or (i and not line[i - 1].isspace()):
+            continue
+        try:
+            shlex.split(line[:i])   # an unclosed quote: this # is inside a string
+        except ValueError:
+            continue
+        return i
+    return None

@@ -117,3 +117,30 @@ def test_header_is_a_comment(work, tmp_path):
     script = job_script("echo ok", cwd=work, header="q/m1 attempt 2")
     assert script.startswith("#!/usr/bin/env bash\n# q/m1 attempt 2\n")
     assert run(script, tmp_path).stdout == "ok\n"
+
+
+@pytest.mark.parametrize("ending", [
+    "  # the user's note",
+    " --tag '#not-a-comment' # note with 'quotes",
+    " \\",
+    " \\\n",
+    " --tag \"a # b\"",
+])
+def test_pretrained_path_survives_a_trailing_comment_or_continuation(work, tmp_path, ending):
+    script = job_script(PRINT_ARGV + ending, cwd=work, pretrained_path="/w/p.pt")
+    done = run(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    argv = ast.literal_eval(done.stdout.strip())
+    assert argv[-2:] == ["--pretrained_path", "/w/p.pt"], argv
+    if "#not-a-comment" in ending:
+        assert argv[:2] == ["--tag", "#not-a-comment"]
+    if '"a # b"' in ending:
+        assert argv[:2] == ["--tag", "a # b"]
+
+
+def test_pretrained_path_goes_to_the_last_line_of_a_multiline_command(work, tmp_path):
+    script = job_script(f"echo preparing\n{PRINT_ARGV} --x 1 # go", cwd=work,
+                        pretrained_path="/w/p.pt")
+    done = run(script, tmp_path)
+    assert done.stdout.splitlines() == ["preparing", str(["--x", "1", "--pretrained_path",
+                                                          "/w/p.pt"])]
