@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainers.storage import is_uri
 
-__all__ = ["report", "read_metrics", "MetricsSummary", "MAX_HISTORY"]
+__all__ = ["report", "read_metrics", "MetricsSummary", "MAX_HISTORY", "METRICS_SINK_ENV"]
 
 MAX_HISTORY = 5000  # metric lines a result carries back to the driver
+#: Set in a Ray Train job's workers: the named actor that writes the job's metrics file.
+METRICS_SINK_ENV = "ORCH_METRICS_SINK"
 
 
 def report(step: int | None = None, **metrics) -> None:
@@ -27,8 +30,8 @@ def report(step: int | None = None, **metrics) -> None:
     ``weight_file=path`` marks weights that go with these metrics; the best such
     file by the queue's ``metric`` becomes the row's ``WeightFile``.
     """
-    path = os.environ.get("ORCH_METRICS_FILE")
-    if not path:
+    path, sink = os.environ.get("ORCH_METRICS_FILE"), os.environ.get(METRICS_SINK_ENV)
+    if not path and not sink:
         return
     line = {"time": round(time.time(), 3)}
     if step is not None:
@@ -39,8 +42,33 @@ def report(step: int | None = None, **metrics) -> None:
         elif hasattr(value, "item"):  # numpy / torch scalars
             value = value.item()
         line[key] = value
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
+    try:
+        if sink:
+            _send(sink, text)
+        else:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(text)
+    except Exception as e:  # noqa: BLE001 - a lost metrics line must not end the training
+        global _warned
+        if not _warned:
+            _warned = True
+            print(f"[orchestrator] cannot report metrics ({type(e).__name__}: {e}); training "
+                  "goes on, the row's live metrics will miss lines", file=sys.stderr)
+
+
+_warned = False
+_sinks: dict = {}
+
+
+def _send(name: str, text: str) -> None:
+    """Hand a line to the job's metrics sink (a Ray Train worker; see trainers.ray_job) and
+    wait for it: lines stay in order and none is lost when the worker exits."""
+    import ray
+
+    if name not in _sinks:
+        _sinks[name] = ray.get_actor(name)
+    ray.get(_sinks[name].append.remote(text), timeout=30)
 
 
 @dataclass

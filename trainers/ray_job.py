@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Mapping
 
 __all__ = ["job_env", "join_ray", "ENV_PREFIXES", "ENV_NAMES", "HEALTH_CHECK_INTERVAL_S"]
@@ -41,10 +42,48 @@ def job_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def join_ray(address: str) -> bool:
     """Connect to ``address`` (``""``: RAY_ADDRESS, else start a local Ray); True when this
-    process started Ray itself (then it cannot grow: nothing can join it)."""
+    process started Ray itself (then it cannot grow: nothing can join it).
+
+    When the job has a metrics file, its workers report through a metrics sink on this
+    node (``orchestrator.metrics.report`` sees ``$ORCH_METRICS_SINK``): a worker on
+    another node has no such file, and its lines would be lost (or its write would fail)."""
     from orchestrator.config import load_config
+    from orchestrator.metrics import METRICS_SINK_ENV
     from orchestrator.session import connect_ray
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
-    return connect_ray(load_config(None, address=address or None).replace(dashboard=False),
-                       runtime_env={"env_vars": job_env()}, log_to_driver=True)
+    metrics = os.environ.get("ORCH_METRICS_FILE")
+    sink = f"orch-metrics-{uuid.uuid4().hex[:12]}" if metrics else None
+    env = job_env()
+    if sink:   # the workers' environment only: this process writes its own lines itself
+        env[METRICS_SINK_ENV] = sink
+    started = connect_ray(load_config(None, address=address or None).replace(dashboard=False),
+                          runtime_env={"env_vars": env}, log_to_driver=True)
+    if sink:
+        _start_sink(sink, metrics)
+    return started
+
+
+_sink = None   # the handle keeps the actor alive as long as this job is connected
+
+
+def _start_sink(name: str, path: str) -> None:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    global _sink
+
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class MetricsSink:
+        """Appends the workers' metric lines to the job's file, on the job's node."""
+
+        def __init__(self, file: str):
+            self._file = file
+
+        def append(self, text: str) -> None:
+            with open(self._file, "a", encoding="utf-8") as out:
+                out.write(text)
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    _sink = MetricsSink.options(name=name, scheduling_strategy=here).remote(path)
+    ray.get(_sink.__ray_ready__.remote())
