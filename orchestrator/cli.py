@@ -464,9 +464,7 @@ def _sweep_run(args) -> int:
 
 def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: str) -> str:
     """The URI of the weights a trial uploaded with its folder ("" when it reported none)."""
-    import tempfile
-
-    from orchestrator.metrics import read_metrics
+    from orchestrator.metrics import summarize_metrics
 
     uri = storage.with_options(trial_uri, storage_uri)
     try:
@@ -474,9 +472,7 @@ def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: s
     except storage.StorageError as e:
         logger.warning("the best trial's metrics: %s", e)
         return ""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "metrics.jsonl").write_text(text, encoding="utf-8")
-        summary = read_metrics(Path(tmp) / "metrics.jsonl", metric, goal)
+    summary = summarize_metrics(text, metric, goal)
     relative = summary.best_weight or summary.last_weight
     return storage.public(storage.join(uri, relative)) if relative else ""
 

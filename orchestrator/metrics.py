@@ -17,7 +17,8 @@ from pathlib import Path
 
 from trainers.storage import is_uri
 
-__all__ = ["report", "read_metrics", "MetricsSummary", "MAX_HISTORY", "METRICS_SINK_ENV"]
+__all__ = ["report", "read_metrics", "summarize_metrics", "MetricsSummary", "MAX_HISTORY",
+           "METRICS_SINK_ENV"]
 
 MAX_HISTORY = 5000  # metric lines a result carries back to the driver
 #: Set in a Ray Train job's workers: the named actor that writes the job's metrics file.
@@ -87,12 +88,17 @@ def _better(a: float, b: float | None, goal: str) -> bool:
 
 def read_metrics(path: str | Path, metric: str = "", goal: str = "max") -> MetricsSummary:
     """Summarize a metrics JSON-lines file; unreadable lines are skipped."""
-    summary = MetricsSummary()
-    best_weighted: float | None = None
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return summary
+        return MetricsSummary()
+    return summarize_metrics(text, metric, goal)
+
+
+def summarize_metrics(text: str, metric: str = "", goal: str = "max") -> MetricsSummary:
+    """``read_metrics`` of a file's text (one read from object storage, say)."""
+    summary = MetricsSummary()
+    best_weighted: float | None = None
     for raw in text.splitlines():
         try:
             line = json.loads(raw)
