@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orchestrator trainers sweeps tests bench examples configs
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf demo .pytest_cache

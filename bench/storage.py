@@ -3,8 +3,8 @@
 Against a local S3-compatible server (moto's, on 127.0.0.1, the one the tests use), for
 weights of 10 and 200 MB, a single file and a folder of 20 files:
 
-- upload: what a runner does when an attempt ends (``trainers.storage.upload``);
-- fetch: what a child's node does before the child starts (``trainers.storage.fetch``);
+- upload: what a runner does when an attempt ends (``orchestrator.infra.storage.upload``);
+- fetch: what a child's node does before the child starts (``orchestrator.infra.storage.fetch``);
 - copy: ``shutil.copy`` of the same bytes on local disk, the shared-filesystem baseline.
 
 The server keeps objects in this process's memory, so the figures are the cost of our
@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from orchestrator.infra import storage  # noqa: E402
 from tests.s3_server import S3Server  # noqa: E402
-from trainers import storage  # noqa: E402
 
 
 def timed(fn) -> float:

@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import load_config  # noqa: E402
-from orchestrator.record import RunRecord  # noqa: E402
-from orchestrator.session import queue_paths  # noqa: E402
-from orchestrator.tui import QueueApp  # noqa: E402
+from orchestrator.store.config import load_config  # noqa: E402
+from orchestrator.store.paths import queue_paths  # noqa: E402
+from orchestrator.store.record import RunRecord  # noqa: E402
+from orchestrator.views.tui import QueueApp  # noqa: E402
 
 
 def build(work: Path, rows: int = 1000, running: int = 50) -> Path:

@@ -4,7 +4,7 @@ Jobs call ``orchestrator.report(**metrics)`` to report metrics; everything else
 is the command line (``python -m orchestrator.run queue.csv``).
 """
 
-from orchestrator.metrics import report
+from orchestrator.api import report
 
 __all__ = ["report"]
 __version__ = "0.1.0"

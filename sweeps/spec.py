@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from orchestrator.exceptions import OrchestratorError
+from orchestrator.infra.errors import OrchestratorError
 
 __all__ = [
     "SweepSpec", "Param", "Metric", "EarlyTerminate", "Issue", "SweepError",

@@ -1,7 +1,7 @@
 """Run a W&B sweep file on Ray Tune: ``run_sweep(path, storage_path=...)`` → ``SweepOutcome``.
 
 Each trial runs the sweep's ``program`` (built by ``build_command``) under
-``orchestrator/_supervise.py``, as W&B's agent would, with:
+``orchestrator.infra.supervise``, as W&B's agent would, with:
 
 * ``WANDB_SWEEP_PARAM_PATH`` → a YAML ``{name: {value: v}}`` file in the trial
   folder, so ``wandb.init()`` fills ``wandb.config`` (works offline);
@@ -47,10 +47,11 @@ from typing import Any
 
 import yaml
 
+from orchestrator.infra.storage import StorageError, is_uri, join, local_copy, public, upload
+from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
 from sweeps.command import build_command
 from sweeps.space import grid, to_tune_space
 from sweeps.spec import SweepSpec, load_sweep
-from trainers.storage import StorageError, is_uri, join, local_copy, public, upload
 
 __all__ = ["run_sweep", "SweepOutcome", "DEFAULT_RUN_CAP", "SHIM_DIR"]
 
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RUN_CAP = 20
 SHIM_DIR = str(Path(__file__).resolve().parent / "_wandb_shim")
-_SUPERVISOR = str(Path(__file__).resolve().parent.parent / "orchestrator" / "_supervise.py")
 _PARAMS_FILE = "sweep-params.yaml"
 _STOP_GRACE = 1.0      # seconds between SIGTERM and SIGKILL for a program Tune stops
 _POLL = 0.05
@@ -172,7 +172,7 @@ class _Trial:
             out.write(f"[orchestrator] {time.strftime('%H:%M:%S')} run: {argv}\n".encode())
             out.flush()
             first = subprocess.Popen(
-                [sys.executable, _SUPERVISOR, str(_STOP_GRACE), str(os.getpid()), "--", *argv],
+                [sys.executable, SUPERVISOR, str(_STOP_GRACE), str(os.getpid()), "--", *argv],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 cwd=self.workdir, start_new_session=True)
         if first.wait() != 0:

@@ -45,7 +45,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def read_rows(path: Path) -> dict[str, dict]:
-    from orchestrator.queue import QueueFile
+    from orchestrator.store.queue_file import QueueFile
     return {r["ID"]: r for _, r in QueueFile(path).read().rows()}
 
 
@@ -53,8 +53,8 @@ class QueueRun:
     """Run a queue on the session's Ray, in a thread (so a test can act meanwhile)."""
 
     def __init__(self, csv_path: Path, **config):
-        from orchestrator.config import load_config
-        from orchestrator.session import queue_paths
+        from orchestrator.store.config import load_config
+        from orchestrator.store.paths import queue_paths
 
         config.setdefault("retry_backoff", 0.2)
         config.setdefault("runner_idle", 2.0)
@@ -70,11 +70,11 @@ class QueueRun:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        from orchestrator.queue import QueueFile
-        from orchestrator.ray_metrics import QueueMetrics
-        from orchestrator.record import RunRecord
-        from orchestrator.scheduler import Scheduler
-        from orchestrator.tracking import JobTracking
+        from orchestrator.driver.loop import Scheduler
+        from orchestrator.observers.metrics import QueueMetrics
+        from orchestrator.observers.tracking import JobTracking
+        from orchestrator.store.queue_file import QueueFile
+        from orchestrator.store.record import RunRecord
 
         try:
             record = RunRecord(self.paths.registry)
@@ -108,12 +108,11 @@ class QueueRun:
         s = self.scheduler
         if s is None:
             return "no scheduler"
-        jobs = {j.id: (j.status.value, j.attempt, j.runner and j.runner.name)
-                for j in s.jobs.values()}
-        return f"jobs={jobs} refs={list(s.refs.values())}"
+        rows = {st.id: (st.status.label, st.attempt, st.runner) for st in s.snapshot()}
+        return f"rows={rows} runners={ {k: r.name for k, r in s.runners.items()} }"
 
     def record(self):
-        from orchestrator.record import RunRecord
+        from orchestrator.store.record import RunRecord
         return RunRecord(self.paths.registry)
 
 

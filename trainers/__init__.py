@@ -1,5 +1,6 @@
-"""Built-in job kinds. Each kind turns a row into the bash script its job runs."""
+"""Job-side libraries: the torch ``Trainer`` and its add-ons, the HF Seq2Seq trainer,
+the YOLO trainer and labeller. They run inside a job's process and import only the
+job-side API (``orchestrator.api``) and shared infrastructure (``orchestrator.infra``),
+never the driver."""
 
-from trainers.command import job_script
-
-__all__ = ["job_script"]
+__all__: list[str] = []

@@ -45,20 +45,18 @@ def join_ray(address: str) -> bool:
     process started Ray itself (then it cannot grow: nothing can join it).
 
     When the job has a metrics file, its workers report through a metrics sink on this
-    node (``orchestrator.metrics.report`` sees ``$ORCH_METRICS_SINK``): a worker on
+    node (``orchestrator.api.report`` sees ``$ORCH_METRICS_SINK``): a worker on
     another node has no such file, and its lines would be lost (or its write would fail)."""
-    from orchestrator.config import load_config
-    from orchestrator.metrics import METRICS_SINK_ENV
-    from orchestrator.session import connect_ray
+    from orchestrator.api import METRICS_FILE_ENV, METRICS_SINK_ENV
+    from orchestrator.infra.raycluster import connect
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
-    metrics = os.environ.get("ORCH_METRICS_FILE")
+    metrics = os.environ.get(METRICS_FILE_ENV)
     sink = f"orch-metrics-{uuid.uuid4().hex[:12]}" if metrics else None
     env = job_env()
     if sink:   # the workers' environment only: this process writes its own lines itself
         env[METRICS_SINK_ENV] = sink
-    started = connect_ray(load_config(None, address=address or None).replace(dashboard=False),
-                          runtime_env={"env_vars": env}, log_to_driver=True)
+    started = connect(address or None, runtime_env={"env_vars": env}, log_to_driver=True)
     if sink:
         _start_sink(sink, metrics)
     return started

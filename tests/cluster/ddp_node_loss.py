@@ -14,6 +14,7 @@ Prints one JSON line with what happened. Used by test_node_loss.py.
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -81,7 +82,10 @@ def steps(metrics: Path) -> list[int]:
 def main(workdir: str) -> None:
     work = Path(workdir)
     tmp = tempfile.mkdtemp(prefix="c", dir=os.environ["RAY_TMPDIR"])  # ours alone
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_TMPDIR": tmp}
+    # a token of our own: `ray start --head` in token mode never makes one, and the
+    # scenario must not depend on (or write) the user's ~/.ray/auth_token
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_TMPDIR": tmp}
     env.pop("RAY_ADDRESS", None)
     gcs = free_port()
     try:

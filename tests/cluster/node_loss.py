@@ -59,8 +59,8 @@ def main(workdir: str) -> None:
                                                    "Notes")}
                      for i, r in rows.items()},
             "first_nodes": first_nodes,
-            "attempts": {i: [a["status"] for a in record.attempts(run.paths.name, i)]
-                         for i in rows}}))
+            "attempts": {i: [[a["status"], a["failure"]]
+                             for a in record.attempts(run.paths.name, i)] for i in rows}}))
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -31,7 +31,7 @@ def test_node_removed_under_two_rows_requeues_both_without_spending_retries(tmp_
         assert row["TrainingCheck"] == "Done", row
         assert row["Attempts"] == "2"
         assert row["Node"] != result["first_nodes"][job_id], "should finish on the new node"
-        assert result["attempts"][job_id] == ["Lost", "Done"]
+        assert result["attempts"][job_id] == [["Crash", "lost"], ["Done", ""]]
 
 
 def test_gpu_row_waits_on_ray_until_a_gpu_node_joins(tmp_path):

@@ -19,9 +19,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "Attempts", "WandbRunID"]
-START = ("from orchestrator.config import load_config; from orchestrator.session import "
-         "queue_paths; from orchestrator.tui import run_tui; import sys; c = load_config(None); "
-         "raise SystemExit(run_tui(queue_paths(sys.argv[1], c), c))")
+START = ("import sys; from orchestrator.cli import main; "
+         "raise SystemExit(main(['tui', sys.argv[1]]))")
 
 
 def tmux(*args: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.registry import ExperimentTracker, ModelRegistry
+from orchestrator.store.registry import ExperimentTracker, ModelRegistry
 from tests.helpers import QueueRun, read_rows, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]

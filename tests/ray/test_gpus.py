@@ -55,10 +55,10 @@ def test_multi_gpu_row_and_cpu_row(tmp_path):
     ])
     run = QueueRun(csv).start()
     # what a live display shows: the GPU ids the running row holds
-    live = wait_for(lambda: [r for r in run.scheduler.snapshot() if r["id"] == "wide"
-                             and r["status"] == "Training"] if run.scheduler else None)
+    live = wait_for(lambda: [r for r in run.scheduler.snapshot() if r.id == "wide"
+                             and r.status.label == "Training"] if run.scheduler else None)
     assert run.join() == 0
-    assert len(live[0]["gpus"].split(",")) == 2
+    assert len(live[0].assigned_gpus.split(",")) == 2
     by_name = {r["name"]: r for r in probe_records(out)}
     assert len(by_name["wide"]["cuda"].split(",")) == 2
     # Ray leaves it unset for zero-GPU actors; a CPU row must see no GPU at all

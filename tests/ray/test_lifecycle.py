@@ -8,8 +8,8 @@ import psutil
 import pytest
 import ray
 
-from orchestrator.queue import QueueFile
-from orchestrator.scheduler import stop_job
+from orchestrator.driver.control import stop_job
+from orchestrator.store.queue_file import QueueFile
 from tests.helpers import QueueRun, probe, probe_records, read_rows, run_queue, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -228,8 +228,10 @@ def test_runner_killed_requeues_without_spending_a_retry(tmp_path):
     assert run.join() == 0
     final = read_rows(q)["vict"]
     assert (final["TrainingCheck"], final["Attempts"]) == ("Done", "2")
-    statuses = [a["status"] for a in run.record().attempts(run.paths.name, "vict")]
-    assert statuses == ["Lost", "Done"]
+    outcomes = [(a["status"], a["failure"]) for a in run.record().attempts(run.paths.name,
+                                                                           "vict")]
+    assert outcomes == [("Crash", "lost"), ("Done", "")]
+    assert final["Error"] == "", "the lost attempt's message went with the retry that worked"
 
 
 def test_no_auto_continue_runs_what_fits_at_start_then_exits(tmp_path):

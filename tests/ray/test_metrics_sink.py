@@ -9,7 +9,7 @@ import json
 import pytest
 import ray
 
-from orchestrator.metrics import METRICS_SINK_ENV, report
+from orchestrator.api import METRICS_SINK_ENV, report
 from trainers.ray_job import _start_sink
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -35,7 +35,7 @@ def test_lines_reach_the_jobs_file_from_a_worker_that_cannot_see_it(tmp_path):
 
 def test_an_unwritable_metrics_file_warns_once_and_training_goes_on(tmp_path, monkeypatch,
                                                                     capsys):
-    import orchestrator.metrics as metrics
+    import orchestrator.api as metrics
 
     monkeypatch.setattr(metrics, "_warned", False)
     monkeypatch.delenv(METRICS_SINK_ENV, raising=False)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from orchestrator.registry import ExperimentTracker, ModelRegistry
+from orchestrator.store.registry import ExperimentTracker, ModelRegistry
 from tests.helpers import QueueRun, probe, probe_records, read_rows, write_csv
 
 pytestmark = pytest.mark.usefixtures("ray_session")

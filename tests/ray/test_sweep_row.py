@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.registry import ExperimentTracker
+from orchestrator.store.registry import ExperimentTracker
 from tests.helpers import QueueRun, read_rows, write_csv
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -40,7 +40,7 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
 
 
 def test_sweep_row_sends_sweep_done_with_its_trials(tmp_path):
-    from orchestrator.notify import Notifier
+    from orchestrator.observers.notify import Notifier
     from tests.notify_servers import JsonSink
 
     sweep = tmp_path / "toy.yaml"

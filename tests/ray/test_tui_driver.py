@@ -5,12 +5,12 @@ import asyncio
 import psutil
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.queue import QueueFile
-from orchestrator.record import RunRecord
-from orchestrator.scheduler import Scheduler
-from orchestrator.session import queue_paths
-from orchestrator.tui_driver import DriverApp
+from orchestrator.driver.loop import Scheduler
+from orchestrator.driver.ui import DriverApp
+from orchestrator.store.config import load_config
+from orchestrator.store.paths import queue_paths
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
 from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -64,7 +64,7 @@ def test_quit_asks_then_stops_running_jobs(tmp_path):
             await pilot.pause(0.2)
             await pilot.press("c")              # cancel: nothing happens
             await pilot.pause(0.5)
-            assert app.scheduler.jobs["blk"].status.value == "Training"
+            assert app.scheduler.rows["blk"].status.label == "Training"
             await pilot.press("q")
             await pilot.pause(0.2)
             await pilot.press("s")              # stop the jobs and quit

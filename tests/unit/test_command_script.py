@@ -1,4 +1,4 @@
-"""trainers.command.job_script, run for real by bash."""
+"""orchestrator.kinds.command.job_script, run for real by bash."""
 
 import ast
 import os
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from trainers.command import CONDA_FAILED, SETUP_FAILED, job_script
+from orchestrator.kinds.command import CONDA_FAILED, SETUP_FAILED, job_script
 
 BASH = shutil.which("bash") or "/bin/bash"
 PRINT_ARGV = f'{shlex.quote(sys.executable)} -c "import sys; print(sys.argv[1:])"'

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import orchestrator
-from orchestrator.config import (
+from orchestrator.infra.errors import ConfigError
+from orchestrator.store.config import (
     SETTINGS,
     Config,
     load_config,
@@ -15,7 +16,6 @@ from orchestrator.config import (
     parse_mapping,
     write_default_config,
 )
-from orchestrator.exceptions import ConfigError
 
 REPO = Path(orchestrator.__file__).resolve().parents[1]
 

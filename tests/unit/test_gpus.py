@@ -1,6 +1,6 @@
 """GpuLedger: pinned GPUs are never handed out twice."""
 
-from orchestrator.gpus import GpuLedger
+from orchestrator.execution.gpus import GpuLedger
 
 
 def test_claim_slot_gives_the_lowest_free_slot():

@@ -64,6 +64,13 @@ def test_merge_order_base_experiment_env_cli(exp, tmp_path):
         (0.4, 16, 9)  # CLI > env
 
 
+def test_a_halve_batch_retry_divides_the_batch(exp):
+    cfg = load(exp, environ={"ORCH_BATCH_DIVISOR": "4"})
+    assert cfg.training.batch_size == 2
+    assert load(exp, environ={"ORCH_BATCH_DIVISOR": "16"}).training.batch_size == 1
+    assert load(exp, environ={"ORCH_BATCH_DIVISOR": "x"}).training.batch_size == 8
+
+
 def test_types_are_coerced_from_the_defaults(tmp_path):
     path = write(tmp_path / "c.yaml", """
 training: {learning_rate: 1e-5, epochs: "3", gradient_checkpointing: "yes", fp16: auto}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.exceptions import QueueFileError
-from orchestrator.jobs import JobSpec
-from trainers.kinds import BUILTIN, kind_command, kind_metric
+from orchestrator.core import JobSpec
+from orchestrator.infra.errors import QueueFileError
+from orchestrator.kinds import KINDS, Holds, LaunchContext, parse_row
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def row_spec(tmp_path, **cells) -> JobSpec:
     row = {"ID": "r1", "TrainingCommand": ""}
     row.update(cells)
-    return JobSpec.from_row(row, line=3, path=tmp_path / "q.csv", base_dir=tmp_path)
+    return parse_row(row, line=3, path=tmp_path / "q.csv", base_dir=tmp_path)
+
+
+def kind_command(kind, config, *, storage, name, workers, gpus, cpus, address) -> str:
+    spec = JobSpec(id=name, line=3, kind=kind, config_path=config)
+    return KINDS[kind].command(spec, LaunchContext(storage=storage, address=address, gpus=gpus,
+                                                   cpus=cpus, workers=workers))
+
+
+def kind_metric(kind, config) -> tuple[str, str]:
+    return KINDS[kind].metric(JobSpec(id="r1", line=3, kind=kind, config_path=config), "", "max")
 
 
 def test_a_bad_ddp_config_is_refused_with_file_line_and_key(tmp_path):
@@ -54,7 +64,7 @@ def test_yolo_kinds_run_their_verb_in_the_rows_folder(tmp_path, kind, verb):
                                     name="r1", workers=1, gpus=1, cpus=0, address=""))
     assert argv[2:] == ["trainers.yolo", verb, str(tmp_path / "y.yaml"),
                         "--project", str(tmp_path / "st")]
-    assert not BUILTIN[kind].ray_train, "ultralytics runs its own DDP on the row's GPUs"
+    assert KINDS[kind].holds is Holds.RUNNER, "ultralytics runs its own DDP on the row's GPUs"
 
 
 def test_each_kind_has_its_own_metric():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import orchestrator
-from orchestrator.metrics import read_metrics, report
+from orchestrator.api import read_metrics, report
 
 
 class Scalar:  # stands in for a numpy / torch scalar

@@ -6,18 +6,25 @@ import io
 import logging
 import sys
 import time
-from types import SimpleNamespace
 
 import apprise
 import pytest
 
-from orchestrator.config import Config, load_config
-from orchestrator.exceptions import ConfigError
-from orchestrator.jobs import JobStatus
-from orchestrator.notify import JobEvent, Notifier, email_url, redact_url, split_urls
+from orchestrator.core import (
+    AttemptReport,
+    Failure,
+    FailureKind,
+    JobSpec,
+    RowStatus,
+    StatusChanged,
+)
+from orchestrator.core.events import frozen_map
+from orchestrator.infra.errors import ConfigError
+from orchestrator.observers.notify import JobEvent, Notifier, email_url, redact_url, split_urls
+from orchestrator.store.config import Config, load_config
 from tests.notify_servers import JsonSink, MailSink, closed_port, silent_port
 
-S = JobStatus
+S = RowStatus
 LOG = "\n".join(f"epoch {i}: loss={1 / (i + 1):.3f}" for i in range(30)) + \
     "\nRuntimeError: CUDA out of memory"
 
@@ -35,33 +42,35 @@ def sink():
         yield server
 
 
-def make_job(job_id="m3", *, result=True, **fields):
-    """A stand-in for the scheduler's ``Job`` dataclass (and its ``JobResult``)."""
-    now = time.time()
-    job = SimpleNamespace(id=job_id, row={"ID": job_id, "Name": "resnet"},
-                          spec=SimpleNamespace(name="resnet"), attempt=2, started=now - 65,
-                          gpus="0,1", wandb_run_id="ab12cd34", **fields)
-    if result:
-        job.result = SimpleNamespace(started=now - 65, ended=now, log_tail=LOG,
-                                     log_path="/runs/m3/attempt-2/run.log",
-                                     metrics={"loss": 0.25, "acc": 0.875})
-    return job
-
-
-CRASH_CELLS = {"TrainingCheck": "Crash", "Node": "10.0.0.7",
-               "Error": "exit code 1: RuntimeError: CUDA out of memory",
+OOM = Failure(FailureKind.OOM, "exit code 1, out of memory: RuntimeError: CUDA out of memory")
+CRASH_CELLS = {"TrainingCheck": "Crash", "Node": "10.0.0.7", "Error": OOM.text(),
                "LogFile": "runs/m3/attempt-2/run.log"}
+
+
+def change(old, new, cells=None, *, report=True, job_id="m3") -> StatusChanged:
+    """A status change as the lifecycle core hands it to observers."""
+    now = time.time()
+    failed = new in (S.CRASH, S.STOPPED)
+    rep = AttemptReport(job_id, 2, exit_code=1 if failed else 0, started=now - 65, ended=now,
+                        log_tail=LOG, log_path="/runs/m3/attempt-2/run.log",
+                        metrics={"loss": 0.25, "acc": 0.875}) if report else None
+    return StatusChanged(job_id=job_id, old=old, new=new, attempt=2,
+                         spec=JobSpec(id=job_id, line=2, name="resnet"),
+                         row=frozen_map({"Name": "resnet", **(cells or {})}),
+                         failure=OOM if new is S.CRASH else None, report=rep,
+                         wandb_run_id="ab12cd34", gpus="0,1", started=now - 65, time=now)
 
 
 def test_a_crash_arrives_with_id_status_and_the_log_tail(sink):
     notifier = Notifier([sink.url()], queue_name="q")
-    notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+    notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
     assert notifier.close(timeout=10)
     [got] = sink.received
-    assert got["title"] == "[q] m3 Crash"
+    assert got["title"] == "[q] m3 Crash (oom)", "the failure kind is named"
     assert got["type"] == "failure"
     body = got["message"]
-    for text in ("ID: m3 (resnet)", "Status: Crash (attempt 2)", "Duration: 0:01:05",
+    for text in ("ID: m3 (resnet)", "Status: Crash (attempt 2)", "Failure: oom",
+                 "Duration: 0:01:05", "Error: oom: exit code 1, out of memory",
                  "Node: 10.0.0.7   GPUs: 0,1", "W&B run: ab12cd34", "CUDA out of memory",
                  "Log: /runs/m3/attempt-2/run.log", "last 20 log lines", "epoch 29: loss"):
         assert text in body
@@ -70,9 +79,9 @@ def test_a_crash_arrives_with_id_status_and_the_log_tail(sink):
 
 def test_done_carries_metric_weights_and_run(sink):
     notifier = Notifier([sink.url()], queue_name="q")
-    notifier(make_job(), S.TRAINING, S.DONE,
-             {"TrainingCheck": "Done", "Node": "n1", "BestMetric": "0.91",
-              "WeightFile": "runs/m3/best.pt"})
+    notifier(change(S.TRAINING, S.DONE,
+                    {"TrainingCheck": "Done", "Node": "n1", "BestMetric": "0.91",
+                     "WeightFile": "runs/m3/best.pt"}))
     notifier.close(timeout=10)
     [got] = sink.received
     assert got["title"] == "[q] m3 Done" and got["type"] == "success"
@@ -86,8 +95,8 @@ def test_started_is_sent_only_when_asked_for(sink):
     default = Notifier([sink.url("/default")])
     opted_in = Notifier([sink.url("/all")], events=["started", "done"])
     for notifier in (default, opted_in):
-        notifier(make_job(result=False), S.QUEUED, S.TRAINING, {"Node": "n1"})
-        notifier(make_job(), S.TRAINING, S.DONE, {"Node": "n1"})
+        notifier(change(S.QUEUED, S.TRAINING, report=False, cells={"Node": "n1"}))
+        notifier(change(S.TRAINING, S.DONE, {"Node": "n1"}))
         notifier.close(timeout=10)
     by_path = {}
     for got in sink.received:
@@ -123,7 +132,7 @@ def test_a_crash_email_through_the_seed_email_section(tmp_path, monkeypatch, cap
         monkeypatch.setenv("NOTIFY_TO_ADDR", "env@example.com")
         notifier = Notifier.from_config(load_config(path))
         t0 = time.monotonic()
-        notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+        notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
         notifier.queue_done([{"id": "m3", "status": "Crash"}])
         assert time.monotonic() - t0 < 0.5
         assert notifier.close(timeout=20)
@@ -167,11 +176,11 @@ def test_an_unreachable_url_neither_raises_nor_blocks_and_warns_once(caplog):
                             timeout=2)
         t0 = time.monotonic()
         for _ in range(3):
-            notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+            notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
         assert time.monotonic() - t0 < 0.5
         assert notifier.close(timeout=10)
     warnings = [r for r in caplog.records
-                if r.name == "orchestrator.notify" and r.levelno == logging.WARNING]
+                if r.name == "orchestrator.observers.notify" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert f"127.0.0.1:{port}" in warnings[0].getMessage()
     assert not [r for r in caplog.records if "T0kenXYZ" in r.getMessage()]
@@ -181,8 +190,8 @@ def test_close_returns_within_its_timeout_when_a_url_is_stuck():
     with silent_port() as port:
         notifier = Notifier([f"json://127.0.0.1:{port}/hook"], timeout=5)
         t0 = time.monotonic()
-        notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
-        notifier(make_job(), S.TRAINING, S.DONE, {})
+        notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
+        notifier(change(S.TRAINING, S.DONE, {}))
         assert time.monotonic() - t0 < 0.5     # the caller never waits on the network
         t0 = time.monotonic()
         assert notifier.close(timeout=0.5) is False
@@ -191,18 +200,18 @@ def test_close_returns_within_its_timeout_when_a_url_is_stuck():
 
 def test_a_bad_url_is_skipped_without_echoing_it(sink, caplog):
     notifier = Notifier(["tgram://S3cretBotToken/", sink.url()])
-    notifier(make_job(), S.TRAINING, S.DONE, {})
+    notifier(change(S.TRAINING, S.DONE, {}))
     notifier.close(timeout=10)
     assert len(sink.received) == 1
     [said] = [r for r in caplog.records if "tgram" in r.getMessage()]   # ours, not apprise's
-    assert said.name == "orchestrator.notify" and "tgram://…" in said.getMessage()
+    assert said.name == "orchestrator.observers.notify" and "tgram://…" in said.getMessage()
     assert "S3cretBotToken" not in caplog.text
 
 
 def test_without_urls_the_notifier_is_disabled():
     for notifier in (Notifier(), Notifier.from_config(Config())):
         assert not notifier.enabled
-        notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+        notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
         notifier.queue_done([])
         assert notifier.close(timeout=1)
 
@@ -215,8 +224,8 @@ def test_from_config_reads_the_notify_section(tmp_path, sink):
     notifier = Notifier.from_config(load_config(path), queue_name="q")
     assert notifier.events == {"crash", "started"} and notifier.bell
     assert notifier.timeout == 3.0 and notifier.queue_name == "q"
-    notifier(make_job(), S.TRAINING, S.DONE, {})     # not among the events
-    notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+    notifier(change(S.TRAINING, S.DONE, {}))  # not among the events
+    notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
     notifier.close(timeout=10)
     assert sorted(g["path"] for g in sink.received) == ["/a", "/b", "/c"]
 
@@ -243,23 +252,25 @@ def test_the_bell_rings_on_a_crash_only(monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
     notifier = Notifier(bell=True)
-    notifier(make_job(), S.TRAINING, S.DONE, {})
+    notifier(change(S.TRAINING, S.DONE, {}))
     assert terminal.getvalue() == ""
-    notifier(make_job(), S.TRAINING, S.CRASH, CRASH_CELLS)
+    notifier(change(S.TRAINING, S.CRASH, CRASH_CELLS))
     assert terminal.getvalue() == "\a"
 
 
-def test_a_result_of_an_earlier_attempt_is_not_reported(sink):
-    job = make_job()
-    job.result.attempt = 1          # the job is on attempt 2 now
-    event = JobEvent.from_job(job, S.CRASH, CRASH_CELLS)
-    assert event.log_tail == "" and event.metrics == {}
-    job.result.attempt = 2
-    assert JobEvent.from_job(job, S.CRASH, CRASH_CELLS).log_tail == LOG
+def test_a_retried_failure_and_a_row_first_seen_send_nothing(sink):
+    notifier = Notifier([sink.url()], queue_name="q", events=["started", "done", "crash"])
+    notifier(change(S.TRAINING, S.PENDING, {"Error": "oom: … retry 1/3 with GPUs=1"}))
+    notifier(change(None, S.DONE, {"TrainingCheck": "Done"}, report=False))
+    notifier(change(S.PENDING, S.TRAINING, report=False))   # a restarted driver re-attached
+    notifier.close(timeout=10)
+    assert sink.received == []
 
 
-def test_an_event_from_a_bare_job_has_what_is_known():
-    event = JobEvent.from_job(SimpleNamespace(id="x7"), S.STOPPED, None, queue="q")
+def test_an_event_from_a_change_with_nothing_more_has_what_is_known():
+    bare = StatusChanged(job_id="x7", old=S.TRAINING, new=S.STOPPED, attempt=0, spec=None,
+                         row=frozen_map())
+    event = JobEvent.from_change(bare, queue="q")
     assert (event.job_id, event.status, event.kind, event.duration_s) == (
         "x7", "Stopped", "stopped", None)
     assert event.title() == "[q] x7 Stopped"

@@ -5,8 +5,8 @@ import io
 import os
 import time
 
-import orchestrator.queue as queue_mod
-from orchestrator.queue import QueueFile
+import orchestrator.store.queue_file as queue_mod
+from orchestrator.store.queue_file import QueueFile
 
 BOM = "\ufeff"
 NL = "\r\n"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import orchestrator
-from orchestrator.exceptions import QueueFileError
-from orchestrator.queue import QueueFile, safe_cell
+from orchestrator.core import safe_cell
+from orchestrator.infra.errors import QueueFileError
+from orchestrator.store.queue_file import QueueFile
 
 REPO = Path(orchestrator.__file__).resolve().parents[1]
 
@@ -113,7 +114,7 @@ def test_safe_cell_leaves_plain_text_alone(text):
 
 WRITER = textwrap.dedent("""
     import itertools, sys
-    import orchestrator.queue as q
+    import orchestrator.store.queue_file as q
     q.QUIET_S = 0.0  # write as fast as possible
     qf = q.QueueFile(sys.argv[1])
     for i in itertools.count():

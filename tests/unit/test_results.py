@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from orchestrator.record import RunRecord
-from orchestrator.results import build_report
+from orchestrator.store.record import RunRecord
+from orchestrator.views.report import build_report
 
 QUEUE = "sweep"
 EVIL = "<script>alert(1)</script>"

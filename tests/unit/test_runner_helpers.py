@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from orchestrator.runner import find_weight_file, log_tail
+from orchestrator.execution.outputs import find_weight_file, log_tail
 
 GLOBS = ("*.pt", "*.ckpt", "*.safetensors")
 

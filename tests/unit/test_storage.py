@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.exceptions import ConfigError
+from orchestrator.infra import storage
+from orchestrator.infra.errors import ConfigError
+from orchestrator.store.config import load_config
 from tests.notify_servers import closed_port
-from trainers import storage
 
 
 def test_uri_parts():
@@ -101,7 +101,8 @@ def test_missing_object_and_unwritable_storage_say_what_to_fix(tmp_path, s3_serv
 
 
 def test_an_attempts_outputs_are_uploaded_and_its_weightfile_becomes_a_uri(tmp_path, s3_server):
-    from orchestrator.runner import JobResult, upload_outputs
+    from orchestrator.core import AttemptReport
+    from orchestrator.execution.outputs import upload_outputs
 
     base = s3_server.bucket_uri()
     run_dir = tmp_path / "runs" / "r1" / "attempt-2"
@@ -112,24 +113,26 @@ def test_an_attempts_outputs_are_uploaded_and_its_weightfile_becomes_a_uri(tmp_p
     elsewhere.parent.mkdir(parents=True)
     elsewhere.write_bytes(b"y")
 
-    ok = JobResult("r1", 2, exit_code=0, weight_file=str(run_dir / "ckpt" / "best.pt"))
-    upload_outputs(ok, run_dir, storage.join(base, "r1", "attempt-2"))
+    ok = AttemptReport("r1", 2, exit_code=0, weight_file=str(run_dir / "ckpt" / "best.pt"))
+    ok = upload_outputs(ok, run_dir, storage.join(base, "r1", "attempt-2"))
     assert ok.weight_file == f"{storage.public(base)}/r1/attempt-2/ckpt/best.pt" and ok.ok
-    other = JobResult("r1", 2, exit_code=0, weight_file=str(elsewhere))
-    upload_outputs(other, run_dir, storage.join(base, "r1", "attempt-2"))
+    other = AttemptReport("r1", 2, exit_code=0, weight_file=str(elsewhere))
+    other = upload_outputs(other, run_dir, storage.join(base, "r1", "attempt-2"))
     assert other.weight_file.endswith("/r1/attempt-2/weights/last.pt")
-    failed = JobResult("r2", 1, exit_code=3, weight_file="")
+    failed = AttemptReport("r2", 1, exit_code=3, weight_file="")
     upload_outputs(failed, run_dir, storage.join(base, "r2", "attempt-1"))
     assert sorted(s3_server.files(base)) == ["r1/attempt-2/ckpt/best.pt", "r1/attempt-2/run.log",
                                              "r1/attempt-2/weights/last.pt",
                                              "r2/attempt-1/run.log"]
 
     with closed_port() as port:   # the storage is unreachable: the attempt fails, says why
-        lost = JobResult("r3", 1, exit_code=0, node="n1", weight_file=str(elsewhere))
-        upload_outputs(lost, run_dir, f"s3://b/runs/r3?endpoint_override=127.0.0.1:{port}")
+        lost = AttemptReport("r3", 1, exit_code=0, node="n1", weight_file=str(elsewhere))
+        lost = upload_outputs(lost, run_dir,
+                              f"s3://b/runs/r3?endpoint_override=127.0.0.1:{port}")
     assert not lost.ok and lost.weight_file == ""
-    assert f"the weights stay on n1 at {elsewhere}" in lost.error
-    assert lost.error in (run_dir / "run.log").read_text()
+    assert f"they stay on n1 at {elsewhere}" in lost.output_error
+    assert lost.output_error in (run_dir / "run.log").read_text()
+    assert lost.failure().kind == "exit", "retried as the row's Retries say"
 
 
 def test_a_trial_folder_goes_up_with_weight_paths_relative_to_it(tmp_path, s3_server):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.exceptions import OrchestratorError
+from orchestrator.infra.errors import OrchestratorError
 from sweeps.spec import SweepError, SweepSpec, load_sweep, parse_sweep
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "configs" / "sweeps").glob("*.yaml"))

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.record import RunRecord
-from orchestrator.session import queue_paths
-from orchestrator.tui import LogScreen, QueueApp, metric_text, progress_text
+from orchestrator.driver.control import stop_rows_isolated
+from orchestrator.store.config import load_config
+from orchestrator.store.paths import queue_paths
+from orchestrator.store.record import RunRecord
+from orchestrator.views.tui import LogScreen, QueueApp, metric_text, progress_text
 from tests.helpers import read_rows, write_csv
 
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "Attempts", "Node", "BestMetric",
@@ -162,7 +163,7 @@ def test_stop_yes_marks_not_started_row_stopped(queue):
     paths, config = queue
 
     async def main():
-        app = QueueApp(paths, config)
+        app = QueueApp(paths, config, stop=lambda ids: stop_rows_isolated(paths, config, ids))
         async with app.run_test(size=(160, 30)) as pilot:
             await pilot.pause()
             await pilot.press("down", "down")
@@ -180,7 +181,8 @@ def test_stop_no_changes_nothing(queue):
     before = paths.csv.read_bytes()
 
     async def main():
-        app = QueueApp(paths, config, refresh_s=0.2)
+        app = QueueApp(paths, config, refresh_s=0.2,
+                       stop=lambda ids: stop_rows_isolated(paths, config, ids))
         async with app.run_test(size=(160, 30)) as pilot:
             await pilot.pause()
             await pilot.press("down", "down", "s")
@@ -249,7 +251,7 @@ def test_progress_and_metric_text():
 
 
 def test_header_shows_busy_gpus_per_node_and_a_crash_rings_when_asked(tmp_path):
-    from orchestrator.record import RunRecord
+    from orchestrator.store.record import RunRecord
 
     csv_path = write_csv(tmp_path / "q.csv", HEADER, [
         ["r1", "a", "python t.py", "Training", "1", "vm/aaaa", "", "w1", ""],

@@ -21,9 +21,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from orchestrator.infra.storage import is_uri, local_copy
 from trainers.errors import ConfigError
 from trainers.hf.runtime import set_offline
-from trainers.storage import is_uri, local_copy
 
 __all__ = ["main"]
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.api import batch_divisor
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
@@ -145,6 +146,11 @@ def load(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = (),
         section, key = _resolve_key("command line", name, str(name))
         tree[section][key] = _coerce("command line", f"{section}.{key}", raw, tree)
     training = tree["training"]
+    divisor = batch_divisor(environ)   # an earlier attempt ran out of memory (halve_batch)
+    if divisor > 1:
+        for key in ("batch_size", "eval_batch_size"):
+            if training.get(key):
+                training[key] = max(1, int(training[key]) // divisor)
     training["metric_for_best_model"] = _metric_name(training["metric_for_best_model"])
     cfg = HFConfig(**{name: cls(**tree[name]) for name, cls in SECTIONS.items()},
                    source=str(path), folder=str(path.parent))

@@ -34,11 +34,11 @@ import ray
 import ray.train
 from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
-from orchestrator.metrics import report
+from orchestrator.api import report
+from orchestrator.infra.storage import public
 from trainers.hf.runtime import latest_checkpoint, pick_device
 from trainers.hf.train import BEST_DIR, Job, public_metrics, train
 from trainers.ray_backend import AutoBackendTorchConfig
-from trainers.storage import public
 
 __all__ = ["run_on_ray", "RankZeroReportCallback"]
 

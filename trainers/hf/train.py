@@ -38,12 +38,12 @@ from transformers import (
     set_seed,
 )
 
-from orchestrator.metrics import report
+from orchestrator.api import report
+from orchestrator.infra.storage import is_uri, local_copy
 from trainers.hf.config import HFConfig, fp16_enabled, metric
 from trainers.hf.data import Pairs, SummaryDataset, check_data
 from trainers.hf.rouge import compute_rouge
 from trainers.hf.runtime import latest_checkpoint, load_callbacks, pick_device, world_rank
-from trainers.storage import is_uri, local_copy
 
 __all__ = ["Job", "train", "local_resume", "public_metrics", "ProgressReport", "BEST_DIR",
            "PREDICTIONS", "METRICS"]

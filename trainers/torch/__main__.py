@@ -19,8 +19,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from orchestrator.infra.storage import is_uri, join, public
 from trainers.errors import ConfigError
-from trainers.storage import is_uri, join, public
 from trainers.torch.config import DDPConfig, load
 
 __all__ = ["main", "build_parser"]
@@ -112,7 +112,7 @@ def _name(cfg: DDPConfig, args) -> str:
 def _run(cfg: DDPConfig, args) -> int:
     import ray
 
-    from orchestrator.metrics import report
+    from orchestrator.api import report
     from trainers.ray_job import join_ray
     from trainers.torch.ray_run import export_weights, fit
 

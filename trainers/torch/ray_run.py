@@ -23,9 +23,9 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from orchestrator.infra.storage import local_copy
 from trainers.configfile import TargetError
 from trainers.configfile import import_target as _import_target
-from trainers.storage import local_copy
 from trainers.torch.config import DDPConfig
 
 __all__ = ["EntryError", "fit", "train_loop", "loop_config", "import_target", "entry_kind",

@@ -223,7 +223,7 @@ class Trainer:
     def on_epoch_end(self, logs: dict[str, float]) -> None:
         """Rank 0 reports the epoch to the orchestrator (no-op without ORCH_METRICS_FILE)."""
         if self.rank == 0:
-            from orchestrator.metrics import report
+            from orchestrator.api import report
 
             report(step=self.epoch, **{k: v for k, v in logs.items() if k != "epoch"})
 

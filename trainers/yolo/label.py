@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.metrics import report
+from orchestrator.api import report
 from trainers.errors import ConfigError
 from trainers.yolo import offline
 from trainers.yolo.config import LabelConfig

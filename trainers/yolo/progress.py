@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator.metrics import report
+from orchestrator.api import report
 
 __all__ = ["simple_name", "simple_metrics", "read_results", "best_row", "final_metrics",
            "on_train_epoch_end", "on_fit_epoch_end", "on_train_start", "add_callbacks",

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.metrics import report
+from orchestrator.api import batch_divisor, report
 from trainers.errors import ConfigError
 from trainers.yolo import offline, progress
 from trainers.yolo.config import TrainConfig
@@ -211,6 +211,10 @@ def run(cfg: TrainConfig, project: str | Path, pretrained: str | Path | None = N
     offline.prepare(paths.config_root, cfg.integrations)   # before ultralytics is imported
     plan, amp = _plan(cfg)
     batch = batch_override or per_gpu_batch(cfg.batch_per_gpu, cfg.batch, plan.replicas, cfg.path)
+    divisor = batch_divisor()   # an earlier attempt ran out of memory (on_oom = halve_batch)
+    if batch_override is None and divisor > 1:
+        batch = max(cfg.min_batch, batch // divisor)
+        note(f"an earlier attempt ran out of memory: batch divided by {divisor}")
     state = checkpoint_state(paths.last)
     if state == "finished":
         note(f"{paths.run_dir} already finished training: reporting it (delete {paths.project} "

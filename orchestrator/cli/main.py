@@ -1,0 +1,515 @@
+"""The command line: ``orchestrator run|status|stop|logs``.
+
+``python -m orchestrator.run queue.csv`` is ``orchestrator run queue.csv``. The
+seed's flags (``--csv --config --create_config --check_interval
+--max_training_process --wandb_entity --wandb_project --no_ui --auto_continue``)
+keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from orchestrator.cli import registry as registry_cli
+from orchestrator.core import ATTEMPT_ACTIVE, RowStatus
+from orchestrator.driver.control import stop_rows, stop_rows_isolated
+from orchestrator.driver.session import connect_ray
+from orchestrator.infra import storage
+from orchestrator.infra.errors import ConfigError, OrchestratorError
+from orchestrator.observers.console import ProgressPrinter
+from orchestrator.observers.metrics import QueueMetrics
+from orchestrator.observers.notify import Notifier
+from orchestrator.observers.tracking import JobTracking
+from orchestrator.store.config import Config, load_config, write_default_config
+from orchestrator.store.paths import DriverLock, QueuePaths, queue_paths, read_driver_info
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
+from orchestrator.views.table import render_status, status_rows
+
+__all__ = ["main", "run_main", "drive"]
+
+logger = logging.getLogger("orchestrator")
+
+
+# ----------------------------------------------------------------- parsers
+def _add_queue_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("queue", nargs="?", help="the queue CSV")
+    p.add_argument("--config", help="INI or YAML config")
+    p.add_argument("--state-dir", dest="state_dir", help="runs/ and registry.db (default: "
+                   "runs/ beside the CSV)")
+    p.add_argument("--name", dest="queue_name", help="queue name on Ray (default: CSV file name)")
+
+
+def _run_parser(p: argparse.ArgumentParser) -> None:
+    _add_queue_args(p)
+    p.add_argument("--csv", help="the queue CSV (seed flag; same as the positional)")
+    p.add_argument("--create_config", metavar="PATH", help="write a commented default config "
+                   "to PATH and exit")
+    p.add_argument("--check_interval", type=float, help="seconds between full CSV re-reads")
+    p.add_argument("--max_training_process", type=int, help="most jobs at once (0 = no cap)")
+    p.add_argument("--wandb_entity")
+    p.add_argument("--wandb_project")
+    p.add_argument("--no_ui", action="store_true", default=None,
+                   help="plain progress lines (also what a non-terminal gets)")
+    p.add_argument("--auto_continue", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep starting rows as slots free (default); --no-auto_continue runs "
+                   "the rows that fit now and exits when they finish")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start a "
+                   "local Ray)")
+    p.add_argument("--num-gpus", dest="num_gpus", type=float,
+                   help="logical GPUs for a new local Ray (try GPU packing on a laptop)")
+    p.add_argument("--num-cpus", dest="num_cpus", type=float, help="CPUs for a new local Ray")
+    p.add_argument("--storage", help="run outputs at a URI (s3://bucket/runs, gs://…) for a "
+                   "cluster without a shared filesystem; see docs/cluster.md")
+    p.add_argument("--watch", action="store_true", default=None,
+                   help="keep running when the queue is finished, waiting for new rows")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description=(
+        "Run a CSV queue of training jobs on Ray."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub.add_parser("run", help="run a queue (the driver)"))
+    p = sub.add_parser("status", help="show a queue's rows and their status")
+    _add_queue_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("stop", help="stop rows of a queue (running or not yet started)")
+    _add_queue_args(p)
+    p.add_argument("ids", nargs="*", help="row IDs")
+    p.add_argument("--all", action="store_true", help="every row not finished yet")
+    p = sub.add_parser("tui", help="a live terminal UI of a queue (leaving it stops nothing)")
+    _add_queue_args(p)
+    p = sub.add_parser("logs", help="print a row's log")
+    _add_queue_args(p)
+    p.add_argument("id", help="row ID")
+    p.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
+    p.add_argument("--storage", help="the queue's storage URI: read a log that is not on this "
+                   "machine from there")
+    registry_cli.add_parser(sub)
+    p = sub.add_parser("sweep", help="W&B sweep files")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    q = verbs.add_parser("check", help="validate a sweep file without running it")
+    q.add_argument("file", help="a W&B sweep YAML")
+    q.add_argument("--json", action="store_true", help="the normalized spec as JSON")
+    q = verbs.add_parser("run", help="run a sweep on Ray Tune (also what a Kind=sweep row runs)")
+    q.add_argument("file", help="a W&B sweep YAML")
+    q.add_argument("--gpus-per-trial", type=float, default=0.0)
+    q.add_argument("--cpus-per-trial", type=float, default=1.0)
+    q.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as fit")
+    q.add_argument("--storage", help="Tune results: a folder (default: runs/sweeps beside the "
+                   "file) or a URI such as s3://bucket/sweeps")
+    q.add_argument("--name", help="sweep name (default: the file's name); reruns resume it")
+    q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
+    q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
+    q.add_argument("--pretrained_path", help="appended to every run's arguments (a parent "
+                   "row's weights; a URI is downloaded onto each trial's node)")
+    q.add_argument("--report", action="store_true",
+                   help="report the best metric, config and weights to $ORCH_METRICS_FILE")
+    p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
+    _add_queue_args(p)
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    p.add_argument("--metric", help="metric to rank by (default: the config's metric)")
+    p.add_argument("--goal", choices=["max", "min"], help="default: the config's metric_goal")
+    return parser
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("filelock", "ray", "urllib3", "apprise"):  # apprise logs URLs with secrets
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args) -> tuple[Config, QueuePaths]:
+    overrides = {k: getattr(args, k, None) for k in (
+        "check_interval", "max_training_process", "wandb_entity", "wandb_project", "no_ui",
+        "auto_continue", "address", "num_gpus", "num_cpus", "state_dir", "watch", "queue_name",
+        "storage")}
+    config = load_config(args.config, **overrides)
+    csv = getattr(args, "queue", None) or getattr(args, "csv", None) or config.csv_file
+    if not csv:
+        raise OrchestratorError("no queue file: give its path (orchestrator run queue.csv) or "
+                                "set csv_file in [general]")
+    if not getattr(args, "queue", None) and not getattr(args, "csv", None) and args.config:
+        csv = str(Path(args.config).expanduser().parent / csv) if not Path(csv).is_absolute() \
+            else csv
+    return config, queue_paths(csv, config)
+
+
+# ---------------------------------------------------------------- commands
+def _console() -> Console:
+    """A console that stays readable when piped (rich would squeeze it to 80 columns)."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+
+
+def cmd_run(args) -> int:
+    if args.create_config:
+        path = write_default_config(args.create_config)
+        print(f"wrote {path}")
+        return 0
+    config, paths = _load(args)
+    QueueFile(paths.csv).read()  # a missing or broken file fails here, before Ray starts
+    notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
+    if config.storage:  # wrong credentials or a missing bucket too
+        try:
+            storage.probe(config.storage)
+        except storage.StorageError as e:
+            raise ConfigError(config.source, "storage", storage.public(config.storage),
+                              str(e)) from None
+    console = _console()
+    with DriverLock(paths) as lock:
+        import ray
+
+        local = connect_ray(config)
+        try:
+            lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
+            return drive(paths, config, local, console, notifier=notifier)
+        finally:
+            notifier.close(timeout=10)
+            ray.shutdown()
+
+
+def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
+          install_signals: bool = True, notifier: Notifier | None = None) -> int:
+    """Run the queue on the Ray this process is connected to; print the summary."""
+    import ray
+
+    from orchestrator.driver.loop import Scheduler
+
+    record = RunRecord(paths.registry)
+    resources = ray.cluster_resources()
+    console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
+                  f"{'started here' if local else 'cluster'} with "
+                  f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
+                           config.metric_goal)
+    ui = console.is_terminal and not config.no_ui
+    printer = () if ui else (ProgressPrinter(console),)
+    scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
+                          queue_name=paths.name, local_ray=local,
+                          observers=(*printer, tracking, QueueMetrics(paths.name),
+                                     *([notifier] if notifier is not None else [])))
+    try:
+        if ui:
+            code = _drive_with_ui(paths, config, scheduler, local)
+        else:
+            if install_signals:
+                _install_interrupt(scheduler, console, local)
+            code = scheduler.run()
+        rows = _print_summary(console, paths, record)
+        if notifier is not None:
+            notifier.queue_done(rows, _best_row(rows, config.metric_goal))
+        if scheduler.interrupted:
+            code = 130
+    finally:
+        tracking.close()
+        record.close()
+    return code
+
+
+def _drive_with_ui(paths: QueuePaths, config: Config, scheduler, local: bool) -> int:
+    """The textual UI in this terminal while the scheduler runs in a thread; log lines go
+    to a file meanwhile (they would tear the screen)."""
+    from orchestrator.driver.ui import DriverApp
+
+    log_file = paths.state_dir / f"driver-{paths.name}.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers = [handler]
+    try:
+        app = DriverApp(paths, config, scheduler, local=local)
+        app.run()
+        return app.join()
+    finally:
+        root.handlers = saved
+        handler.close()
+
+
+def _install_interrupt(scheduler, console: Console, local: bool) -> None:
+    def handler(signum, frame):
+        if scheduler.interrupted:
+            raise KeyboardInterrupt
+        if local:
+            console.print("[yellow]stopping: running jobs get SIGTERM and go back to pending "
+                          "(press Ctrl-C again to quit at once)[/]")
+        else:
+            console.print("[yellow]detaching: jobs keep running on the cluster; run the same "
+                          "command again to re-attach[/]")
+        scheduler.interrupt()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _best_row(rows: list[dict], goal: str) -> dict | None:
+    scored = []
+    for r in rows:
+        try:
+            scored.append((float(r["best_metric"]), r))
+        except (TypeError, ValueError):
+            continue
+    if not scored:
+        return None
+    value, row = (max if goal == "max" else min)(scored, key=lambda vr: vr[0])
+    return {"id": row["id"], "name": row["name"], "best_metric": value}
+
+
+def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> list[dict]:
+    rows = _status(paths, record)
+    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(" · ".join(f"{k} {v}" for k, v in counts.items()))
+    for r in rows:
+        if RowStatus.from_label(r["status"]).is_failed and r["error"]:
+            console.print(f"[red]{r['id']}[/]: {r['error']}", markup=True, highlight=False)
+    console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
+                  f"\nregistry:    {paths.registry}")
+    return rows
+
+
+def _status(paths: QueuePaths, record: RunRecord | None) -> list[dict]:
+    rows = QueueFile(paths.csv).read().rows()
+    latest = {}
+    if record is not None:
+        for attempt in record.attempts(paths.name):
+            latest[attempt["job_id"]] = attempt  # ordered by attempt: the last one wins
+    return status_rows(rows, latest)
+
+
+def _record(paths: QueuePaths) -> RunRecord | None:
+    return RunRecord(paths.registry) if paths.registry.exists() else None
+
+
+def cmd_status(args) -> int:
+    config, paths = _load(args)
+    rows = _status(paths, _record(paths))
+    driver = read_driver_info(paths)
+    if args.json:
+        print(json.dumps({"queue": paths.name, "csv": str(paths.csv),
+                          "driver_pid": driver["pid"] if driver else None, "rows": rows},
+                         ensure_ascii=False, indent=1))
+        return 0
+    console = _console()
+    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+    console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    config, paths = _load(args)
+    if not args.ids and not args.all:
+        raise OrchestratorError("name the row IDs to stop, or --all")
+    for job_id, what in stop_rows(paths, config, None if args.all else args.ids).items():
+        print(f"{job_id}: {what}")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    config, paths = _load(args)
+    record = _record(paths)
+    attempts = record.attempts(paths.name, args.id) if record else []
+    if args.attempt:
+        attempts = [a for a in attempts if a["attempt"] == args.attempt]
+    if not attempts:
+        raise OrchestratorError(f"no attempt of {args.id} recorded in {paths.registry}")
+    attempt = attempts[-1]
+    path = Path(attempt["log_path"])
+    if not path.parent.exists() and not args.follow:   # it ran on a node whose disk is not ours
+        if config.storage:
+            uri = storage.join(config.storage, args.id, f"attempt-{attempt['attempt']}", "run.log")
+            try:
+                sys.stdout.write(storage.read_text(uri))
+                return 0
+            except storage.StorageError as e:
+                raise OrchestratorError(f"{args.id}: no log at {path} here, and {e}") from None
+        raise OrchestratorError(
+            f"{args.id}: no log at {path} on this machine (attempt {attempt['attempt']} ran on "
+            f"{attempt.get('node') or 'another node'}): read it there, or run the queue with "
+            "storage = s3://… so each attempt's log is uploaded")
+    pos = 0
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not args.follow:
+            return 0
+        latest = record.latest(paths.name, args.id)
+        if latest and (latest["attempt"] != attempt["attempt"] or
+                       latest["status"] not in ATTEMPT_ACTIVE):
+            if not chunk:
+                return 0
+        time.sleep(0.3)
+
+
+def cmd_report(args) -> int:
+    from orchestrator.views.report import build_report
+
+    config, paths = _load(args)
+    out = build_report(paths.csv, paths.registry, paths.name, args.output,
+                       metric=args.metric or config.metric,
+                       goal=args.goal or config.metric_goal)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from sweeps import SweepError, load_sweep
+
+    if args.verb == "run":
+        return _sweep_run(args)
+    try:
+        spec = load_sweep(args.file)
+    except SweepError as e:
+        if args.json:
+            print(json.dumps({"ok": False, "errors": [str(i) for i in e.issues]}, indent=1))
+        else:
+            print(f"{args.file}: {len(e.issues)} problem(s)", file=sys.stderr)
+            for issue in e.issues:
+                print(f"  {issue}", file=sys.stderr)
+        return 2
+    normalized = spec.normalized()
+    if args.json:
+        print(json.dumps({"ok": True, "warnings": [str(w) for w in spec.warnings],
+                          "spec": normalized}, indent=1, ensure_ascii=False, default=str))
+        return 0
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(yaml.safe_dump(json.loads(json.dumps(normalized, default=str)), sort_keys=False,
+                         allow_unicode=True), end="")
+    print(f"{args.file}: OK")
+    return 0
+
+
+def _sweep_run(args) -> int:
+    import ray
+
+    from orchestrator import report
+    from orchestrator.api import read_metrics
+    from orchestrator.execution.outputs import find_weight_file
+    from orchestrator.kinds.sweep import write_trials
+    from sweeps import load_sweep, run_sweep
+
+    spec = load_sweep(args.file)   # a bad file fails before Ray starts
+    config = load_config(None, address=args.address,
+                         num_gpus=args.num_gpus).replace(dashboard=False)
+    remote = storage.is_uri(args.storage)
+    where = args.storage if remote else \
+        Path(args.storage or Path(args.file).resolve().parent / "runs" / "sweeps")
+    pretrained = args.pretrained_path
+    if pretrained and not storage.is_uri(pretrained):
+        pretrained = str(Path(pretrained).resolve())   # the trials run in their own folders
+    elif pretrained:
+        pretrained = storage.with_options(pretrained, args.storage)
+    connect_ray(config)
+    try:
+        outcome = run_sweep(spec, storage_path=where, name=args.name,
+                            gpus_per_trial=args.gpus_per_trial,
+                            cpus_per_trial=args.cpus_per_trial,
+                            max_concurrent_trials=args.max_concurrent,
+                            max_failures=args.retries, pretrained_path=pretrained)
+    finally:
+        ray.shutdown()
+    metric = spec.metric.name if spec.metric else "metric"
+    for trial in sorted(outcome.trials, key=lambda t: (t["metric"] is None, t["metric"] or 0),
+                        reverse=bool(spec.metric and spec.metric.goal == "maximize")):
+        print(f"{trial['status']:<10} {metric}={trial['metric']}  {json.dumps(trial['config'])}")
+    print(f"{outcome.num_trials} trials, {outcome.errors} failed; best {metric}="
+          f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
+    if outcome.best_config is not None:
+        best_config = json.dumps(outcome.best_config, indent=1)
+        if remote:
+            storage.write_text(storage.join(where, "best_config.json"), best_config)
+        else:
+            (where / "best_config.json").write_text(best_config)
+    run_dir = os.environ.get("ORCH_RUN_DIR")
+    if args.report and run_dir:  # the driver links each trial to the row's experiment
+        write_trials(Path(run_dir), metric, spec.metric.goal if spec.metric else "",
+                     outcome.trials)
+    if args.report and outcome.best_metric is not None:
+        weights = ""
+        goal = "max" if spec.metric and spec.metric.goal == "maximize" else "min"
+        if outcome.best_trial_dir and remote:   # its folder is in the bucket
+            weights = _remote_trial_weights(outcome.best_trial_dir, args.storage, metric, goal)
+        elif outcome.best_trial_dir:  # what the best trial reported, else the weights it left
+            trial = read_metrics(Path(outcome.best_trial_dir) / "metrics.jsonl", metric, goal)
+            weights = find_weight_file(Path(outcome.best_trial_dir),
+                                       load_config(None).weight_globs, trial.best_weight,
+                                       trial.last_weight)
+        report(**{metric: outcome.best_metric}, best_config=outcome.best_config,
+               trials=outcome.num_trials, failed_trials=outcome.errors,
+               **({"weight_file": weights} if weights else {}))
+    return 0 if outcome.best_metric is not None else 1
+
+
+def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: str) -> str:
+    """The URI of the weights a trial uploaded with its folder ("" when it reported none)."""
+    from orchestrator.api import summarize_metrics
+
+    uri = storage.with_options(trial_uri, storage_uri)
+    try:
+        text = storage.read_text(storage.join(uri, "metrics.jsonl"))
+    except storage.StorageError as e:
+        logger.warning("the best trial's metrics: %s", e)
+        return ""
+    summary = summarize_metrics(text, metric, goal)
+    relative = summary.best_weight or summary.last_weight
+    return storage.public(storage.join(uri, relative)) if relative else ""
+
+
+def cmd_tui(args) -> int:
+    from orchestrator.views.tui import QueueApp
+
+    config, paths = _load(args)
+    QueueFile(paths.csv).read()  # a missing or broken file fails here, with its message
+    QueueApp(paths, config, stop=lambda ids: stop_rows_isolated(paths, config, ids)).run()
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "stop": cmd_stop,
+            "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
+            "sweep": cmd_sweep}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "verbose", False))
+    try:
+        return COMMANDS[args.command](args)
+    except OrchestratorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `orchestrator … | head`
+        sys.stderr.close()
+        return 0
+
+
+def run_main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.run …``: the ``run`` command (seed-style flags)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(["run", *argv])

@@ -1,0 +1,57 @@
+"""Which ready rows start first: the pure part of placement.
+
+Higher ``Priority`` first, then file order; a row in retry backoff waits its turn; a
+``max_training_process`` cap counts the rows on runners. Where a row fits is the
+driver's business (``orchestrator.driver.placement``): it needs the runner pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from orchestrator.core.row import RowState
+from orchestrator.core.status import RowStatus
+
+__all__ = ["start_order", "room", "next_wake", "can_progress"]
+
+
+def start_order(rows: Iterable[RowState], mono: float, *,
+                retries_only: bool = False) -> list[RowState]:
+    """Rows that may start now, in the order they should. ``retries_only``: after the first
+    round with ``auto_continue = false`` only retries of rows already started run."""
+    ready = [r for r in rows if r.ready and r.not_before <= mono
+             and (not retries_only or r.spent.any)]
+    return sorted(ready, key=lambda r: (-r.spec.priority, r.line))
+
+
+def room(rows: Iterable[RowState], cap: int) -> int | None:
+    """How many more rows may run under ``cap`` (None: no cap)."""
+    if not cap:
+        return None
+    return max(0, cap - sum(r.status.is_active for r in rows))
+
+
+def next_wake(rows: Iterable[RowState], mono: float) -> float | None:
+    """Seconds until the first backoff ends (None: none is waiting)."""
+    waits = [r.not_before - mono for r in rows if r.ready and r.not_before > mono]
+    return min(waits) if waits else None
+
+
+def can_progress(rows: Mapping[str, RowState]) -> bool:
+    """Whether anything can still happen without the user: a row on a runner, or a
+    pending row that may start now or once its parent is Done (not a row waiting on a
+    parent that is on Hold or waits itself on such a row)."""
+    def moves(job_id: str, seen: frozenset) -> bool:
+        st = rows.get(job_id)
+        if st is None or job_id in seen:
+            return False
+        if st.status.is_active:
+            return True
+        if st.status is not RowStatus.PENDING or st.spec is None or st.blocker:
+            return False
+        parent = st.spec.parent_id
+        if not parent or parent not in rows or rows[parent].status is RowStatus.DONE:
+            return True
+        return moves(parent, seen | {job_id})
+
+    return any(moves(job_id, frozenset()) for job_id in rows)

@@ -1,0 +1,435 @@
+"""The driver's loop: what happened → ``core.apply`` → what must be done.
+
+One loop, event driven: it waits on the runner pool (``Pool.poll``) and acts the
+moment an attempt starts or ends, so a freed slot starts its next job at once. Every
+status change is ``core.apply``'s; this module carries out the effects (the file,
+the run record, the runners, the observers) and feeds the events in: the file as
+it is read, readiness, placement, the pool's answers, stop requests.
+
+State ownership: for a row the driver is running (Queued/Training) the driver's state
+wins; for every other row the file says what the user wants (``core.edits``), and
+the orchestrator's own cells are restored when a stale save puts back older values.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import queue
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.core import (
+    MARK_COLUMNS,
+    OWNED_COLUMNS,
+    AttemptEnded,
+    Context,
+    Effect,
+    Event,
+    Kill,
+    RecordAttempt,
+    RowDeleted,
+    RowRead,
+    RowState,
+    RowStatus,
+    RunnerLost,
+    RunnerStarted,
+    StatusChanged,
+    StopRequested,
+    Warn,
+    WriteCells,
+    apply,
+    can_progress,
+    find_cycles,
+    next_wake,
+    resolve,
+    room,
+    start_order,
+)
+from orchestrator.driver import placement, reconcile, requests
+from orchestrator.execution.gpus import GpuLedger
+from orchestrator.execution.pool import Ended, Lost, Pool, Runner, Started
+from orchestrator.infra.errors import QueueFileError
+from orchestrator.infra.storage import is_uri
+from orchestrator.kinds import KINDS, parse_row
+from orchestrator.store.config import Config
+from orchestrator.store.paths import QueuePaths
+from orchestrator.store.queue_file import QueueFile, Table
+from orchestrator.store.record import RunRecord
+from orchestrator.store.registry import ModelRegistry
+
+__all__ = ["Scheduler", "Observer"]
+
+logger = logging.getLogger(__name__)
+S = RowStatus
+Observer = Callable[[StatusChanged], None]
+
+
+class Scheduler:
+    """Runs one queue file until it is finished (or forever with ``watch``)."""
+
+    def __init__(self, queue_file: QueueFile, config: Config, state_dir: Path,
+                 record: RunRecord, *, queue_name: str, local_ray: bool,
+                 observers: tuple[Observer, ...] = (), pool: Pool | None = None):
+        self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS + MARK_COLUMNS)
+        self.config, self.state_dir, self.record = config, state_dir, record
+        self.queue_name, self.local_ray = queue_name, local_ray
+        self.paths = QueuePaths(self.queue.path, state_dir, queue_name)
+        self.base_dir = self.queue.path.parent
+        self.observers = observers
+        self.policy = config.retry
+        self.rows: dict[str, RowState] = {}
+        self.cells: dict[str, dict[str, str]] = {}   # cells to write into the file
+        self.runners: dict[str, Runner] = {}          # job id -> the runner of its attempt
+        if pool is None:
+            from orchestrator.execution.pool import RunnerPool
+
+            pool = RunnerPool(queue_name, config.namespace, record, token=secrets.token_hex(3))
+        self.pool = pool
+        self.ledger = GpuLedger(config.slots) if config.gpu_mode != "ray" else None
+        self.models = ModelRegistry(record.path)
+        self._table_stat: tuple[int, int] = (0, 0)
+        self._last_read = 0.0
+        self._first_round_done = False
+        self._interrupt = 0        # 1: stop launching and wind down
+        self._stop_on_interrupt = False
+        self._stopping_sent = False
+        self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
+        self._notes: set[str] = set()
+        self._stale: list[str] = []
+
+    # ================================================================ the loop
+    def load(self) -> None:
+        """Read the queue as a driver first does (the run record says what ran before)."""
+        self._read(self.queue.read(), first=True)
+
+    def flush(self) -> None:
+        """Write what the core decided into the file now."""
+        self._flush()
+
+    def run(self) -> int:
+        """Run until done; the exit code: 0 when no row ended failed, else 1."""
+        self.load()
+        reconcile.reconcile(self)
+        try:
+            while True:
+                self._flush()
+                if not self.cells:
+                    self._maybe_reload()
+                self._take_requests()
+                if not self._interrupt:
+                    self._plan()
+                self._flush()
+                if self._finished():
+                    break
+                for event in self.pool.poll(self._wait_timeout()):
+                    self._on_pool(event)
+                self.pool.reap_idle(self.config.runner_idle)
+        finally:
+            self._flush()
+            self.pool.shutdown()
+            self.models.close()
+            requests.answer_all(self.paths, "the driver has stopped")
+        self._say_what_waits()
+        return 1 if any(st.status.is_failed for st in self.rows.values()) else 0
+
+    def apply(self, job_id: str, event: Event) -> RowState:
+        """``core.apply`` for one row, and its effects carried out."""
+        state, effects = apply(self.rows[job_id], event, Context.now(self.policy))
+        self.rows[job_id] = state
+        for effect in effects:
+            self._do(effect)
+        return state
+
+    def _do(self, effect: Effect) -> None:
+        if isinstance(effect, WriteCells):
+            self.cells.setdefault(effect.job_id, {}).update(effect.cells)
+        elif isinstance(effect, RecordAttempt):
+            fields = dict(effect.fields)
+            if effect.begin:
+                self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
+                                          **fields)
+            else:
+                self.record.update_attempt(self.queue_name, effect.job_id, effect.attempt,
+                                           **fields)
+        elif isinstance(effect, Kill):
+            runner = self.runners.get(effect.job_id)
+            if runner is not None:
+                self.pool.stop(runner, effect.job_id)
+        elif isinstance(effect, Warn):
+            if effect.stale:
+                self._stale.append(effect.job_id)
+            else:
+                self.note(effect.message)
+        elif isinstance(effect, StatusChanged):
+            for observe in self.observers:
+                try:
+                    observe(effect)
+                except Exception:  # noqa: BLE001 - an observer never decides or breaks state
+                    logger.exception("status observer %r failed", observe)
+
+    def snapshot(self) -> list[RowState]:
+        """The rows as the driver sees them now, in file order (any thread)."""
+        for _ in range(3):
+            try:
+                return sorted(list(self.rows.values()), key=lambda st: st.line)
+            except RuntimeError:  # changed while we copied: try again
+                continue
+        return []
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self._interrupt)
+
+    def interrupt(self, stop_jobs: bool | None = None) -> None:
+        """Wind down (any thread): launch nothing more and exit. Running jobs are stopped
+        (they go back to pending) when ``stop_jobs``, else left running for a rerun to
+        re-attach; the default stops them only on a Ray we started (they could not
+        outlive it)."""
+        self._stop_on_interrupt = self.local_ray if stop_jobs is None else stop_jobs
+        self._interrupt += 1
+
+    def request_stop(self, ids: list[str] | None, timeout: float = 30.0) -> dict[str, str]:
+        """Stop rows (any thread; ``None``: every row not finished); what happened to each."""
+        reply: queue.Queue = queue.Queue()
+        self._control.put((ids, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {i: "the driver did not answer in time" for i in ids or ["*"]}
+
+    def _finished(self) -> bool:
+        active = any(st.status.is_active for st in self.rows.values())
+        if self._interrupt:
+            return not active or not self._stop_on_interrupt
+        if active or self.config.watch:
+            return False
+        if not self.config.auto_continue and self._first_round_done:
+            return True
+        return not can_progress(self.rows)
+
+    def _wait_timeout(self) -> float:
+        waits = [0.5, next_wake(self.rows.values(), time.monotonic()),
+                 getattr(self.pool, "next_wake", lambda: None)()]
+        return max(min(w for w in waits if w is not None), 0.01)
+
+    def _say_what_waits(self) -> None:
+        for st in self.rows.values():
+            if st.status is S.PENDING and st.spec is not None and st.spec.parent_id \
+                    and not st.blocker and not self._interrupt:
+                parent = self.rows.get(st.spec.parent_id)
+                if parent is not None and parent.status is not S.DONE:
+                    logger.warning("%s did not run: it waits for %s, which is %s", st.id,
+                                   parent.id, parent.status.label)
+
+    # ============================================================ the file
+    def _maybe_reload(self) -> None:
+        try:
+            st = os.stat(self.queue.path)
+        except FileNotFoundError:
+            return  # the user is replacing it; keep the last good view
+        changed = (st.st_mtime_ns, st.st_size) != self._table_stat
+        if changed or time.monotonic() - self._last_read > self.config.check_interval:
+            try:
+                self._read(self.queue.read(quiet=0.25 if changed else 0.0))
+            except QueueFileError as e:
+                self.note(str(e), logging.ERROR)
+
+    def _flush(self) -> None:
+        if not self.cells:
+            return
+        cells, self.cells = self.cells, {}
+        try:
+            table = self.queue.update(cells)
+        except (QueueFileError, OSError) as e:
+            logger.error("could not update %s (will retry): %s", self.queue.path, e)
+            for job_id, row in cells.items():
+                self.cells.setdefault(job_id, {}).update(row)
+            return
+        self._read(table)
+
+    def _read(self, table: Table, first: bool = False) -> None:
+        """Tell the core how the file shows every row now."""
+        self._table_stat, self._last_read = table.stat, time.monotonic()
+        rows = table.rows()
+        lines_by_id: dict[str, list[int]] = {}
+        for line, row in rows:
+            job_id = (row.get("ID") or "").strip()
+            if job_id:
+                lines_by_id.setdefault(job_id, []).append(line)
+            elif any(v.strip() for v in row.values()):
+                self.note(f"{table.path} line {line}: the row has no ID, so it cannot run — "
+                          "give it a unique ID")
+        recorded = {}
+        if first:
+            for attempt in self.record.attempts(self.queue_name):
+                recorded[attempt["job_id"]] = max(recorded.get(attempt["job_id"], 0),
+                                                  attempt["attempt"])
+        for line, row in rows:
+            job_id = (row.get("ID") or "").strip()
+            if not job_id or job_id not in lines_by_id or line != lines_by_id[job_id][0]:
+                continue
+            state = self.rows.setdefault(job_id, RowState(job_id))
+            spec, problem = self._parse(table, job_id, line, row, lines_by_id[job_id], state)
+            self.apply(job_id, RowRead(line, spec, problem,
+                                       cells={c: row.get(c, "") for c in OWNED_COLUMNS},
+                                       recorded_attempts=recorded.get(job_id, 0)))
+        for job_id in [j for j in self.rows if j not in lines_by_id]:
+            state = self.apply(job_id, RowDeleted())
+            if not state.status.is_active:
+                del self.rows[job_id]
+        if self._stale:
+            ids, self._stale = sorted(set(self._stale)), []
+            logger.warning(
+                "%s was saved from an older copy: the orchestrator's columns of %s held "
+                "values from before (the file as it was before they ran, or values written "
+                "since); restored them and kept your edits in your own columns. To run a row "
+                "again, clear its TrainingCheck alone or write Rerun.", table.path,
+                ", ".join(ids[:20]) + (" …" if len(ids) > 20 else ""))
+
+    def _parse(self, table: Table, job_id: str, line: int, row: dict, lines: list[int],
+               state: RowState):
+        if state.status.is_active:
+            return state.spec, state.problem   # the running attempt keeps what it started with
+        if len(lines) > 1:
+            return None, (f"ID {job_id!r} is used on lines {', '.join(map(str, lines))} — "
+                          "give each row its own ID")
+        try:
+            return parse_row(row, line, table.path, self.base_dir), ""
+        except QueueFileError as e:
+            self.note(str(e), logging.ERROR)
+            return None, e.reason
+
+    def note(self, message: str, level=logging.WARNING) -> None:
+        """Log ``message`` once."""
+        if message not in self._notes:
+            self._notes.add(message)
+            logger.log(level, message)
+
+    # ============================================================== planning
+    def _plan(self) -> None:
+        self._derive()
+        order = start_order(self.rows.values(), time.monotonic(),
+                            retries_only=self._first_round_done and not self.config.auto_continue)
+        for state in order:
+            left = room(self.rows.values(), self.config.max_training_process)
+            if left == 0:
+                break
+            placement.launch(self, self.rows[state.id])
+        self._first_round_done = True
+
+    def _derive(self) -> None:
+        """Readiness of every row that waits (Invalid / Blocked / Pending), until chains
+        settle."""
+        parents = {st.id: st.spec.parent_id for st in self.rows.values()
+                   if st.spec is not None and st.spec.parent_id}
+        cycles = find_cycles(parents)
+        models = functools.lru_cache(maxsize=None)(self.models.resolve)   # one pass
+        exists = functools.lru_cache(maxsize=None)(Path.exists)
+        for _ in range(len(self.rows) + 1):
+            statuses = {st.id: st.status for st in self.rows.values()}
+            weights = {st.id: st.cell("WeightFile") for st in self.rows.values()}
+            changed = False
+            for st in list(self.rows.values()):
+                if not st.status.is_derived:
+                    continue
+                parent = st.spec.parent_id if st.spec is not None else ""
+                readiness = resolve(st.id, parent, statuses, weights, cycles, self.base_dir,
+                                    exists, models)
+                changed |= self.apply(st.id, readiness).status is not st.status
+            if not changed:
+                break
+
+    # ================================================================ events
+    def _on_pool(self, event) -> None:
+        state = self.rows.get(event.job_id)
+        if state is None or state.attempt != event.attempt:
+            return
+        if isinstance(event, Started):
+            report = event.report
+            self.apply(event.job_id, RunnerStarted(event.attempt, report.started, report.node,
+                                                   report.gpu_ids))
+        elif isinstance(event, Ended):
+            self._release(event.job_id)
+            self.ended(event.job_id, event.report)
+        elif isinstance(event, Lost):
+            self._release(event.job_id)
+            self.apply(event.job_id, RunnerLost(event.attempt, event.error))
+
+    def ended(self, job_id: str, report) -> RowState:
+        """An attempt of ``job_id`` ended with ``report``: its kind adds what it knows."""
+        state = self.rows[job_id]
+        spec = state.spec
+        kind = KINDS[spec.kind if spec is not None else "command"]
+        extra = kind.ended(spec, report) if spec is not None else None
+        weight = self.display_path(report.weight_file) if report.weight_file else ""
+        workers = spec.workers if spec is not None else 1
+        total = self.pool.totals().get("GPU", 0.0)
+        return self.apply(job_id, AttemptEnded(
+            report, now=time.monotonic(),
+            max_gpus=total / workers if self.local_ray else None,
+            halve_batch_ok=kind.knows_batch,
+            cells={"WeightFile": weight, **dict(extra.cells if extra else ())},
+            details=dict(extra.details if extra else ())))
+
+    def _release(self, job_id: str) -> None:
+        self.runners.pop(job_id, None)
+        if self.ledger is not None:
+            self.ledger.release(job_id)
+
+    def _take_requests(self) -> None:
+        """Stop requests: from this process's other threads (the UI), from other terminals
+        (``orchestrator stop``, through the state dir), and the driver's own wind-down."""
+        while True:
+            try:
+                ids, reply = self._control.get_nowait()
+            except queue.Empty:
+                break
+            reply.put(self.stop_rows(ids))
+        requests.serve(self.paths, self.stop_rows)
+        if self._interrupt and self._stop_on_interrupt and not self._stopping_sent:
+            self._stopping_sent = True
+            for st in list(self.rows.values()):
+                if st.status.is_active:
+                    self.apply(st.id, StopRequested(by="driver"))
+
+    def stop_rows(self, ids: list[str] | None) -> dict[str, str]:
+        """Stop rows (``None``: every row not finished); what happened to each."""
+        if ids is not None:
+            unknown = [i for i in ids if i not in self.rows]
+            if unknown:
+                return {i: "no such row" for i in unknown}
+        outcome = {}
+        for job_id in ids if ids is not None else list(self.rows):
+            before = self.rows[job_id].status
+            if ids is None and before is S.HOLD:
+                continue   # already kept from starting, by the user's own word
+            after = self.apply(job_id, StopRequested(by="user")).status
+            if before.is_active:
+                outcome[job_id] = "stopping (SIGTERM, then SIGKILL after the grace period)"
+            elif after is S.STOPPED and before is not S.STOPPED:
+                outcome[job_id] = "Stopped (had not started)"
+            elif ids is not None:
+                outcome[job_id] = f"already {before.label if before.value else 'finished'}"
+        self._flush()
+        return outcome
+
+    def display_path(self, path: Path | str) -> str:
+        """A path as the CSV shows it: relative to the queue's folder when inside it."""
+        if is_uri(path):
+            return str(path)
+        path = Path(path)
+        try:
+            return str(path.relative_to(self.base_dir))
+        except ValueError:
+            return str(path)
+
+    def kind_metric(self, state: RowState) -> tuple[str, str]:
+        if state.spec is None:
+            return self.config.metric, self.config.metric_goal
+        return KINDS[state.spec.kind].metric(state.spec, self.config.metric,
+                                             self.config.metric_goal)
+

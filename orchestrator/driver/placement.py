@@ -1,0 +1,161 @@
+"""Where a ready row runs: its runner's shape, pinned GPUs, and the launch itself.
+
+The row's kind says who holds its resources (``Holds``): its runner (the GPUs it
+asks for, packed by Ray or pinned by the seed's GPU modes), nobody (a sweep: each
+trial asks), or its Ray Train workers (counted by the pool, asked by the trainer).
+A row that can never fit a local Ray is Invalid with the numbers; on a cluster it
+waits on Ray, so an autoscaler sees the demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import string
+from pathlib import Path
+
+from orchestrator.core import Launched, RowState, RowStatus, Unplaceable
+from orchestrator.execution.launch import build_launch
+from orchestrator.execution.pool import Shape
+from orchestrator.kinds import KINDS, Holds
+
+__all__ = ["launch", "default_gpus", "new_run_id", "MAX_WAITING_FOR_NODES"]
+
+#: Rows queued on Ray for resources no node has yet (an autoscaler's demand), at most.
+MAX_WAITING_FOR_NODES = 8
+
+
+def launch(loop, state: RowState) -> bool:
+    """Start the next attempt of ``state`` if a runner for it is free; True when it did."""
+    placed = _shape(loop, state)
+    if placed is None:
+        return False
+    shape, pinned, force = placed
+    runner = loop.pool.acquire(shape, state.id, force=force)
+    if runner is None:
+        if loop.ledger is not None:
+            loop.ledger.release(state.id)
+        return False
+    spec = dataclasses.replace(state.spec, gpus=state.asked_gpus)
+    if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
+        per_worker = {k: v / spec.workers for k, v in shape.workers}
+        spec = dataclasses.replace(spec, gpus=per_worker.get("GPU", 0.0),
+                                   cpus=per_worker.get("CPU", 0.0))
+    readiness = state.readiness
+    attempt = state.attempt + 1
+    wandb_run_id = state.wandb_run_id or new_run_id()
+    spec_launch = build_launch(
+        spec, loop.config, queue=loop.queue_name, attempt=attempt, base_dir=loop.base_dir,
+        state_dir=loop.state_dir, wandb_run_id=wandb_run_id, pinned=pinned,
+        pretrained_path=readiness.pretrained_path, cluster_address=loop.pool.address,
+        generation=_generation(loop, state.id), batch_divisor=state.batch_divisor)
+    log_path = Path(spec_launch.run_dir) / "run.log"
+    if readiness.missing_weights:
+        loop.note(f"{state.id}: {readiness.reason}")
+    loop.runners[state.id] = runner
+    loop.apply(state.id, Launched(
+        attempt, wandb_run_id, loop.display_path(log_path), runner=runner.name,
+        gpus=spec.gpus, missing_weights_of=spec.parent_id if readiness.missing_weights else "",
+        warning=readiness.reason if readiness.missing_weights else "",
+        clear_best_config=bool(state.cell("BestConfig")),
+        record={"command": state.spec.command, "log_path": str(log_path),
+                "gpus": ",".join(map(str, pinned)) if pinned else ""}))
+    loop.pool.start(runner, spec_launch)
+    return True
+
+
+def new_run_id() -> str:
+    """An 8-character id in W&B's style, assigned before the run starts."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def default_gpus(loop) -> float:
+    """A row's GPUs when its cell is empty (per worker for a Ray Train row)."""
+    if loop.config.default_gpus == "auto":
+        return 1.0 if loop.pool.totals().get("GPU", 0) > 0 else 0.0
+    return float(loop.config.default_gpus)
+
+
+def _unplaceable(loop, state: RowState, reason: str) -> None:
+    loop.apply(state.id, Unplaceable(reason))
+
+
+def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] | None:
+    """The runner shape, pinned GPUs, and whether to ask Ray even though the cluster
+    is too small now (an autoscaler grows it for pending demand); None: not now."""
+    spec, cfg = state.spec, loop.config
+    kind = KINDS[spec.kind]
+    cpus = spec.cpus if spec.cpus is not None else cfg.default_cpus
+    if kind.holds is Holds.TRIALS:  # its trials ask for the resources, not its runner
+        return Shape(0.0, 0.0, spec.resources), None, False
+    if kind.holds is Holds.WORKERS:
+        return _workers_shape(loop, state)
+    if loop.ledger is not None:
+        if cfg.gpu_mode == "slots":
+            claimed = loop.ledger.claim_slot(spec.id)
+            if claimed is None:
+                return None
+            gpus = claimed[1]
+        else:
+            gpus = spec.gpu_ids or (cfg.default_gpu,)
+            if len(gpus) > 1 and not cfg.allow_multi_gpu:
+                _unplaceable(loop, state, f"GpuID={'+'.join(map(str, gpus))!r} names several "
+                             "GPUs but allow_multi_gpu = false — use one GPU or allow it in "
+                             "[gpu]")
+                return None
+            if not loop.ledger.claim(spec.id, gpus):
+                return None
+        return Shape(0.0, cpus, spec.resources, node_id=loop.pool.node_id), gpus, False
+    gpus = state.asked_gpus if state.asked_gpus is not None else default_gpus(loop)
+    if gpus > 1 and not cfg.allow_multi_gpu:
+        _unplaceable(loop, state, f"GPUs={gpus:g} but allow_multi_gpu = false — ask for 1 GPU "
+                     "or less, or set allow_multi_gpu = true in [gpu]")
+        return None
+    shape = Shape(gpus, cpus, spec.resources)
+    if not loop.pool.can_ever_fit(shape):
+        totals = loop.pool.totals()
+        demand = {k: v for k, v in shape.demand().items() if v > 0}
+        message = f"needs {demand} but the cluster has { {k: totals.get(k, 0.0) for k in demand} }"
+        if loop.local_ray:
+            _unplaceable(loop, state, f"{message} — lower GPUs/CPUs, or start with --num-gpus N")
+            return None
+        waiting = sum(st.status is RowStatus.QUEUED for st in loop.rows.values())
+        if waiting >= MAX_WAITING_FOR_NODES:
+            return None
+        loop.note(f"{spec.id}: {message}; queued on Ray until a node that fits joins (an "
+                  "autoscaler starts one for this demand)")
+        return shape, None, True
+    return shape, None, False
+
+
+def _workers_shape(loop, state: RowState) -> tuple[Shape, None, bool] | None:
+    """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
+    (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
+    spec = state.spec
+    per_gpu = state.asked_gpus if state.asked_gpus is not None else default_gpus(loop)
+    per_cpu = spec.cpus if spec.cpus is not None else 1.0
+    workers = tuple((k, v * spec.workers) for k, v in (("CPU", per_cpu), ("GPU", per_gpu))
+                    if v > 0)
+    shape = Shape(0.0, 0.0, spec.resources, workers=workers)
+    if not loop.pool.can_ever_fit(shape):
+        totals = loop.pool.totals()
+        message = (f"{spec.workers} workers × {per_gpu:g} GPU, {per_cpu:g} CPU need "
+                   f"{dict(workers)} but the cluster has "
+                   f"{ {k: totals.get(k, 0.0) for k, _ in workers} }")
+        if loop.local_ray:
+            _unplaceable(loop, state, f"{message} — lower Workers/GPUs/CPUs, or start with "
+                         "--num-gpus N")
+            return None
+        loop.note(f"{spec.id}: {message}; its trainer waits on Ray until nodes that fit join")
+        return shape, None, True
+    return shape, None, False
+
+
+def _generation(loop, job_id: str) -> int:
+    """The attempt that began the row's current run: the one after its last Done attempt
+    (a row run again after Done starts afresh; a retry, a lost runner or a restarted
+    driver continue the run and resume from its checkpoints)."""
+    done = [a["attempt"] for a in loop.record.attempts(loop.queue_name, job_id)
+            if a["status"] == RowStatus.DONE.value]
+    return max(done, default=0) + 1

@@ -1,0 +1,54 @@
+"""Joining Ray: a cluster (token auth kept on) or a new local Ray on 127.0.0.1.
+
+The driver (``driver.session``), a Ray Train kind's job (``trainers.ray_job``) and a
+sweep's job all join through ``connect``; none of them needs the driver's config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["connect", "use_token_auth"]
+
+
+def connect(address: str | None = None, *, namespace: str = "orchestrator",
+            runtime_env: dict | None = None, log_to_driver: bool = False,
+            dashboard: bool = False, num_gpus: float = -1, num_cpus: float = -1) -> bool:
+    """Join ``address``, else RAY_ADDRESS's cluster, else start a local Ray.
+
+    ``runtime_env`` is the job's (e.g. ``{"env_vars": {...}}`` every worker gets);
+    ``log_to_driver``: workers' output is printed here; ``num_gpus``/``num_cpus`` (-1:
+    detect) and ``dashboard`` only matter for a new local Ray, whose dashboard binds to
+    127.0.0.1. Returns True when this process started Ray (it ends when the process does).
+    """
+    joining = bool(address or os.environ.get("RAY_ADDRESS"))
+    if joining:
+        use_token_auth()   # read when ray loads: before the import
+    import ray
+
+    common = dict(namespace=namespace, log_to_driver=log_to_driver,
+                  logging_level=logging.WARNING)
+    if runtime_env:
+        common["runtime_env"] = runtime_env
+    if joining:
+        ray.init(address=address or None, **common)
+        return False
+    options = dict(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                   **common)
+    if num_gpus >= 0:
+        options["num_gpus"] = num_gpus
+    if num_cpus >= 0:
+        options["num_cpus"] = num_cpus
+    ray.init(**options)
+    return True
+
+
+def use_token_auth() -> None:
+    """Joining a cluster: Ray >= 2.52 clusters want token auth, and a client must say
+    RAY_AUTH_MODE=token itself. We never turn auth off; a user's explicit setting wins."""
+    has_token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                 or (Path.home() / ".ray" / "auth_token").exists())
+    if has_token:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")

@@ -1,0 +1,6 @@
+"""Kind ``hf``: ``trainers.hf``'s Seq2SeqTrainer summarization on Ray Train, from the
+competition's config format; ``on_oom = halve_batch`` divides ``training.batch_size``."""
+
+from orchestrator.kinds._builtin import BuiltinKind
+
+KIND = BuiltinKind("hf", "hf", ray_train=True, knows_batch=True)

@@ -1,0 +1,46 @@
+"""Console lines: one per status change, ``time ID (name) old → new …``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+from rich.console import Console
+from rich.markup import escape
+
+from orchestrator.core import RowStatus, StatusChanged
+from orchestrator.views.table import style_of
+
+__all__ = ["ProgressPrinter"]
+
+S = RowStatus
+
+
+class ProgressPrinter:
+    """An observer printing a line for each status change (not for rows first seen)."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+    def __call__(self, change: StatusChanged) -> None:
+        if change.old is None:
+            return
+        now = datetime.fromtimestamp(change.time).strftime("%H:%M:%S") if change.time \
+            else datetime.now().strftime("%H:%M:%S")
+        new, old = change.new, change.old
+        name = f" ({escape(change.name)})" if change.name else ""
+        extra = ""
+        if new is S.QUEUED:
+            extra = f" attempt {change.attempt}"
+        elif new.is_finished or new in (S.INVALID, S.BLOCKED) or (
+                new is S.PENDING and old.is_active):
+            weight = change.row.get("WeightFile", "") if new is S.DONE else ""
+            if weight:
+                extra += f" weights {escape(weight)}"
+            if change.error:
+                extra += f" — {escape(change.error)}"
+        elif new is S.TRAINING:
+            extra = f" on {escape(change.row.get('Node', ''))}"
+        self.console.print(f"{now} [bold]{escape(change.job_id)}[/]{name} {old.label} → "
+                           f"[{style_of(new.label)}]{new.label}[/]{extra}", markup=True,
+                           highlight=False)

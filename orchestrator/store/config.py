@@ -1,0 +1,417 @@
+"""Configuration: the seed's INI format (and the same in YAML), validated once.
+
+One table, ``SETTINGS``, names every key: its section, type, default and help.
+Loading, the unknown-key check, ``--create_config`` and the CLI overlay all read
+that table, so a key is declared in exactly one place.
+Precedence: command line > config file > defaults.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.core import ON_OOM, RetryPolicy, parse_duration, parse_gpu_ids
+from orchestrator.infra.errors import ConfigError
+from orchestrator.infra.storage import StorageError, check, is_uri, public
+
+__all__ = ["Config", "SETTINGS", "load_config", "write_default_config", "parse_env_vars"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    field: str
+    type: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("general", "csv_file", "csv_file", str, "", "queue CSV (the command line's path wins)"),
+    Setting("general", "check_interval", "check_interval", float, 30.0,
+            "seconds between full re-reads of the CSV (edits are also seen when the file changes)"),
+    Setting("general", "max_training_process", "max_training_process", int, 0,
+            "most jobs running at once; 0 = as many as the cluster's resources allow"),
+    Setting("general", "process_gpu_mapping", "process_gpu_mapping", str, "",
+            "pin GPUs per concurrent slot, e.g. process0=0+1,process1=2 (needs "
+            "enable_gpu_assignment = true)"),
+    Setting("general", "auto_continue", "auto_continue", bool, True,
+            "keep starting rows as slots free; false = run the rows that fit now, then exit"),
+    Setting("general", "state_dir", "state_dir", str, "",
+            "where runs/<ID>/attempt-N/ and registry.db live (default: runs/ beside the CSV)"),
+    Setting("general", "storage", "storage", str, "",
+            "where run outputs are kept on a cluster without a shared filesystem: a URI such "
+            "as s3://bucket/runs (pyarrow options may follow, ?endpoint_override=host:port; "
+            "credentials come from the environment); empty = the state dir"),
+    Setting("general", "queue_name", "queue_name", str, "",
+            "name of this queue on Ray (actor names <queue>/...); default: the CSV's file name"),
+    Setting("general", "default_gpus", "default_gpus", str, "auto",
+            "GPUs for a row with an empty GPUs cell: a number, or auto = 1 when the cluster "
+            "has GPUs, else 0"),
+    Setting("general", "default_cpus", "default_cpus", float, 0.0,
+            "CPUs Ray reserves for a row with an empty CPUs cell"),
+    Setting("general", "weight_glob", "weight_glob", str,
+            "*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5",
+            "files in a run's directory that count as weights (comma-separated globs)"),
+    Setting("general", "metric", "metric", str, "",
+            "metric that picks the best weights and fills BestMetric, e.g. val_loss"),
+    Setting("general", "metric_goal", "metric_goal", str, "max", "max or min"),
+    Setting("general", "retry_backoff", "retry_backoff", float, 5.0,
+            "seconds before the first retry of a crashed row (doubles per attempt, max 300)"),
+    Setting("general", "stop_grace", "stop_grace", float, 10.0,
+            "seconds between SIGTERM and SIGKILL when stopping a job"),
+    Setting("general", "runner_idle", "runner_idle", float, 10.0,
+            "seconds an idle warm runner is kept for the next job of the same shape"),
+    Setting("general", "max_concurrent_trials", "max_concurrent_trials", int, 0,
+            "trials of one Kind=sweep row running at once; 0 = as many as fit"),
+    Setting("retry", "lost", "retry_lost", int, 3,
+            "free re-queues of an attempt whose runner or node went away (then Crash)"),
+    Setting("retry", "on_oom", "on_oom", str, "fail",
+            "after an out-of-memory attempt: fail, more_gpu (double the GPUs: 0.25 → 0.5 → 1 "
+            "→ 2 …) or halve_batch (hf, yolo rows); a row's OnOOM column wins"),
+    Setting("retry", "oom", "retry_oom", int, 3, "retries after out-of-memory (more_gpu, "
+            "halve_batch)"),
+    Setting("retry", "stall_timeout", "stall_timeout", float, 0.0,
+            "seconds without log output and without a metric before an attempt counts as "
+            "stalled and is stopped (0 = never)"),
+    Setting("retry", "stalled", "retry_stalled", int, 1, "retries after a stall"),
+    Setting("retry", "time_limit", "time_limit", str, "",
+            "how long an attempt may run before it is stopped: seconds or 90m, 2h, 1h30m "
+            "(empty = no limit); a row's TimeLimit column wins"),
+    Setting("retry", "timeout", "retry_timeout", int, 0, "retries after the time limit"),
+    Setting("wandb", "entity", "wandb_entity", str, "", "W&B entity passed as WANDB_ENTITY"),
+    Setting("wandb", "project", "wandb_project", str, "", "W&B project passed as WANDB_PROJECT"),
+    Setting("environment", "setup_script", "setup_script", str, "",
+            "bash script sourced before each command (relative to the CSV's folder)"),
+    Setting("environment", "use_conda", "use_conda", bool, False, "activate conda_env first"),
+    Setting("environment", "conda_env", "conda_env", str, "", "conda environment name"),
+    Setting("environment", "env_vars", "env_vars", str, "",
+            "extra environment, e.g. PYTHONPATH=/src,TOKENIZERS_PARALLELISM=false"),
+    Setting("gpu", "enable_gpu_assignment", "enable_gpu_assignment", bool, False,
+            "true = pin physical GPU ids yourself (seed modes below); false = Ray assigns GPUs "
+            "from each row's GPUs column"),
+    Setting("gpu", "default_gpu", "default_gpu", int, 0, "GPU for a row with an empty GpuID"),
+    Setting("gpu", "gpu_list", "gpu_list", str, "",
+            "GPUs the pinned modes may use, e.g. 0,1,2,3 (one slot per GPU)"),
+    Setting("gpu", "use_process_order", "use_process_order", bool, True,
+            "true = slot i gets process_gpu_mapping[i] (or gpu_list[i]); false = the GpuID column"),
+    Setting("gpu", "allow_multi_gpu", "allow_multi_gpu", bool, True,
+            "allow one job to hold several GPUs (GPUs > 1, GpuID 0+1, a mapping like 0+1)"),
+    Setting("ray", "address", "address", str, "",
+            "Ray cluster to join (ray://… or host:port); empty = RAY_ADDRESS, else a new "
+            "local Ray"),
+    Setting("ray", "num_gpus", "num_gpus", float, -1.0,
+            "GPUs a new local Ray declares (-1 = detect); logical GPUs let you try GPU "
+            "logic on a laptop"),
+    Setting("ray", "num_cpus", "num_cpus", float, -1.0,
+            "CPUs a new local Ray declares (-1 = detect)"),
+    Setting("ray", "dashboard", "dashboard", bool, True,
+            "start the dashboard with a new local Ray (bound to 127.0.0.1)"),
+    Setting("ray", "namespace", "namespace", str, "orchestrator", "Ray namespace of the actors"),
+)
+
+_FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
+
+
+@dataclass(frozen=True)
+class Config:
+    csv_file: str = ""
+    check_interval: float = 30.0
+    max_training_process: int = 0
+    process_gpu_mapping: str = ""
+    auto_continue: bool = True
+    state_dir: str = ""
+    storage: str = ""
+    queue_name: str = ""
+    default_gpus: str = "auto"
+    default_cpus: float = 0.0
+    weight_glob: str = "*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5"
+    metric: str = ""
+    metric_goal: str = "max"
+    retry_backoff: float = 5.0
+    stop_grace: float = 10.0
+    runner_idle: float = 10.0
+    max_concurrent_trials: int = 0
+    retry_lost: int = 3
+    on_oom: str = "fail"
+    retry_oom: int = 3
+    stall_timeout: float = 0.0
+    retry_stalled: int = 1
+    time_limit: str = ""
+    retry_timeout: int = 0
+    wandb_entity: str = ""
+    wandb_project: str = ""
+    setup_script: str = ""
+    use_conda: bool = False
+    conda_env: str = ""
+    env_vars: str = ""
+    enable_gpu_assignment: bool = False
+    default_gpu: int = 0
+    gpu_list: str = ""
+    use_process_order: bool = True
+    allow_multi_gpu: bool = True
+    address: str = ""
+    num_gpus: float = -1.0
+    num_cpus: float = -1.0
+    dashboard: bool = True
+    namespace: str = "orchestrator"
+    # not from the file
+    watch: bool = False
+    no_ui: bool = False
+    source: str = "defaults"
+    extra_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    # --------------------------------------------------------------- derived
+    @property
+    def slots(self) -> tuple[tuple[int, ...], ...]:
+        """Pinned GPU slots (``process_gpu_mapping`` or one per ``gpu_list`` entry)."""
+        if self.process_gpu_mapping.strip():
+            return parse_mapping(self.process_gpu_mapping, self.source)
+        return tuple((g,) for g in parse_gpu_ids(self.gpu_list))
+
+    @property
+    def gpu_mode(self) -> str:
+        """``ray`` (Ray assigns), ``slots`` (process order) or ``gpu_id`` (GpuID column)."""
+        if not self.enable_gpu_assignment:
+            return "ray"
+        if not self.use_process_order:
+            return "gpu_id"
+        return "slots" if self.slots else "ray"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return parse_env_vars(self.env_vars, self.source)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """What a failed attempt does next, by its failure kind."""
+        return RetryPolicy(backoff=self.retry_backoff, lost=self.retry_lost,
+                           on_oom=self.on_oom, oom=self.retry_oom, stalled=self.retry_stalled,
+                           timeout=self.retry_timeout, stall_timeout=self.stall_timeout,
+                           time_limit=parse_duration(self.time_limit) if self.time_limit else 0.0)
+
+    @property
+    def weight_globs(self) -> tuple[str, ...]:
+        return tuple(g.strip() for g in self.weight_glob.split(",") if g.strip())
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> Config:
+        """Check cross-field rules; return self (so calls chain)."""
+        src = self.source
+        if self.metric_goal not in ("max", "min"):
+            raise ConfigError(src, "metric_goal", self.metric_goal, "use max or min")
+        if self.default_gpus != "auto":
+            try:
+                value = float(self.default_gpus)
+            except ValueError:
+                raise ConfigError(src, "default_gpus", self.default_gpus,
+                                  "use auto or a number such as 0, 0.5, 1") from None
+            if value < 0 or (value > 1 and value != int(value)):
+                raise ConfigError(src, "default_gpus", self.default_gpus,
+                                  "use a fraction <= 1 or a whole number")
+        for key in ("check_interval", "retry_backoff", "stop_grace", "runner_idle",
+                    "stall_timeout"):
+            if getattr(self, key) < 0:
+                raise ConfigError(src, key, getattr(self, key), "use a number >= 0")
+        for key in ("retry_lost", "retry_oom", "retry_stalled", "retry_timeout"):
+            if getattr(self, key) < 0:
+                raise ConfigError(src, f"[retry] {key.removeprefix('retry_')}",
+                                  getattr(self, key), "use a whole number >= 0")
+        if self.on_oom not in ON_OOM:
+            near = difflib.get_close_matches(self.on_oom, ON_OOM, n=1)
+            raise ConfigError(src, "[retry] on_oom", self.on_oom,
+                              (f"did you mean {near[0]}? " if near else "") + "use "
+                              + ", ".join(ON_OOM))
+        if self.time_limit:
+            try:
+                parse_duration(self.time_limit)
+            except ValueError as e:
+                raise ConfigError(src, "[retry] time_limit", self.time_limit,
+                                  f"{e}: write seconds (3600) or 90m, 2h, 1h30m") from None
+        if self.max_training_process < 0:
+            raise ConfigError(src, "max_training_process", self.max_training_process,
+                              "use 0 (no cap) or a positive number")
+        try:
+            gpus = parse_gpu_ids(self.gpu_list)
+        except ValueError as e:
+            raise ConfigError(src, "gpu_list", self.gpu_list, f"{e}; use e.g. 0,1,2,3") from None
+        slots = self.slots  # raises on a bad mapping
+        if not self.allow_multi_gpu and any(len(s) > 1 for s in slots):
+            raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
+                              "a slot has several GPUs but allow_multi_gpu = false; set it "
+                              "to true or give each slot one GPU")
+        if self.use_conda and not self.conda_env:
+            raise ConfigError(src, "conda_env", "", "use_conda = true needs conda_env = <name>")
+        parse_env_vars(self.env_vars, src)  # raises on bad env_vars
+        if is_uri(self.state_dir):
+            raise ConfigError(src, "state_dir", self.state_dir,
+                              "the state dir holds registry.db and the driver's lock, so it "
+                              "is a filesystem path; give the URI as storage = "
+                              f"{self.state_dir} instead")
+        if self.storage and (not is_uri(self.storage) or self.storage.startswith("file:")):
+            raise ConfigError(src, "storage", self.storage,
+                              "use a URI such as s3://bucket/runs or gs://bucket/runs (a "
+                              "shared filesystem path goes in state_dir)")
+        if self.storage:
+            try:
+                check(self.storage)
+            except StorageError as e:
+                raise ConfigError(src, "storage", public(self.storage), str(e)) from None
+        del gpus
+        return self
+
+
+def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:
+    """``process0=0+1,process1=2`` → ``((0, 1), (2,))``."""
+    slots: dict[int, tuple[int, ...]] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, gpus = part.partition("=")
+        m = re.fullmatch(r"process(\d+)", name.strip())
+        if not sep or not m:
+            raise ConfigError(source, "process_gpu_mapping", text,
+                              f"{part!r} is not processN=GPU[+GPU…]; write e.g. "
+                              "process0=0+1,process1=2")
+        try:
+            ids = parse_gpu_ids(gpus)
+        except ValueError as e:
+            raise ConfigError(source, "process_gpu_mapping", text,
+                              f"{part!r}: {e}; GPUs are numbers joined by '+', e.g. "
+                              "process0=0+1") from None
+        if not ids:
+            raise ConfigError(source, "process_gpu_mapping", text, f"{part!r} names no GPU")
+        slots[int(m.group(1))] = ids
+    return tuple(slots[k] for k in sorted(slots))
+
+
+def parse_env_vars(text: str, source: str = "config") -> dict[str, str]:
+    """``A=1,B=x`` (or ``;`` / newlines between pairs) → ``{"A": "1", "B": "x"}``."""
+    out: dict[str, str] = {}
+    text = text.strip()
+    if not text:
+        return out
+    for part in re.split(r"[,;\n]\s*(?=[A-Za-z_][A-Za-z0-9_]*=)", text):
+        name, sep, value = part.strip().partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+            raise ConfigError(source, "env_vars", text,
+                              f"{part!r} is not NAME=value; separate pairs with commas")
+        out[name.strip()] = value.strip().rstrip(",;")
+    return out
+
+
+def _convert(setting: Setting, raw, source: str):
+    if raw is None:  # YAML's empty value
+        return setting.default
+    if setting.type is bool:
+        if isinstance(raw, bool):
+            return raw
+        norm = str(raw).strip().lower()
+        if norm in ("1", "true", "yes", "on"):
+            return True
+        if norm in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(source, f"[{setting.section}] {setting.key}", raw, "use true or false")
+    if setting.type in (int, float):
+        text = str(raw).strip()
+        if text == "":
+            return setting.default
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(source, f"[{setting.section}] {setting.key}", raw,
+                              f"use a number ({setting.help})") from None
+        if setting.type is int:
+            if value != int(value):
+                raise ConfigError(source, f"[{setting.section}] {setting.key}", raw,
+                                  "use a whole number")
+            return int(value)
+        return value
+    return "" if raw is None else str(raw).strip()
+
+
+def _sections_from_file(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        raise ConfigError(path, "config", str(path), "no such file; create one with "
+                          f"--create_config {path}")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(path, "yaml", str(e).splitlines()[0], "fix the YAML syntax") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ConfigError(path, "yaml", type(data).__name__,
+                              "the YAML must map section names to key: value maps")
+        return {str(s).lower(): {str(k): v for k, v in d.items()} for s, d in data.items()}
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as e:
+        raise ConfigError(path, "ini", str(e).splitlines()[0], "fix the INI syntax") from None
+    return {s.lower(): dict(parser.items(s)) for s in parser.sections()}
+
+
+def load_config(path: str | Path | None = None, **overrides) -> Config:
+    """Defaults, then the file (INI or YAML), then ``overrides`` (CLI; ``None`` = not given)."""
+    values: dict[str, Any] = {}
+    extra: dict[str, dict[str, str]] = {}
+    source = "defaults"
+    if path:
+        path = Path(path).expanduser()
+        source = str(path)
+        by_key = {(s.section, s.key): s for s in SETTINGS}
+        for section, items in _sections_from_file(path).items():
+            if section in _FREE_SECTIONS:
+                extra[section] = {k: str(v) for k, v in items.items()}
+                continue
+            known = [s.key for s in SETTINGS if s.section == section]
+            if not known:
+                sections = sorted({s.section for s in SETTINGS} | set(_FREE_SECTIONS))
+                near = difflib.get_close_matches(section, sections, n=1)
+                raise ConfigError(path, f"[{section}]", "",
+                                  (f"did you mean [{near[0]}]? " if near else "")
+                                  + f"valid sections: {', '.join(sections)}")
+            for key, raw in items.items():
+                setting = by_key.get((section, key.lower()))
+                if setting is None:
+                    near = difflib.get_close_matches(key.lower(), known, n=1)
+                    raise ConfigError(path, f"[{section}] {key}", raw,
+                                      (f"did you mean {near[0]}? " if near else "")
+                                      + f"valid keys in [{section}]: {', '.join(known)}")
+                values[setting.field] = _convert(setting, raw, source)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+    extra_t = tuple((s, tuple(sorted(d.items()))) for s, d in sorted(extra.items()))
+    return Config(source=source, extra_sections=extra_t, **values).validate()
+
+
+def write_default_config(path: str | Path) -> Path:
+    """Write a commented INI with every key at its default."""
+    path = Path(path).expanduser()
+    lines = ["# Orchestrator configuration (the seed's INI format; a YAML file with the same",
+             "# sections works too). Command-line flags override these values.", ""]
+    section = None
+    for s in SETTINGS:
+        if s.section != section:
+            section = s.section
+            lines += ["", f"[{section}]"]
+        default = s.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        lines += [f"# {s.help}", f"{s.key} = {default}"]
+    lines += ["", "[email]", "# kept for notifications: smtp_server, smtp_port, username,",
+              "# from_addr, to_addr (passwords belong in NOTIFY_EMAIL_PASSWORD, not here)", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

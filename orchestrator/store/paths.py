@@ -1,0 +1,110 @@
+"""Where a queue lives in its state dir, and how other terminals find its driver.
+
+A running driver holds ``<state-dir>/.driver-<queue>.lock`` (so two drivers never
+run one queue) and writes ``.driver-<queue>.json`` with its Ray address, so
+``orchestrator stop/status/logs`` from another terminal can reach its jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from orchestrator.infra.errors import OrchestratorError
+from orchestrator.store.config import Config
+
+__all__ = ["QueuePaths", "queue_paths", "DriverLock", "read_driver_info"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuePaths:
+    csv: Path
+    state_dir: Path
+    name: str
+
+    @property
+    def registry(self) -> Path:
+        return self.state_dir / "registry.db"
+
+    @property
+    def driver_info(self) -> Path:
+        return self.state_dir / f".driver-{self.name}.json"
+
+    @property
+    def driver_lock(self) -> Path:
+        return self.state_dir / f".driver-{self.name}.lock"
+
+    @property
+    def requests(self) -> Path:
+        """Where other terminals leave requests for the running driver (``stop``)."""
+        return self.state_dir / f".requests-{self.name}"
+
+
+def queue_paths(csv_path: str | Path, config: Config) -> QueuePaths:
+    csv_path = Path(csv_path).expanduser().resolve()
+    if config.state_dir:
+        state = Path(config.state_dir).expanduser()
+        state = state if state.is_absolute() else (Path.cwd() / state)
+    else:
+        state = csv_path.parent / "runs"
+    name = config.queue_name or csv_path.stem
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "queue"
+    return QueuePaths(csv=csv_path, state_dir=state.resolve(), name=name)
+
+
+class DriverLock:
+    """Held by the one driver of a queue; records how to reach it."""
+
+    def __init__(self, paths: QueuePaths):
+        self.paths = paths
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(paths.driver_lock), timeout=0)
+
+    def __enter__(self) -> DriverLock:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            info = read_driver_info(self.paths) or {}
+            raise OrchestratorError(
+                f"another driver (pid {info.get('pid', '?')}) is already running "
+                f"{self.paths.csv}; watch it with `orchestrator status {self.paths.csv}` or "
+                "stop it first") from None
+        return self
+
+    def publish(self, address: str, namespace: str) -> None:
+        info = {"pid": os.getpid(), "address": address, "namespace": namespace,
+                "queue": self.paths.name, "csv": str(self.paths.csv), "started": time.time()}
+        tmp = self.paths.driver_info.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
+        os.replace(tmp, self.paths.driver_info)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.paths.driver_info.unlink()
+        except FileNotFoundError:
+            pass
+        self._lock.release()
+
+
+def read_driver_info(paths: QueuePaths) -> dict | None:
+    """The running driver's record, or None when no driver holds the queue."""
+    try:
+        info = json.loads(paths.driver_info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    lock = FileLock(str(paths.driver_lock), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return info      # held: the driver is alive
+    lock.release()
+    return None          # a stale file from a driver that died

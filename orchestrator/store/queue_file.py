@@ -1,0 +1,302 @@
+"""The queue file: a CSV the user edits while the orchestrator updates it.
+
+Reading keeps every record's raw text, so rows and cells the orchestrator does
+not change are written back byte for byte (quotes, newlines inside cells, BOM,
+line endings, unknown columns and their order). Writing is a merge by ID into
+the file as it is *now*, under a file lock, through a temp file and an atomic
+rename, so the user's concurrent edits survive and the file is never
+half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from orchestrator.core import REQUIRED_COLUMNS
+from orchestrator.infra.errors import QueueFileError
+
+__all__ = ["QueueFile", "Table", "Record"]
+
+logger = logging.getLogger(__name__)
+
+csv.field_size_limit(sys.maxsize)  # a long command or log excerpt is not an error
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
+_BOM = "\ufeff"
+#: Seconds a file must have been left alone before we trust a read for a merge.
+QUIET_S = 0.25
+
+
+@dataclass
+class Record:
+    """One CSV record: its cells (padded to the header), raw text and first line."""
+
+    cells: list[str]
+    raw: str            # the record's text without its line terminator
+    line: int           # 1-based physical line where the record starts
+    extra: list[str] = field(default_factory=list)  # cells beyond the header
+
+    def get(self, header_index: dict[str, int], column: str) -> str:
+        i = header_index.get(column)
+        return self.cells[i] if i is not None and i < len(self.cells) else ""
+
+
+@dataclass
+class Table:
+    """The parsed queue file."""
+
+    path: Path
+    header: list[str]
+    records: list[Record]          # data records (blank lines are kept in `blanks`)
+    encoding: str = "utf-8"
+    bom: bool = False
+    newline: str = "\n"
+    header_raw: str = ""
+    trailing_newline: bool = True
+    layout: list[tuple[str, int]] = field(default_factory=list)  # ("rec", i) / ("raw", text)
+    blanks: list[str] = field(default_factory=list)
+    stat: tuple[int, int] = (0, 0)  # (mtime_ns, size) of what was read
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.header)}
+
+    def rows(self) -> list[tuple[int, dict[str, str]]]:
+        """``(line, {column: value})`` for every data record, in file order."""
+        return [(r.line, dict(zip(self.header, r.cells, strict=False))) for r in self.records]
+
+
+class QueueFile:
+    """Read and merge-write one queue CSV."""
+
+    def __init__(self, path: str | Path, writable: Collection[str] | None = None):
+        """``writable``: the only columns ``update`` may write (None: any)."""
+        self.path = Path(path).expanduser().resolve()
+        self.writable = frozenset(writable) if writable is not None else None
+        self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), timeout=30)
+        self._written: tuple[int, int] | None = None  # (mtime_ns, size) of our last write
+
+    # ---------------------------------------------------------------- reading
+    def read(self, quiet: float = 0.0) -> Table:
+        """Parse the file. Raises ``QueueFileError`` for a missing/empty/unreadable file."""
+        data, st = self._read_stable(quiet)
+        return self._parse(data, st)
+
+    def _read_stable(self, quiet: float) -> tuple[bytes, os.stat_result]:
+        """Read bytes that were not being written: same stat before and after, and idle
+        for ``quiet`` seconds (an editor saving in place)."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                before = os.stat(self.path)
+                with open(self.path, "rb") as f:
+                    data = f.read()
+                after = os.stat(self.path)
+            except FileNotFoundError:
+                raise QueueFileError(self.path, "the queue file does not exist",
+                                     fix="check the path, or create it with the columns "
+                                     "ID,Name,TrainingCommand") from None
+            same = (before.st_mtime_ns, before.st_size, before.st_ino) == (
+                after.st_mtime_ns, after.st_size, after.st_ino) and len(data) == after.st_size
+            age = time.time() - after.st_mtime_ns / 1e9
+            ours = (after.st_mtime_ns, after.st_size) == self._written  # no editor involved
+            if same and (ours or age >= quiet or time.monotonic() > deadline):
+                return data, after
+            time.sleep(min(0.05, max(quiet - age, 0.01)))
+
+    def _parse(self, data: bytes, st: os.stat_result) -> Table:
+        text, encoding, bom = self._decode(data)
+        lines = _LINE_RE.findall(text)
+        if lines and lines[-1] == "":
+            lines.pop()
+        if not "".join(lines).strip():
+            raise QueueFileError(self.path, "the queue file is empty",
+                                 fix="add a header line: ID,Name,TrainingCommand")
+        newline = next((m for m in ("\r\n", "\n", "\r") if lines[0].endswith(m)), "\n")
+        table = Table(path=self.path, header=[], records=[], encoding=encoding, bom=bom,
+                      newline=newline, stat=(st.st_mtime_ns, st.st_size),
+                      trailing_newline=text.endswith(("\n", "\r")))
+        pos = 0  # index into `lines`
+        consumed: list[str] = []
+
+        def feed():
+            nonlocal pos
+            while pos < len(lines):
+                consumed.append(lines[pos])
+                pos += 1
+                yield lines[pos - 1]
+
+        reader = csv.reader(feed(), strict=False)
+        first = True
+        while True:
+            start_line = pos + 1
+            consumed.clear()
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise QueueFileError(self.path, f"cannot parse the CSV ({e})", line=start_line,
+                                     fix="close the open quote or fix the line") from None
+            raw = _strip_terminator("".join(consumed))
+            if first:
+                first = False
+                table.header = [c.strip() for c in cells]
+                table.header_raw = raw
+                continue
+            if not any(c.strip() for c in cells):
+                table.layout.append(("raw", len(table.blanks)))
+                table.blanks.append(raw)
+                continue
+            width = len(table.header)
+            rec = Record(cells=(cells + [""] * width)[:width], raw=raw, line=start_line,
+                         extra=cells[width:])
+            table.layout.append(("rec", len(table.records)))
+            table.records.append(rec)
+        self._check_header(table)
+        return table
+
+    def _decode(self, data: bytes) -> tuple[str, str, bool]:
+        bom = data.startswith(b"\xef\xbb\xbf")
+        try:
+            return data.decode("utf-8-sig"), "utf-8", bom
+        except UnicodeDecodeError:
+            pass
+        try:  # Excel on a Korean Windows saves CSV as cp949
+            return data.decode("cp949"), "cp949", False
+        except UnicodeDecodeError as e:
+            raise QueueFileError(self.path, f"the file is not UTF-8 text ({e})",
+                                 fix="save it as 'CSV UTF-8'") from None
+
+    def _check_header(self, table: Table) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.header]
+        if missing:
+            raise QueueFileError(
+                self.path, f"missing required column(s) {', '.join(missing)} "
+                f"(the header has: {', '.join(table.header) or 'nothing'})", line=1,
+                fix="the first line must name the columns, at least ID,TrainingCommand")
+        dupes = sorted({c for c in table.header if c and table.header.count(c) > 1})
+        if dupes:
+            raise QueueFileError(self.path, f"column(s) {', '.join(dupes)} appear twice in the "
+                                 "header", line=1, fix="rename or delete the extra column")
+
+    # ---------------------------------------------------------------- writing
+    def update(self, changes: Mapping[str, Mapping[str, str]]) -> Table:
+        """Merge ``{ID: {column: value}}`` into the file as it is now; return the new table.
+
+        Missing columns are appended to the header. Rows whose ID is not in the file
+        any more (the user deleted them) are skipped. Untouched records keep their
+        exact text.
+        """
+        if self.writable is not None:
+            refused = sorted({c for ch in changes.values() for c in ch} - self.writable)
+            if refused:
+                raise ValueError(f"refusing to write column(s) {', '.join(refused)} of "
+                                 f"{self.path}: they are the user's")
+        with self._lock:
+            for _ in range(20):
+                table = self.read(quiet=QUIET_S)
+                out = self._render(table, changes)
+                if out is None:
+                    return table
+                if self._replace(out, table):
+                    st = os.stat(self.path)
+                    self._written = (st.st_mtime_ns, st.st_size)
+                    return self._parse(out, st)
+            raise QueueFileError(self.path, "the file kept changing while we tried to "
+                                 "update it", fix="save it less often, or stop the other writer")
+
+    def _render(self, table: Table, changes: Mapping[str, Mapping[str, str]]) -> bytes | None:
+        idx = table.index
+        id_col = idx["ID"]
+        added = [c for c in dict.fromkeys(c for ch in changes.values() for c in ch)
+                 if c not in idx]
+        # stray cells beyond the header keep their own (unnamed) columns, before ours
+        stray = max((len(r.extra) for r in table.records), default=0) if added else 0
+        header = table.header + [""] * stray + added
+        new_idx = {name: i for i, name in enumerate(header)}
+        changed_any = bool(added)
+        rendered: list[str] = []
+        for rec in table.records:
+            row_changes = changes.get(rec.cells[id_col].strip()) or {}
+            extra = rec.extra
+            if added:
+                extra = []
+                cells = rec.cells + (rec.extra + [""] * stray)[:stray] + [""] * len(added)
+            else:
+                cells = list(rec.cells)
+            dirty = False
+            for column, value in row_changes.items():
+                value = "" if value is None else str(value)
+                if cells[new_idx[column]] != value:
+                    cells[new_idx[column]] = value
+                    dirty = True
+            if dirty:
+                rendered.append(_format_row(cells + extra))
+                changed_any = True
+            elif added and not rec.extra:
+                rendered.append(rec.raw + "," * (stray + len(added)))
+            elif added:
+                rendered.append(_format_row(cells))
+            else:
+                rendered.append(rec.raw)
+        if not changed_any:
+            return None
+        header_raw = _format_row(header) if added else table.header_raw
+        parts = [header_raw]
+        for kind, i in table.layout:
+            parts.append(rendered[i] if kind == "rec" else table.blanks[i])
+        text = table.newline.join(parts) + (table.newline if table.trailing_newline else "")
+        if table.bom:
+            text = _BOM + text
+        try:
+            return text.encode(table.encoding)
+        except UnicodeEncodeError as e:
+            raise QueueFileError(self.path, f"a new value cannot be written in the file's "
+                                 f"{table.encoding} encoding ({e.object[e.start:e.end]!r})",
+                                 fix="save the file as 'CSV UTF-8'") from None
+
+    def _replace(self, data: bytes, read_from: Table) -> bool:
+        """Atomically replace the file, unless it changed since ``read_from`` was read."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            st = os.stat(self.path)
+            os.chmod(tmp, st.st_mode & 0o7777)
+            if (st.st_mtime_ns, st.st_size) != read_from.stat:
+                os.unlink(tmp)
+                return False
+            os.replace(tmp, self.path)
+            return True
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _strip_terminator(raw: str) -> str:
+    for end in ("\r\n", "\n", "\r"):
+        if raw.endswith(end):
+            return raw[: -len(end)]
+    return raw
+
+
+def _format_row(cells: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(cells)  # quotes cells holding \r or \n
+    return buf.getvalue()[:-2]

@@ -1,0 +1,185 @@
+"""The run record: every attempt of every row, in SQLite (``<state-dir>/registry.db``).
+
+The driver is the only writer; ``orchestrator status/logs/stop`` read it from other
+terminals (WAL mode lets them read while it writes). The schema is versioned with
+``PRAGMA user_version``; each migration is a list of statements.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from orchestrator.core.status import ATTEMPT_ACTIVE
+
+__all__ = ["RunRecord", "connect", "transaction"]
+
+_MIGRATIONS: list[list[str]] = [
+    [  # version 1
+        """CREATE TABLE attempts (
+            queue TEXT NOT NULL, job_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+            status TEXT NOT NULL, command TEXT, runner TEXT, node TEXT, gpus TEXT,
+            started REAL, ended REAL, exit_code INTEGER, log_path TEXT, weight_file TEXT,
+            metrics TEXT, best_metric REAL, error TEXT, wandb_run_id TEXT,
+            PRIMARY KEY (queue, job_id, attempt))""",
+        "CREATE INDEX attempts_status ON attempts (queue, status)",
+        """CREATE TABLE runners (
+            queue TEXT NOT NULL, name TEXT NOT NULL, shape TEXT NOT NULL, created REAL,
+            PRIMARY KEY (queue, name))""",
+    ],
+    [  # version 2: the experiment tracker and model registry (orchestrator/registry.py)
+        """CREATE TABLE experiments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, description TEXT,
+            status TEXT NOT NULL, started REAL, ended REAL, config TEXT, model_type TEXT,
+            dataset_info TEXT, wandb_run_id TEXT, metrics TEXT, best_metrics TEXT,
+            final_metrics TEXT, model_id INTEGER, checkpoint_path TEXT, notes TEXT,
+            queue TEXT, job_id TEXT, attempt INTEGER)""",
+        "CREATE INDEX experiments_job ON experiments (queue, job_id, attempt)",
+        """CREATE TABLE experiment_metrics (
+            experiment_id INTEGER NOT NULL REFERENCES experiments(id), step INTEGER,
+            time REAL, name TEXT NOT NULL, value REAL)""",
+        "CREATE INDEX experiment_metrics_exp ON experiment_metrics (experiment_id, name)",
+        """CREATE TABLE models (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL,
+            architecture TEXT, checkpoint TEXT, config TEXT, performance TEXT,
+            training_info TEXT, file_path TEXT, experiment_id INTEGER, created REAL,
+            UNIQUE (name, version))""",
+    ],
+    [  # version 3: sweep trials point at their sweep's experiment
+        "ALTER TABLE experiments ADD COLUMN parent_id INTEGER REFERENCES experiments(id)",
+    ],
+    [  # version 4: an ended attempt's failure kind; one status vocabulary (the row's)
+        "ALTER TABLE attempts ADD COLUMN failure TEXT",
+        "ALTER TABLE experiments ADD COLUMN failure TEXT",
+        "UPDATE attempts SET status = 'Crash', failure = 'lost' WHERE status = 'Lost'",
+        "UPDATE attempts SET status = 'Stopped', failure = 'stopped' "
+        "WHERE status = 'Interrupted'",
+    ],
+]
+
+_ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
+                   "exit_code", "log_path", "weight_file", "metrics", "best_metric", "error",
+                   "wandb_run_id", "failure")
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open ``registry.db`` (WAL, autocommit, rows as ``sqlite3.Row``), migrated."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    _migrate(db)
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection):
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error): a write lock held for the
+    whole block, so a read-then-write inside it cannot race another process."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply missing migrations; the version is read inside the write lock, so two
+    processes opening a new file at once migrate it once."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+        return
+    with transaction(db):
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
+            for sql in statements:
+                db.execute(sql)
+            db.execute(f"PRAGMA user_version = {int(number)}")
+
+
+class RunRecord:
+    """Attempts and runners of the queues that share one state directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._db = connect(self.path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --------------------------------------------------------------- attempts
+    def begin_attempt(self, queue: str, job_id: str, attempt: int, **fields) -> None:
+        self._check(fields)
+        fields.setdefault("status", ATTEMPT_ACTIVE[0])
+        cols = ["queue", "job_id", "attempt", *fields]
+        marks = ",".join("?" * len(cols))
+        self._db.execute(f"INSERT OR REPLACE INTO attempts ({','.join(cols)}) VALUES ({marks})",
+                         [queue, job_id, attempt, *map(_encode, fields.values())])
+
+    def update_attempt(self, queue: str, job_id: str, attempt: int, **fields) -> None:
+        self._check(fields)
+        if not fields:
+            return
+        sets = ",".join(f"{name} = ?" for name in fields)
+        self._db.execute(f"UPDATE attempts SET {sets} WHERE queue = ? AND job_id = ? AND "
+                         "attempt = ?", [*map(_encode, fields.values()), queue, job_id, attempt])
+
+    def attempts(self, queue: str, job_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM attempts WHERE queue = ?", [queue]
+        if job_id is not None:
+            sql, args = sql + " AND job_id = ?", [*args, job_id]
+        rows = self._db.execute(sql + " ORDER BY job_id, attempt", args).fetchall()
+        return [_decode(r) for r in rows]
+
+    def latest(self, queue: str, job_id: str) -> dict | None:
+        row = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND job_id = ? "
+                               "ORDER BY attempt DESC LIMIT 1", (queue, job_id)).fetchone()
+        return _decode(row) if row else None
+
+    def active(self, queue: str) -> list[dict]:
+        """The attempts that were on a runner when their driver last wrote."""
+        marks = ",".join("?" * len(ATTEMPT_ACTIVE))
+        rows = self._db.execute(f"SELECT * FROM attempts WHERE queue = ? AND status IN "
+                                f"({marks}) ORDER BY job_id", (queue, *ATTEMPT_ACTIVE)).fetchall()
+        return [_decode(r) for r in rows]
+
+    # ---------------------------------------------------------------- runners
+    def add_runner(self, queue: str, name: str, shape: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)",
+                         (queue, name, json.dumps(shape, sort_keys=True), time.time()))
+
+    def remove_runner(self, queue: str, name: str) -> None:
+        self._db.execute("DELETE FROM runners WHERE queue = ? AND name = ?", (queue, name))
+
+    def runners(self, queue: str) -> dict[str, dict]:
+        """``{runner name: shape}`` of the runners this queue's drivers created."""
+        rows = self._db.execute("SELECT name, shape FROM runners WHERE queue = ?",
+                                (queue,)).fetchall()
+        return {name: json.loads(shape) for name, shape in rows}
+
+    @staticmethod
+    def _check(fields: dict) -> None:
+        unknown = set(fields) - set(_ATTEMPT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown attempt field(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(_ATTEMPT_FIELDS)}")
+
+
+def _encode(value):
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+
+
+def _decode(row: sqlite3.Row) -> dict:
+    out = dict(row)
+    if out.get("metrics"):
+        try:
+            out["metrics"] = json.loads(out["metrics"])
+        except ValueError:
+            pass
+    return out

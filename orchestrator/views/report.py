@@ -1,0 +1,395 @@
+"""The results report: one self-contained HTML page about a queue's runs.
+
+``build_report`` reads the queue CSV, the run record and each run's latest
+``metrics.jsonl`` and writes a single HTML file: status counts, a table of runs,
+metric curves, the best models by a metric, and the metric against
+hyperparameters for sweeps. Charts are PNGs drawn with matplotlib's Agg canvas
+and the bundled DejaVu font, embedded as base64; the page loads nothing from
+anywhere else. Every CSV cell is user input and is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from orchestrator.api import read_metrics
+from orchestrator.core import RowStatus
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
+from orchestrator.views.table import format_duration, status_rows
+
+__all__ = ["build_report"]
+
+MAX_METRIC_FIGURES = 6   # curve figures (one per metric key)
+MAX_RUNS_PER_FIGURE = 12
+MAX_BEST = 15            # bars in the best-models chart
+MAX_PARAM_PLOTS = 4
+MAX_POINTS = 2000        # points per curve; longer curves are thinned evenly
+NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file"})
+_RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
+       "savefig.dpi": 100, "svg.hashsalt": "report"}
+_BADGE = {s.label: color for s, color in (
+    (RowStatus.PENDING, "#8a8f98"), (RowStatus.HOLD, "#b07d2a"), (RowStatus.QUEUED, "#0e9aa7"),
+    (RowStatus.TRAINING, "#2f6fdb"), (RowStatus.DONE, "#2e9e4f"), (RowStatus.CRASH, "#d0342c"),
+    (RowStatus.STOPPED, "#d99a00"), (RowStatus.BLOCKED, "#a347ba"),
+    (RowStatus.INVALID, "#8b1e1e"))}
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}
+.badge{display:inline-block;padding:.15em .6em;border-radius:1em;color:#fff;font-size:.85em}
+.counts .badge{font-size:1em;margin-right:.4em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.path,td.err{max-width:28em;overflow-wrap:anywhere}.note{color:#666;font-style:italic}
+figure{margin:1em 0}figcaption{color:#444;font-size:.9em}img{max-width:100%}
+"""
+
+
+@dataclass
+class Run:
+    """One queue row as the report sees it."""
+
+    row: dict                                                  # a ``status_rows`` entry
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    last: dict = field(default_factory=dict)                   # the record's last metrics
+
+    @property
+    def id(self) -> str:
+        return self.row["id"]
+
+    def values(self, key: str) -> list[float]:
+        """Every value of ``key`` this run reported (the record's last one if no curve)."""
+        if key in self.curves:
+            return [y for _, y in self.curves[key]]
+        return [float(self.last[key])] if _is_number(self.last.get(key)) else []
+
+    def best(self, key: str, goal: str) -> float | None:
+        values = self.values(key)
+        return (max(values) if goal == "max" else min(values)) if values else None
+
+
+def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: str,
+                 output: str | Path, metric: str = "", goal: str = "max") -> Path:
+    """Write the HTML report of ``queue_name`` to ``output`` and return its path."""
+    if goal not in ("max", "min"):
+        raise ValueError(f"goal={goal!r}: use max or min")
+    import matplotlib
+
+    csv_path, output = Path(csv_path), Path(output)
+    runs = _load_runs(csv_path, Path(registry_path), queue_name)
+    params = _parameters(runs)
+    note = ""
+    if not metric:
+        metric = _default_metric(runs)
+        better = "higher" if goal == "max" else "lower"
+        note = (f"No metric was given; using <b>{_e(metric)}</b>, the first numeric metric "
+                f"found, {better} is better (choose with --metric and --goal)." if metric else "")
+    params.pop(metric, None)
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK
+        body = [_header(queue_name, csv_path), _counts(runs), _runs_table(runs, metric, goal),
+                _best_section(runs, metric, goal, note),
+                _curves_section(runs, metric, goal, skip=params),
+                _params_section(runs, params, metric, goal)]
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(queue_name)} report</title><style>{_CSS}</style></head>"
+            f"<body>\n{''.join(body)}</body></html>\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, output)
+    return output
+
+
+# ------------------------------------------------------------------ loading
+def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run]:
+    latest = _latest_attempts(registry_path, queue_name)
+    runs = []
+    for row in status_rows(QueueFile(csv_path).read().rows(), latest):
+        attempt = latest.get(row["id"]) or {}
+        _fill_from_record(row, attempt)
+        path = _metrics_path(csv_path.parent, row, attempt)
+        last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
+        runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last))
+    return runs
+
+
+def _fill_from_record(row: dict, attempt: dict) -> None:
+    """Cells the CSV lacks (the user cleared them, or an old file) come from the record."""
+    row["attempts"] = row["attempts"] or str(attempt.get("attempt") or "")
+    row["node"] = row["node"] or attempt.get("node") or ""
+    row["wandb_run_id"] = row["wandb_run_id"] or attempt.get("wandb_run_id") or ""
+    row["gpus"] = _gpus_text(row["gpus"])
+    if not row["started"] and attempt.get("started"):
+        row["started"] = datetime.fromtimestamp(attempt["started"]).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, dict]:
+    """``{job id: latest attempt}``; no record file means no attempts (none is created)."""
+    if not registry_path.is_file():
+        return {}
+    record = RunRecord(registry_path)
+    try:
+        return {a["job_id"]: a for a in record.attempts(queue_name)}  # the last attempt wins
+    finally:
+        record.close()
+
+
+def _metrics_path(csv_dir: Path, row: dict, attempt: dict) -> Path | None:
+    log = attempt.get("log_path") or row.get("log") or ""
+    if not log:
+        return None
+    log_path = Path(log) if Path(log).is_absolute() else csv_dir / log
+    return log_path.parent / "metrics.jsonl"
+
+
+def _read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """``{key: [(x, value)]}`` of every numeric key; x is ``step`` or the line number."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for index, line in enumerate(read_metrics(path).history):
+        x = float(line["step"]) if _is_number(line.get("step")) else float(index)
+        for key, value in line.items():
+            if key not in NOT_METRICS and _is_number(value):
+                curves.setdefault(str(key), []).append((x, float(value)))
+    return curves
+
+
+def _parameters(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """Numeric keys constant within each run and different between runs (``lr``, ...):
+    ``{key: {run id: value}}``. A key needs one run that reported it at least twice."""
+    keys = dict.fromkeys(k for r in runs for k in (*r.curves, *r.last) if k not in NOT_METRICS)
+    params = {}
+    for key in keys:
+        per_run = {r.id: r.values(key) for r in runs if r.values(key)}
+        if all(len(set(v)) == 1 for v in per_run.values()) \
+                and any(len(v) > 1 for v in per_run.values()) \
+                and len({v[0] for v in per_run.values()}) > 1:
+            params[key] = {run_id: v[0] for run_id, v in per_run.items()}
+    return params
+
+
+def _default_metric(runs: list[Run]) -> str:
+    """The first numeric key that changes during a run, else the first numeric key."""
+    keys = list(dict.fromkeys(k for r in runs for k in (*r.curves, *r.last)
+                              if k not in NOT_METRICS and r.values(k)))
+    changing = (k for k in keys if any(len(set(r.values(k))) > 1 for r in runs))
+    return next(changing, keys[0] if keys else "")
+
+
+def _ranked(runs: list[Run], metric: str, goal: str) -> list[tuple[Run, float]]:
+    scored = [(r, r.best(metric, goal)) for r in runs] if metric else []
+    scored = [(r, v) for r, v in scored if v is not None]
+    return sorted(scored, key=lambda rv: rv[1], reverse=goal == "max")
+
+
+# ------------------------------------------------------------------ charts
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+@functools.cache
+def _dejavu_chars() -> frozenset[int]:
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(findfont(FontProperties(family="DejaVu Sans"))).get_charmap())
+
+
+def _drawable(text: str) -> str:
+    """``text`` if DejaVu has all its glyphs, else "" (the HTML caption names it)."""
+    return text if all(ord(c) in _dejavu_chars() for c in text) else ""
+
+
+def _img(fig, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _curve_chart(key: str, runs: list[Run]) -> str:
+    import matplotlib
+
+    fig = _figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    colours = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"].colors
+    for run, colour in zip(runs, colours, strict=False):
+        points = run.curves[key][:: max(1, len(run.curves[key]) // MAX_POINTS)]
+        style = "o-" if len(points) < 30 else "-"
+        ax.plot(*zip(*points, strict=True), style, label=run.id, color=colour, linewidth=1.4,
+                markersize=3)
+    ax.set(title=_drawable(key), xlabel="step", ylabel=_drawable(key))
+    ax.legend(fontsize=7, loc="best", ncols=2 if len(runs) > 6 else 1)
+    return _img(fig, f"{key} per step")
+
+
+def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
+    fig = _figure(7.5, 0.9 + 0.32 * len(ranked))
+    ax = fig.add_subplot()
+    ids = [r.id for r, _ in ranked]
+    values = [v for _, v in ranked]
+    bars = ax.barh(range(len(ids)), values, color="#2f6fdb")
+    ax.set_yticks(range(len(ids)), ids)
+    ax.invert_yaxis()  # the best at the top
+    ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=7)
+    ax.margins(x=0.15)
+    ax.set(xlabel=_drawable(metric), title=_drawable(f"best {metric} per run"))
+    ax.grid(axis="y", visible=False)
+    return _img(fig, f"best {metric} per run")
+
+
+def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: str) -> str:
+    fig = _figure(4.6, 3.4)
+    ax = fig.add_subplot()
+    xs = [x for _, x, _ in points]
+    ax.scatter(xs, [y for _, _, y in points], color="#d0342c", zorder=3)
+    for run_id, x, y in points if len(points) <= MAX_RUNS_PER_FIGURE else ():
+        ax.annotate(run_id, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if min(xs) > 0 and max(xs) / min(xs) >= 100:
+        ax.set_xscale("log")
+    ax.margins(0.15)
+    ax.set(xlabel=_drawable(param), ylabel=_drawable(metric),
+           title=_drawable(f"{metric} vs {param}"))
+    return _img(fig, f"{metric} vs {param}")
+
+
+# ------------------------------------------------------------------ HTML
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _badge(status: str, label: str = "") -> str:
+    colour = _BADGE.get(status, "#555")
+    return f'<span class="badge" style="background:{colour}">{_e(label or status)}</span>'
+
+
+def _class(name: str) -> str:
+    return f' class="{name}"' if name else ""
+
+
+def _nothing(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>\n'
+
+
+def _header(queue_name: str, csv_path: Path) -> str:
+    when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return (f"<h1>Queue {_e(queue_name)}</h1>\n<p class=\"meta\">CSV: <code>"
+            f"{_e(csv_path.resolve())}</code><br>generated {_e(when)}</p>\n")
+
+
+def _counts(runs: list[Run]) -> str:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.row["status"]] = counts.get(run.row["status"], 0) + 1
+    order = [s for s in _BADGE if s in counts] + [s for s in counts if s not in _BADGE]
+    badges = " ".join(_badge(s, f"{s} {counts[s]}") for s in order)
+    return f'<h2>Status</h2>\n<p class="counts">{badges or "no rows"} ' \
+           f'<span class="meta">({len(runs)} rows)</span></p>\n'
+
+
+def _runs_table(runs: list[Run], metric: str, goal: str) -> str:
+    if not runs:
+        return "<h2>Runs</h2>\n" + _nothing("The queue has no rows.")
+    best_head = f"Best {metric} ({goal})" if metric else "Best metric"
+    heads = ["ID", "Name", "Status", "Attempts", "Node", "GPUs", "Started", "Duration",
+             best_head, "Weight file", "W&B run", "Error"]
+    lines = ["<h2>Runs</h2>\n<table class=\"runs\"><tr>"
+             + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>"]
+    for run in runs:
+        r, best = run.row, run.best(metric, goal) if metric else None
+        best_text = f"{best:.4g}" if best is not None else r["best_metric"]
+        cells = [(r["id"], ""), (r["name"], ""), None, (r["attempts"], "num"), (r["node"], ""),
+                 (r["gpus"], ""), (r["started"], ""), (format_duration(r["elapsed_s"]), "num"),
+                 (best_text, "num"), (r["weight_file"], "path"), (r["wandb_run_id"], ""),
+                 (r["error"], "err")]
+        tds = "".join(f"<td>{_badge(r['status'])}</td>" if c is None else
+                      f'<td{_class(c[1])}>{_e(c[0])}</td>' for c in cells)
+        lines.append(f"<tr>{tds}</tr>")
+    return "\n".join(lines) + "</table>\n"
+
+
+def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
+    out = f"<h2>Best models</h2>\n{f'<p>{note}</p>' if note else ''}"
+    ranked = _ranked(runs, metric, goal)[:MAX_BEST]
+    if not ranked:
+        return out + _nothing("Nothing to plot: no run reported a numeric metric"
+                              + (f" named {metric!r}." if metric else "."))
+    order = ", ".join(r.id for r, _ in ranked)
+    rows = "".join(f'<tr><td class="num">{i}</td><td class="id">{_e(r.id)}</td>'
+                   f'<td>{_e(r.row["name"])}</td><td class="num">{v:.6g}</td></tr>'
+                   for i, (r, v) in enumerate(ranked, 1))
+    return (out + f"<figure>{_best_chart(ranked, metric)}<figcaption>{_e(metric)}, "
+            f"{'higher' if goal == 'max' else 'lower'} is better; best first: {_e(order)}"
+            f"</figcaption></figure>\n<table class=\"ranking\" id=\"best-models\"><tr><th>#</th>"
+            f"<th>ID</th><th>Name</th><th>{_e(metric)}</th></tr>{rows}</table>\n")
+
+
+def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
+    out = "<h2>Metric curves</h2>\n"
+    keys = list(dict.fromkeys(k for r in runs for k in r.curves))
+    keys = sorted(keys, key=lambda k: k != metric)  # the chosen metric first
+    curved = [k for k in keys if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
+    if not curved:
+        return out + _nothing("Nothing to plot: no run's metrics.jsonl has a metric that "
+                              "changes during the run.")
+    ranked = [r for r, _ in _ranked(runs, metric, goal)]
+    order = ranked + [r for r in runs if r not in ranked]
+    for key in curved[:MAX_METRIC_FIGURES]:
+        with_key = [r for r in order if r.curves.get(key)]
+        shown = with_key[:MAX_RUNS_PER_FIGURE]
+        caption = f"{key}: {len(shown)} run(s)"
+        if len(with_key) > len(shown):
+            caption += f" of {len(with_key)}, the best by {metric} first"
+        caption += "; x is the step (the line number where a run reports none)"
+        out += (f"<figure>{_curve_chart(key, shown)}<figcaption>{_e(caption)}</figcaption>"
+                "</figure>\n")
+    if len(curved) > MAX_METRIC_FIGURES:
+        out += _nothing(f"Not drawn: {', '.join(curved[MAX_METRIC_FIGURES:])}.")
+    return out
+
+
+def _params_section(runs: list[Run], params: dict, metric: str, goal: str) -> str:
+    best = {r.id: v for r, v in _ranked(runs, metric, goal)}
+    plots = []
+    for param, values in params.items():
+        points = [(run_id, x, best[run_id]) for run_id, x in values.items() if run_id in best]
+        if len(points) >= 2:
+            plots.append(f"<figure>{_scatter_chart(param, points, metric)}<figcaption>best "
+                         f"{_e(metric)} against {_e(param)} ({len(points)} runs)</figcaption>"
+                         f"</figure>")
+        if len(plots) == MAX_PARAM_PLOTS:
+            break
+    if not plots:
+        return ""
+    return ("<h2>Metric vs parameter</h2>\n<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
+            + "\n".join(plots) + "</div>\n")
+
+
+def _gpus_text(value) -> str:
+    """The record keeps GPU ids as "0,1" or as a JSON list; show "0,1"."""
+    text = str(value or "")
+    if text.startswith("["):
+        try:
+            return ",".join(map(str, json.loads(text)))
+        except ValueError:
+            pass
+    return text
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

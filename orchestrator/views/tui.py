@@ -1,0 +1,530 @@
+"""The terminal UI: a live table of a queue, read from its files only.
+
+``QueueApp`` reads the CSV, ``registry.db``, each attempt's ``run.log`` and
+``metrics.jsonl`` (never Ray, never W&B) every second, so it can be attached from
+any terminal while a driver runs. Leaving it stops nothing. It *observes* the
+queue; the one thing it does is stop a row, through the ``stop`` it is given (the
+driver's own when it runs in the driver, ``orchestrator stop``'s otherwise).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.cells import cell_len
+from rich.markup import escape
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Log, Static
+
+from orchestrator.core import RowStatus
+from orchestrator.infra.errors import OrchestratorError
+from orchestrator.store.config import Config
+from orchestrator.store.paths import QueuePaths, read_driver_info
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
+from orchestrator.views.table import format_duration, status_rows, style_of
+
+__all__ = ["QueueApp", "COLUMNS", "StopRows"]
+
+logger = logging.getLogger(__name__)
+
+#: Stops rows of the queue: ``stop([ID]) -> {ID: what happened}``.
+StopRows = Callable[[list[str]], dict[str, str]]
+REFRESH_S = 1.0
+LOG_POLL_S = 0.5
+LOG_TAIL_BYTES = 256 * 1024
+NAME_MAX = 24
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    drop: int  # columns with the highest number go first when the terminal is narrow
+
+
+#: Table columns, in display order. ``drop=0``: always shown.
+COLUMNS = (
+    ColumnSpec("id", "ID", 0), ColumnSpec("name", "Name", 7), ColumnSpec("status", "Status", 0),
+    ColumnSpec("gpus", "GPUs", 30), ColumnSpec("node", "Node", 90),
+    ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
+    ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 40),
+    ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
+)
+_PROGRESS_TOTALS = {"epoch": ("epochs", "total_epochs", "num_epochs", "max_epochs"),
+                    "step": ("total_steps", "steps", "max_steps", "num_steps")}
+_NOT_METRICS = {"time", "weight_file", *_PROGRESS_TOTALS,
+                *(k for keys in _PROGRESS_TOTALS.values() for k in keys)}
+
+
+# ------------------------------------------------------------------ data
+@dataclass
+class RowView:
+    key: str            # the row key in the table: the ID (``ID@line`` for a duplicate)
+    id: str
+    name: str
+    status: str
+    cells: dict         # column key -> plain text
+    log_path: Path | None
+
+
+class MetricsTail:
+    """The last JSON line of each metrics file, re-read only when the file changed."""
+
+    def __init__(self):
+        self._cache: dict[Path, tuple[int, int, dict]] = {}
+
+    def last(self, path: Path) -> dict:
+        try:
+            st = path.stat()
+        except OSError:
+            return {}
+        hit = self._cache.get(path)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+        line = _last_json_line(path, st.st_size)
+        self._cache[path] = (st.st_size, st.st_mtime_ns, line)
+        return line
+
+
+def _last_json_line(path: Path, size: int) -> dict:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 16384))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return {}
+    for raw in reversed(tail.splitlines()):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            return line
+    return {}
+
+
+def progress_text(line: dict) -> str:
+    """``epoch 3/10``, ``step 200``, or '' from one metrics line."""
+    for unit, totals in _PROGRESS_TOTALS.items():
+        if unit in line:
+            total = next((line[k] for k in totals if line.get(k) not in (None, "")), None)
+            return f"{unit} {line[unit]}/{total}" if total is not None else f"{unit} {line[unit]}"
+    return ""
+
+
+def metric_text(line: dict, metric: str) -> str:
+    """The configured metric's latest value, else the first numeric one as ``key value``."""
+    if metric:
+        value = line.get(metric)
+        return _number(value) if value is not None else ""
+    for key, value in line.items():
+        if key not in _NOT_METRICS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            return f"{key} {_number(value)}"
+    return ""
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class QueueSource:
+    """Reads a queue's files into :class:`RowView` s; no Ray, no network."""
+
+    def __init__(self, paths: QueuePaths, config: Config):
+        self.paths, self.config = paths, config
+        self.metrics = MetricsTail()
+        self._record: RunRecord | None = None
+
+    def close(self) -> None:
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+    def _attempts(self) -> dict[str, dict]:
+        if self._record is None and self.paths.registry.exists():
+            self._record = RunRecord(self.paths.registry)
+        if self._record is None:
+            return {}
+        return {a["job_id"]: a for a in self._record.attempts(self.paths.name)}  # last wins
+
+    def load(self) -> list[RowView]:
+        rows = QueueFile(self.paths.csv).read().rows()
+        attempts = self._attempts()
+        views, seen = [], set()
+        for r in status_rows(rows, attempts):
+            key = r["id"] if r["id"] not in seen else f"{r['id']}@{r['line']}"
+            seen.add(key)
+            log = self._log_path(r, attempts.get(r["id"]) or {})
+            line = self.metrics.last(log.parent / "metrics.jsonl") if log else {}
+            cells = {"id": r["id"], "name": r["name"], "status": r["status"], "gpus": _gpus(r),
+                     "node": r["node"], "time": format_duration(r["elapsed_s"]),
+                     "progress": progress_text(line),
+                     "metric": metric_text(line, self.config.metric),
+                     "best": r["best_metric"], "attempts": r["attempts"],
+                     "wandb": r["wandb_run_id"]}
+            views.append(RowView(key, r["id"], r["name"], r["status"], cells, log))
+        return views
+
+    def _log_path(self, row: dict, attempt: dict) -> Path | None:
+        text = attempt.get("log_path") or row.get("log") or ""
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.paths.csv.parent / path
+
+
+def _gpus(row: dict) -> str:
+    gpus = row["gpus"]
+    if isinstance(gpus, str) and gpus.startswith("["):
+        try:
+            gpus = json.loads(gpus)
+        except ValueError:
+            pass
+    return ",".join(map(str, gpus)) if isinstance(gpus, list) else str(gpus or "")
+
+
+def fit_columns(views: list[RowView], width: int) -> list[ColumnSpec]:
+    """The columns that fit ``width`` cells, dropping the highest ``drop`` first."""
+    widths = {}
+    for col in COLUMNS:
+        content = max((cell_len(v.cells[col.key]) for v in views), default=0)
+        widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + 2  # cell padding
+    shown = list(COLUMNS)
+    for col in sorted(COLUMNS, key=lambda c: -c.drop):
+        if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
+            break
+        shown.remove(col)
+    return shown
+
+
+def _cell(column: str, text: str):
+    if column == "status":
+        return Text(text, style=style_of(text))
+    if column == "name":
+        return Text(text, no_wrap=True, overflow="ellipsis")
+    return text
+
+
+# ------------------------------------------------------------------ screens
+class QueueTable(DataTable):
+    BINDINGS = [
+        Binding("up", "cursor_up", "Up", key_display="↑"),
+        Binding("down", "cursor_down", "Down", key_display="↓"),
+        Binding("enter", "select_cursor", "Log", key_display="⏎"),
+    ]
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized())
+
+    class Resized(Message):
+        """The table changed size: columns may be shown or hidden."""
+
+
+class FilterInput(Input):
+    BINDINGS = [Binding("escape", "app.clear_filter", "Clear filter")]
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """``question`` — y / n."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Static { width: auto; max-width: 90%; padding: 1 2;
+                             border: thick $warning; background: $surface; }
+    """
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
+                Binding("escape", "answer(False)", "No", show=False)]
+
+    def __init__(self, question: str):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{escape(self.question)}  [b]y[/b]/[b]n[/b]", id="question")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class LogScreen(Screen):
+    """Follows one file like ``tail -f``: its end first, then whatever is appended."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
+                Binding("q", "app.pop_screen", "Back")]
+
+    def __init__(self, title: str, path: Path | None):
+        super().__init__()
+        self.title_text, self.path = title, path
+        self._offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._missing_shown = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]{escape(self.title_text)}[/b]  {escape(str(self.path or '(no log)'))}",
+                     id="log-title", markup=True)
+        yield Log(id="log", max_lines=20000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.poll()
+        self.set_interval(LOG_POLL_S, self.poll)
+
+    def poll(self) -> None:
+        log = self.query_one(Log)
+        try:
+            size = self.path.stat().st_size if self.path else -1
+        except OSError:
+            size = -1
+        if size < 0:
+            if not self._missing_shown:
+                log.write_line(f"(no log yet{f' at {self.path}' if self.path else ''})")
+                self._missing_shown = True
+            return
+        if size < self._offset:  # truncated or replaced: start over
+            log.clear()
+            self._offset, self._decoder = 0, codecs.getincrementaldecoder("utf-8")("replace")
+        if self._offset == 0 and size > LOG_TAIL_BYTES:
+            self._offset = size - LOG_TAIL_BYTES
+        if size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(size - self._offset)
+        self._offset += len(data)
+        if self._missing_shown:
+            log.clear()
+            self._missing_shown = False
+        log.write(self._decoder.decode(data))
+
+
+# ------------------------------------------------------------------ the app
+class QueueApp(App):
+    """A live view of one queue: ``r`` refresh, ``s`` stop, ``l`` log, ``/`` filter."""
+
+    TITLE = "orchestrator"
+    CSS = """
+    #summary { height: auto; padding: 0 1; background: $boost; }
+    QueueTable { height: 1fr; }
+    FilterInput { dock: bottom; display: none; }
+    FilterInput.-shown { display: block; }
+    """
+    BINDINGS = [
+        Binding("r", "refresh_now", "Refresh"),
+        Binding("s", "stop", "Stop job"),
+        Binding("l", "log", "Log"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("q", "quit", "Quit"),  # only the UI: jobs keep running
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, paths: QueuePaths, config: Config, refresh_s: float = REFRESH_S,
+                 stop: StopRows | None = None):
+        super().__init__()
+        self.paths, self.config, self.refresh_s = paths, config, refresh_s
+        self.stop_rows = stop
+        self.source = QueueSource(paths, config)
+        self.views: list[RowView] = []
+        self.filter_text = ""
+        self.load_error = ""
+        self._shown: list[RowView] = []
+        self._columns: list[ColumnSpec] = []
+        self._keys: list[str] = []
+        self._cells: dict[str, dict] = {}
+        # held directly: no DOM query on every refresh
+        self.summary = Static("", id="summary")
+        self.table = QueueTable(id="table", cursor_type="row", zebra_stripes=True)
+        self.filter_box = FilterInput(placeholder="filter by ID, name or status — Enter "
+                                                  "applies, Escape clears", id="filter")
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield self.summary
+            yield self.table
+            yield self.filter_box
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.reload()
+        self.set_interval(self.refresh_s, self.reload)
+
+    def on_unmount(self) -> None:
+        self.source.close()
+
+    # ---------------------------------------------------------- refresh
+    def reload(self) -> None:
+        """Re-read the files and update what changed."""
+        before = {v.id: v.status for v in self.views}
+        try:
+            self.views = self.source.load()
+            self.load_error = ""
+        except (OrchestratorError, OSError) as e:  # a CSV mid-edit: keep the last table
+            self.load_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        crash = RowStatus.CRASH.label
+        crashed = [v.id for v in self.views if v.status == crash
+                   and before.get(v.id, crash) != crash]
+        if crashed and self.sound:
+            self.bell()
+        self._update_summary()
+        self._render_rows()
+
+    @property
+    def sound(self) -> bool:
+        """``[notify] sound = true``: ring the terminal bell when a row crashes."""
+        notify = dict(dict(self.config.extra_sections).get("notify", ()))
+        return str(notify.get("sound", "")).strip().lower() in ("1", "true", "yes", "on")
+
+    def _update_summary(self) -> None:
+        self.summary.update(self.summary_text())
+
+    def summary_text(self) -> str:
+        """The header: queue, driver, counts per status (subclasses add to it)."""
+        driver = read_driver_info(self.paths)
+        counts = Counter(v.status for v in self.views)
+        parts = [f"[{style_of(s)}]{s} {n}[/]"
+                 for s, n in sorted(counts.items())]
+        text = (f"[b]{escape(self.paths.name)}[/b]  {escape(str(self.paths.csv))}  "
+                f"{'driver pid ' + str(driver.get('pid')) if driver else 'no driver'}  "
+                f"{len(self.views)} rows: {' · '.join(parts)}")
+        if self.filter_text:
+            text += f"  [i]filter: {escape(repr(self.filter_text))} ({len(self._shown)} shown)[/i]"
+        busy: dict[str, set] = {}   # node -> GPU ids its running rows hold
+        for view in self.views:
+            gpus = view.cells.get("gpus") or ""
+            if RowStatus.from_label(view.status).is_active and gpus:
+                busy.setdefault(view.cells.get("node") or "?", set()).update(gpus.split(","))
+        if busy:
+            text += "\nbusy GPUs: " + " · ".join(
+                f"{escape(node)} [{','.join(sorted(ids))}]" for node, ids in sorted(busy.items()))
+        if self.load_error:
+            text += f"\n[red]{escape(self.load_error)}[/red]"
+        return text
+
+    def _matches(self, view: RowView) -> bool:
+        needle = self.filter_text.casefold()
+        return not needle or any(needle in s.casefold() for s in (view.id, view.name, view.status))
+
+    def _render_rows(self) -> None:
+        shown = [v for v in self.views if self._matches(v)]
+        self._shown = shown
+        columns = fit_columns(shown, max((self.table.size.width or self.size.width) - 2, 20))
+        keys = [v.key for v in shown]
+        if columns != self._columns or keys != self._keys:
+            self._rebuild(shown, columns)
+            return
+        table = self.table
+        for view in shown:
+            old = self._cells[view.key]
+            for col in columns:
+                new = view.cells[col.key]
+                if old.get(col.key) != new:
+                    table.update_cell(view.key, col.key, _cell(col.key, new), update_width=True)
+            self._cells[view.key] = view.cells
+
+    def _rebuild(self, shown: list[RowView], columns: list[ColumnSpec]) -> None:
+        table = self.table
+        selected = self.selected_key()
+        table.clear(columns=columns != self._columns)
+        if columns != self._columns:
+            for col in columns:
+                width = NAME_MAX if col.key == "name" and any(
+                    cell_len(v.name) > NAME_MAX for v in shown) else None
+                table.add_column(col.label, key=col.key, width=width)
+        for view in shown:
+            table.add_row(*(_cell(c.key, view.cells[c.key]) for c in columns), key=view.key)
+        self._columns, self._keys = columns, [v.key for v in shown]
+        self._cells = {v.key: v.cells for v in shown}
+        if selected in self._keys:
+            table.move_cursor(row=self._keys.index(selected), animate=False)
+        self._update_summary()
+
+    def on_queue_table_resized(self) -> None:
+        self._render_rows()
+
+    def selected_key(self) -> str | None:
+        if not self._keys:
+            return None
+        row = self.table.cursor_row
+        return self._keys[row] if 0 <= row < len(self._keys) else None
+
+    def selected(self) -> RowView | None:
+        key = self.selected_key()
+        return next((v for v in self._shown if v.key == key), None)
+
+    # ---------------------------------------------------------- actions
+    def action_refresh_now(self) -> None:
+        self.reload()
+
+    def action_filter(self) -> None:
+        box = self.filter_box
+        box.value = self.filter_text
+        box.add_class("-shown")
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        self._close_filter()
+
+    def action_clear_filter(self) -> None:
+        self.filter_text = ""
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.filter_box.remove_class("-shown")
+        self.table.focus()
+        self._render_rows()
+        self._update_summary()
+
+    def action_log(self) -> None:
+        view = self.selected()
+        if view is not None:
+            title = f"{view.id} {view.name}".strip()
+            self.push_screen(LogScreen(title, view.log_path))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_log()
+
+    def action_stop(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        if self.stop_rows is None:
+            self.notify("this view cannot stop rows", severity="warning")
+            return
+        name = f" ({view.name})" if view.name else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"stopping {view.id}…")
+                self._stop(view.id)
+
+        self.push_screen(ConfirmScreen(f"Stop {view.id}{name}, now {view.status}?"), answered)
+
+    @work(thread=True, group="stop")
+    def _stop(self, job_id: str) -> None:
+        """In a thread: stopping a running job may join Ray, which takes seconds."""
+        try:
+            outcome = self.stop_rows([job_id])
+            message, severity = outcome.get(job_id, "nothing to do"), "information"
+        except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
+            logger.exception("stopping %s", job_id)
+            message, severity = f"could not stop: {e}", "error"
+        self.call_from_thread(self._stopped, job_id, message, severity)
+
+    def _stopped(self, job_id: str, message: str, severity: str) -> None:
+        self.notify(f"{job_id}: {message}", severity=severity, timeout=6)
+        self.reload()

@@ -1,0 +1,208 @@
+"""The driver's whole loop on a fake runner pool: no Ray, a real CSV and a real SQLite
+record. What Ray itself must do (runners, GPUs, lost nodes) is in tests/ray."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import pytest
+
+from orchestrator.core import RowStatus
+from orchestrator.driver import requests
+from orchestrator.driver.loop import Scheduler
+from orchestrator.store.config import load_config
+from orchestrator.store.paths import queue_paths
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
+from tests.fake_pool import HOLD, FakePool
+from tests.helpers import read_rows, wait_for, write_csv
+
+HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "PretrainedModelId", "GPUs",
+          "Retries", "OnOOM", "Notes"]
+CUDA_OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def row(job_id, check="", parent="", gpus="0.5", retries="", on_oom="", notes=""):
+    return [job_id, f"name {job_id}", f"python train.py --id {job_id}", check, parent, gpus,
+            retries, on_oom, notes]
+
+
+class Run:
+    """A driver on ``pool`` in a thread, with every status change it told observers."""
+
+    def __init__(self, csv_path, pool, **settings):
+        settings.setdefault("retry_backoff", 0.0)
+        self.config = load_config(None, **settings)
+        self.paths = queue_paths(csv_path, self.config)
+        self.record = RunRecord(self.paths.registry)
+        self.changes = []
+        self.pool = pool
+        self.loop = Scheduler(QueueFile(csv_path), self.config, self.paths.state_dir,
+                              self.record, queue_name=self.paths.name, local_ray=True,
+                              observers=(self.changes.append,), pool=pool)
+        self.code = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        self.code = self.loop.run()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def join(self, timeout=30):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the loop did not finish"
+        return self.code
+
+    def attempts(self, job_id):
+        return [(a["attempt"], a["status"], a["failure"])
+                for a in self.record.attempts(self.paths.name, job_id)]
+
+
+def run(csv_path, pool, **settings) -> Run:
+    r = Run(csv_path, pool, **settings).start()
+    r.join()
+    return r
+
+
+def test_a_chain_with_a_retry_runs_in_order_and_records_every_attempt(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a", retries="1"), row("b", parent="a"),
+                                               row("c", parent="gone")])
+    pool = FakePool(outcomes={"a": [{"exit_code": 3, "log_tail": "boom"}, 0]})
+    r = run(q, pool)
+    rows = read_rows(q)
+    assert r.code == 1    # c is Invalid
+    assert (rows["a"]["TrainingCheck"], rows["a"]["Attempts"]) == ("Done", "2")
+    assert rows["b"]["TrainingCheck"] == "Done"
+    assert rows["c"]["TrainingCheck"] == "Invalid" and rows["c"]["Error"].startswith(
+        "invalid: PretrainedModelId='gone'")
+    assert r.attempts("a") == [(1, "Crash", "exit"), (2, "Done", "")]
+    assert [launch.job_id for launch, _ in pool.launches] == ["a", "a", "b"]
+
+
+def test_hold_never_starts_and_a_made_up_word_is_invalid(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("h", check="Hold"), row("w", check="Hodl"),
+                                               row("k", parent="h"), row("ok")])
+    pool = FakePool()
+    r = run(q, pool)
+    rows = read_rows(q)
+    assert rows["h"]["TrainingCheck"] == "Hold", "kept as written"
+    assert rows["w"]["TrainingCheck"] == "Invalid"
+    assert "'Hodl'" in rows["w"]["Error"] and "Rerun" in rows["w"]["Error"]
+    assert rows["k"]["TrainingCheck"] == "", "it waits for its held parent"
+    assert rows["ok"]["TrainingCheck"] == "Done"
+    assert [launch.job_id for launch, _ in pool.launches] == ["ok"]
+    assert r.code == 1
+
+
+def test_a_stale_save_reruns_nothing_and_keeps_the_users_edit(tmp_path):
+    ids = [f"r{i}" for i in range(8)]
+    q = write_csv(tmp_path / "q.csv", HEADER, [row(i) for i in ids] + [row("last")])
+    editor_copy = q.read_bytes()          # the editor opened the file before the run
+    pool = FakePool(outcomes={"last": [HOLD]})
+    r = Run(q, pool, max_training_process=9).start()
+    wait_for(lambda: all(read_rows(q)[i]["TrainingCheck"] == "Done" for i in ids),
+             what="eight rows Done")
+    lines = editor_copy.decode().splitlines()
+    cells = list(csv.reader(lines))
+    cells[1][1] = "renamed by hand"       # the one edit the user made
+    with open(q, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(cells)
+    wait_for(lambda: read_rows(q)["r0"]["TrainingCheck"] == "Done", what="r0 restored")
+    pool.finish("last")
+    assert r.join() == 0
+    rows = read_rows(q)
+    assert all(rows[i]["TrainingCheck"] == "Done" and rows[i]["Attempts"] == "1" for i in ids)
+    assert rows["r0"]["Name"] == "renamed by hand"
+    assert [launch.job_id for launch, _ in pool.launches].count("r0") == 1, "nothing ran twice"
+    assert len(pool.launches) == 9
+
+
+def test_clearing_trainingcheck_alone_runs_a_row_again(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b")])
+    run(q, FakePool())
+    QueueFile(q).update({"a": {"TrainingCheck": ""}})
+    pool = FakePool()
+    run(q, pool)
+    assert [launch.job_id for launch, _ in pool.launches] == ["a"]
+    assert read_rows(q)["a"]["Attempts"] == "2"
+
+
+def test_a_setup_failure_makes_one_attempt_whatever_the_retries(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("s", retries="2")])
+    tail = ("[orchestrator] use_conda = true but conda is not on this node's PATH: install "
+            "conda, add it to PATH in setup_script, or set use_conda = false")
+    pool = FakePool(outcomes={"s": [{"exit_code": 98, "log_tail": tail}]})
+    r = run(q, pool)
+    final = read_rows(q)["s"]
+    assert final["TrainingCheck"] == "Crash" and final["Attempts"] == "1"
+    assert final["Error"].startswith("setup: ") and "set use_conda = false" in final["Error"]
+    assert r.attempts("s") == [(1, "Crash", "setup")]
+
+
+def test_an_oom_under_more_gpu_retries_with_twice_the_gpus(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("o", gpus="0.5", on_oom="more_gpu")])
+    pool = FakePool(gpus=4, outcomes={"o": [{"exit_code": 1, "log_tail": CUDA_OOM}] * 3 + [0]})
+    r = run(q, pool)
+    assert [shape.gpus for _, shape in pool.launches] == [0.5, 1.0, 2.0, 4.0]
+    assert read_rows(q)["o"]["TrainingCheck"] == "Done"
+    assert [a[2] for a in r.attempts("o")] == ["oom", "oom", "oom", ""]
+
+
+def test_an_oom_without_a_policy_crashes_and_says_how(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("o", retries="3")])
+    pool = FakePool(outcomes={"o": [{"exit_code": 1, "log_tail": CUDA_OOM}]})
+    run(q, pool)
+    final = read_rows(q)["o"]
+    assert final["TrainingCheck"] == "Crash" and final["Error"].startswith("oom: ")
+    assert "more_gpu" in final["Error"] and len(pool.launches) == 1
+
+
+def test_a_stalled_attempt_is_retried_per_its_budget(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("st")])
+    stalled = {"exit_code": 143, "killed_for": "stalled", "kill_note": "no log output and no "
+               "metric for 5s (stall_timeout)"}
+    pool = FakePool(outcomes={"st": [stalled]})
+    r = run(q, pool, stall_timeout=5)
+    assert pool.launches[0][0].stall_timeout == 5, "the runner enforces it"
+    final = read_rows(q)["st"]
+    assert final["TrainingCheck"] == "Crash" and final["Error"].startswith("stalled: killed:")
+    assert r.attempts("st") == [(1, "Crash", "stalled"), (2, "Crash", "stalled")]
+
+
+def test_rows_done_at_start_are_told_to_observers(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("d", check="Done"), row("n")])
+    r = run(q, FakePool())
+    first_seen = {c.job_id: c.new for c in r.changes if c.old is None}
+    assert first_seen == {"d": RowStatus.DONE, "n": RowStatus.PENDING}
+
+
+def test_orchestrator_stop_asks_the_running_driver(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("long"), row("later", parent="long")])
+    pool = FakePool(outcomes={"long": [HOLD]})
+    r = Run(q, pool).start()
+    wait_for(lambda: read_rows(q)["long"]["TrainingCheck"] == "Training", what="Training")
+    answer = requests.ask(r.paths, ["long", "later"], timeout=10)
+    assert answer == {"long": "stopping (SIGTERM, then SIGKILL after the grace period)",
+                      "later": "Stopped (had not started)"}
+    assert r.join() == 1
+    rows = read_rows(q)
+    assert rows["long"]["TrainingCheck"] == "Stopped"
+    assert rows["long"]["Error"] == "stopped: stopped on request"
+    assert rows["later"]["TrainingCheck"] == "Stopped"
+    assert not list(r.paths.requests.iterdir()), "the request and its answer are gone"
+
+
+def test_the_driver_writes_only_its_own_columns(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a", notes="mine, = keep")])
+    before = {k: v for k, v in read_rows(q)["a"].items()}
+    run(q, FakePool())
+    after = read_rows(q)["a"]
+    for column in ("ID", "Name", "TrainingCommand", "GPUs", "Notes", "PretrainedModelId"):
+        assert after[column] == before[column]
+    with pytest.raises(ValueError, match="Notes"):
+        Scheduler(QueueFile(q), load_config(None), tmp_path / "runs",
+                  RunRecord(tmp_path / "runs" / "registry.db"), queue_name="q",
+                  local_ray=True, pool=FakePool()).queue.update({"a": {"Notes": "x"}})
