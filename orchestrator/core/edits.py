@@ -14,6 +14,7 @@ import enum
 from collections.abc import Iterable, Mapping
 
 from orchestrator.core.spec import OWNED_COLUMNS
+from orchestrator.core.status import read_word
 
 __all__ = ["Edit", "read_edit", "owned", "attempts_of"]
 
@@ -47,6 +48,8 @@ def read_edit(known: Mapping[str, str], history: Iterable[Mapping[str, str]],
     earlier versions (the file as first read included); ``seen``: the file now."""
     if _same(known, seen):
         return Edit.NONE
+    if read_word(seen.get("TrainingCheck")).rerun:   # never a value of ours: the user's
+        return Edit.WORD
     if attempts_of(seen) < attempts_of(known) or any(_same(old, seen) for old in history):
         return Edit.STALE
     if (seen.get("TrainingCheck") or "") != (known.get("TrainingCheck") or ""):

@@ -41,6 +41,10 @@ class RowRead(Event):
     problem: str = ""
     cells: Mapping[str, str] = field(default_factory=frozen_map)
     recorded_attempts: int = 0      # attempts the run record has of this row
+    # first read only: the owned cells an earlier driver last wrote into the row, and the
+    # row's command then (a different command: the ID was reused for a new row)
+    recorded: Mapping[str, str] = field(default_factory=frozen_map)
+    recorded_command: str = ""
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,14 @@ def _row_read(step: _Step, ev: RowRead) -> None:
     if not st.seen:
         step.state = st.replace(seen=True, cells=frozen_map(seen), spec=ev.spec,
                                 attempt=max(ev.recorded_attempts, attempts_of(seen)))
+        before = owned(ev.recorded) if ev.recorded else None
+        if (before is not None and ev.spec is not None
+                and ev.spec.command == ev.recorded_command
+                and read_edit(before, (), seen) is Edit.STALE):
+            # saved from a copy older than what the last driver wrote, while none ran
+            step.state = step.state.replace(cells=frozen_map(before))
+            _restore(step, seen)
+            seen = before
         _first_word(step, seen["TrainingCheck"])
         return
     if st.status.is_active:   # the driver's until it ends: the file cannot move it

@@ -249,6 +249,10 @@ class Scheduler:
             for job_id, row in cells.items():
                 self.cells.setdefault(job_id, {}).update(row)
             return
+        self.record.save_cells(self.queue_name, {
+            job_id: (dict(self.rows[job_id].cells),
+                     self.rows[job_id].spec.command if self.rows[job_id].spec else "")
+            for job_id in cells if job_id in self.rows})
         self._read(table)
 
     def _read(self, table: Table, first: bool = False) -> None:
@@ -263,20 +267,23 @@ class Scheduler:
             elif any(v.strip() for v in row.values()):
                 self.note(f"{table.path} line {line}: the row has no ID, so it cannot run — "
                           "give it a unique ID")
-        recorded = {}
+        recorded, written = {}, {}
         if first:
             for attempt in self.record.attempts(self.queue_name):
                 recorded[attempt["job_id"]] = max(recorded.get(attempt["job_id"], 0),
                                                   attempt["attempt"])
+            written = self.record.written_cells(self.queue_name)
         for line, row in rows:
             job_id = (row.get("ID") or "").strip()
             if not job_id or job_id not in lines_by_id or line != lines_by_id[job_id][0]:
                 continue
             state = self.rows.setdefault(job_id, RowState(job_id))
             spec, problem = self._parse(table, job_id, line, row, lines_by_id[job_id], state)
+            before, command = written.get(job_id, ({}, ""))
             self.apply(job_id, RowRead(line, spec, problem,
                                        cells={c: row.get(c, "") for c in OWNED_COLUMNS},
-                                       recorded_attempts=recorded.get(job_id, 0)))
+                                       recorded_attempts=recorded.get(job_id, 0),
+                                       recorded=before, recorded_command=command))
         for job_id in [j for j in self.rows if j not in lines_by_id]:
             state = self.apply(job_id, RowDeleted())
             if not state.status.is_active:

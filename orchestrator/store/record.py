@@ -58,6 +58,12 @@ _MIGRATIONS: list[list[str]] = [
         "UPDATE attempts SET status = 'Stopped', failure = 'stopped' "
         "WHERE status = 'Interrupted'",
     ],
+    [  # version 5: the owned cells a driver last wrote into each row, so the next driver
+        # can tell an editor's stale save made while none ran from the user's own edit
+        """CREATE TABLE row_cells (
+            queue TEXT NOT NULL, job_id TEXT NOT NULL, cells TEXT NOT NULL, command TEXT,
+            PRIMARY KEY (queue, job_id))""",
+    ],
 ]
 
 _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
@@ -148,6 +154,23 @@ class RunRecord:
         rows = self._db.execute(f"SELECT * FROM attempts WHERE queue = ? AND status IN "
                                 f"({marks}) ORDER BY job_id", (queue, *ATTEMPT_ACTIVE)).fetchall()
         return [_decode(r) for r in rows]
+
+    # -------------------------------------------------------------- row cells
+    def save_cells(self, queue: str, rows: dict[str, tuple[dict, str]]) -> None:
+        """``{job id: (owned cells as written, the row's command)}`` after a write."""
+        if not rows:
+            return
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO row_cells VALUES (?, ?, ?, ?)",
+                [(queue, job_id, json.dumps(cells, sort_keys=True), command)
+                 for job_id, (cells, command) in rows.items()])
+
+    def written_cells(self, queue: str) -> dict[str, tuple[dict, str]]:
+        """What ``save_cells`` last kept of each row of the queue."""
+        rows = self._db.execute("SELECT job_id, cells, command FROM row_cells WHERE queue = ?",
+                                (queue,)).fetchall()
+        return {job_id: (json.loads(cells), command or "") for job_id, cells, command in rows}
 
     # ---------------------------------------------------------------- runners
     def add_runner(self, queue: str, name: str, shape: dict) -> None:

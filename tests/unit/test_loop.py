@@ -120,6 +120,30 @@ def test_a_stale_save_reruns_nothing_and_keeps_the_users_edit(tmp_path):
     assert len(pool.launches) == 9
 
 
+def test_a_stale_save_made_while_no_driver_ran_reruns_nothing(tmp_path, caplog):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b"), row("c", parent="a")])
+    editor_copy = list(csv.reader(q.read_text().splitlines()))   # opened before the run
+    run(q, FakePool())
+    done = read_rows(q)
+    editor_copy[2][1] = "renamed by hand"                        # b's Name
+    editor_copy.append(row("d"))                                 # and a new row
+    with open(q, "w", newline="", encoding="utf-8") as f:        # saved after the driver quit
+        csv.writer(f).writerows(editor_copy)
+    pool = FakePool()
+    with caplog.at_level("WARNING"):
+        assert run(q, pool).code == 0
+    assert [launch.job_id for launch, _ in pool.launches] == ["d"], "only the new row runs"
+    rows = read_rows(q)
+    for job_id in "abc":
+        assert {c: rows[job_id][c] for c in ("TrainingCheck", "Attempts", "WandbRunID",
+                                             "Started", "Ended")} == \
+               {c: done[job_id][c] for c in ("TrainingCheck", "Attempts", "WandbRunID",
+                                             "Started", "Ended")}
+    assert rows["b"]["Name"] == "renamed by hand"
+    stale = [r.getMessage() for r in caplog.records if "older copy" in r.getMessage()]
+    assert len(stale) == 1 and "a, b, c" in stale[0], "one warning names the rows"
+
+
 def test_clearing_trainingcheck_alone_runs_a_row_again(tmp_path):
     q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b")])
     run(q, FakePool())

@@ -42,9 +42,12 @@ def spec(**kw) -> JobSpec:
     return JobSpec(**{"id": "m1", "line": 2, "name": "resnet", "command": "python t.py", **kw})
 
 
-def read(cells=None, *, state=None, sp=None, problem="", recorded=0):
+def read(cells=None, *, state=None, sp=None, problem="", recorded=0, before=None,
+         before_command="python t.py"):
     return RowRead(2, spec() if sp is None and not problem else sp, problem,
-                   cells=MappingProxyType(dict(cells or {})), recorded_attempts=recorded)
+                   cells=MappingProxyType(dict(cells or {})), recorded_attempts=recorded,
+                   recorded=MappingProxyType(dict(before or {})),
+                   recorded_command=before_command)
 
 
 def step(state, event, ctx=CTX):
@@ -164,6 +167,45 @@ def test_a_save_that_lowers_attempts_is_stale():
     done = run_to(S.DONE)
     state, effects = step(done, read({**done.cells, "Attempts": "0", "TrainingCheck": ""}))
     assert state.status is S.DONE and of(effects, Warn)
+
+
+def test_rerun_written_on_an_older_copy_is_the_users_word():
+    done = run_to(S.DONE)
+    state, effects = step(done, read({"TrainingCheck": "Rerun", "Attempts": ""}))
+    assert state.status is S.PENDING and not of(effects, Warn)
+
+
+# what an earlier driver last wrote (the run record keeps it): a save made while no
+# driver ran is read against it when the next driver starts
+WROTE = {"TrainingCheck": "Done", "Attempts": "2", "WandbRunID": "wb2",
+         "WeightFile": "runs/m1/attempt-2/w.pt", "Ended": "2026-12-01 10:00:00"}
+
+
+def test_a_stale_save_made_while_no_driver_ran_is_restored_at_start():
+    state, effects = step(RowState("m1"), read({"TrainingCheck": "", "Attempts": ""},
+                                               sp=spec(name="renamed"), recorded=2,
+                                               before=WROTE))
+    assert state.status is S.DONE and state.attempt == 2, "nothing runs again"
+    assert state.spec.name == "renamed", "the user's edit stays"
+    assert written(effects) == WROTE
+    assert [w.stale for w in of(effects, Warn)] == [True]
+    state, _ = step(state, READY)
+    assert state.status is S.DONE and not state.ready
+
+
+@pytest.mark.parametrize("cells,command,status", [
+    ({**WROTE, "TrainingCheck": ""}, "python t.py", S.PENDING),     # cleared alone: rerun
+    ({"TrainingCheck": "Rerun", "Attempts": ""}, "python t.py", S.PENDING),
+    ({"TrainingCheck": "", "Attempts": ""}, "python other.py", S.PENDING),  # a new row, same ID
+    ({**WROTE, "WeightFile": "/better/w.pt"}, "python t.py", S.DONE),  # fixed by hand: kept
+    (WROTE, "python t.py", S.DONE),
+])
+def test_edits_made_while_no_driver_ran_mean_what_they_say(cells, command, status):
+    state, effects = step(RowState("m1"), read(cells, recorded=2, before=WROTE,
+                                               before_command=command))
+    assert state.status is status
+    assert not of(effects, WriteCells) and not of(effects, Warn)
+    assert state.cell("WeightFile") == cells.get("WeightFile", "")
 
 
 def test_a_hand_edit_of_an_owned_cell_is_kept():
