@@ -378,7 +378,7 @@ class Scheduler:
         return self.apply(job_id, AttemptEnded(
             report, now=time.monotonic(),
             max_gpus=total / workers if self.local_ray else None,
-            halve_batch_ok=kind.knows_batch,
+            halve_batch_ok=spec is not None and not kind.halves_batch(spec),
             cells={"WeightFile": weight, **dict(extra.cells if extra else ())},
             details=dict(extra.details if extra else ())))
 

@@ -40,11 +40,10 @@ def parse_row(row: dict[str, str], line: int, path: str | Path,
     if spec.config_path is not None and not spec.config_path.exists():
         raise err("Config", spec.config_text, f"no such file ({spec.config_path})",
                   "fix the path; relative paths start at the queue file's folder")
-    if spec.on_oom == "halve_batch" and not kind.knows_batch:
-        raise err("OnOOM", row.get("OnOOM"), f"a {kind.name} row's batch is not the "
-                  "orchestrator's to change", "use more_gpu or fail")
     try:   # data a parent row writes may not exist yet
         kind.check(spec, check_paths=not spec.pretrained_id)
     except KindError as e:
         raise err(e.column, e.value, e.problem, e.fix) from None
+    if spec.on_oom == "halve_batch" and (why := kind.halves_batch(spec)):
+        raise err("OnOOM", row.get("OnOOM"), why, "use more_gpu or fail")
     return spec

@@ -40,7 +40,7 @@ class BuiltinKind(Kind):
         self.ray_train = ray_train
         self.holds = Holds.WORKERS if ray_train else Holds.RUNNER
         self.uri_aware = ray_train    # Ray Train keeps its checkpoints at the storage URI
-        self.knows_batch = knows_batch
+        self._knows_batch = knows_batch
         self.storage_name = name
 
     @property
@@ -69,6 +69,9 @@ class BuiltinKind(Kind):
         except OSError:
             key = None   # the loader says what is wrong with it
         return _checked(self.package, self.loader, Path(path), check_paths, key)
+
+    def halves_batch(self, spec: JobSpec) -> str:
+        return "" if self._knows_batch else super().halves_batch(spec)
 
     def metric(self, spec: JobSpec, default: str, goal: str) -> tuple[str, str]:
         module = importlib.import_module(f"{self.module}.config")

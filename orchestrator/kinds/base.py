@@ -64,14 +64,17 @@ class Kind:
     #: the job reads and writes storage URIs itself, on whichever nodes it spreads to
     #: (its checkpoints, and its parent's weights on each worker or trial)
     uri_aware: bool = False
-    #: it can run with a smaller batch (``on_oom = halve_batch``)
-    knows_batch: bool = False
     #: the folder under ``runs/<ID>/`` its checkpoints live in ("" = none)
     storage_name: str = ""
 
     def check(self, spec: JobSpec, *, check_paths: bool = True) -> None:
         """Raise ``KindError`` when a row of this kind cannot run as written.
         ``check_paths=False``: leave out data that a parent row may be what writes."""
+
+    def halves_batch(self, spec: JobSpec) -> str:
+        """Why this row cannot run with a smaller batch (``on_oom = halve_batch``); "" when
+        it can: the kind then divides its batch by ``ORCH_BATCH_DIVISOR``."""
+        return f"a {self.name} row's batch is not the orchestrator's to change"
 
     def metric(self, spec: JobSpec, default: str, goal: str) -> tuple[str, str]:
         """The metric (and ``max``/``min``) a row is judged by; the queue's by default."""

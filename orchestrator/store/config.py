@@ -77,7 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
             "free re-queues of an attempt whose runner or node went away (then Crash)"),
     Setting("retry", "on_oom", "on_oom", str, "fail",
             "after an out-of-memory attempt: fail, more_gpu (double the GPUs: 0.25 → 0.5 → 1 "
-            "→ 2 …) or halve_batch (hf, yolo rows); a row's OnOOM column wins"),
+            "→ 2 …) or halve_batch (hf, yolo, ddp rows with params.batch_size); a row's OnOOM "
+            "column wins"),
     Setting("retry", "oom", "retry_oom", int, 3, "retries after out-of-memory (more_gpu, "
             "halve_batch)"),
     Setting("retry", "stall_timeout", "stall_timeout", float, 0.0,

@@ -80,3 +80,13 @@ def test_a_config_edited_after_it_passed_is_checked_again(tmp_path):
     config.write_text("entry: m:T\nbuild: m:b\nepochs: 3\nepochz: 4\n")
     with pytest.raises(QueueFileError, match="epochz"):
         row_spec(tmp_path, Kind="ddp", Config="d.yaml")
+
+
+def test_halve_batch_on_a_ddp_row_needs_a_batch_size_in_its_params(tmp_path):
+    (tmp_path / "d.yaml").write_text("entry: m:T\nbuild: m:b\nparams: {lr: 0.1}\n")
+    with pytest.raises(QueueFileError, match="params.batch_size") as err:
+        row_spec(tmp_path, Kind="ddp", Config="d.yaml", OnOOM="halve_batch")
+    assert err.value.column == "OnOOM" and "more_gpu" in str(err.value)
+    (tmp_path / "d.yaml").write_text("entry: m:T\nbuild: m:b\nparams: {batch_size: 32}\n")
+    assert row_spec(tmp_path, Kind="ddp", Config="d.yaml", OnOOM="halve_batch").on_oom == \
+        "halve_batch"

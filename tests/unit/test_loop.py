@@ -175,6 +175,19 @@ def test_an_oom_under_more_gpu_retries_with_twice_the_gpus(tmp_path):
     assert [a[2] for a in r.attempts("o")] == ["oom", "oom", "oom", ""]
 
 
+def test_an_oom_under_halve_batch_tells_the_next_attempt_to_halve_its_batch(tmp_path):
+    (tmp_path / "d.yaml").write_text("entry: m:T\nbuild: m:b\nparams: {batch_size: 32}\n")
+    q = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "Kind", "Config", "GPUs",
+                                       "OnOOM"],
+                  [["d", "", "ddp", "d.yaml", "1", "halve_batch"]])
+    pool = FakePool(gpus=4, outcomes={"d": [{"exit_code": 1, "log_tail": CUDA_OOM}] * 2 + [0]})
+    run(q, pool)
+    assert [dict(launch.env).get("ORCH_BATCH_DIVISOR") for launch, _ in pool.launches] == \
+        [None, "2", "4"]
+    assert len({shape for _, shape in pool.launches}) == 1, "the resources stay as asked"
+    assert read_rows(q)["d"]["TrainingCheck"] == "Done"
+
+
 def test_an_oom_without_a_policy_crashes_and_says_how(tmp_path):
     q = write_csv(tmp_path / "q.csv", HEADER, [row("o", retries="3")])
     pool = FakePool(outcomes={"o": [{"exit_code": 1, "log_tail": CUDA_OOM}]})

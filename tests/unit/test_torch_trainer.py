@@ -242,6 +242,14 @@ def test_example_config_loads_and_names_its_metric():
     assert metric(cfg) == ("valid_loss", "min")
 
 
+def test_a_halve_batch_retry_divides_params_batch_size():
+    assert load(EXAMPLES / "ddp_dummy.yaml", environ={}).params["batch_size"] == 32
+    cfg = load(EXAMPLES / "ddp_dummy.yaml", environ={"ORCH_BATCH_DIVISOR": "4"})
+    assert cfg.params["batch_size"] == 8 and cfg.params["lr"] == 0.01
+    assert load(EXAMPLES / "ddp_dummy.yaml",
+                environ={"ORCH_BATCH_DIVISOR": "64"}).params["batch_size"] == 1
+
+
 def test_config_defaults_and_goal_from_the_metric_name(tmp_path):
     cfg = load(write(tmp_path, "entry: m:train\nmetric: valid_acc\n"))
     assert metric(cfg) == ("valid_acc", "max")

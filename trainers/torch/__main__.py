@@ -19,6 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from orchestrator.api import batch_divisor
 from orchestrator.infra.storage import is_uri, join, public
 from trainers.errors import ConfigError
 from trainers.torch.config import DDPConfig, load
@@ -77,6 +78,9 @@ class _Usage(ValueError):
 
 def _check(args) -> DDPConfig:
     cfg = load(args.config)
+    if batch_divisor() > 1 and "batch_size" in cfg.params:
+        print(f"[ddp] an earlier attempt ran out of memory: params.batch_size is now "
+              f"{cfg.params['batch_size']} (divided by {batch_divisor()})", flush=True)
     if args.workers < 1:
         raise _Usage(f"--workers {args.workers}: run at least 1 worker")
     if args.gpus_per_worker < 0 or args.cpus_per_worker < 0:

@@ -2,7 +2,8 @@
 
 The orchestrator calls ``load`` when it reads the queue (a bad row is rejected
 before anything runs) and ``metric`` to pick the row's ``BestMetric``, so this module
-imports only the standard library and yaml — never torch.
+imports only the standard library, yaml and the job-side ``orchestrator.api`` — never
+torch.
 
     entry: ddp_dummy:DummyTrainer     # a Trainer subclass, or a train_loop_per_worker(config)
     build: ddp_dummy:build            # for a Trainer: build(params) -> dict(model, optimizer, ...)
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.api import batch_divisor
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
@@ -77,8 +79,10 @@ def metric(cfg: DDPConfig) -> tuple[str, str]:
     return cfg.metric, cfg.goal
 
 
-def load(path: str | Path) -> DDPConfig:
-    """Read and validate a ``Kind=ddp`` YAML; raises ConfigError naming the key and the fix."""
+def load(path: str | Path, environ=None) -> DDPConfig:
+    """Read and validate a ``Kind=ddp`` YAML; raises ConfigError naming the key and the fix.
+    After an out-of-memory attempt under ``on_oom = halve_batch`` (``ORCH_BATCH_DIVISOR``
+    in ``environ``), a whole ``params.batch_size`` is divided (never below 1)."""
     path = Path(path).expanduser().resolve()
     raw = read_mapping(path, example="examples/ddp_dummy.yaml")
     _no_unknown(path, raw, KEYS, "")
@@ -86,9 +90,13 @@ def load(path: str | Path) -> DDPConfig:
     name = str(raw.get("metric", "valid_loss") or "")
     if not name:
         raise ConfigError(path, "is empty", key="metric", fix="name a logged value: valid_loss")
+    params = _mapping(path, raw, "params")
+    size, divisor = params.get("batch_size"), batch_divisor(environ)
+    if divisor > 1 and isinstance(size, int) and not isinstance(size, bool):
+        params["batch_size"] = max(1, size // divisor)
     return DDPConfig(
         path=path, entry=entry, build=_target(path, raw, "build", required=False),
-        params=_mapping(path, raw, "params"),
+        params=params,
         epochs=_int(path, raw, "epochs", 1, low=1),
         scheduler_step=_choice(path, raw, "scheduler_step", "epoch", ("epoch", "batch")),
         gradient_clip=_number(path, raw, "gradient_clip", 0.0),
