@@ -142,9 +142,28 @@ def test_bad_bool(tmp_path, text, key, value):
     ("[environment]\nuse_conda = true\n", "use_conda = true needs conda_env"),
     ("[environment]\nenv_vars = JUSTANAME\n", "is not NAME=value"),
     ("[general\nmetric = x\n", "fix the INI syntax"),
+    ("[retry]\non_oom = more_gpus\n", "did you mean more_gpu?"),
+    ("[retry]\nlost = -1\n", "[retry] lost"),
+    ("[retry]\ntime_limit = soon\n", "write seconds (3600) or 90m"),
+    ("[retry]\nstall_timeout = -5\n", "use a number >= 0"),
 ])
 def test_bad_values(tmp_path, text, needle):
     assert needle in config_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("c.ini", "[retry]\non_oom = more_gpu\noom = 2\nstall_timeout = 5\nstalled = 0\n"
+              "time_limit = 1h30m\ntimeout = 1\nlost = 4\n"),
+    ("c.yaml", "retry:\n  on_oom: more_gpu\n  oom: 2\n  stall_timeout: 5\n  stalled: 0\n"
+               "  time_limit: 1h30m\n  timeout: 1\n  lost: 4\n"),
+])
+def test_the_retry_section_sets_the_policy_by_failure_kind(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    policy = load_config(tmp_path / name).retry
+    assert (policy.on_oom, policy.oom, policy.stall_timeout, policy.stalled, policy.time_limit,
+            policy.timeout, policy.lost) == ("more_gpu", 2, 5.0, 0, 5400.0, 1, 4)
+    default = load_config(None).retry
+    assert (default.on_oom, default.stall_timeout, default.time_limit) == ("fail", 0.0, 0.0)
 
 
 def test_bad_yaml(tmp_path):
