@@ -125,7 +125,7 @@ class _Step:
         old = self.state.status
         if to is old:
             if cells:
-                if to is not S.HOLD:
+                if not self._keeps_word(to):
                     cells = {"TrainingCheck": to.value, **cells}
                 self.write(**cells)
             return
@@ -133,13 +133,18 @@ class _Step:
             raise IllegalTransition(f"{self.state.id}: {old.label} → {to.label}")
         if to.is_finished:
             cells.setdefault("Ended", format_time(self.ctx.wall))
-        if to is not S.HOLD:     # a held row keeps the word as the user wrote it
+        if not self._keeps_word(to):
             cells = {"TrainingCheck": to.value, **cells}   # first: a new column goes first
         self.state = self.state.replace(status=to)
         if failure is not None or to in (S.DONE, S.QUEUED):
             self.state = self.state.replace(failure=failure)
         self.write(**cells)
         self.changed(old, failure=failure, report=report, details=details)
+
+    def _keeps_word(self, to: RowStatus) -> bool:
+        """The user's word stays in TrainingCheck: ``Hold``, and a word nobody knows (the
+        row is Invalid until they change it; a restarted driver reads it again)."""
+        return to is S.HOLD or (to is S.INVALID and bool(self.state.word_problem))
 
     def changed(self, old: RowStatus | None, *, failure=None, report=None,
                 details=None) -> None:

@@ -110,7 +110,7 @@ def test_hold_and_a_made_up_word_and_rows_done_before_the_run(tmp_path):
     assert run.start().join() == 1   # an Invalid row makes the run fail
     rows = read_rows(q)
     assert rows["wait"]["TrainingCheck"] == "Hold" and rows["wait"]["Attempts"] == ""
-    assert rows["typo"]["TrainingCheck"] == "Invalid"
+    assert rows["typo"]["TrainingCheck"] == "Trainig", "the user's word is not written over"
     assert "'Trainig'" in rows["typo"]["Error"] and "Hold" in rows["typo"]["Error"]
     assert rows["old"]["TrainingCheck"] == rows["go"]["TrainingCheck"] == "Done"
     assert [r["name"] for r in probe_records(out)] == ["go"]

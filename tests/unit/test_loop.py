@@ -89,12 +89,16 @@ def test_hold_never_starts_and_a_made_up_word_is_invalid(tmp_path):
     r = run(q, pool)
     rows = read_rows(q)
     assert rows["h"]["TrainingCheck"] == "Hold", "kept as written"
-    assert rows["w"]["TrainingCheck"] == "Invalid"
-    assert "'Hodl'" in rows["w"]["Error"] and "Rerun" in rows["w"]["Error"]
+    assert rows["w"]["TrainingCheck"] == "Hodl", "the user's word is not written over"
+    assert rows["w"]["Error"].startswith("invalid: TrainingCheck='Hodl'")
+    assert "Rerun" in rows["w"]["Error"]
+    assert [c.new for c in r.changes if c.job_id == "w"][-1] is RowStatus.INVALID
     assert rows["k"]["TrainingCheck"] == "", "it waits for its held parent"
     assert rows["ok"]["TrainingCheck"] == "Done"
     assert [launch.job_id for launch, _ in pool.launches] == ["ok"]
     assert r.code == 1
+    again = FakePool()
+    assert run(q, again).code == 1 and not again.launches, "a second driver reads it again"
 
 
 def test_a_stale_save_reruns_nothing_and_keeps_the_users_edit(tmp_path):

@@ -109,9 +109,14 @@ def test_an_unknown_word_makes_the_row_invalid_with_the_list():
     state, effects = step(state, READY)
     assert state.status is S.INVALID
     cells = written(effects)
-    assert cells["TrainingCheck"] == "Invalid"
+    assert "TrainingCheck" not in cells, "the user's word stays for them to fix"
     assert cells["Error"].startswith("invalid: TrainingCheck='Hodl'")
     assert "Hold" in cells["Error"] and "Rerun" in cells["Error"]
+    assert state.cell("TrainingCheck") == "Hodl"
+    # typed on a finished row: the same
+    done = run_to(S.DONE)
+    typo, effects = step(done, read({**done.cells, "TrainingCheck": "Rerum"}))
+    assert typo.status is S.INVALID and "TrainingCheck" not in written(effects)
     state, _ = step(state, read({**state.cells, "TrainingCheck": ""}))
     state, _ = step(state, READY)
     assert state.status is S.PENDING and state.ready, "fixing the word runs it"
