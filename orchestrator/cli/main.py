@@ -21,7 +21,7 @@ import yaml
 from rich.console import Console
 
 from orchestrator.cli import registry as registry_cli
-from orchestrator.core import ATTEMPT_ACTIVE, RowStatus
+from orchestrator.core import ATTEMPT_ACTIVE
 from orchestrator.driver.control import stop_rows, stop_rows_isolated
 from orchestrator.driver.session import connect_ray
 from orchestrator.infra import storage
@@ -34,7 +34,7 @@ from orchestrator.store.config import Config, load_config, write_default_config
 from orchestrator.store.paths import DriverLock, QueuePaths, queue_paths, read_driver_info
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
-from orchestrator.views.table import render_status, status_rows
+from orchestrator.views.table import QueueSource, render_status, row_views
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -210,7 +210,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
             if install_signals:
                 _install_interrupt(scheduler, console, local)
             code = scheduler.run()
-        rows = _print_summary(console, paths, record)
+        rows = _print_summary(console, paths, config)
         if notifier is not None:
             notifier.queue_done(rows, _best_row(rows, config.metric_goal))
         if scheduler.interrupted:
@@ -269,28 +269,21 @@ def _best_row(rows: list[dict], goal: str) -> dict | None:
     return {"id": row["id"], "name": row["name"], "best_metric": value}
 
 
-def _print_summary(console: Console, paths: QueuePaths, record: RunRecord) -> list[dict]:
-    rows = _status(paths, record)
-    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+def _print_summary(console: Console, paths: QueuePaths, config: Config) -> list[dict]:
+    source = QueueSource(paths, config)
+    try:
+        rows = source.rows()
+    finally:
+        source.close()
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(render_status(row_views(rows), console.width,
+                                title=f"{paths.name}: {paths.csv}"))
     console.print(" · ".join(f"{k} {v}" for k, v in counts.items()))
-    for r in rows:
-        if RowStatus.from_label(r["status"]).is_failed and r["error"]:
-            console.print(f"[red]{r['id']}[/]: {r['error']}", markup=True, highlight=False)
     console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
                   f"\nregistry:    {paths.registry}")
     return rows
-
-
-def _status(paths: QueuePaths, record: RunRecord | None) -> list[dict]:
-    rows = QueueFile(paths.csv).read().rows()
-    latest = {}
-    if record is not None:
-        for attempt in record.attempts(paths.name):
-            latest[attempt["job_id"]] = attempt  # ordered by attempt: the last one wins
-    return status_rows(rows, latest)
 
 
 def _record(paths: QueuePaths) -> RunRecord | None:
@@ -299,7 +292,11 @@ def _record(paths: QueuePaths) -> RunRecord | None:
 
 def cmd_status(args) -> int:
     config, paths = _load(args)
-    rows = _status(paths, _record(paths))
+    source = QueueSource(paths, config)
+    try:
+        rows = source.rows()
+    finally:
+        source.close()
     driver = read_driver_info(paths)
     if args.json:
         print(json.dumps({"queue": paths.name, "csv": str(paths.csv),
@@ -307,7 +304,8 @@ def cmd_status(args) -> int:
                          ensure_ascii=False, indent=1))
         return 0
     console = _console()
-    console.print(render_status(rows, title=f"{paths.name}: {paths.csv}"))
+    console.print(render_status(row_views(rows), console.width,
+                                title=f"{paths.name}: {paths.csv}"))
     console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")
     return 0
 

@@ -14,7 +14,6 @@ import base64
 import functools
 import html
 import io
-import json
 import math
 import os
 import warnings
@@ -26,7 +25,7 @@ from orchestrator.api import read_metrics
 from orchestrator.core import RowStatus
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
-from orchestrator.views.table import format_duration, status_rows
+from orchestrator.views.table import format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
 
@@ -115,10 +114,10 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
 def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run]:
     latest = _latest_attempts(registry_path, queue_name)
     runs = []
-    for row in status_rows(QueueFile(csv_path).read().rows(), latest):
+    for row in status_rows(QueueFile(csv_path).read().rows(), latest, base_dir=csv_path.parent):
         attempt = latest.get(row["id"]) or {}
         _fill_from_record(row, attempt)
-        path = _metrics_path(csv_path.parent, row, attempt)
+        path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None
         last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last))
     return runs
@@ -126,10 +125,8 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run
 
 def _fill_from_record(row: dict, attempt: dict) -> None:
     """Cells the CSV lacks (the user cleared them, or an old file) come from the record."""
-    row["attempts"] = row["attempts"] or str(attempt.get("attempt") or "")
-    row["node"] = row["node"] or attempt.get("node") or ""
-    row["wandb_run_id"] = row["wandb_run_id"] or attempt.get("wandb_run_id") or ""
-    row["gpus"] = _gpus_text(row["gpus"])
+    row["attempts"] = str(row["attempts"] or "")
+    row["gpus"] = gpus_text(row["gpus"], row["gpu_ids"])
     if not row["started"] and attempt.get("started"):
         row["started"] = datetime.fromtimestamp(attempt["started"]).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -143,14 +140,6 @@ def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, dict]:
         return {a["job_id"]: a for a in record.attempts(queue_name)}  # the last attempt wins
     finally:
         record.close()
-
-
-def _metrics_path(csv_dir: Path, row: dict, attempt: dict) -> Path | None:
-    log = attempt.get("log_path") or row.get("log") or ""
-    if not log:
-        return None
-    log_path = Path(log) if Path(log).is_absolute() else csv_dir / log
-    return log_path.parent / "metrics.jsonl"
 
 
 def _read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:
@@ -312,7 +301,8 @@ def _runs_table(runs: list[Run], metric: str, goal: str) -> str:
              + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>"]
     for run in runs:
         r, best = run.row, run.best(metric, goal) if metric else None
-        best_text = f"{best:.4g}" if best is not None else r["best_metric"]
+        best = best if best is not None else r["best_metric"]
+        best_text = f"{best:.4g}" if best is not None else ""
         cells = [(r["id"], ""), (r["name"], ""), None, (r["attempts"], "num"), (r["node"], ""),
                  (r["gpus"], ""), (r["started"], ""), (format_duration(r["elapsed_s"]), "num"),
                  (best_text, "num"), (r["weight_file"], "path"), (r["wandb_run_id"], ""),
@@ -378,17 +368,6 @@ def _params_section(runs: list[Run], params: dict, metric: str, goal: str) -> st
         return ""
     return ("<h2>Metric vs parameter</h2>\n<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
             + "\n".join(plots) + "</div>\n")
-
-
-def _gpus_text(value) -> str:
-    """The record keeps GPU ids as "0,1" or as a JSON list; show "0,1"."""
-    text = str(value or "")
-    if text.startswith("["):
-        try:
-            return ",".join(map(str, json.loads(text)))
-        except ValueError:
-            pass
-    return text
 
 
 def _is_number(value) -> bool:

@@ -1,22 +1,42 @@
-"""One row view model — what ``status``, ``--json``, the summary table and the TUI
-show of each row — and its table in the terminal."""
+"""One row view model — what ``status``, ``--json``, the end-of-run summary, the report
+and the TUI show of each row — and its table in the terminal.
+
+``status_rows`` reads a row from the queue file, its latest attempt in the run record
+and the last line of that attempt's ``metrics.jsonl``: typed values (numbers as numbers)
+for ``--json`` and the report. ``row_views`` turns them into the text cells the TUI and
+``render_status`` show; ``fit_columns`` picks the columns that fit a width (the least
+needed go first), and the reasons (a row's ``Error``) go on lines of their own below.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+from rich.cells import cell_len
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.core import Failure, RowStatus, read_word
+from orchestrator.store.config import Config
+from orchestrator.store.paths import QueuePaths
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.record import RunRecord
 
-__all__ = ["status_rows", "render_status", "STATUS_STYLE", "format_duration", "style_of"]
+__all__ = ["QueueSource", "status_rows", "row_views", "render_status", "fit_columns", "reasons",
+           "RowView", "ColumnSpec", "COLUMNS", "MetricsTail", "progress_text", "metric_text",
+           "STATUS_STYLE", "format_duration", "style_of", "gpus_text", "NAME_MAX"]
 
 STATUS_STYLE = {
     RowStatus.PENDING: "dim", RowStatus.HOLD: "yellow", RowStatus.QUEUED: "cyan",
     RowStatus.TRAINING: "bold blue", RowStatus.DONE: "green", RowStatus.CRASH: "bold red",
     RowStatus.STOPPED: "yellow", RowStatus.BLOCKED: "magenta", RowStatus.INVALID: "red",
 }
+NAME_MAX = 24
 
 
 def style_of(label: str) -> str:
@@ -27,10 +47,151 @@ def style_of(label: str) -> str:
         return ""
 
 
-def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict]) -> list[dict]:
-    """One dict per queue row for ``orchestrator status`` (and its ``--json``)."""
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    drop: int  # columns with the highest number go first when the terminal is narrow
+
+
+#: Table columns, in display order. ``drop=0``: always shown.
+COLUMNS = (
+    ColumnSpec("id", "ID", 0), ColumnSpec("name", "Name", 7), ColumnSpec("status", "Status", 0),
+    ColumnSpec("gpus", "GPUs", 30), ColumnSpec("node", "Node", 90),
+    ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
+    ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 40),
+    ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
+)
+_PROGRESS_TOTALS = {"epoch": ("epochs", "total_epochs", "num_epochs", "max_epochs"),
+                    "step": ("total_steps", "steps", "max_steps", "num_steps")}
+_NOT_METRICS = {"time", "weight_file", *_PROGRESS_TOTALS,
+                *(k for keys in _PROGRESS_TOTALS.values() for k in keys)}
+
+
+# ------------------------------------------------------------------ metrics lines
+class MetricsTail:
+    """The last JSON line of each metrics file, re-read only when the file changed."""
+
+    def __init__(self):
+        self._cache: dict[Path, tuple[int, int, dict]] = {}
+
+    def last(self, path: Path) -> dict:
+        try:
+            st = path.stat()
+        except OSError:
+            return {}
+        hit = self._cache.get(path)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+        line = _last_json_line(path, st.st_size)
+        self._cache[path] = (st.st_size, st.st_mtime_ns, line)
+        return line
+
+
+def _last_json_line(path: Path, size: int) -> dict:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 16384))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return {}
+    for raw in reversed(tail.splitlines()):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            return line
+    return {}
+
+
+def _progress(line: dict) -> dict | None:
+    for unit, totals in _PROGRESS_TOTALS.items():
+        if unit in line:
+            total = next((line[k] for k in totals if line.get(k) not in (None, "")), None)
+            return {"unit": unit, "done": line[unit], "total": total}
+    return None
+
+
+def progress_text(line: dict) -> str:
+    """``epoch 3/10``, ``step 200``, or '' from one metrics line."""
+    p = _progress(line)
+    if p is None:
+        return ""
+    return f"{p['unit']} {p['done']}/{p['total']}" if p["total"] is not None \
+        else f"{p['unit']} {p['done']}"
+
+
+def _metric(line: dict, metric: str) -> tuple[str, object] | None:
+    if metric:
+        return (metric, line[metric]) if line.get(metric) is not None else None
+    for key, value in line.items():
+        if key not in _NOT_METRICS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            return key, value
+    return None
+
+
+def metric_text(line: dict, metric: str) -> str:
+    """The configured metric's latest value, else the first numeric one as ``key value``."""
+    found = _metric(line, metric)
+    if found is None:
+        return ""
+    return _number(found[1]) if metric else f"{found[0]} {_number(found[1])}"
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------ typed rows
+def _float(text) -> float | None:
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if value == value else None   # not NaN
+
+
+def _int(text) -> int | None:
+    value = _float(text)
+    return int(value) if value is not None and value == int(value) else None
+
+
+def _gpu_ids(value) -> list[int]:
+    """The record keeps the GPU ids an attempt got as "0,1" or as a JSON list."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    parts = value if isinstance(value, list) else str(value or "").split(",")
+    return [int(p) for p in (str(x).strip() for x in parts) if p.isdigit()]
+
+
+def gpus_text(asked: float | None, ids: list[int]) -> str:
+    """``0.5`` asked; ``0.5@1`` while it holds GPU 1; ``2@0,1``."""
+    text = f"{asked:g}" if asked is not None else ""
+    return f"{text or '?'}@{','.join(map(str, ids))}" if ids else text
+
+
+def _log_path(base_dir: Path | None, row: dict, attempt: dict) -> Path | None:
+    text = attempt.get("log_path") or row.get("LogFile") or ""
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
+                base_dir: Path | None = None, metrics: MetricsTail | None = None,
+                metric: str = "", default_gpus: str = "") -> list[dict]:
+    """One dict per queue row (``orchestrator status --json``): numbers as numbers,
+    ``None`` where there is none. ``attempts``: each row's latest attempt in the record;
+    ``base_dir``: the queue file's folder (relative log paths start there)."""
     out = []
     now = time.time()
+    metrics = metrics or MetricsTail()
     for line, row in rows:
         job_id = (row.get("ID") or "").strip()
         if not job_id:
@@ -41,19 +202,31 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict]) -> list
         status = word.status if word.known else RowStatus.INVALID
         elapsed = None
         if started and (status is RowStatus.TRAINING or status.is_finished):
-            elapsed = (ended or now) - started if status is not RowStatus.TRAINING \
-                else now - started
+            elapsed = now - started if status is RowStatus.TRAINING else (ended or now) - started
         error = row.get("Error", "")
         failure = Failure.parse(error)
+        log = _log_path(base_dir, row, latest)
+        last = metrics.last(log.parent / "metrics.jsonl") if log is not None else {}
+        found = _metric(last, metric)
+        gpus_cell = (row.get("GPUs") or "").strip() or default_gpus
         out.append({
             "id": job_id, "name": row.get("Name", ""), "status": status.label,
-            "line": line, "attempts": row.get("Attempts", ""), "node": row.get("Node", ""),
-            "gpus": latest.get("gpus") or "", "started": row.get("Started", ""),
-            "ended": row.get("Ended", ""), "elapsed_s": round(elapsed, 1) if elapsed else None,
-            "best_metric": row.get("BestMetric", ""), "weight_file": row.get("WeightFile", ""),
-            "wandb_run_id": row.get("WandbRunID", ""), "error": error,
-            "failure": failure.kind.value if failure is not None else None,
-            "log": row.get("LogFile", ""),
+            "line": line, "kind": (row.get("Kind") or "").strip().lower() or "command",
+            "priority": _int(row.get("Priority")) or 0,
+            "parent": (row.get("PretrainedModelId") or "").strip(),
+            "attempts": _int(row.get("Attempts")) or latest.get("attempt"),
+            "gpus": _float(gpus_cell), "gpu_ids": _gpu_ids(latest.get("gpus")),
+            "node": row.get("Node", "") or latest.get("node") or "",
+            "started": row.get("Started", ""), "ended": row.get("Ended", ""),
+            "elapsed_s": round(elapsed, 1) if elapsed else None,
+            "progress": _progress(last), "progress_text": progress_text(last),
+            "metric": {"name": found[0], "value": found[1]} if found else None,
+            "metric_text": metric_text(last, metric),
+            "best_metric": _float(row.get("BestMetric")),
+            "weight_file": row.get("WeightFile", ""),
+            "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
+            "error": error, "failure": failure.kind.value if failure is not None else None,
+            "log": str(log) if log is not None else "",
         })
     return out
 
@@ -67,24 +240,109 @@ def format_duration(seconds) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def render_status(rows: list[dict], title: str = "") -> Table:
-    table = Table(title=escape(title) if title else None, title_justify="left",
-                  header_style="bold")
-    for column, kw in (("ID", {"no_wrap": True}), ("Name", {"no_wrap": True, "max_width": 20}),
-                       ("Status", {"no_wrap": True}),
-                       ("Try", {"justify": "right"}), ("GPUs", {}),
-                       ("Node", {"no_wrap": True, "max_width": 16}),
-                       ("Time", {"justify": "right"}), ("Best", {"justify": "right"}),
-                       ("W&B run", {"no_wrap": True}),
-                       ("Weights / error", {"overflow": "ellipsis", "no_wrap": True,
-                                            "max_width": 60})):
-        table.add_column(column, **kw)
+# ------------------------------------------------------------------ the files
+class QueueSource:
+    """Reads a queue's files into :class:`RowView` s; no Ray, no network."""
+
+    def __init__(self, paths: QueuePaths, config: Config):
+        self.paths, self.config = paths, config
+        self.metrics = MetricsTail()
+        self._record: RunRecord | None = None
+
+    def close(self) -> None:
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+    def _attempts(self) -> dict[str, dict]:
+        if self._record is None and self.paths.registry.exists():
+            self._record = RunRecord(self.paths.registry)
+        if self._record is None:
+            return {}
+        return {a["job_id"]: a for a in self._record.attempts(self.paths.name)}  # last wins
+
+    def rows(self) -> list[dict]:
+        """``status_rows`` of the queue as its files say now."""
+        rows = QueueFile(self.paths.csv).read().rows()
+        return status_rows(rows, self._attempts(), base_dir=self.paths.csv.parent,
+                           metrics=self.metrics, metric=self.config.metric,
+                           default_gpus=self.config.default_gpus)
+
+    def load(self) -> list[RowView]:
+        return row_views(self.rows())
+
+
+# ------------------------------------------------------------------ text cells
+@dataclass
+class RowView:
+    key: str            # the row key in a table: the ID (``ID@line`` for a duplicate)
+    id: str
+    name: str
+    status: str
+    cells: dict         # column key -> plain text
+    log_path: Path | None
+    error: str = ""
+
+
+def row_views(rows: list[dict]) -> list[RowView]:
+    """``status_rows`` as the text each column shows."""
+    views, seen = [], set()
     for r in rows:
-        detail = r["error"] if r["status"] != RowStatus.DONE.label \
-            else (r["weight_file"] or r["error"])
-        table.add_row(*(escape(str(v)) for v in (r["id"], r["name"])),
-                      f"[{style_of(r['status'])}]{r['status']}[/]",
-                      *(escape(str(v)) for v in (r["attempts"], r["gpus"], r["node"],
-                                                 format_duration(r["elapsed_s"]),
-                                                 r["best_metric"], r["wandb_run_id"], detail)))
-    return table
+        key = r["id"] if r["id"] not in seen else f"{r['id']}@{r['line']}"
+        seen.add(key)
+        best = r["best_metric"]
+        cells = {"id": r["id"], "name": r["name"], "status": r["status"],
+                 "gpus": gpus_text(r["gpus"], r["gpu_ids"]),
+                 "gpu_ids": ",".join(map(str, r["gpu_ids"])),
+                 "node": r["node"], "time": format_duration(r["elapsed_s"]),
+                 "progress": r["progress_text"], "metric": r["metric_text"],
+                 "best": _number(best) if best is not None else "",
+                 "attempts": str(r["attempts"] or ""), "wandb": r["wandb_run_id"]}
+        views.append(RowView(key, r["id"], r["name"], r["status"], cells,
+                             Path(r["log"]) if r["log"] else None, r["error"]))
+    return views
+
+
+def fit_columns(views: list[RowView], width: int) -> list[ColumnSpec]:
+    """The columns that fit ``width`` cells, dropping the highest ``drop`` first."""
+    widths = _widths(views)
+    shown = list(COLUMNS)
+    for col in sorted(COLUMNS, key=lambda c: -c.drop):
+        if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
+            break
+        shown.remove(col)
+    return shown
+
+
+def _widths(views: list[RowView]) -> dict[str, int]:
+    widths = {}
+    for col in COLUMNS:
+        content = max((cell_len(v.cells[col.key]) for v in views), default=0)
+        widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + 3  # padding, rule
+    return widths
+
+
+def reasons(views: list[RowView]) -> list[tuple[RowView, str]]:
+    """Why each row that did not simply succeed is where it is: its ``Error``."""
+    return [(v, v.error) for v in views
+            if v.error and v.status != RowStatus.DONE.label]
+
+
+def render_status(views: list[RowView], width: int, title: str = "") -> Group:
+    """The table at ``width`` columns, then one line per row with a reason."""
+    columns = fit_columns(views, width)
+    widths = _widths(views)
+    table = Table(title=escape(title) if title else None, title_justify="left",
+                  header_style="bold", expand=False)
+    for col in columns:
+        table.add_column(col.label, no_wrap=True, overflow="ellipsis",
+                         min_width=widths[col.key] - 3 if col.key in ("id", "status") else None,
+                         max_width=NAME_MAX,
+                         justify="right" if col.key in ("attempts", "time", "best") else "left")
+    for view in views:
+        table.add_row(*(Text(view.cells[c.key], style=style_of(view.status))
+                        if c.key == "status" else Text(view.cells[c.key]) for c in columns))
+    lines = [table]
+    for view, why in reasons(views):
+        lines.append(Text.assemble((view.id, style_of(view.status) or "bold"), ": ", why))
+    return Group(*lines)

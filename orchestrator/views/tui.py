@@ -10,11 +10,9 @@ driver's own when it runs in the driver, ``orchestrator stop``'s otherwise).
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -32,9 +30,15 @@ from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.queue_file import QueueFile
-from orchestrator.store.record import RunRecord
-from orchestrator.views.table import format_duration, status_rows, style_of
+from orchestrator.views.table import (
+    COLUMNS,
+    NAME_MAX,
+    ColumnSpec,
+    QueueSource,
+    RowView,
+    fit_columns,
+    style_of,
+)
 
 __all__ = ["QueueApp", "COLUMNS", "StopRows"]
 
@@ -45,170 +49,6 @@ StopRows = Callable[[list[str]], dict[str, str]]
 REFRESH_S = 1.0
 LOG_POLL_S = 0.5
 LOG_TAIL_BYTES = 256 * 1024
-NAME_MAX = 24
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    key: str
-    label: str
-    drop: int  # columns with the highest number go first when the terminal is narrow
-
-
-#: Table columns, in display order. ``drop=0``: always shown.
-COLUMNS = (
-    ColumnSpec("id", "ID", 0), ColumnSpec("name", "Name", 7), ColumnSpec("status", "Status", 0),
-    ColumnSpec("gpus", "GPUs", 30), ColumnSpec("node", "Node", 90),
-    ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
-    ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 40),
-    ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
-)
-_PROGRESS_TOTALS = {"epoch": ("epochs", "total_epochs", "num_epochs", "max_epochs"),
-                    "step": ("total_steps", "steps", "max_steps", "num_steps")}
-_NOT_METRICS = {"time", "weight_file", *_PROGRESS_TOTALS,
-                *(k for keys in _PROGRESS_TOTALS.values() for k in keys)}
-
-
-# ------------------------------------------------------------------ data
-@dataclass
-class RowView:
-    key: str            # the row key in the table: the ID (``ID@line`` for a duplicate)
-    id: str
-    name: str
-    status: str
-    cells: dict         # column key -> plain text
-    log_path: Path | None
-
-
-class MetricsTail:
-    """The last JSON line of each metrics file, re-read only when the file changed."""
-
-    def __init__(self):
-        self._cache: dict[Path, tuple[int, int, dict]] = {}
-
-    def last(self, path: Path) -> dict:
-        try:
-            st = path.stat()
-        except OSError:
-            return {}
-        hit = self._cache.get(path)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
-        line = _last_json_line(path, st.st_size)
-        self._cache[path] = (st.st_size, st.st_mtime_ns, line)
-        return line
-
-
-def _last_json_line(path: Path, size: int) -> dict:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, size - 16384))
-            tail = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return {}
-    for raw in reversed(tail.splitlines()):
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict):
-            return line
-    return {}
-
-
-def progress_text(line: dict) -> str:
-    """``epoch 3/10``, ``step 200``, or '' from one metrics line."""
-    for unit, totals in _PROGRESS_TOTALS.items():
-        if unit in line:
-            total = next((line[k] for k in totals if line.get(k) not in (None, "")), None)
-            return f"{unit} {line[unit]}/{total}" if total is not None else f"{unit} {line[unit]}"
-    return ""
-
-
-def metric_text(line: dict, metric: str) -> str:
-    """The configured metric's latest value, else the first numeric one as ``key value``."""
-    if metric:
-        value = line.get(metric)
-        return _number(value) if value is not None else ""
-    for key, value in line.items():
-        if key not in _NOT_METRICS and isinstance(value, (int, float)) \
-                and not isinstance(value, bool):
-            return f"{key} {_number(value)}"
-    return ""
-
-
-def _number(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-class QueueSource:
-    """Reads a queue's files into :class:`RowView` s; no Ray, no network."""
-
-    def __init__(self, paths: QueuePaths, config: Config):
-        self.paths, self.config = paths, config
-        self.metrics = MetricsTail()
-        self._record: RunRecord | None = None
-
-    def close(self) -> None:
-        if self._record is not None:
-            self._record.close()
-            self._record = None
-
-    def _attempts(self) -> dict[str, dict]:
-        if self._record is None and self.paths.registry.exists():
-            self._record = RunRecord(self.paths.registry)
-        if self._record is None:
-            return {}
-        return {a["job_id"]: a for a in self._record.attempts(self.paths.name)}  # last wins
-
-    def load(self) -> list[RowView]:
-        rows = QueueFile(self.paths.csv).read().rows()
-        attempts = self._attempts()
-        views, seen = [], set()
-        for r in status_rows(rows, attempts):
-            key = r["id"] if r["id"] not in seen else f"{r['id']}@{r['line']}"
-            seen.add(key)
-            log = self._log_path(r, attempts.get(r["id"]) or {})
-            line = self.metrics.last(log.parent / "metrics.jsonl") if log else {}
-            cells = {"id": r["id"], "name": r["name"], "status": r["status"], "gpus": _gpus(r),
-                     "node": r["node"], "time": format_duration(r["elapsed_s"]),
-                     "progress": progress_text(line),
-                     "metric": metric_text(line, self.config.metric),
-                     "best": r["best_metric"], "attempts": r["attempts"],
-                     "wandb": r["wandb_run_id"]}
-            views.append(RowView(key, r["id"], r["name"], r["status"], cells, log))
-        return views
-
-    def _log_path(self, row: dict, attempt: dict) -> Path | None:
-        text = attempt.get("log_path") or row.get("log") or ""
-        if not text:
-            return None
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else self.paths.csv.parent / path
-
-
-def _gpus(row: dict) -> str:
-    gpus = row["gpus"]
-    if isinstance(gpus, str) and gpus.startswith("["):
-        try:
-            gpus = json.loads(gpus)
-        except ValueError:
-            pass
-    return ",".join(map(str, gpus)) if isinstance(gpus, list) else str(gpus or "")
-
-
-def fit_columns(views: list[RowView], width: int) -> list[ColumnSpec]:
-    """The columns that fit ``width`` cells, dropping the highest ``drop`` first."""
-    widths = {}
-    for col in COLUMNS:
-        content = max((cell_len(v.cells[col.key]) for v in views), default=0)
-        widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + 2  # cell padding
-    shown = list(COLUMNS)
-    for col in sorted(COLUMNS, key=lambda c: -c.drop):
-        if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
-            break
-        shown.remove(col)
-    return shown
 
 
 def _cell(column: str, text: str):
@@ -404,7 +244,7 @@ class QueueApp(App):
             text += f"  [i]filter: {escape(repr(self.filter_text))} ({len(self._shown)} shown)[/i]"
         busy: dict[str, set] = {}   # node -> GPU ids its running rows hold
         for view in self.views:
-            gpus = view.cells.get("gpus") or ""
+            gpus = view.cells.get("gpu_ids") or ""
             if RowStatus.from_label(view.status).is_active and gpus:
                 busy.setdefault(view.cells.get("node") or "?", set()).update(gpus.split(","))
         if busy:

@@ -13,7 +13,8 @@ from orchestrator.driver.control import stop_rows_isolated
 from orchestrator.store.config import load_config
 from orchestrator.store.paths import queue_paths
 from orchestrator.store.record import RunRecord
-from orchestrator.views.tui import LogScreen, QueueApp, metric_text, progress_text
+from orchestrator.views.table import metric_text, progress_text
+from orchestrator.views.tui import LogScreen, QueueApp
 from tests.helpers import read_rows, write_csv
 
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "Attempts", "Node", "BestMetric",

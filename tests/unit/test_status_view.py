@@ -1,0 +1,118 @@
+"""``orchestrator status``, its ``--json`` and the end-of-run summary: one row view, read
+from a queue on disk (CSV, run record, metrics lines), shown at 80 and 120 columns."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from rich.console import Console
+
+from orchestrator.store.config import load_config
+from orchestrator.store.paths import queue_paths
+from orchestrator.store.record import RunRecord
+from orchestrator.views.table import QueueSource, render_status, row_views
+from tests.helpers import write_csv
+
+HEADER = ["ID", "Name", "TrainingCommand", "GPUs", "Priority", "PretrainedModelId",
+          "TrainingCheck", "Attempts", "Node", "BestMetric", "WandbRunID", "LogFile", "Error"]
+CRASH = ("oom: CUDA out of memory after 2 attempts (on_oom = fail: set OnOOM = more_gpu to "
+         "retry with more GPUs) (log: runs/crashed-resnet/attempt-2/run.log)")
+INVALID = ("invalid: TrainingCheck='Hodl' is not a word the orchestrator knows — write one "
+           "of: blank (run it), Hold (do not start it), Rerun (run a finished row again)")
+
+
+@pytest.fixture
+def queue(tmp_path):
+    """A running row with progress, a Done row, a Crash (oom), an Invalid word, a row
+    waiting on its parent, and one waiting for a GPU."""
+    runs = tmp_path / "runs"
+    record = RunRecord(runs / "registry.db")
+    for job_id, status, attempt, lines in (
+            ("train-long-name-01", "Training", 1,
+             [{"epoch": 3, "epochs": 10, "val_loss": 0.4321}]),
+            ("done", "Done", 1, [{"step": 200, "val_loss": 0.125}]),
+            ("crashed-resnet", "Crash", 2, [])):
+        run_dir = runs / job_id / f"attempt-{attempt}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.log").write_text("…\n")
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        record.begin_attempt("queue", job_id, attempt, status="Queued",
+                             log_path=str(run_dir / "run.log"))
+        record.update_attempt("queue", job_id, attempt, status=status, node="node-a",
+                              started=time.time() - 125, gpus="0,1" if job_id == "done" else "1",
+                              ended=time.time() - 5 if status != "Training" else None)
+    record.close()
+    csv_path = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["train-long-name-01", "a long descriptive run name", "python t.py", "0.5", "3", "",
+         "Training", "1", "node-a", "", "wb-1", "", ""],
+        ["done", "base", "python t.py", "2", "", "", "Done", "1", "node-a", "0.125", "wb-2", "",
+         ""],
+        ["crashed-resnet", "resnet", "python t.py", "1", "", "", "Crash", "2", "node-a", "",
+         "wb-3", "", CRASH],
+        ["typo", "typo", "python t.py", "", "", "", "Hodl", "", "", "", "", "", INVALID],
+        ["child", "finetune", "python t.py", "0.25", "-1", "done", "", "", "", "", "", "", ""],
+        ["gpu-wait", "big", "python t.py", "8", "", "", "", "", "", "", "", "", ""],
+    ])
+    config = load_config(None, metric="val_loss", default_gpus="1")
+    paths = queue_paths(csv_path, config)
+    source = QueueSource(paths, config)
+    yield source
+    source.close()
+
+
+def shown(source, width) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render_status(row_views(source.rows()), console.width, title="queue"))
+    return console.export_text()
+
+
+def test_json_has_numbers_as_numbers_and_what_each_row_asked_for(queue):
+    rows = {r["id"]: r for r in json.loads(json.dumps(queue.rows()))}
+    run = rows["train-long-name-01"]
+    assert (run["gpus"], run["gpu_ids"], run["priority"], run["attempts"]) == (0.5, [1], 3, 1)
+    assert run["progress"] == {"unit": "epoch", "done": 3, "total": 10}
+    assert run["metric"] == {"name": "val_loss", "value": 0.4321}
+    assert isinstance(run["elapsed_s"], float) and run["elapsed_s"] >= 120
+    assert (rows["done"]["best_metric"], rows["done"]["gpu_ids"]) == (0.125, [0, 1])
+    assert rows["crashed-resnet"]["failure"] == "oom" and rows["crashed-resnet"]["attempts"] == 2
+    assert (rows["typo"]["status"], rows["typo"]["failure"]) == ("Invalid", "invalid")
+    assert (rows["child"]["parent"], rows["child"]["priority"], rows["child"]["gpus"]) == \
+        ("done", -1, 0.25)
+    assert rows["gpu-wait"]["gpus"] == 8.0 and rows["typo"]["gpus"] == 1.0, "default_gpus"
+    assert rows["gpu-wait"]["attempts"] is None and rows["gpu-wait"]["best_metric"] is None
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_every_id_status_and_reason_is_whole_at_80_and_120_columns(queue, width):
+    text = shown(queue, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    for job_id, status in (("train-long-name-01", "Training"), ("done", "Done"),
+                           ("crashed-resnet", "Crash"), ("typo", "Invalid"),
+                           ("child", "Pending"), ("gpu-wait", "Pending")):
+        line = next(x for x in text.splitlines() if x.startswith(f"│ {job_id} "))
+        assert f" {status} " in line, line
+    flat = " ".join(text.split())
+    assert f"crashed-resnet: {CRASH}" in flat, "a long error on lines of its own, whole"
+    assert f"typo: {INVALID}" in flat
+    assert "done:" not in flat, "a Done row has no reason to give"
+    assert "0.5@1" in text and "2@0,1" in text, "asked GPUs, and the ids held"
+    assert "0.4321" in text, "the running row's latest metric"
+
+
+def test_at_120_columns_try_time_progress_and_best_are_readable(queue):
+    text = shown(queue, 120)
+    header = next(x for x in text.splitlines() if "Status" in x)
+    for label in ("GPUs", "Time", "Progress", "Metric", "Best", "Try"):
+        assert f" {label} " in header, label
+    running = next(x for x in text.splitlines() if x.startswith("│ train-long-name-01 "))
+    assert "epoch 3/10" in running and "2:0" in running   # ~2:05 elapsed
+    done = next(x for x in text.splitlines() if x.startswith("│ done "))
+    assert "0.125" in done
+
+
+def test_at_80_columns_the_least_needed_columns_go_first(queue):
+    header = next(x for x in shown(queue, 80).splitlines() if "Status" in x)
+    assert "W&B run" not in header and "Node" not in header
+    assert " GPUs " in header and " Metric " in header
