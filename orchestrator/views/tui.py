@@ -345,6 +345,11 @@ class QueueApp(App):
         if self.stop_rows is None:
             self.notify("this view cannot stop rows", severity="warning")
             return
+        status = RowStatus.from_label(view.status)
+        if status.is_finished or status in (RowStatus.HOLD, RowStatus.INVALID):
+            self.notify(f"{view.id} is {view.status}: nothing runs or waits to run, so "
+                        "there is nothing to stop", severity="warning")
+            return
         name = f" ({view.name})" if view.name else ""
 
         def answered(yes: bool | None) -> None:

@@ -197,6 +197,25 @@ def test_stop_no_changes_nothing(queue):
     assert paths.csv.read_bytes() == before
 
 
+def test_stop_is_not_offered_for_a_finished_row(queue):
+    paths, config = queue
+    asked = []
+
+    async def main():
+        app = QueueApp(paths, config, stop=asked.append)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("down")
+            assert app.selected_key() == "m2"   # Done
+            await pilot.press("s")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ != "ConfirmScreen"
+            await pilot.press("y")
+
+    _run(main())
+    assert asked == []
+
+
 def test_narrow_terminal_keeps_id_and_status(queue):
     paths, config = queue
 
