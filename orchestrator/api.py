@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from pathlib import Path
 from orchestrator.infra.storage import is_uri
 
 __all__ = ["report", "read_metrics", "summarize_metrics", "MetricsSummary", "MAX_HISTORY",
-           "batch_divisor", "JOB_ID_ENV", "ATTEMPT_ENV", "QUEUE_ENV", "RUN_DIR_ENV",
+           "batch_divisor", "goal_of", "MINIMISED", "JOB_ID_ENV", "ATTEMPT_ENV", "QUEUE_ENV",
+           "RUN_DIR_ENV",
            "METRICS_FILE_ENV", "METRICS_SINK_ENV", "BATCH_DIVISOR_ENV"]
 
 MAX_HISTORY = 5000  # metric lines a result carries back to the driver
@@ -32,6 +34,20 @@ METRICS_FILE_ENV = "ORCH_METRICS_FILE"
 METRICS_SINK_ENV = "ORCH_METRICS_SINK"
 #: Set after an out-of-memory attempt with ``on_oom = halve_batch``: divide the batch by it.
 BATCH_DIVISOR_ENV = "ORCH_BATCH_DIVISOR"
+
+
+#: Words in a metric's name that mean lower is better (``val_loss``, ``eval/wer``, ``RMSE``).
+MINIMISED = ("loss", "error", "err", "perplexity", "ppl", "wer", "cer", "mae", "mse", "rmse",
+             "mape", "nll", "fid", "eer", "ter", "bpd", "regret", "latency")
+
+
+def goal_of(metric: str) -> str:
+    """``"min"`` when the metric's name says lower is better, else ``"max"``."""
+    name = metric.lower()
+    words = {w for w in re.split(r"[^a-z0-9]+", name) if w}
+    if words & set(MINIMISED) or name.endswith(("loss", "error")):
+        return "min"
+    return "max"
 
 
 def batch_divisor(environ=None) -> int:

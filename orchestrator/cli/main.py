@@ -31,7 +31,14 @@ from orchestrator.observers.metrics import QueueMetrics
 from orchestrator.observers.notify import Notifier
 from orchestrator.observers.tracking import JobTracking
 from orchestrator.store.config import Config, load_config, write_default_config
-from orchestrator.store.paths import DriverLock, QueuePaths, queue_paths, read_driver_info
+from orchestrator.store.paths import (
+    DriverLock,
+    QueuePaths,
+    queue_paths,
+    read_driver_info,
+    record_run_config,
+    recorded_config,
+)
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 from orchestrator.views.table import QueueSource, render_status, row_views
@@ -123,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_queue_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
     p.add_argument("--metric", help="metric to rank by (default: the config's metric)")
-    p.add_argument("--goal", choices=["max", "min"], help="default: the config's metric_goal")
+    p.add_argument("--goal", choices=["max", "min"],
+                   help="default: the config's metric_goal, else from the metric's name")
     return parser
 
 
@@ -147,7 +155,15 @@ def _load(args) -> tuple[Config, QueuePaths]:
     if not getattr(args, "queue", None) and not getattr(args, "csv", None) and args.config:
         csv = str(Path(args.config).expanduser().parent / csv) if not Path(csv).is_absolute() \
             else csv
-    return config, queue_paths(csv, config)
+    paths = queue_paths(csv, config)
+    if args.config is None and getattr(args, "command", "run") != "run":   # the views
+        used = recorded_config(paths)
+        if used is not None:
+            config = load_config(used, **overrides)
+            paths = queue_paths(csv, config)
+            print(f"(config: {used}, as the driver ran it; --config picks another)",
+                  file=sys.stderr)
+    return config, paths
 
 
 # ---------------------------------------------------------------- commands
@@ -175,6 +191,7 @@ def cmd_run(args) -> int:
         import ray
 
         local = connect_ray(config)
+        record_run_config(paths, config)
         try:
             lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
             return drive(paths, config, local, console, notifier=notifier)
@@ -196,7 +213,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                   f"{'started here' if local else 'cluster'} with "
                   f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
-                           config.metric_goal)
+                           config.goal)
     ui = console.is_terminal and not config.no_ui
     printer = () if ui else (ProgressPrinter(console),)
     scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
@@ -212,7 +229,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
             code = scheduler.run()
         rows = _print_summary(console, paths, config)
         if notifier is not None:
-            notifier.queue_done(rows, _best_row(rows, config.metric_goal))
+            notifier.queue_done(rows, _best_row(rows, config.goal))
         if scheduler.interrupted:
             code = 130
     finally:

@@ -436,7 +436,7 @@ class Scheduler:
 
     def kind_metric(self, state: RowState) -> tuple[str, str]:
         if state.spec is None:
-            return self.config.metric, self.config.metric_goal
+            return self.config.metric, self.config.goal
         return KINDS[state.spec.kind].metric(state.spec, self.config.metric,
-                                             self.config.metric_goal)
+                                             self.config.goal)
 

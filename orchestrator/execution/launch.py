@@ -92,7 +92,7 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
         fetch = ((uris.with_options(pretrained_path, config.storage), str(local)),)
         pretrained_path = str(local / uris.basename(pretrained_path))
 
-    metric, goal = kind.metric(spec, config.metric, config.metric_goal)
+    metric, goal = kind.metric(spec, config.metric, config.goal)
     command = kind.command(spec, LaunchContext(
         storage=storage, address=cluster_address, gpus=spec.gpus or 0.0,
         cpus=spec.cpus if spec.cpus is not None else 1.0, workers=spec.workers,

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.api import goal_of
 from orchestrator.core import ON_OOM, RetryPolicy, parse_duration, parse_gpu_ids
 from orchestrator.infra.errors import ConfigError
 from orchestrator.infra.storage import StorageError, check, is_uri, public
@@ -64,7 +65,9 @@ SETTINGS: tuple[Setting, ...] = (
             "files in a run's directory that count as weights (comma-separated globs)"),
     Setting("general", "metric", "metric", str, "",
             "metric that picks the best weights and fills BestMetric, e.g. val_loss"),
-    Setting("general", "metric_goal", "metric_goal", str, "max", "max or min"),
+    Setting("general", "metric_goal", "metric_goal", str, "",
+            "max or min; empty: from the metric's name (loss, error, wer, mse … are "
+            "minimised, anything else maximised)"),
     Setting("general", "retry_backoff", "retry_backoff", float, 5.0,
             "seconds before the first retry of a crashed row (doubles per attempt, max 300)"),
     Setting("general", "stop_grace", "stop_grace", float, 10.0,
@@ -137,7 +140,7 @@ class Config:
     default_cpus: float = 0.0
     weight_glob: str = "*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5"
     metric: str = ""
-    metric_goal: str = "max"
+    metric_goal: str = ""      # as written; ``goal`` is what it means
     retry_backoff: float = 5.0
     stop_grace: float = 10.0
     runner_idle: float = 10.0
@@ -193,6 +196,11 @@ class Config:
         return parse_env_vars(self.env_vars, self.source)
 
     @property
+    def goal(self) -> str:
+        """``max`` or ``min``: ``metric_goal``, else what the metric's name says."""
+        return self.metric_goal or goal_of(self.metric)
+
+    @property
     def retry(self) -> RetryPolicy:
         """What a failed attempt does next, by its failure kind."""
         return RetryPolicy(backoff=self.retry_backoff, lost=self.retry_lost,
@@ -210,7 +218,7 @@ class Config:
     def validate(self) -> Config:
         """Check cross-field rules; return self (so calls chain)."""
         src = self.source
-        if self.metric_goal not in ("max", "min"):
+        if self.metric_goal not in ("", "max", "min"):
             raise ConfigError(src, "metric_goal", self.metric_goal, "use max or min")
         if self.default_gpus != "auto":
             try:

@@ -20,7 +20,8 @@ from filelock import FileLock, Timeout
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 
-__all__ = ["QueuePaths", "queue_paths", "DriverLock", "read_driver_info"]
+__all__ = ["QueuePaths", "queue_paths", "DriverLock", "read_driver_info", "record_run_config",
+           "recorded_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class QueuePaths:
         return self.state_dir / f".driver-{self.name}.lock"
 
     @property
+    def run_config(self) -> Path:
+        """Which config file the last driver of this queue ran with."""
+        return self.state_dir / f".config-{self.name}.json"
+
+    @property
     def requests(self) -> Path:
         """Where other terminals leave requests for the running driver (``stop``)."""
         return self.state_dir / f".requests-{self.name}"
@@ -59,6 +65,26 @@ def queue_paths(csv_path: str | Path, config: Config) -> QueuePaths:
     name = config.queue_name or csv_path.stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "queue"
     return QueuePaths(csv=csv_path, state_dir=state.resolve(), name=name)
+
+
+def record_run_config(paths: QueuePaths, config: Config) -> None:
+    """Keep the path of the config file a driver runs with (not its values: they may hold
+    secrets), so ``status``, ``tui``, ``logs`` and ``report`` read the same one."""
+    source = Path(config.source) if config.source != "defaults" else None
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = paths.run_config.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"config": str(source.resolve()) if source else None}),
+                   encoding="utf-8")
+    os.replace(tmp, paths.run_config)
+
+
+def recorded_config(paths: QueuePaths) -> Path | None:
+    """The config file the last driver of the queue ran with, if it is still there."""
+    try:
+        text = json.loads(paths.run_config.read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(text) if text and Path(text).is_file() else None
 
 
 class DriverLock:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.api import read_metrics
+from orchestrator.api import goal_of, read_metrics
 from orchestrator.core import RowStatus
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
@@ -78,21 +78,27 @@ class Run:
 
 
 def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: str,
-                 output: str | Path, metric: str = "", goal: str = "max") -> Path:
-    """Write the HTML report of ``queue_name`` to ``output`` and return its path."""
-    if goal not in ("max", "min"):
+                 output: str | Path, metric: str = "", goal: str = "") -> Path:
+    """Write the HTML report of ``queue_name`` to ``output`` and return its path.
+    ``goal`` empty: from the metric's name (``val_loss`` is minimised)."""
+    if goal not in ("", "max", "min"):
         raise ValueError(f"goal={goal!r}: use max or min")
     import matplotlib
 
     csv_path, output = Path(csv_path), Path(output)
     runs = _load_runs(csv_path, Path(registry_path), queue_name)
     params = _parameters(runs)
-    note = ""
+    note, given = "", bool(metric)
     if not metric:
         metric = _default_metric(runs)
+    if metric:
+        why = "" if goal else " (from its name)"
+        goal = goal or goal_of(metric)
         better = "higher" if goal == "max" else "lower"
-        note = (f"No metric was given; using <b>{_e(metric)}</b>, the first numeric metric "
-                f"found, {better} is better (choose with --metric and --goal)." if metric else "")
+        note = (f"Ranked by <b>{_e(metric)}</b>, {better} is better{why}" if given else
+                f"No metric was given; using <b>{_e(metric)}</b>, the first numeric metric "
+                f"found, {better} is better{why}") + " — choose with --metric and --goal."
+    goal = goal or "max"
     params.pop(metric, None)
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK

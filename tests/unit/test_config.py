@@ -166,6 +166,16 @@ def test_the_retry_section_sets_the_policy_by_failure_kind(tmp_path, name, text)
     assert (default.on_oom, default.stall_timeout, default.time_limit) == ("fail", 0.0, 0.0)
 
 
+@pytest.mark.parametrize("text,goal", [
+    ("[general]\nmetric = val_loss\n", "min"), ("[general]\nmetric = accuracy\n", "max"),
+    ("[general]\nmetric = val_loss\nmetric_goal = max\n", "max"),   # what is written wins
+    ("[general]\ncheck_interval = 2\n", "max"),
+])
+def test_the_goal_follows_the_metrics_name_unless_written(tmp_path, text, goal):
+    (tmp_path / "c.ini").write_text(text)
+    assert load_config(tmp_path / "c.ini").goal == goal
+
+
 def test_bad_yaml(tmp_path):
     assert "fix the YAML syntax" in config_error(tmp_path, "general: [\n", "c.yml")
     assert "must map section names" in config_error(tmp_path, "- a\n- b\n", "c.yml")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import orchestrator
-from orchestrator.api import read_metrics, report
+from orchestrator.api import goal_of, read_metrics, report
 
 
 class Scalar:  # stands in for a numpy / torch scalar
@@ -107,3 +107,13 @@ def test_best_weight_belongs_to_a_weighted_line(tmp_path):
 def test_best_with_integers(tmp_path, goal, values, best):
     path = write_lines(tmp_path / "m.jsonl", *({"epoch_score": v} for v in values))
     assert read_metrics(path, "epoch_score", goal).best == best
+
+
+@pytest.mark.parametrize("name,goal", [
+    ("val_loss", "min"), ("loss", "min"), ("eval/wer", "min"), ("RMSE", "min"),
+    ("valloss", "min"), ("test_error", "min"), ("perplexity", "min"), ("fid", "min"),
+    ("accuracy", "max"), ("val_acc", "max"), ("rouge1", "max"), ("metrics/mAP50-95(B)", "max"),
+    ("f1", "max"), ("lossless_ratio", "max"),
+])
+def test_a_metrics_name_says_which_way_is_better(name, goal):
+    assert goal_of(name) == goal

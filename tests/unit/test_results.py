@@ -8,6 +8,9 @@ from datetime import datetime
 
 import pytest
 
+from orchestrator.cli.main import main as cli_main
+from orchestrator.store.config import load_config
+from orchestrator.store.paths import queue_paths, record_run_config
 from orchestrator.store.record import RunRecord
 from orchestrator.views.report import build_report
 
@@ -115,7 +118,8 @@ def test_best_models_are_ordered_by_goal(queue, tmp_path):
 def test_default_metric_is_named_and_skips_constant_parameters(queue, tmp_path):
     _, page = report(queue, tmp_path)
     assert "No metric was given; using <b>loss</b>" in page
-    assert best_order(page) == ["m1", "m3"]  # loss, goal max by default
+    assert "lower is better (from its name)" in page
+    assert best_order(page) == ["m3", "m1"], "the lowest loss first"
 
 
 def test_cells_are_escaped_and_nothing_is_fetched(queue, tmp_path):
@@ -152,3 +156,22 @@ def test_runs_without_metrics_files(tmp_path):
 def test_goal_is_checked(queue, tmp_path):
     with pytest.raises(ValueError, match="max or min"):
         report(queue, tmp_path, goal="best")
+
+
+def test_report_without_config_ranks_by_the_drivers_config(queue, tmp_path, capsys):
+    """The demo's suggested `orchestrator report queue.csv`: no --config, yet it ranks by
+    the metric the driver ran with, in the direction its name says."""
+    csv_path, _ = queue
+    ini = tmp_path / "manager.ini"
+    ini.write_text("[general]\nmetric = loss\n")
+    config = load_config(ini)
+    paths = queue_paths(csv_path, config)
+    record_run_config(paths, config)
+    try:
+        assert cli_main(["report", str(csv_path), "-o", str(tmp_path / "r.html")]) == 0
+    finally:
+        paths.run_config.unlink()
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Ranked by <b>loss</b>, lower is better (from its name)" in page
+    assert best_order(page) == ["m3", "m1"]
+    assert str(ini) in capsys.readouterr().err, "it says which config it used"

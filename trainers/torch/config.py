@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.api import batch_divisor
+from orchestrator.api import batch_divisor, goal_of
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
@@ -165,7 +165,7 @@ def _choice(path: Path, raw: dict, key: str, default: str, choices: tuple[str, .
 
 
 def _default_goal(name: str) -> str:
-    return "min" if any(w in name.lower() for w in ("loss", "error", "perplexity")) else "max"
+    return goal_of(name)
 
 
 def _checkpoint(path: Path, value: Any) -> dict:
