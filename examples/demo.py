@@ -33,8 +33,10 @@ cmd = [sys.executable, "-m", "orchestrator.run", str(demo / "queue.csv"),
 print("$", " ".join(cmd[1:]), flush=True)
 code = subprocess.call(cmd, cwd=root)
 queue = demo / "queue.csv"
-print(f"\ntry: orchestrator status {queue}\n"
-      f"     orchestrator logs {queue} ft-a\n"
-      f"     orchestrator registry best --metric accuracy --queue {queue}\n"
-      f"     orchestrator report {queue} -o demo/report.html")
+orch = Path(sys.executable).with_name("orchestrator")   # in .venv/bin: not on PATH yet
+print(f"\ntry (or `source .venv/bin/activate` first, then plain `orchestrator`):\n"
+      f"     {orch} status {queue}\n"
+      f"     {orch} logs {queue} ft-a\n"
+      f"     {orch} registry best --metric accuracy --queue {queue}\n"
+      f"     {orch} report {queue} -o demo/report.html")
 sys.exit(code)
