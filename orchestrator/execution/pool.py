@@ -212,12 +212,15 @@ class RunnerPool:
     def start(self, runner: Runner, launch: LaunchSpec) -> None:
         """Start ``launch`` on ``runner``; ``poll`` says when it started and ended."""
         runner.job_id, runner.attempt, runner.unavailable = launch.job_id, launch.attempt, 0
-        self._refs[runner.handle.start.remote(launch)] = (runner.name, launch.job_id, "start",
-                                                           launch.attempt)
+        start = runner.handle.start.options(name=f"{self.queue}/{launch.job_id} (start)")
+        self._refs[start.remote(launch)] = (runner.name, launch.job_id, "start", launch.attempt)
         self._wait(runner)
 
     def _wait(self, runner: Runner) -> None:
-        ref = runner.handle.wait.remote(runner.job_id, runner.attempt)
+        # the call that lasts as long as the job: named after its row, so Ray's dashboard
+        # and `ray list tasks` show which row runs where (actor names are runner-N)
+        wait = runner.handle.wait.options(name=f"{self.queue}/{runner.job_id}")
+        ref = wait.remote(runner.job_id, runner.attempt)
         self._refs[ref] = (runner.name, runner.job_id, "done", runner.attempt)
 
     def stop(self, runner: Runner, job_id: str) -> None:

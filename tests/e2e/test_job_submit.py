@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import read_rows, write_csv
+from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv
 from tests.notify_servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -103,3 +103,45 @@ def test_token_auth_stays_on(head, tmp_path):
     assert refused.returncode != 0
     assert "auth" in (refused.stdout + refused.stderr).lower()
     assert time.monotonic() - t0 < 60
+
+
+def test_ray_lists_a_running_row_as_a_task_named_after_it(head, tmp_path):
+    """Ray's own views (the dashboard, `ray list tasks`) name the row a runner runs."""
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GPUs"],
+                    [["blk", probe("blk", out, "--block"), "0"]])
+    state = tmp_path / "state"
+    env = {**head["env"], "RAY_AUTH_MODE": "token"}
+    job = subprocess.run([str(BIN / "ray"), "job", "submit", "--no-wait", "--address",
+                          head["dashboard"], "--", sys.executable, "-m", "orchestrator.run",
+                          str(csv), "--state-dir", str(state), "--no_ui"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert job.returncode == 0, job.stdout + job.stderr
+    wait_for(lambda: probe_records(out), timeout=120, what="the row started")
+
+    def listed() -> list:
+        done = subprocess.run([str(BIN / "ray"), "list", "tasks", "--address", head["dashboard"],
+                               "--filter", "name=q/blk", "--format", "json"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout) if done.stdout.lstrip().startswith("[") else []
+
+    # Ray reports task events about once a second
+    tasks = wait_for(listed, timeout=60, what="the row's task in Ray's task list")
+    assert [(t["name"], t["state"], t["type"]) for t in tasks] == \
+        [("q/blk", "RUNNING", "ACTOR_TASK")]
+    def jobs() -> list:
+        done = subprocess.run([str(BIN / "ray"), "list", "jobs", "--address", head["dashboard"],
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return sorted(j["job_id"] or j["submission_id"] for j in json.loads(done.stdout))
+
+    before = jobs()
+    stop = subprocess.run([sys.executable, "-m", "orchestrator", "stop", str(csv), "blk",
+                           "--state-dir", str(state)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    wait_for(lambda: read_rows(csv)["blk"]["TrainingCheck"] == "Stopped", timeout=120,
+             what="the row stopped")
+    assert jobs() == before, "stop asked the driver: it left no Ray job of its own behind"
