@@ -26,6 +26,7 @@ from orchestrator.driver.control import stop_rows, stop_rows_isolated
 from orchestrator.driver.session import connect_ray
 from orchestrator.infra import storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
+from orchestrator.infra.raycluster import dashboard_url
 from orchestrator.observers.console import ProgressPrinter
 from orchestrator.observers.metrics import QueueMetrics
 from orchestrator.observers.notify import Notifier
@@ -212,6 +213,9 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
     console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
                   f"{'started here' if local else 'cluster'} with "
                   f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    if dashboard_url():
+        console.print(f"Ray dashboard: {dashboard_url()} — it asks for the cluster's token: "
+                      "`ray get-auth-token` prints it", highlight=False)
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
                            config.goal)
     ui = console.is_terminal and not config.no_ui

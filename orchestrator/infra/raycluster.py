@@ -10,7 +10,9 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["connect", "use_token_auth"]
+__all__ = ["connect", "use_token_auth", "dashboard_url"]
+
+_connected = {"dashboard_url": ""}   # what the last connect() found
 
 
 def connect(address: str | None = None, *, namespace: str = "orchestrator",
@@ -33,7 +35,7 @@ def connect(address: str | None = None, *, namespace: str = "orchestrator",
     if runtime_env:
         common["runtime_env"] = runtime_env
     if joining:
-        ray.init(address=address or None, **common)
+        _connected["dashboard_url"] = ray.init(address=address or None, **common).dashboard_url
         return False
     options = dict(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                    **common)
@@ -41,8 +43,18 @@ def connect(address: str | None = None, *, namespace: str = "orchestrator",
         options["num_gpus"] = num_gpus
     if num_cpus >= 0:
         options["num_cpus"] = num_cpus
-    ray.init(**options)
+    token = Path.home() / ".ray" / "auth_token"   # where a new local Ray writes its token
+    had_token = token.exists()
+    _connected["dashboard_url"] = ray.init(**options).dashboard_url
+    if not had_token and token.exists():
+        token.chmod(0o600)   # Ray writes a new token world-readable
     return True
+
+
+def dashboard_url() -> str:
+    """``http://host:port`` of the dashboard of the Ray this process joined ('' if none)."""
+    url = _connected["dashboard_url"] or ""
+    return url if not url or "://" in url else f"http://{url}"
 
 
 def use_token_auth() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +251,22 @@ def test_ctrl_c_on_a_local_ray_stops_jobs_and_leaves_them_pending(tmp_path, ini)
     wait_for(lambda: not psutil.pid_exists(pid), timeout=15, what="the job to stop")
     row = read_rows(csv)["blk"]
     assert row["TrainingCheck"] == "" and "interrupted" in row["Error"]
+
+
+def test_a_local_ray_prints_its_dashboard_and_keeps_its_new_token_private(tmp_path):
+    """The driver says where the dashboard it started is and how to sign in; the token Ray
+    writes for a new local cluster (world-readable by default) is made 0600."""
+    home = tmp_path / "home"
+    home.mkdir()
+    csv = write_csv(tmp_path / "queue.csv", ["ID", "TrainingCommand", "GPUs"],
+                    [["a", "echo hi", "0"]])
+    ini = tmp_path / "m.ini"
+    ini.write_text("[ray]\ndashboard = true\nnum_cpus = 1\n")
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("RAY_AUTH_MODE", None)
+    done = cli("run", csv, "--config", ini, "--no_ui", env=env, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"Ray dashboard: http://127\.0\.0\.1:\d+ — it asks for the cluster's "
+                     r"token: `ray get-auth-token` prints it", done.stdout), done.stdout[-2000:]
+    token = home / ".ray" / "auth_token"
+    assert token.exists() and stat.S_IMODE(token.stat().st_mode) == 0o600
