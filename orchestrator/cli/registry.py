@@ -43,8 +43,9 @@ def add_parser(sub) -> None:
                    help="minimum performance (repeatable)")
     q = verbs.add_parser("show", parents=[where], help="one model: id, name:version or name")
     q.add_argument("model")
-    q = verbs.add_parser("compare", parents=[where], help="metrics of several models")
-    q.add_argument("ids", nargs="+", type=int)
+    q = verbs.add_parser("compare", parents=[where],
+                         help="metrics of several models: ids, name:version or name")
+    q.add_argument("models", nargs="+")
     q = verbs.add_parser("export", parents=[where], help="every model and experiment")
     q.add_argument("--format", choices=["csv", "json"], default="json")
     q.add_argument("-o", "--output", help="file (default: standard output)")
@@ -140,19 +141,19 @@ def run(args) -> int:
             data = models.search_models(args.architecture, args.name, _parse_min(args.min))
             table = _models_table(data)
         elif args.verb == "show":
-            data = models.resolve(args.model)
-            if data is None:
-                raise OrchestratorError(f"no model {args.model!r} in {path} — see "
-                                        "`orchestrator registry models`")
+            data = _resolve(models, args.model, path)
             if data.get("experiment_id"):
                 data["experiment"] = tracker.get_experiment(data["experiment_id"])
+            data["lineage"] = [f"{m['name']}:{m['version']}"
+                               for m in models.lineage(data["id"])[1:]]
             table = None
         elif args.verb == "compare":
-            data = models.compare_models(args.ids)
+            found = [_resolve(models, ref, path) for ref in args.models]
+            data = models.compare_models([m["id"] for m in found])
             table = Table(header_style="bold")
             table.add_column("metric")
-            for i in args.ids:
-                table.add_column(str(i), justify="right")
+            for m in found:
+                table.add_column(f"{m['name']}:{m['version']}", justify="right")
             for metric, values in data.items():
                 table.add_row(metric, *map(_fmt, values))
         else:
@@ -165,6 +166,15 @@ def run(args) -> int:
     finally:
         models.close()
         tracker.close()
+
+
+def _resolve(models: ModelRegistry, reference: str, path: Path) -> dict:
+    model = models.resolve(reference)
+    if model is None:
+        raise OrchestratorError(f"no model {reference!r} in {path} — give an id (12), "
+                                "name:version (m1:2) or a name (m1, its latest); see "
+                                "`orchestrator registry models`")
+    return model
 
 
 def _export(args, models: ModelRegistry, tracker: ExperimentTracker) -> int:

@@ -56,6 +56,7 @@ class JobSpec:
     resources: tuple[tuple[str, float], ...] = field(default=())
     on_oom: str = ""                   # "" = [retry] on_oom
     time_limit: float | None = None    # seconds; None = [retry] time_limit
+    notes: str = ""                    # the Notes column: kept with its runs in the registry
 
     @property
     def parent_id(self) -> str:
@@ -118,6 +119,7 @@ class JobSpec:
             raise err("TimeLimit", limit_text, str(e),
                       "write seconds (3600) or a duration such as 90m, 2h or 1h30m") from None
         return cls(id=job_id, line=line, name=(row.get("Name") or "").strip(),
+                   notes=(row.get("Notes") or "").strip(),
                    command=row.get("TrainingCommand") or "", kind=kind,
                    config_path=config_path, config_text=config_text, gpus=gpus, cpus=cpus,
                    workers=workers, priority=priority, retries=retries,

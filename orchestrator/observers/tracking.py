@@ -47,7 +47,8 @@ class JobTracking:
         exp = self.tracker.start_experiment(
             f"{self.queue}/{change.job_id}", description=spec.name,
             config={"command": spec.command, "kind": spec.kind, "gpus": change.gpus_asked,
-                    "cpus": spec.cpus, "pretrained": spec.pretrained_id},
+                    "cpus": spec.cpus, "pretrained": spec.pretrained_id,
+                    **({"notes": spec.notes} if spec.notes else {})},
             model_type=spec.kind, wandb_run_id=change.wandb_run_id, queue=self.queue,
             job_id=change.job_id, attempt=change.attempt)
         self._experiments[(change.job_id, change.attempt)] = exp
@@ -91,6 +92,17 @@ class JobTracking:
             return report.metric, report.metric_goal
         return self.metric, self.goal
 
+    def _parent_model(self, spec) -> int | None:
+        """The model a row started from: its PretrainedModelId (a row of this queue, or a
+        registered model's reference), as the registry holds it now."""
+        ref = spec.parent_id
+        if not ref:
+            return None
+        mine = [m for m in self.models.list_models(ref)
+                if (m.get("training_info") or {}).get("queue") == self.queue]
+        model = mine[-1] if mine else self.models.resolve(ref)
+        return model["id"] if model else None
+
     def _trials(self, change: StatusChanged, exp: int) -> None:
         """Each sub-run of the attempt (a sweep's trials) becomes an experiment linked
         to the attempt's."""
@@ -118,10 +130,12 @@ class JobTracking:
         duration = (report.ended - report.started) if report.ended and report.started else None
         model = self.models.register_model(
             change.job_id, architecture=spec.kind,
-            config={"command": spec.command, "name": spec.name},
+            config={"command": spec.command, "name": spec.name,
+                    **({"notes": spec.notes} if spec.notes else {})},
             performance=performance, file_path=report.weight_file, experiment_id=exp,
             training_info={"queue": self.queue, "attempt": change.attempt, "node": report.node,
                            "gpus": report.gpu_ids, "duration_s": duration,
-                           "wandb_run_id": change.wandb_run_id})
+                           "wandb_run_id": change.wandb_run_id},
+            parent_id=self._parent_model(spec))
         self.tracker.set_model(exp, model, report.weight_file)
         logger.debug("%s: registered model %s (id %d)", change.job_id, change.job_id, model)

@@ -64,6 +64,9 @@ _MIGRATIONS: list[list[str]] = [
             queue TEXT NOT NULL, job_id TEXT NOT NULL, cells TEXT NOT NULL, command TEXT,
             PRIMARY KEY (queue, job_id))""",
     ],
+    [  # version 6: lineage: the model a row started from (PretrainedModelId)
+        "ALTER TABLE models ADD COLUMN parent_id INTEGER REFERENCES models(id)",
+    ],
 ]
 
 _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",

@@ -189,7 +189,8 @@ class ModelRegistry:
     def register_model(self, name: str, architecture: str = "", checkpoint: dict | None = None,
                        config: dict | None = None, performance: dict | None = None,
                        training_info: dict | None = None, file_path: str = "",
-                       experiment_id: int | None = None) -> int:
+                       experiment_id: int | None = None, parent_id: int | None = None) -> int:
+        """The next version of ``name``; ``parent_id``: the model it was trained from."""
         if not name or ":" in name:
             raise RegistryError(f"model name {name!r} — use a non-empty name without ':'")
         with transaction(self._db):
@@ -197,11 +198,11 @@ class ModelRegistry:
                                        "WHERE name = ?", (name,)).fetchone()[0]
             cur = self._db.execute(
                 "INSERT INTO models (name, version, architecture, checkpoint, config, "
-                "performance, training_info, file_path, experiment_id, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "performance, training_info, file_path, experiment_id, created, parent_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, version, architecture, _dumps(checkpoint or {}), _dumps(config or {}),
                  _dumps(performance or {}), _dumps(training_info or {}), str(file_path or ""),
-                 experiment_id, time.time()))
+                 experiment_id, time.time(), parent_id))
         return cur.lastrowid
 
     def get_model_info(self, model_id: int) -> dict | None:
@@ -235,6 +236,16 @@ class ModelRegistry:
                 continue
             out.append(model)
         return out
+
+    def lineage(self, model_id: int) -> list[dict]:
+        """The model and the models it was trained from, newest first."""
+        chain, seen = [], set()
+        model = self.get_model_info(model_id)
+        while model is not None and model["id"] not in seen:
+            seen.add(model["id"])
+            chain.append(model)
+            model = self.get_model_info(model["parent_id"]) if model.get("parent_id") else None
+        return chain
 
     def compare_models(self, model_ids: list[int]) -> dict[str, list]:
         """``{metric: [value of each model, None where missing]}``."""

@@ -1,7 +1,10 @@
 """Queue jobs land in the tracker and registry; PretrainedModelId may name a model."""
 
+import json
+
 import pytest
 
+from orchestrator.cli.main import main as cli_main
 from orchestrator.store.registry import ExperimentTracker, ModelRegistry
 from tests.helpers import QueueRun, probe, probe_records, read_rows, write_csv
 
@@ -54,3 +57,24 @@ def test_pretrained_by_registry_reference(tmp_path):
     rows = read_rows(second)
     assert rows["ft"]["TrainingCheck"] == "Done"
     assert rows["bad"]["TrainingCheck"] == "Invalid" and "base:7" in rows["bad"]["Error"]
+
+
+def test_a_chained_model_knows_its_parent_and_keeps_the_rows_notes(tmp_path, capsys):
+    q = write_csv(tmp_path / "q.csv", [*HEADER, "Notes"], [
+        ["base", "", toy(0.3), "", "0", "", ""],
+        ["ft", "", toy(0.1), "base", "0", "", "lower lr, from base"]])
+    run = QueueRun(q, metric="accuracy").start()
+    assert run.join() == 0
+    models = ModelRegistry(run.paths.registry)
+    base, ft = models.resolve("base"), models.resolve("ft")
+    assert ft["parent_id"] == base["id"] and base["parent_id"] is None
+    assert ft["config"]["notes"] == "lower lr, from base"
+    assert [m["id"] for m in models.lineage(ft["id"])] == [ft["id"], base["id"]]
+    where = ["--state-dir", str(run.paths.state_dir), "--json"]
+    capsys.readouterr()
+    assert cli_main(["registry", "show", "ft", *where]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lineage"] == ["base:1"] and shown["experiment"]["config"]["notes"]
+    assert cli_main(["registry", "compare", "base", "ft:1", str(ft["id"]), *where]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert compared["accuracy"][1] == compared["accuracy"][2] == ft["performance"]["accuracy"]
