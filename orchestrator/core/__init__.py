@@ -38,7 +38,7 @@ from orchestrator.core.lifecycle import (
     format_time,
     safe_cell,
 )
-from orchestrator.core.placement import can_progress, next_wake, room, start_order
+from orchestrator.core.placement import can_progress, next_wake, room, start_order, why_waiting
 from orchestrator.core.readiness import find_cycles, resolve
 from orchestrator.core.retry import Decision, RetryPolicy, decide, more_gpus
 from orchestrator.core.row import RowState, Spent
@@ -62,7 +62,8 @@ __all__ = [
     "StopRequested", "Unplaceable", "Warn", "WriteCells",
     "Failure", "FailureKind", "classify",
     "TRANSITIONS", "Context", "IllegalTransition", "NotRunning", "apply", "format_time",
-    "safe_cell", "can_progress", "next_wake", "room", "start_order", "find_cycles", "resolve",
+    "safe_cell", "can_progress", "next_wake", "room", "start_order", "why_waiting",
+    "find_cycles", "resolve",
     "Decision", "RetryPolicy", "decide", "more_gpus", "RowState", "Spent",
     "MARK_COLUMNS", "ON_OOM", "OWNED_COLUMNS", "REQUIRED_COLUMNS", "SEED_COLUMNS", "JobSpec",
     "parse_duration", "parse_gpu_ids", "parse_resources",

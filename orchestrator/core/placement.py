@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from orchestrator.core.row import RowState
 from orchestrator.core.status import RowStatus
 
-__all__ = ["start_order", "room", "next_wake", "can_progress"]
+__all__ = ["start_order", "room", "next_wake", "can_progress", "why_waiting"]
 
 
 def start_order(rows: Iterable[RowState], mono: float, *,
@@ -29,6 +29,26 @@ def room(rows: Iterable[RowState], cap: int) -> int | None:
     if not cap:
         return None
     return max(0, cap - sum(r.status.is_active for r in rows))
+
+
+def why_waiting(state: RowState, mono: float, *, left: int | None, cap: int = 0,
+                retries_only: bool = False) -> str:
+    """Why a Pending row has not started, as far as the rows say ("" when nothing in
+    them holds it back: then only resources can, which the driver knows). ``left``:
+    ``room`` now."""
+    if state.status is not RowStatus.PENDING or state.spec is None or state.blocker:
+        return ""
+    if state.readiness is not None and not state.readiness.ready:
+        return state.readiness.reason or "waiting"
+    if state.not_before > mono:
+        after = f" after {state.failure.kind.value}" if state.failure is not None else ""
+        return f"retry in {state.not_before - mono:.0f}s{after} (backoff)"
+    if retries_only and not state.spent.any:
+        return ("auto_continue = false: after the first round only retries start — run "
+                "the queue again to start it")
+    if left == 0:
+        return f"max_training_process = {cap}: that many rows run already"
+    return ""
 
 
 def next_wake(rows: Iterable[RowState], mono: float) -> float | None:

@@ -70,7 +70,7 @@ def resolve(job_id: str, parent: str, statuses: Mapping[str, RowStatus],
         return Readiness(S.BLOCKED, f"its pretrained parent {parent} ended {status.value} — "
                          f"fix and rerun {parent} (clear its TrainingCheck)")
     if status is not S.DONE:
-        return Readiness(S.PENDING, f"waiting for {parent}")
+        return Readiness(S.PENDING, f"waits for its parent {parent} ({status.label})")
     weight = (weights.get(parent) or "").strip()
     if is_uri(weight):   # in storage: the row's node downloads it (a missing one fails there)
         return _ready(weight)

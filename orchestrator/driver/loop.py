@@ -14,6 +14,7 @@ the orchestrator's own cells are restored when a stale save puts back older valu
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import queue
@@ -48,6 +49,7 @@ from orchestrator.core import (
     resolve,
     room,
     start_order,
+    why_waiting,
 )
 from orchestrator.driver import placement, reconcile, requests
 from orchestrator.execution.gpus import GpuLedger
@@ -100,6 +102,7 @@ class Scheduler:
         self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
         self._notes: set[str] = set()
         self._stale: list[str] = []
+        self._waiting: dict[str, str] | None = None
 
     # ================================================================ the loop
     def load(self) -> None:
@@ -133,6 +136,7 @@ class Scheduler:
             self.pool.shutdown()
             self.models.close()
             requests.answer_all(self.paths, "the driver has stopped")
+            self.paths.waiting.unlink(missing_ok=True)
         self._say_what_waits()
         return 1 if any(st.status.is_failed for st in self.rows.values()) else 0
 
@@ -319,14 +323,35 @@ class Scheduler:
     # ============================================================== planning
     def _plan(self) -> None:
         self._derive()
-        order = start_order(self.rows.values(), time.monotonic(),
-                            retries_only=self._first_round_done and not self.config.auto_continue)
-        for state in order:
-            left = room(self.rows.values(), self.config.max_training_process)
-            if left == 0:
+        mono, cap = time.monotonic(), self.config.max_training_process
+        retries_only = self._first_round_done and not self.config.auto_continue
+        waiting: dict[str, str] = {}
+        for state in start_order(self.rows.values(), mono, retries_only=retries_only):
+            if room(self.rows.values(), cap) == 0:
                 break
-            placement.launch(self, self.rows[state.id])
+            why = placement.launch(self, self.rows[state.id])
+            if why:
+                waiting[state.id] = why
         self._first_round_done = True
+        left = room(self.rows.values(), cap)
+        for st in self.rows.values():
+            if st.id not in waiting and st.status is RowStatus.PENDING:
+                why = why_waiting(st, mono, left=left, cap=cap, retries_only=retries_only)
+                if why:
+                    waiting[st.id] = why
+        self._publish_waiting(waiting)
+
+    def _publish_waiting(self, waiting: dict[str, str]) -> None:
+        """For the views (status, tui): why each pending row has not started."""
+        if waiting == self._waiting:
+            return
+        self._waiting = waiting
+        try:
+            tmp = self.paths.waiting.with_suffix(".tmp")
+            tmp.write_text(json.dumps(waiting, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.paths.waiting)
+        except OSError as e:   # the views lose a hint; the queue goes on
+            logger.debug("could not write %s: %s", self.paths.waiting, e)
 
     def _derive(self) -> None:
         """Readiness of every row that waits (Invalid / Blocked / Pending), until chains

@@ -25,17 +25,18 @@ __all__ = ["launch", "default_gpus", "new_run_id", "MAX_WAITING_FOR_NODES"]
 MAX_WAITING_FOR_NODES = 8
 
 
-def launch(loop, state: RowState) -> bool:
-    """Start the next attempt of ``state`` if a runner for it is free; True when it did."""
+def launch(loop, state: RowState) -> str:
+    """Start the next attempt of ``state`` if a runner for it is free: "" when it did,
+    else why not (what it waits for)."""
     placed = _shape(loop, state)
-    if placed is None:
-        return False
+    if isinstance(placed, str):
+        return placed
     shape, pinned, force = placed
     runner = loop.pool.acquire(shape, state.id, force=force)
     if runner is None:
         if loop.ledger is not None:
             loop.ledger.release(state.id)
-        return False
+        return f"waits for {_demand_text(shape)} to free up"
     spec = dataclasses.replace(state.spec, gpus=state.asked_gpus)
     if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
         per_worker = {k: v / spec.workers for k, v in shape.workers}
@@ -61,7 +62,12 @@ def launch(loop, state: RowState) -> bool:
         record={"command": state.spec.command, "log_path": str(log_path),
                 "gpus": ",".join(map(str, pinned)) if pinned else ""}))
     loop.pool.start(runner, spec_launch)
-    return True
+    return ""
+
+
+def _demand_text(shape: Shape) -> str:
+    demand = {k: v for k, v in shape.demand().items() if v > 0}
+    return " + ".join(f"{v:g} {k}" for k, v in demand.items()) or "a runner"
 
 
 def new_run_id() -> str:
@@ -77,13 +83,14 @@ def default_gpus(loop) -> float:
     return float(loop.config.default_gpus)
 
 
-def _unplaceable(loop, state: RowState, reason: str) -> None:
+def _unplaceable(loop, state: RowState, reason: str) -> str:
     loop.apply(state.id, Unplaceable(reason))
+    return reason
 
 
-def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] | None:
+def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] | str:
     """The runner shape, pinned GPUs, and whether to ask Ray even though the cluster
-    is too small now (an autoscaler grows it for pending demand); None: not now."""
+    is too small now (an autoscaler grows it for pending demand); a reason: not now."""
     spec, cfg = state.spec, loop.config
     kind = KINDS[spec.kind]
     cpus = spec.cpus if spec.cpus is not None else cfg.default_cpus
@@ -95,41 +102,40 @@ def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] 
         if cfg.gpu_mode == "slots":
             claimed = loop.ledger.claim_slot(spec.id)
             if claimed is None:
-                return None
+                return "waits for a free slot of process_gpu_mapping"
             gpus = claimed[1]
         else:
             gpus = spec.gpu_ids or (cfg.default_gpu,)
             if len(gpus) > 1 and not cfg.allow_multi_gpu:
-                _unplaceable(loop, state, f"GpuID={'+'.join(map(str, gpus))!r} names several "
-                             "GPUs but allow_multi_gpu = false — use one GPU or allow it in "
-                             "[gpu]")
-                return None
+                return _unplaceable(loop, state, f"GpuID={'+'.join(map(str, gpus))!r} names "
+                                    "several GPUs but allow_multi_gpu = false — use one GPU "
+                                    "or allow it in [gpu]")
             if not loop.ledger.claim(spec.id, gpus):
-                return None
+                return f"waits for its pinned GPU {'+'.join(map(str, gpus))} to free up"
         return Shape(0.0, cpus, spec.resources, node_id=loop.pool.node_id), gpus, False
     gpus = state.asked_gpus if state.asked_gpus is not None else default_gpus(loop)
     if gpus > 1 and not cfg.allow_multi_gpu:
-        _unplaceable(loop, state, f"GPUs={gpus:g} but allow_multi_gpu = false — ask for 1 GPU "
-                     "or less, or set allow_multi_gpu = true in [gpu]")
-        return None
+        return _unplaceable(loop, state, f"GPUs={gpus:g} but allow_multi_gpu = false — ask "
+                            "for 1 GPU or less, or set allow_multi_gpu = true in [gpu]")
     shape = Shape(gpus, cpus, spec.resources)
     if not loop.pool.can_ever_fit(shape):
         totals = loop.pool.totals()
         demand = {k: v for k, v in shape.demand().items() if v > 0}
         message = f"needs {demand} but the cluster has { {k: totals.get(k, 0.0) for k in demand} }"
         if loop.local_ray:
-            _unplaceable(loop, state, f"{message} — lower GPUs/CPUs, or start with --num-gpus N")
-            return None
+            return _unplaceable(loop, state, f"{message} — lower GPUs/CPUs, or start with "
+                                "--num-gpus N")
         waiting = sum(st.status is RowStatus.QUEUED for st in loop.rows.values())
         if waiting >= MAX_WAITING_FOR_NODES:
-            return None
+            return (f"{message}; {waiting} rows already wait on Ray for nodes that fit "
+                    f"(at most {MAX_WAITING_FOR_NODES})")
         loop.note(f"{spec.id}: {message}; queued on Ray until a node that fits joins (an "
                   "autoscaler starts one for this demand)")
         return shape, None, True
     return shape, None, False
 
 
-def _workers_shape(loop, state: RowState) -> tuple[Shape, None, bool] | None:
+def _workers_shape(loop, state: RowState) -> tuple[Shape, None, bool] | str:
     """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
     (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
     spec = state.spec
@@ -144,9 +150,8 @@ def _workers_shape(loop, state: RowState) -> tuple[Shape, None, bool] | None:
                    f"{dict(workers)} but the cluster has "
                    f"{ {k: totals.get(k, 0.0) for k, _ in workers} }")
         if loop.local_ray:
-            _unplaceable(loop, state, f"{message} — lower Workers/GPUs/CPUs, or start with "
-                         "--num-gpus N")
-            return None
+            return _unplaceable(loop, state, f"{message} — lower Workers/GPUs/CPUs, or start "
+                                "with --num-gpus N")
         loop.note(f"{spec.id}: {message}; its trainer waits on Ray until nodes that fit join")
         return shape, None, True
     return shape, None, False

@@ -50,6 +50,11 @@ class QueuePaths:
         return self.state_dir / f".config-{self.name}.json"
 
     @property
+    def waiting(self) -> Path:
+        """Why each pending row has not started, as the running driver sees it."""
+        return self.state_dir / f".waiting-{self.name}.json"
+
+    @property
     def requests(self) -> Path:
         """Where other terminals leave requests for the running driver (``stop``)."""
         return self.state_dir / f".requests-{self.name}"

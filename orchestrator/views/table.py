@@ -23,7 +23,7 @@ from rich.text import Text
 
 from orchestrator.core import Failure, RowStatus, read_word
 from orchestrator.store.config import Config
-from orchestrator.store.paths import QueuePaths
+from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 
@@ -61,6 +61,7 @@ COLUMNS = (
     ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
     ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 40),
     ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
+    ColumnSpec("why", "Why", 35),
 )
 _PROGRESS_TOTALS = {"epoch": ("epochs", "total_epochs", "num_epochs", "max_epochs"),
                     "step": ("total_steps", "steps", "max_steps", "num_steps")}
@@ -185,10 +186,12 @@ def _log_path(base_dir: Path | None, row: dict, attempt: dict) -> Path | None:
 
 def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
                 base_dir: Path | None = None, metrics: MetricsTail | None = None,
-                metric: str = "", default_gpus: str = "") -> list[dict]:
+                metric: str = "", default_gpus: str = "",
+                waiting: dict[str, str] | None = None) -> list[dict]:
     """One dict per queue row (``orchestrator status --json``): numbers as numbers,
     ``None`` where there is none. ``attempts``: each row's latest attempt in the record;
-    ``base_dir``: the queue file's folder (relative log paths start there)."""
+    ``base_dir``: the queue file's folder (relative log paths start there); ``waiting``:
+    why pending rows have not started, as the running driver published it."""
     out = []
     now = time.time()
     metrics = metrics or MetricsTail()
@@ -226,6 +229,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "weight_file": row.get("WeightFile", ""),
             "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
             "error": error, "failure": failure.kind.value if failure is not None else None,
+            "waiting": (waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
             "log": str(log) if log is not None else "",
         })
     return out
@@ -266,7 +270,16 @@ class QueueSource:
         rows = QueueFile(self.paths.csv).read().rows()
         return status_rows(rows, self._attempts(), base_dir=self.paths.csv.parent,
                            metrics=self.metrics, metric=self.config.metric,
-                           default_gpus=self.config.default_gpus)
+                           default_gpus=self.config.default_gpus, waiting=self._waiting())
+
+    def _waiting(self) -> dict[str, str]:
+        if read_driver_info(self.paths) is None:   # a leftover of a driver that died
+            return {}
+        try:
+            found = json.loads(self.paths.waiting.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
     def load(self) -> list[RowView]:
         return row_views(self.rows())
@@ -281,7 +294,7 @@ class RowView:
     status: str
     cells: dict         # column key -> plain text
     log_path: Path | None
-    error: str = ""
+    why: str = ""       # why it is where it is: what it waits for, or its Error
 
 
 def row_views(rows: list[dict]) -> list[RowView]:
@@ -298,16 +311,19 @@ def row_views(rows: list[dict]) -> list[RowView]:
                  "progress": r["progress_text"], "metric": r["metric_text"],
                  "best": _number(best) if best is not None else "",
                  "attempts": str(r["attempts"] or ""), "wandb": r["wandb_run_id"]}
+        why = r["waiting"] or (r["error"] if r["status"] != RowStatus.DONE.label else "")
+        cells["why"] = why
         views.append(RowView(key, r["id"], r["name"], r["status"], cells,
-                             Path(r["log"]) if r["log"] else None, r["error"]))
+                             Path(r["log"]) if r["log"] else None, why))
     return views
 
 
-def fit_columns(views: list[RowView], width: int) -> list[ColumnSpec]:
+def fit_columns(views: list[RowView], width: int,
+                columns: tuple[ColumnSpec, ...] = COLUMNS) -> list[ColumnSpec]:
     """The columns that fit ``width`` cells, dropping the highest ``drop`` first."""
     widths = _widths(views)
-    shown = list(COLUMNS)
-    for col in sorted(COLUMNS, key=lambda c: -c.drop):
+    shown = list(columns)
+    for col in sorted(columns, key=lambda c: -c.drop):
         if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
             break
         shown.remove(col)
@@ -323,14 +339,15 @@ def _widths(views: list[RowView]) -> dict[str, int]:
 
 
 def reasons(views: list[RowView]) -> list[tuple[RowView, str]]:
-    """Why each row that did not simply succeed is where it is: its ``Error``."""
-    return [(v, v.error) for v in views
-            if v.error and v.status != RowStatus.DONE.label]
+    """Why each row that did not simply succeed is where it is: what it waits for, or
+    its ``Error``."""
+    return [(v, v.why) for v in views if v.why]
 
 
 def render_status(views: list[RowView], width: int, title: str = "") -> Group:
-    """The table at ``width`` columns, then one line per row with a reason."""
-    columns = fit_columns(views, width)
+    """The table at ``width`` columns, then one line per row with a reason (so the
+    table leaves out the TUI's Why column)."""
+    columns = fit_columns(views, width, tuple(c for c in COLUMNS if c.key != "why"))
     widths = _widths(views)
     table = Table(title=escape(title) if title else None, title_justify="left",
                   header_style="bold", expand=False)

@@ -49,12 +49,13 @@ StopRows = Callable[[list[str]], dict[str, str]]
 REFRESH_S = 1.0
 LOG_POLL_S = 0.5
 LOG_TAIL_BYTES = 256 * 1024
+WHY_MAX = 48   # the Why column's width; the whole text is in the log view and `status`
 
 
 def _cell(column: str, text: str):
     if column == "status":
         return Text(text, style=style_of(text))
-    if column == "name":
+    if column in ("name", "why"):
         return Text(text, no_wrap=True, overflow="ellipsis")
     return text
 
@@ -106,16 +107,18 @@ class LogScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("q", "app.pop_screen", "Back")]
 
-    def __init__(self, title: str, path: Path | None):
+    def __init__(self, title: str, path: Path | None, why: str = ""):
         super().__init__()
-        self.title_text, self.path = title, path
+        self.title_text, self.path, self.why = title, path, why
         self._offset = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._missing_shown = False
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]{escape(self.title_text)}[/b]  {escape(str(self.path or '(no log)'))}",
-                     id="log-title", markup=True)
+        title = f"[b]{escape(self.title_text)}[/b]  {escape(str(self.path or '(no log)'))}"
+        if self.why:   # why the row is where it is, whole (the table cuts it)
+            title += f"\n[i]{escape(self.why)}[/i]"
+        yield Static(title, id="log-title", markup=True)
         yield Log(id="log", max_lines=20000)
         yield Footer()
 
@@ -281,8 +284,9 @@ class QueueApp(App):
         table.clear(columns=columns != self._columns)
         if columns != self._columns:
             for col in columns:
-                width = NAME_MAX if col.key == "name" and any(
-                    cell_len(v.name) > NAME_MAX for v in shown) else None
+                cap = NAME_MAX if col.key == "name" else WHY_MAX if col.key == "why" else 0
+                width = cap if cap and any(cell_len(v.cells[col.key]) > cap for v in shown) \
+                    else None
                 table.add_column(col.label, key=col.key, width=width)
         for view in shown:
             table.add_row(*(_cell(c.key, view.cells[c.key]) for c in columns), key=view.key)
@@ -333,7 +337,7 @@ class QueueApp(App):
         view = self.selected()
         if view is not None:
             title = f"{view.id} {view.name}".strip()
-            self.push_screen(LogScreen(title, view.log_path))
+            self.push_screen(LogScreen(title, view.log_path, view.why))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_log()

@@ -4,6 +4,7 @@ record. What Ray itself must do (runners, GPUs, lost nodes) is in tests/ray."""
 from __future__ import annotations
 
 import csv
+import json
 import threading
 
 import pytest
@@ -247,3 +248,17 @@ def test_the_driver_writes_only_its_own_columns(tmp_path):
         Scheduler(QueueFile(q), load_config(None), tmp_path / "runs",
                   RunRecord(tmp_path / "runs" / "registry.db"), queue_name="q",
                   local_ray=True, pool=FakePool()).queue.update({"a": {"Notes": "x"}})
+
+
+def test_the_driver_says_why_each_pending_row_waits(tmp_path):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b", parent="a"),
+                                               row("c", gpus="4"), row("h", check="Hold")])
+    pool = FakePool(gpus=4, outcomes={"a": [HOLD]})
+    r = Run(q, pool).start()
+    waiting = r.paths.waiting
+    expected = {"b": "waits for its parent a (Training)", "c": "waits for 4 GPU to free up"}
+    wait_for(lambda: waiting.exists() and json.loads(waiting.read_text()) == expected,
+             what=f"{expected} in {waiting}")
+    pool.finish("a")
+    r.join()
+    assert not waiting.exists(), "a driver that ended leaves no stale reasons"

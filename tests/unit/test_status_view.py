@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from orchestrator.store.config import load_config
-from orchestrator.store.paths import queue_paths
+from orchestrator.store.paths import DriverLock, queue_paths
 from orchestrator.store.record import RunRecord
 from orchestrator.views.table import QueueSource, render_status, row_views
 from tests.helpers import write_csv
@@ -116,3 +116,19 @@ def test_at_80_columns_the_least_needed_columns_go_first(queue):
     header = next(x for x in shown(queue, 80).splitlines() if "Status" in x)
     assert "W&B run" not in header and "Node" not in header
     assert " GPUs " in header and " Metric " in header
+
+
+def test_a_running_drivers_reasons_for_pending_rows_are_shown(queue):
+    paths = queue.paths
+    paths.waiting.write_text(json.dumps({"child": "waits for its parent done (Training)",
+                                         "gpu-wait": "waits for 8 GPU to free up"}))
+    assert {r["id"]: r["waiting"] for r in queue.rows()}["child"] == "", \
+        "no driver holds the queue: its reasons are stale"
+    with DriverLock(paths) as lock:
+        lock.publish("127.0.0.1:0", "orchestrator")
+        rows = {r["id"]: r for r in queue.rows()}
+        text = " ".join(shown(queue, 120).split())
+    assert rows["child"]["waiting"] == "waits for its parent done (Training)"
+    assert rows["done"]["waiting"] == "", "only pending rows wait"
+    assert "child: waits for its parent done (Training)" in text
+    assert "gpu-wait: waits for 8 GPU to free up" in text
