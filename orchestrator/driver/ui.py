@@ -12,9 +12,9 @@ import threading
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Button, Static
 
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths
@@ -24,12 +24,15 @@ __all__ = ["DriverApp"]
 
 
 class QuitScreen(ModalScreen[str]):
-    """Asks what happens to running jobs: ``keep``, ``stop`` or ``cancel``."""
+    """Asks what happens to running jobs: ``keep``, ``stop`` or ``cancel`` — a button
+    each (Tab moves, Enter presses; Cancel has the focus) or its key."""
 
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
-    QuitScreen > Vertical { width: 70; height: auto; border: thick $warning; padding: 1 2;
+    QuitScreen > Vertical { width: 76; height: auto; border: thick $warning; padding: 1 2;
                             background: $surface; }
+    QuitScreen Horizontal { height: auto; margin-top: 1; }
+    QuitScreen Button { margin-right: 2; }
     """
 
     def __init__(self, running: int, local: bool):
@@ -37,12 +40,10 @@ class QuitScreen(ModalScreen[str]):
         self.local = local
         if local:
             self.question = (f"{running} job(s) running on the Ray this driver started: they "
-                             "cannot outlive it.\n[s] stop them and quit (they run again next "
-                             "time)   [c] cancel")
+                             "cannot outlive it. Stopped jobs run again next time.")
         else:
-            self.question = (f"{running} job(s) running on the cluster.\n[k] keep them "
-                             "running and quit (rerun to re-attach)   [s] stop them and quit"
-                             "   [c] cancel")
+            self.question = (f"{running} job(s) running on the cluster. Kept jobs go on; run "
+                             "the same command again to re-attach.")
 
     BINDINGS = [Binding("k", "answer('keep')", "Keep running"),
                 Binding("s", "answer('stop')", "Stop jobs"),
@@ -51,7 +52,18 @@ class QuitScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, markup=False)   # [s]/[c]/[k] are keys, not markup
+            yield Static(self.question, markup=False)
+            with Horizontal():
+                if not self.local:
+                    yield Button("Keep running, quit (k)", id="keep", variant="primary")
+                yield Button("Stop jobs, quit (s)", id="stop", variant="error")
+                yield Button("Cancel (c)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_answer(event.button.id or "cancel")
 
     def action_answer(self, choice: str) -> None:
         if choice == "keep" and self.local:

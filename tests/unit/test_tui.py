@@ -296,3 +296,35 @@ def test_header_shows_busy_gpus_per_node_and_a_crash_rings_when_asked(tmp_path):
         return rang
 
     assert _run(main()) == [1]
+
+
+@pytest.mark.parametrize("local,keys,answer", [
+    (True, ["enter"], "cancel"),                    # Cancel has the focus
+    (True, ["tab", "enter"], "stop"),               # Tab wraps round to Stop
+    (True, ["s"], "stop"), (True, ["k", "c"], "cancel"),   # no keeping jobs on our own Ray
+    (False, ["k"], "keep"), (False, ["shift+tab", "shift+tab", "enter"], "keep"),
+])
+def test_the_quit_dialog_shows_its_choices_and_answers_keys_and_enter(local, keys, answer):
+    from textual.app import App
+    from textual.widgets import Button
+
+    from orchestrator.driver.ui import QuitScreen
+
+    answers = []
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(QuitScreen(2, local), answers.append)
+
+    async def main():
+        app = Host()
+        async with app.run_test(size=(100, 24)) as pilot:
+            await pilot.pause()
+            labels = [str(b.label) for b in app.screen.query(Button)]
+            assert labels == ([] if local else ["Keep running, quit (k)"]) + [
+                "Stop jobs, quit (s)", "Cancel (c)"]
+            await pilot.press(*keys)
+            await pilot.pause()
+
+    _run(main())
+    assert answers == [answer]
