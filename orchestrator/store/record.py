@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.core.status import ATTEMPT_ACTIVE
 
-__all__ = ["RunRecord", "connect", "transaction"]
+__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "transaction"]
 
 _MIGRATIONS: list[list[str]] = [
     [  # version 1
@@ -72,6 +72,32 @@ _MIGRATIONS: list[list[str]] = [
 _ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
                    "exit_code", "log_path", "weight_file", "metrics", "best_metric", "error",
                    "wandb_run_id", "failure")
+
+
+def connect_read_only(path: str | Path) -> sqlite3.Connection:
+    """Open ``registry.db`` for reading only: never migrated, never written, no journal
+    files made (so a view works on a read-only mount, and beside a running driver)."""
+    uri = Path(path).resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.OperationalError:   # WAL on a read-only mount: read the file as it is
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def read_attempts(path: str | Path, queue: str) -> list[dict]:
+    """Every attempt of ``queue`` in the record at ``path``, read-only (``[]`` if none)."""
+    db = connect_read_only(path)
+    try:
+        rows = db.execute("SELECT * FROM attempts WHERE queue = ? ORDER BY job_id, attempt",
+                          (queue,)).fetchall()
+    except sqlite3.OperationalError:   # not a run record (yet)
+        return []
+    finally:
+        db.close()
+    return [_decode(r) for r in rows]
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

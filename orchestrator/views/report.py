@@ -24,7 +24,7 @@ from pathlib import Path
 from orchestrator.api import goal_of, read_metrics
 from orchestrator.core import RowStatus
 from orchestrator.store.queue_file import QueueFile
-from orchestrator.store.record import RunRecord
+from orchestrator.store.record import read_attempts
 from orchestrator.views.table import format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
@@ -138,14 +138,10 @@ def _fill_from_record(row: dict, attempt: dict) -> None:
 
 
 def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, dict]:
-    """``{job id: latest attempt}``; no record file means no attempts (none is created)."""
+    """``{job id: latest attempt}``, read-only; no record file means no attempts."""
     if not registry_path.is_file():
         return {}
-    record = RunRecord(registry_path)
-    try:
-        return {a["job_id"]: a for a in record.attempts(queue_name)}  # the last attempt wins
-    finally:
-        record.close()
+    return {a["job_id"]: a for a in read_attempts(registry_path, queue_name)}  # last wins
 
 
 def _read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:

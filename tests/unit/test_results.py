@@ -1,8 +1,10 @@
 """The HTML report of a finished queue: one self-contained page a researcher can read."""
 
 import csv
+import hashlib
 import json
 import re
+import sqlite3
 import time
 from datetime import datetime
 
@@ -13,6 +15,7 @@ from orchestrator.store.config import load_config
 from orchestrator.store.paths import queue_paths, record_run_config
 from orchestrator.store.record import RunRecord
 from orchestrator.views.report import build_report
+from tests.helpers import write_csv
 
 QUEUE = "sweep"
 EVIL = "<script>alert(1)</script>"
@@ -175,3 +178,31 @@ def test_report_without_config_ranks_by_the_drivers_config(queue, tmp_path, caps
     assert "Ranked by <b>loss</b>, lower is better (from its name)" in page
     assert best_order(page) == ["m3", "m1"]
     assert str(ini) in capsys.readouterr().err, "it says which config it used"
+
+
+def test_the_report_reads_the_record_without_writing_it(tmp_path):
+    """A record of an older schema (say, from an archive or another version's driver) is
+    read as it is: not migrated, and no journal or lock file appears beside it."""
+    from orchestrator.store.record import _MIGRATIONS
+
+    registry = tmp_path / "runs" / "registry.db"
+    registry.parent.mkdir()
+    db = sqlite3.connect(registry)
+    for statement in (sql for version in _MIGRATIONS[:-1] for sql in version):
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {len(_MIGRATIONS) - 1}")
+    db.execute("INSERT INTO attempts (queue, job_id, attempt, status, started, ended) "
+               "VALUES ('q', 'a', 1, 'Done', ?, ?)", (START, START + 754))
+    db.commit()
+    db.close()
+    csv_path = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "TrainingCheck"],
+                         [["a", "python t.py", "Done"]])
+
+    def folder():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in registry.parent.iterdir()}
+
+    before = folder()
+    page = build_report(csv_path, registry, "q", tmp_path / "r.html").read_text()
+    assert folder() == before, "no migration, no journal, no lock file"
+    assert "12:34" in page, "what the record holds reaches the page (the attempt's duration)"
