@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -215,6 +215,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
         out.append({
             "id": job_id, "name": row.get("Name", ""), "status": status.label,
             "line": line, "kind": (row.get("Kind") or "").strip().lower() or "command",
+            "command": row.get("TrainingCommand", ""), "config": row.get("Config", ""),
             "priority": _int(row.get("Priority")) or 0,
             "parent": (row.get("PretrainedModelId") or "").strip(),
             "attempts": _int(row.get("Attempts")) or latest.get("attempt"),
@@ -295,6 +296,7 @@ class RowView:
     cells: dict         # column key -> plain text
     log_path: Path | None
     why: str = ""       # why it is where it is: what it waits for, or its Error
+    data: dict = field(default_factory=dict)   # its ``status_rows`` entry
 
 
 def row_views(rows: list[dict]) -> list[RowView]:
@@ -314,7 +316,7 @@ def row_views(rows: list[dict]) -> list[RowView]:
         why = r["waiting"] or (r["error"] if r["status"] != RowStatus.DONE.label else "")
         cells["why"] = why
         views.append(RowView(key, r["id"], r["name"], r["status"], cells,
-                             Path(r["log"]) if r["log"] else None, why))
+                             Path(r["log"]) if r["log"] else None, why, r))
     return views
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
+from orchestrator.store.queue_file import QueueFile
 from orchestrator.views.table import (
     COLUMNS,
     NAME_MAX,
@@ -154,14 +156,78 @@ class LogScreen(Screen):
         log.write(self._decoder.decode(data))
 
 
+HELP = """\
+[b]Keys[/b]
+  ↑ ↓          move                       ⏎ / l   the row's log, and why
+  d            details of the row on/off  o       order: file ↔ running first
+  s            stop the row (asks)        h       hold a waiting row / release a held one
+  R            run a finished row again   + / -   raise / lower its Priority
+  /            filter (Esc clears)        r       refresh now
+  ?            this help                  q       quit (the driver's UI asks first)
+
+[b]Columns[/b]
+  GPUs     asked, and @ the GPU ids it holds: 0.5@1 is half of GPU 1
+  Progress epoch x/y or step x/y from what the job reports: report(epoch=, epochs=),
+           report(step=, total_steps=)
+  Metric   the queue's metric (or the first number) in the job's last report
+  Why      what a pending row waits for, or how the last attempt failed
+
+h, R, + and - edit the CSV as you would (TrainingCheck = Hold / blank / Rerun, Priority);
+the driver reads them like any edit. Press Escape or ? to close."""
+
+
+class HelpScreen(ModalScreen):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Static { width: auto; max-width: 96; padding: 1 2; border: thick $accent;
+                          background: $surface; }
+    """
+    BINDINGS = [Binding("escape", "app.pop_screen", "Close"),
+                Binding("question_mark", "app.pop_screen", "Close", show=False)]
+
+    def compose(self) -> ComposeResult:
+        yield Static(HELP)
+
+
+def details_text(view: RowView) -> str:
+    """The details pane of one row (rich markup, every value escaped)."""
+    r = view.data
+    asked = f"{r['gpus']:g}" if r.get("gpus") is not None else "default"
+    held = ",".join(map(str, r.get("gpu_ids") or [])) or "-"
+    lines = [f"[b]{escape(view.id)}[/b] {escape(view.name)}  "
+             f"[{style_of(view.status)}]{view.status}[/]  kind {escape(r.get('kind', ''))}"
+             f"  attempt {r.get('attempts') or '-'}  priority {r.get('priority', 0)}"
+             f"  parent {escape(r.get('parent') or '-')}",
+             f"GPUs asked {asked}, held {held}  node {escape(r.get('node') or '-')}"
+             f"  time {escape(view.cells.get('time') or '-')}"
+             f"  progress {escape(view.cells.get('progress') or '-')}",
+             f"command: {escape(r.get('command') or r.get('config') or '')}"]
+    if view.why:
+        lines.append(f"[i]why: {escape(view.why)}[/i]")
+    if view.log_path:
+        lines.append(f"log: {escape(str(view.log_path))}")
+    return "\n".join(lines)
+
+
+#: The statuses ``h`` (Hold) and ``R`` (Rerun) apply to.
+HOLDABLE = (RowStatus.PENDING, RowStatus.BLOCKED, RowStatus.INVALID)
+RERUNNABLE = (RowStatus.DONE, RowStatus.CRASH, RowStatus.STOPPED)
+#: ``o``: running rows first, then waiting ones, then held, then the rest.
+_ORDER = {RowStatus.TRAINING: 0, RowStatus.QUEUED: 0, RowStatus.PENDING: 1,
+          RowStatus.BLOCKED: 1, RowStatus.HOLD: 2}
+
+
 # ------------------------------------------------------------------ the app
 class QueueApp(App):
-    """A live view of one queue: ``r`` refresh, ``s`` stop, ``l`` log, ``/`` filter."""
+    """A live view of one queue: ``r`` refresh, ``s`` stop, ``l`` log, ``/`` filter,
+    ``d`` details, ``h`` hold, ``R`` rerun, ``+``/``-`` priority, ``?`` help."""
 
     TITLE = "orchestrator"
     CSS = """
     #summary { height: auto; padding: 0 1; background: $boost; }
     QueueTable { height: 1fr; }
+    #details { height: auto; max-height: 8; padding: 0 1; background: $boost; }
+    #details.-hidden { display: none; }
     FilterInput { dock: bottom; display: none; }
     FilterInput.-shown { display: block; }
     """
@@ -170,6 +236,13 @@ class QueueApp(App):
         Binding("s", "stop", "Stop job"),
         Binding("l", "log", "Log"),
         Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("h", "hold", "Hold"),
+        Binding("R", "rerun", "Rerun", key_display="R"),
+        Binding("plus", "priority(1)", "Priority +", key_display="+", show=False),
+        Binding("minus", "priority(-1)", "Priority -", key_display="-", show=False),
+        Binding("d", "details", "Details", show=False),
+        Binding("o", "order", "Order", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),  # only the UI: jobs keep running
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -182,6 +255,8 @@ class QueueApp(App):
         self.source = QueueSource(paths, config)
         self.views: list[RowView] = []
         self.filter_text = ""
+        self.running_first = False
+        self._edit_lock = threading.Lock()
         self.load_error = ""
         self._shown: list[RowView] = []
         self._columns: list[ColumnSpec] = []
@@ -190,6 +265,7 @@ class QueueApp(App):
         # held directly: no DOM query on every refresh
         self.summary = Static("", id="summary")
         self.table = QueueTable(id="table", cursor_type="row", zebra_stripes=True)
+        self.details = Static("", id="details")
         self.filter_box = FilterInput(placeholder="filter by ID, name or status — Enter "
                                                   "applies, Escape clears", id="filter")
 
@@ -197,6 +273,7 @@ class QueueApp(App):
         with Vertical():
             yield self.summary
             yield self.table
+            yield self.details
             yield self.filter_box
         yield Footer()
 
@@ -263,6 +340,8 @@ class QueueApp(App):
 
     def _render_rows(self) -> None:
         shown = [v for v in self.views if self._matches(v)]
+        if self.running_first:   # running, then waiting, then the rest; file order within
+            shown.sort(key=lambda v: _ORDER.get(RowStatus.from_label(v.status), 3))
         self._shown = shown
         columns = fit_columns(shown, max((self.table.size.width or self.size.width) - 2, 20))
         keys = [v.key for v in shown]
@@ -277,6 +356,7 @@ class QueueApp(App):
                 if old.get(col.key) != new:
                     table.update_cell(view.key, col.key, _cell(col.key, new), update_width=True)
             self._cells[view.key] = view.cells
+        self._update_details()
 
     def _rebuild(self, shown: list[RowView], columns: list[ColumnSpec]) -> None:
         table = self.table
@@ -295,6 +375,14 @@ class QueueApp(App):
         if selected in self._keys:
             table.move_cursor(row=self._keys.index(selected), animate=False)
         self._update_summary()
+        self._update_details()
+
+    def _update_details(self) -> None:
+        view = self.selected()
+        self.details.update(details_text(view) if view is not None else "")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_details()
 
     def on_queue_table_resized(self) -> None:
         self._render_rows()
@@ -332,6 +420,76 @@ class QueueApp(App):
         self.table.focus()
         self._render_rows()
         self._update_summary()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_details(self) -> None:
+        self.details.toggle_class("-hidden")
+
+    def action_order(self) -> None:
+        self.running_first = not self.running_first
+        self.notify("running rows first" if self.running_first else "file order")
+        self._render_rows()
+
+    def action_hold(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        status = RowStatus.from_label(view.status)
+        if status is RowStatus.HOLD:
+            self._edit(view.id, {"TrainingCheck": ""}, f"{view.id} released: it may start")
+        elif status in HOLDABLE:
+            self._edit(view.id, {"TrainingCheck": "Hold"}, f"{view.id} on hold: it will not "
+                       "start until you release it (h)")
+        else:
+            self.notify(f"{view.id} is {view.status}: only a waiting row can be held"
+                        + (" — stop it first (s)" if status.is_active else ""),
+                        severity="warning")
+
+    def action_rerun(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        if RowStatus.from_label(view.status) in RERUNNABLE:
+            self._edit(view.id, {"TrainingCheck": "Rerun"}, f"{view.id} will run again")
+        else:
+            self.notify(f"{view.id} is {view.status}: only a finished row (Done, Crash, "
+                        "Stopped) runs again", severity="warning")
+
+    def action_priority(self, step: int) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        if RowStatus.from_label(view.status).is_active or \
+                RowStatus.from_label(view.status).is_finished:
+            self.notify(f"{view.id} is {view.status}: Priority only orders rows that wait",
+                        severity="warning")
+            return
+        self._edit(view.id, {}, "", priority_step=step)
+
+    @work(thread=True, group="edit")
+    def _edit(self, job_id: str, cells: dict[str, str], done: str,
+              priority_step: int = 0) -> None:
+        """Write the user's edit into the CSV, as an editor would (the driver reads it).
+        ``priority_step``: add it to the row's Priority as the file has it now (so quick
+        presses add up)."""
+        try:
+            with self._edit_lock:
+                if priority_step:
+                    rows = {(r.get("ID") or "").strip(): r
+                            for _, r in QueueFile(self.paths.csv).read().rows()}
+                    try:
+                        now = int(float((rows.get(job_id) or {}).get("Priority") or 0))
+                    except ValueError:
+                        now = 0
+                    cells = {"Priority": str(now + priority_step)}
+                    done = f"{job_id}: Priority {now + priority_step}"
+                QueueFile(self.paths.csv).update({job_id: cells})
+            message, severity = done, "information"
+        except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
+            message, severity = f"could not edit {self.paths.csv}: {e}", "error"
+        self.call_from_thread(self._stopped, job_id, message, severity)
 
     def action_log(self) -> None:
         view = self.selected()
@@ -375,5 +533,6 @@ class QueueApp(App):
         self.call_from_thread(self._stopped, job_id, message, severity)
 
     def _stopped(self, job_id: str, message: str, severity: str) -> None:
-        self.notify(f"{job_id}: {message}", severity=severity, timeout=6)
+        text = message if message.startswith(job_id) else f"{job_id}: {message}"
+        self.notify(text, severity=severity, timeout=6)
         self.reload()

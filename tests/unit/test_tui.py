@@ -328,3 +328,36 @@ def test_the_quit_dialog_shows_its_choices_and_answers_keys_and_enter(local, key
 
     _run(main())
     assert answers == [answer]
+
+
+def test_details_hold_rerun_priority_order_and_help(queue):
+    paths, config = queue
+    rows = lambda: read_rows(paths.csv)  # noqa: E731
+
+    async def main():
+        app = QueueApp(paths, config, refresh_s=0.2)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.pause()
+            assert "command: python train.py" in str(app.details.render())
+            assert "attempt 1" in str(app.details.render())
+            await pilot.press("h")                          # m1 Training: not holdable
+            await pilot.pause(0.3)
+            assert rows()["m1"]["TrainingCheck"] == "Training"
+            await pilot.press("down", "R")                  # m2 Done: run it again
+            await _wait(pilot, lambda: rows()["m2"]["TrainingCheck"] == "Rerun")
+            await pilot.press("down", "h")                  # p1 pending: hold it
+            await _wait(pilot, lambda: rows()["p1"]["TrainingCheck"] == "Hold")
+            await _wait(pilot, lambda: _column(app, "status")[2] == "Hold")
+            await pilot.press("R")                          # a held row is not finished
+            await pilot.press("plus", "plus")
+            await _wait(pilot, lambda: rows()["p1"].get("Priority") == "2")
+            await pilot.press("h")                          # release it
+            await _wait(pilot, lambda: rows()["p1"]["TrainingCheck"] == "")
+            await pilot.press("o")                          # running first
+            await _wait(pilot, lambda: _column(app, "id")[0] == "m1")
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "HelpScreen"
+
+    _run(main())
+    assert rows()["m2"]["TrainingCheck"] == "Rerun", "R on a held row changed nothing"
