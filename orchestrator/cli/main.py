@@ -390,7 +390,8 @@ def cmd_report(args) -> int:
     config, paths = _load(args)
     out = build_report(paths.csv, paths.registry, paths.name, args.output,
                        metric=args.metric or config.metric,
-                       goal=args.goal or config.metric_goal)
+                       goal=args.goal or config.metric_goal,
+                       wandb_entity=config.wandb_entity, wandb_project=config.wandb_project)
     print(f"wrote {out}")
     return 0
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from orchestrator.core.status import ATTEMPT_ACTIVE
 
-__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "transaction"]
+__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "read_experiments",
+           "transaction"]
 
 _MIGRATIONS: list[list[str]] = [
     [  # version 1
@@ -98,6 +99,28 @@ def read_attempts(path: str | Path, queue: str) -> list[dict]:
     finally:
         db.close()
     return [_decode(r) for r in rows]
+
+
+def read_experiments(path: str | Path, queue: str) -> list[dict]:
+    """Every experiment of ``queue`` (sweep trials included), read-only, JSON decoded."""
+    db = connect_read_only(path)
+    try:
+        rows = db.execute("SELECT * FROM experiments WHERE queue = ? ORDER BY id",
+                          (queue,)).fetchall()
+    except sqlite3.OperationalError:   # a record without experiments (yet)
+        return []
+    finally:
+        db.close()
+    out = []
+    for row in rows:
+        item = dict(row)
+        for key in ("config", "metrics", "best_metrics", "final_metrics", "dataset_info"):
+            try:
+                item[key] = json.loads(item[key]) if item.get(key) else {}
+            except (TypeError, ValueError):
+                item[key] = {}
+        out.append(item)
+    return out
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

@@ -22,9 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.api import goal_of, read_metrics
-from orchestrator.core import RowStatus
+from orchestrator.core import JobSpec, RowStatus
+from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
-from orchestrator.store.record import read_attempts
+from orchestrator.store.record import read_attempts, read_experiments
 from orchestrator.views.table import format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
@@ -61,6 +62,19 @@ class Run:
     row: dict                                                  # a ``status_rows`` entry
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     last: dict = field(default_factory=dict)                   # the record's last metrics
+    experiment: dict = field(default_factory=dict)             # its latest attempt's
+    goal: str = ""                                             # its kind's own, if it says
+    trials: list[dict] = field(default_factory=list)           # a sweep's, from the registry
+
+    @property
+    def own_metric(self) -> tuple[str, float] | None:
+        """The metric the row itself is judged by (a built-in kind's, a sweep's) and its
+        best value, as the registry recorded it."""
+        best = self.experiment.get("best_metrics") or {}
+        for key, value in best.items():
+            if _is_number(value):
+                return str(key), float(value)
+        return None
 
     @property
     def id(self) -> str:
@@ -78,9 +92,11 @@ class Run:
 
 
 def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: str,
-                 output: str | Path, metric: str = "", goal: str = "") -> Path:
+                 output: str | Path, metric: str = "", goal: str = "", *,
+                 wandb_entity: str = "", wandb_project: str = "") -> Path:
     """Write the HTML report of ``queue_name`` to ``output`` and return its path.
-    ``goal`` empty: from the metric's name (``val_loss`` is minimised)."""
+    ``goal`` empty: from the metric's name (``val_loss`` is minimised). With a W&B
+    entity and project, run ids link to their W&B pages (nothing is fetched)."""
     if goal not in ("", "max", "min"):
         raise ValueError(f"goal={goal!r}: use max or min")
     import matplotlib
@@ -102,10 +118,12 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
     params.pop(metric, None)
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK
-        body = [_header(queue_name, csv_path), _counts(runs), _runs_table(runs, metric, goal),
+        wandb = (wandb_entity, wandb_project) if wandb_entity and wandb_project else None
+        body = [_header(queue_name, csv_path), _counts(runs),
+                _runs_table(runs, metric, goal, wandb),
                 _best_section(runs, metric, goal, note),
                 _curves_section(runs, metric, goal, skip=params),
-                _params_section(runs, params, metric, goal)]
+                _params_section(runs, params, metric, goal), _sweeps_section(runs)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(queue_name)} report</title><style>{_CSS}</style></head>"
             f"<body>\n{''.join(body)}</body></html>\n")
@@ -119,14 +137,37 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
 # ------------------------------------------------------------------ loading
 def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run]:
     latest = _latest_attempts(registry_path, queue_name)
+    experiments = read_experiments(registry_path, queue_name) if registry_path.is_file() else []
+    by_attempt = {(e["job_id"], e["attempt"]): e for e in experiments if not e.get("parent_id")}
+    trials: dict[int, list[dict]] = {}
+    for e in experiments:
+        if e.get("parent_id"):
+            trials.setdefault(e["parent_id"], []).append(e)
     runs = []
     for row in status_rows(QueueFile(csv_path).read().rows(), latest, base_dir=csv_path.parent):
         attempt = latest.get(row["id"]) or {}
         _fill_from_record(row, attempt)
         path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None
         last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
-        runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last))
+        exp = by_attempt.get((row["id"], attempt.get("attempt"))) or {}
+        runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
+                        experiment=exp, trials=trials.get(exp.get("id"), []),
+                        goal=_kind_goal(row, csv_path.parent)))
     return runs
+
+
+def _kind_goal(row: dict, base_dir: Path) -> str:
+    """The goal a row's kind gives its own metric (a sweep file's ``metric.goal``), or ""."""
+    if row["kind"] == "command" or not row["config"]:
+        return ""
+    path = Path(row["config"]).expanduser()
+    spec = JobSpec(id=row["id"], line=row["line"], kind=row["kind"],
+                   config_path=path if path.is_absolute() else base_dir / path)
+    try:
+        name, goal = KINDS[row["kind"]].metric(spec, "", "")
+    except Exception:  # noqa: BLE001 - a config that no longer loads: the name decides
+        return ""
+    return goal if name and goal in ("max", "min") else ""
 
 
 def _fill_from_record(row: dict, attempt: dict) -> None:
@@ -225,8 +266,19 @@ def _curve_chart(key: str, runs: list[Run]) -> str:
         ax.plot(*zip(*points, strict=True), style, label=run.id, color=colour, linewidth=1.4,
                 markersize=3)
     ax.set(title=_drawable(key), xlabel="step", ylabel=_drawable(key))
+    if _log_scale([y for run in runs for _, y in run.curves[key]]):
+        ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps are whole numbers
     ax.legend(fontsize=7, loc="best", ncols=2 if len(runs) > 6 else 1)
     return _img(fig, f"{key} per step")
+
+
+def _log_scale(values: list[float]) -> bool:
+    """Whether values span more than 10× (all positive): one run's scale would flatten
+    the others on a linear axis."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 10
 
 
 def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
@@ -293,26 +345,54 @@ def _counts(runs: list[Run]) -> str:
            f'<span class="meta">({len(runs)} rows)</span></p>\n'
 
 
-def _runs_table(runs: list[Run], metric: str, goal: str) -> str:
+def _runs_table(runs: list[Run], metric: str, goal: str,
+                wandb: tuple[str, str] | None = None) -> str:
     if not runs:
         return "<h2>Runs</h2>\n" + _nothing("The queue has no rows.")
     best_head = f"Best {metric} ({goal})" if metric else "Best metric"
-    heads = ["ID", "Name", "Status", "Attempts", "Node", "GPUs", "Started", "Duration",
-             best_head, "Weight file", "W&B run", "Error"]
-    lines = ["<h2>Runs</h2>\n<table class=\"runs\"><tr>"
+    heads = ["ID", "Name", "Status", "Parent", "Attempts", "Node", "GPUs", "Started",
+             "Duration", best_head, "Own metric", "Weight file", "W&B run", "Notes", "Error",
+             "Command"]
+    lines = ["<h2>Runs</h2>\n<p class=\"meta\">Own metric: what a row is judged by when its "
+             "kind has one (a sweep's metric, YOLO's mAP, the summarizer's ROUGE), best value."
+             "</p>\n<table class=\"runs\"><tr>"
              + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>"]
     for run in runs:
         r, best = run.row, run.best(metric, goal) if metric else None
-        best = best if best is not None else r["best_metric"]
-        best_text = f"{best:.4g}" if best is not None else ""
-        cells = [(r["id"], ""), (r["name"], ""), None, (r["attempts"], "num"), (r["node"], ""),
-                 (r["gpus"], ""), (r["started"], ""), (format_duration(r["elapsed_s"]), "num"),
-                 (best_text, "num"), (r["weight_file"], "path"), (r["wandb_run_id"], ""),
-                 (r["error"], "err")]
+        best = best if best is not None else (r["best_metric"] if not run.own_metric else None)
+        own = run.own_metric
+        own_text = f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else ""
+        cells = [(r["id"], ""), (r["name"], ""), None, (r["parent"], ""), (r["attempts"], "num"),
+                 (r["node"], ""), (r["gpus"], ""), (r["started"], ""),
+                 (format_duration(r["elapsed_s"]), "num"),
+                 (f"{best:.4g}" if best is not None else "", "num"), (own_text, "num"),
+                 (r["weight_file"], "path"), (r["wandb_run_id"], "wandb"),
+                 (r["notes"], "err"), (r["error"], "err"), (r["command"] or r["config"], "cmd")]
         tds = "".join(f"<td>{_badge(r['status'])}</td>" if c is None else
+                      _wandb_cell(c[0], wandb) if c[1] == "wandb" else
+                      _command_cell(c[0], run) if c[1] == "cmd" else
                       f'<td{_class(c[1])}>{_e(c[0])}</td>' for c in cells)
         lines.append(f"<tr>{tds}</tr>")
     return "\n".join(lines) + "</table>\n"
+
+
+def _wandb_cell(run_id: str, wandb: tuple[str, str] | None) -> str:
+    if not run_id or wandb is None:
+        return f"<td>{_e(run_id)}</td>"
+    url = f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}"
+    return f'<td><a href="{_e(url)}">{_e(run_id)}</a></td>'
+
+
+def _command_cell(command: str, run: Run) -> str:
+    """The command, and the config its attempt ran with, folded."""
+    config = run.experiment.get("config") or {}
+    if not command and not config:
+        return "<td></td>"
+    shown = command if len(command) <= 40 else command[:39] + "…"
+    body = "".join(f"<tr><td>{_e(k)}</td><td class=\"path\">{_e(v)}</td></tr>"
+                   for k, v in config.items() if v not in (None, "", {}))
+    return (f'<td class="path"><details><summary><code>{_e(shown)}</code></summary>'
+            f"<code>{_e(command)}</code><table>{body}</table></details></td>")
 
 
 def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
@@ -370,6 +450,101 @@ def _params_section(runs: list[Run], params: dict, metric: str, goal: str) -> st
         return ""
     return ("<h2>Metric vs parameter</h2>\n<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
             + "\n".join(plots) + "</div>\n")
+
+
+MAX_TRIALS_SHOWN = 50
+
+
+def _sweeps_section(runs: list[Run]) -> str:
+    """Per sweep row: its trials (the registry's), each parameter against the metric, and
+    every trial across all parameters (parallel coordinates)."""
+    out = []
+    for run in (r for r in runs if r.trials):
+        trials = run.trials
+        metric = next((str(k) for t in trials for k in (t.get("best_metrics") or {})), "")
+        goal = run.goal or (goal_of(metric) if metric else "max")
+        params = list(dict.fromkeys(k for t in trials for k in (t.get("config") or {})))
+        scored = [t for t in trials if _trial_value(t, metric) is not None]
+        scored.sort(key=lambda t: _trial_value(t, metric), reverse=goal == "max")
+        rest = [t for t in trials if t not in scored]
+        head = "".join(f"<th>{_e(p)}</th>" for p in params)
+        rows = []
+        for i, t in enumerate((scored + rest)[:MAX_TRIALS_SHOWN], 1):
+            value = _trial_value(t, metric)
+            cfg = t.get("config") or {}
+            rows.append(f'<tr><td class="num">{i}</td><td>{_e(t.get("name", ""))}</td>'
+                        f'<td>{_e(t.get("status", ""))}</td>'
+                        + "".join(f'<td class="num">{_e(_short(cfg.get(p)))}</td>'
+                                  for p in params)
+                        + f'<td class="num">{"" if value is None else f"{value:.6g}"}</td>'
+                        "</tr>")
+        figures = []
+        numeric = [p for p in params if sum(_is_number((t.get("config") or {}).get(p))
+                                            for t in scored) >= 2]
+        for p in numeric[:MAX_PARAM_PLOTS]:
+            points = [(str(i), float(t["config"][p]), _trial_value(t, metric))
+                      for i, t in enumerate(scored, 1) if _is_number(t["config"].get(p))]
+            figures.append(f"<figure>{_scatter_chart(p, points, metric)}<figcaption>"
+                           f"{_e(metric)} against {_e(p)} ({len(points)} trials)"
+                           "</figcaption></figure>")
+        if len(numeric) >= 2 and len(scored) >= 2:
+            figures.append(f"<figure>{_parallel_chart(scored, numeric, metric, goal)}"
+                           f"<figcaption>every trial across its parameters; colour: "
+                           f"{_e(metric)}, {'higher' if goal == 'max' else 'lower'} is better"
+                           "</figcaption></figure>")
+        out.append(
+            f'<h2 id="sweep-{_e(run.id)}">Sweep {_e(run.id)}</h2>\n<p class="meta">'
+            f"{len(trials)} trials, {len(scored)} with {_e(metric or 'a metric')}; best first"
+            f" ({'higher' if goal == 'max' else 'lower'} is better)</p>\n"
+            f'<table class="trials"><tr><th>#</th><th>trial</th><th>status</th>{head}'
+            f"<th>{_e(metric)}</th></tr>{''.join(rows)}</table>\n"
+            + (f'<div style="display:flex;flex-wrap:wrap;gap:1em">{"".join(figures)}</div>\n'
+               if figures else ""))
+    return "".join(out)
+
+
+def _trial_value(trial: dict, metric: str) -> float | None:
+    for source in ("best_metrics", "final_metrics"):
+        value = (trial.get(source) or {}).get(metric)
+        if _is_number(value):
+            return float(value)
+    return None
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def _parallel_chart(trials: list[dict], params: list[str], metric: str, goal: str) -> str:
+    import matplotlib
+
+    axes = [*params, metric]
+    columns = {p: [float(t["config"].get(p)) if _is_number(t["config"].get(p)) else math.nan
+                   for t in trials] for p in params}
+    columns[metric] = [_trial_value(t, metric) for t in trials]
+    scaled = {}
+    for key, values in columns.items():
+        finite = [v for v in values if not math.isnan(v)]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        if low > 0 and high / low > 10 and key != metric:   # a log-spaced parameter
+            values, low, high = ([math.log10(v) if v == v else v for v in values],
+                                 math.log10(low), math.log10(high))
+        span = (high - low) or 1.0
+        scaled[key] = [(v - low) / span for v in values]
+    fig = _figure(7.5, 3.6)
+    ax = fig.add_subplot()
+    scores = columns[metric]
+    low, high = min(scores), max(scores)
+    cmap = matplotlib.colormaps["viridis" if goal == "max" else "viridis_r"]
+    for i in range(len(trials)):
+        share = (scores[i] - low) / ((high - low) or 1.0)
+        ax.plot(range(len(axes)), [scaled[k][i] for k in axes], "-o", color=cmap(share),
+                linewidth=1.2, markersize=3, alpha=0.85)
+    ax.set_xticks(range(len(axes)), [_drawable(a) for a in axes])
+    ax.set_yticks([0, 1], ["low", "high"])
+    ax.set(title=_drawable(f"trials: parameters and {metric}"))
+    ax.grid(axis="y", visible=False)
+    return _img(fig, f"parallel coordinates of the trials and {metric}")
 
 
 def _is_number(value) -> bool:

@@ -206,3 +206,53 @@ def test_the_report_reads_the_record_without_writing_it(tmp_path):
     page = build_report(csv_path, registry, "q", tmp_path / "r.html").read_text()
     assert folder() == before, "no migration, no journal, no lock file"
     assert "12:34" in page, "what the record holds reaches the page (the attempt's duration)"
+
+
+def test_a_sweep_row_gets_its_trials_and_each_run_its_parent_notes_command(tmp_path):
+    """The registry's trials of a sweep row: a table best first (the sweep file's goal),
+    each parameter against the metric and parallel coordinates; every run its parent,
+    Notes, command (and its config folded), W&B link when entity and project are known."""
+    from orchestrator.store.registry import ExperimentTracker
+
+    (tmp_path / "sweep.yaml").write_text(
+        "program: train.py\nmethod: grid\nmetric: {name: score, goal: minimize}\n"
+        "parameters:\n  lr: {values: [0.001, 0.01, 0.1]}\n  layers: {values: [2, 4]}\n")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    tracker = ExperimentTracker(runs / "registry.db")
+    tracker.start_experiment("q/base", queue="q", job_id="base", attempt=1,
+                             config={"command": "python t.py"})
+    sweep = tracker.start_experiment("q/sw", queue="q", job_id="sw", attempt=1,
+                                     config={"kind": "sweep"})
+    tracker.end_experiment(sweep, best_metrics={"score": 0.3}, status="completed")
+    for i, (lr, layers, acc) in enumerate([(0.001, 2, 0.61), (0.01, 4, 0.9), (0.1, 2, 0.75),
+                                           (0.1, 4, 0.3)], 1):
+        trial = tracker.start_experiment(f"q/sw/trial-{i}", queue="q", job_id="sw", attempt=1,
+                                         parent_id=sweep, config={"lr": lr, "layers": layers})
+        tracker.end_experiment(trial, final_metrics={"score": acc},
+                               best_metrics={"score": acc}, status="completed")
+    tracker.close()
+    record = RunRecord(runs / "registry.db")
+    record.begin_attempt("q", "base", 1, status="Done", started=START, ended=START + 60,
+                         wandb_run_id="abc123")
+    record.begin_attempt("q", "sw", 1, status="Done", started=START, ended=START + 60)
+    record.close()
+    csv_path = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "Kind", "Config",
+                                              "PretrainedModelId", "Notes", "TrainingCheck",
+                                              "WandbRunID"], [
+        ["base", "python t.py --lr 0.1", "", "", "", "first try", "Done", "abc123"],
+        ["sw", "", "sweep", "sweep.yaml", "base", "", "Done", ""]])
+    page = build_report(csv_path, runs / "registry.db", "q", tmp_path / "r.html",
+                        wandb_entity="me", wandb_project="proj").read_text()
+    section = page[page.index('<h2 id="sweep-sw">'):]
+    assert "4 trials, 4 with score; best first (lower is better)" in section
+    order = re.findall(r"<td>q/sw/(trial-\d)</td>", section)
+    assert order == ["trial-4", "trial-1", "trial-3", "trial-2"], \
+        "the sweep file's goal (minimize), not the name's guess (score: max)"
+    assert section.count("data:image/png;base64,") == 3   # lr, layers, parallel coordinates
+    assert "score against lr (4 trials)" in section and "across its parameters" in section
+    runs_table = page[page.index("<h2>Runs</h2>"):page.index("<h2>Best models")]
+    assert "<td>base</td>" in runs_table.split("<td>sw</td>")[1], "sw's parent"
+    assert "first try" in runs_table and "python t.py --lr 0.1" in runs_table
+    assert 'href="https://wandb.ai/me/proj/runs/abc123"' in runs_table
+    assert "score 0.3" in runs_table, "the sweep row's own metric"
