@@ -59,7 +59,7 @@ COLUMNS = (
     ColumnSpec("id", "ID", 0), ColumnSpec("name", "Name", 7), ColumnSpec("status", "Status", 0),
     ColumnSpec("gpus", "GPUs", 30), ColumnSpec("node", "Node", 90),
     ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
-    ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 40),
+    ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 70),
     ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
     ColumnSpec("why", "Why", 35),
 )
