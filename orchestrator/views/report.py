@@ -35,7 +35,9 @@ MAX_RUNS_PER_FIGURE = 12
 MAX_BEST = 15            # bars in the best-models chart
 MAX_PARAM_PLOTS = 4
 MAX_POINTS = 2000        # points per curve; longer curves are thinned evenly
-NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file"})
+NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file", "epochs",
+                         "total_epochs", "num_epochs", "max_epochs", "total_steps",
+                         "max_steps", "num_steps", "epochs_done"})   # progress, not results
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
        "savefig.dpi": 100, "svg.hashsalt": "report"}
 _BADGE = {s.label: color for s, color in (

@@ -114,13 +114,26 @@ def _progress(line: dict) -> dict | None:
     return None
 
 
-def progress_text(line: dict) -> str:
-    """``epoch 3/10``, ``step 200``, or '' from one metrics line."""
+def progress_text(line: dict, elapsed: float | None = None) -> str:
+    """``epoch 3/10``, ``step 200``, or '' from one metrics line; with the attempt's
+    ``elapsed`` seconds (a running row) and a total, the time left: ``epoch 3/10 ~7:00``."""
     p = _progress(line)
     if p is None:
         return ""
-    return f"{p['unit']} {p['done']}/{p['total']}" if p["total"] is not None \
-        else f"{p['unit']} {p['done']}"
+    if p["total"] is None:
+        return f"{p['unit']} {p['done']}"
+    text = f"{p['unit']} {p['done']}/{p['total']}"
+    eta = _eta(p, elapsed)
+    return f"{text} ~{format_duration(eta)}" if eta is not None else text
+
+
+def _eta(progress: dict, elapsed: float | None) -> float | None:
+    """Seconds left at this attempt's pace so far (None when unknown)."""
+    done, total = progress["done"], progress["total"]
+    if not elapsed or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                              for v in (done, total)) or done <= 0 or total <= done:
+        return None
+    return elapsed * (total - done) / done
 
 
 def _metric(line: dict, metric: str) -> tuple[str, object] | None:
@@ -224,7 +237,9 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "node": row.get("Node", "") or latest.get("node") or "",
             "started": row.get("Started", ""), "ended": row.get("Ended", ""),
             "elapsed_s": round(elapsed, 1) if elapsed else None,
-            "progress": _progress(last), "progress_text": progress_text(last),
+            "progress": _with_eta(_progress(last), elapsed, status),
+            "progress_text": progress_text(last, elapsed if status is RowStatus.TRAINING
+                                           else None),
             "metric": {"name": found[0], "value": found[1]} if found else None,
             "metric_text": metric_text(last, metric),
             "best_metric": _float(row.get("BestMetric")),
@@ -235,6 +250,13 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "log": str(log) if log is not None else "",
         })
     return out
+
+
+def _with_eta(progress: dict | None, elapsed: float | None, status: RowStatus) -> dict | None:
+    if progress is None or status is not RowStatus.TRAINING:
+        return progress
+    eta = _eta(progress, elapsed)
+    return {**progress, "eta_s": round(eta, 1) if eta is not None else None}
 
 
 def format_duration(seconds) -> str:

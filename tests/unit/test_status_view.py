@@ -72,7 +72,9 @@ def test_json_has_numbers_as_numbers_and_what_each_row_asked_for(queue):
     rows = {r["id"]: r for r in json.loads(json.dumps(queue.rows()))}
     run = rows["train-long-name-01"]
     assert (run["gpus"], run["gpu_ids"], run["priority"], run["attempts"]) == (0.5, [1], 3, 1)
+    eta = run["progress"].pop("eta_s")
     assert run["progress"] == {"unit": "epoch", "done": 3, "total": 10}
+    assert eta == pytest.approx(run["elapsed_s"] * 7 / 3, abs=1), "the time left at its pace"
     assert run["metric"] == {"name": "val_loss", "value": 0.4321}
     assert isinstance(run["elapsed_s"], float) and run["elapsed_s"] >= 120
     assert (rows["done"]["best_metric"], rows["done"]["gpu_ids"]) == (0.125, [0, 1])

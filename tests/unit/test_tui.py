@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def test_table_shows_rows_statuses_progress(queue):
             await pilot.pause()
             assert _column(app, "id") == ["m1", "m2", "p1"]
             assert _column(app, "status") == ["Training", "Done", "Pending"]
-            assert _column(app, "progress") == ["epoch 3/10", "step 200", ""]
+            progress = _column(app, "progress")
+            # 65 s for 3 of 10 epochs: about 2:31 left
+            assert re.fullmatch(r"epoch 3/10 ~2:3\d", progress[0]), progress
+            assert progress[1:] == ["step 200", ""], "a finished row has no time left"
             assert _column(app, "metric")[0] == "0.625"
             assert _column(app, "wandb") == ["wb-m1", "wb-m2", ""]
             summary = str(app.query_one("#summary").render())
@@ -263,6 +267,9 @@ def test_thousand_rows_render(tmp_path):
 def test_progress_and_metric_text():
     assert progress_text({"epoch": 3}) == "epoch 3"
     assert progress_text({"epoch": 3, "epochs": 10}) == "epoch 3/10"
+    assert progress_text({"epoch": 3, "epochs": 10}, elapsed=300) == "epoch 3/10 ~11:40"
+    assert progress_text({"epoch": 0, "epochs": 10}, elapsed=300) == "epoch 0/10"
+    assert progress_text({"epoch": 10, "epochs": 10}, elapsed=300) == "epoch 10/10"
     assert progress_text({"step": 5, "total_steps": 50}) == "step 5/50"
     assert progress_text({"loss": 1.0}) == ""
     assert metric_text({"step": 1, "loss": 0.123456}, "") == "loss 0.1235"

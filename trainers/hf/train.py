@@ -96,7 +96,9 @@ class ProgressReport(TrainerCallback):
             return
         line = {**_last_train_loss(state), **public_metrics(metrics)}
         epoch = round(state.epoch or 0)
-        report(step=epoch, global_step=state.global_step, **line)
+        total = round(state.num_train_epochs or 0) or None   # the views' "epoch x/y"
+        report(step=epoch, epoch=epoch, **({"epochs": total} if total else {}),
+               global_step=state.global_step, **line)
         shown = " ".join(f"{k}={v:.4g}" for k, v in line.items())
         print(f"[hf] epoch {epoch} step {state.global_step}: {shown}", flush=True)
 

@@ -107,6 +107,7 @@ class Trainer:
         if self.mode == "test":
             self.log_test = self._loop(valid_loader if valid_loader is not None else loader)
             return [self.log_test]
+        self._n_epoch = n_epoch
         self.on_run_start(n_epoch)
         while self.epoch < n_epoch:
             self.on_epoch_start(self.epoch)
@@ -225,7 +226,9 @@ class Trainer:
         if self.rank == 0:
             from orchestrator.api import report
 
-            report(step=self.epoch, **{k: v for k, v in logs.items() if k != "epoch"})
+            total = getattr(self, "_n_epoch", None)   # the views show "epoch x/y"
+            report(step=self.epoch, epoch=self.epoch, **({"epochs": total} if total else {}),
+                   **{k: v for k, v in logs.items() if k not in ("epoch", "epochs")})
 
     def on_run_end(self) -> None:
         pass

@@ -120,7 +120,8 @@ def on_fit_epoch_end(trainer) -> None:
            **getattr(trainer, "lr", {})}
     if trainer.fitness is not None:
         raw["fitness"] = trainer.fitness
-    report(step=trainer.epoch + 1, epochs=trainer.epochs, **simple_metrics(raw))
+    report(step=trainer.epoch + 1, epoch=trainer.epoch + 1, epochs=trainer.epochs,
+           **simple_metrics(raw))
 
 
 def add_callbacks(model) -> None:
