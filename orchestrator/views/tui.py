@@ -29,6 +29,7 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
+from orchestrator.infra.nvml import gpu_usage
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.queue_file import QueueFile
@@ -189,6 +190,17 @@ class HelpScreen(ModalScreen):
         yield Static(HELP)
 
 
+def gpu_use_text(usage: list[dict] | None) -> str:
+    """The header's line about this machine's GPUs, from NVML."""
+    if usage is None:
+        return "GPU use: n/a (NVML does not answer here: logical GPUs, or no NVIDIA driver)"
+    if not usage:
+        return "GPU use: this machine has no GPU"
+    return "GPU use: " + " · ".join(
+        f"{g['index']}: {g['util']}% {g['mem_used_gib']:.1f}/{g['mem_total_gib']:.0f} GiB"
+        for g in usage)
+
+
 def details_text(view: RowView) -> str:
     """The details pane of one row (rich markup, every value escaped)."""
     r = view.data
@@ -330,6 +342,7 @@ class QueueApp(App):
         if busy:
             text += "\nbusy GPUs: " + " · ".join(
                 f"{escape(node)} [{','.join(sorted(ids))}]" for node, ids in sorted(busy.items()))
+        text += "\n" + gpu_use_text(gpu_usage())
         if self.load_error:
             text += f"\n[red]{escape(self.load_error)}[/red]"
         return text

@@ -368,3 +368,17 @@ def test_details_hold_rerun_priority_order_and_help(queue):
 
     _run(main())
     assert rows()["m2"]["TrainingCheck"] == "Rerun", "R on a held row changed nothing"
+
+
+def test_the_header_says_what_nvml_says_of_the_gpus(queue):
+    from orchestrator.infra.nvml import gpu_usage
+    from orchestrator.views.tui import gpu_use_text
+
+    assert gpu_use_text([{"index": 0, "util": 87, "mem_used_gib": 10.24,
+                          "mem_total_gib": 80.0}]) == "GPU use: 0: 87% 10.2/80 GiB"
+    paths, config = queue
+    app = QueueApp(paths, config)
+    usage = gpu_usage()   # this machine, for real: None where no NVIDIA driver answers
+    assert gpu_use_text(usage) in app.summary_text()
+    if usage is None:
+        assert "GPU use: n/a" in app.summary_text()
