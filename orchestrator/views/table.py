@@ -33,7 +33,7 @@ __all__ = ["QueueSource", "status_rows", "row_views", "render_status", "fit_colu
 
 STATUS_STYLE = {
     RowStatus.PENDING: "dim", RowStatus.HOLD: "yellow", RowStatus.QUEUED: "cyan",
-    RowStatus.TRAINING: "bold blue", RowStatus.DONE: "green", RowStatus.CRASH: "bold red",
+    RowStatus.TRAINING: "bold bright_blue", RowStatus.DONE: "green", RowStatus.CRASH: "bold red",
     RowStatus.STOPPED: "yellow", RowStatus.BLOCKED: "magenta", RowStatus.INVALID: "red",
 }
 NAME_MAX = 24
@@ -58,7 +58,7 @@ class ColumnSpec:
 COLUMNS = (
     ColumnSpec("id", "ID", 0), ColumnSpec("name", "Name", 7), ColumnSpec("status", "Status", 0),
     ColumnSpec("gpus", "GPUs", 30), ColumnSpec("node", "Node", 90),
-    ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 60),
+    ColumnSpec("time", "Time", 50), ColumnSpec("progress", "Progress", 45),
     ColumnSpec("metric", "Metric", 20), ColumnSpec("best", "Best", 70),
     ColumnSpec("attempts", "Try", 80), ColumnSpec("wandb", "W&B run", 100),
     ColumnSpec("why", "Why", 35),

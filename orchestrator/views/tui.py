@@ -66,8 +66,8 @@ def _cell(column: str, text: str):
 # ------------------------------------------------------------------ screens
 class QueueTable(DataTable):
     BINDINGS = [
-        Binding("up", "cursor_up", "Up", key_display="↑"),
-        Binding("down", "cursor_down", "Down", key_display="↓"),
+        Binding("up", "cursor_up", "Up", key_display="↑", show=False),   # obvious; ? lists
+        Binding("down", "cursor_down", "Down", key_display="↓", show=False),
         Binding("enter", "select_cursor", "Log", key_display="⏎"),
     ]
 
@@ -244,9 +244,9 @@ class QueueApp(App):
     FilterInput.-shown { display: block; }
     """
     BINDINGS = [
-        Binding("r", "refresh_now", "Refresh"),
-        Binding("s", "stop", "Stop job"),
-        Binding("l", "log", "Log"),
+        Binding("r", "refresh_now", "Refresh", show=False),
+        Binding("s", "stop", "Stop"),
+        Binding("l", "log", "Log", show=False),   # Enter does the same
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("h", "hold", "Hold"),
         Binding("R", "rerun", "Rerun", key_display="R"),
@@ -330,7 +330,7 @@ class QueueApp(App):
         parts = [f"[{style_of(s)}]{s} {n}[/]"
                  for s, n in sorted(counts.items())]
         text = (f"[b]{escape(self.paths.name)}[/b]  {escape(str(self.paths.csv))}  "
-                f"{'driver pid ' + str(driver.get('pid')) if driver else 'no driver'}  "
+                f"{'driver pid ' + str(driver.get('pid')) if driver else 'no driver'}\n"
                 f"{len(self.views)} rows: {' · '.join(parts)}")
         if self.filter_text:
             text += f"  [i]filter: {escape(repr(self.filter_text))} ({len(self._shown)} shown)[/i]"

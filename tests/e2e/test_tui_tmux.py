@@ -47,8 +47,10 @@ def test_tui_in_tmux(tmp_path):
 
         wait_for(lambda: "pending-one" in screen() and "Quit" in screen(), timeout=30,
                  what="the table and its footer")
-        lines = {line.split()[0]: line for line in screen().splitlines()
-                 if line.split() and line.split()[0] in ("m1", "m2", "p1")}
+        lines = {}   # the table's rows (the details pane below starts with an ID too)
+        for line in screen().splitlines():
+            if line.split() and line.split()[0] in ("m1", "m2", "p1"):
+                lines.setdefault(line.split()[0], line)
         # the status column starts at the same terminal cell on every row, Korean or not
         starts = {cell_len(lines[k][:lines[k].index(word)])
                   for k, word in (("m1", "Done"), ("m2", "Crash"), ("p1", "Pending"))}
