@@ -50,8 +50,8 @@ def main() -> int:
         accuracy = round(1 - loss, 4)
         weights = out / f"epoch{epoch}.pt"
         weights.write_text(json.dumps({"epoch": epoch, "loss": loss}))
-        report(step=epoch, epoch=epoch, loss=round(loss, 4), accuracy=accuracy,
-               weight_file=str(weights))
+        report(step=epoch, epoch=epoch, epochs=args.epochs, loss=round(loss, 4),
+               accuracy=accuracy, weight_file=str(weights))
         print(f"epoch {epoch}: loss {loss:.4f} accuracy {accuracy:.4f}", flush=True)
         if best is None or accuracy > best:
             best = accuracy

@@ -53,6 +53,7 @@ table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.path,td.err{max-width:28em;overflow-wrap:anywhere}.note{color:#666;font-style:italic}
+td.notes{min-width:12em;max-width:24em}td.path{min-width:9em}
 figure{margin:1em 0}figcaption{color:#444;font-size:.9em}img{max-width:100%}
 """
 
@@ -65,17 +66,20 @@ class Run:
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     last: dict = field(default_factory=dict)                   # the record's last metrics
     experiment: dict = field(default_factory=dict)             # its latest attempt's
-    goal: str = ""                                             # its kind's own, if it says
+    metric: str = ""                                           # its kind's own, if it has one
+    goal: str = ""                                             # and that metric's goal
     trials: list[dict] = field(default_factory=list)           # a sweep's, from the registry
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
-        """The metric the row itself is judged by (a built-in kind's, a sweep's) and its
-        best value, as the registry recorded it."""
-        best = self.experiment.get("best_metrics") or {}
-        for key, value in best.items():
+        """The metric the row's kind judges it by (a sweep's, YOLO's mAP, the summarizer's
+        ROUGE) and its best value as the registry recorded it; None for a command row."""
+        if not self.metric:
+            return None
+        for source in ("best_metrics", "final_metrics"):
+            value = (self.experiment.get(source) or {}).get(self.metric)
             if _is_number(value):
-                return str(key), float(value)
+                return self.metric, float(value)
         return None
 
     @property
@@ -152,24 +156,26 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run
         path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None
         last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
         exp = by_attempt.get((row["id"], attempt.get("attempt"))) or {}
+        metric, goal = _kind_metric(row, csv_path.parent)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
-                        goal=_kind_goal(row, csv_path.parent)))
+                        metric=metric, goal=goal))
     return runs
 
 
-def _kind_goal(row: dict, base_dir: Path) -> str:
-    """The goal a row's kind gives its own metric (a sweep file's ``metric.goal``), or ""."""
+def _kind_metric(row: dict, base_dir: Path) -> tuple[str, str]:
+    """The metric and goal a row's kind judges it by (a sweep file's ``metric``, YOLO's
+    mAP…); ("", "") for a command row, whose metric is the queue's."""
     if row["kind"] == "command" or not row["config"]:
-        return ""
+        return "", ""
     path = Path(row["config"]).expanduser()
     spec = JobSpec(id=row["id"], line=row["line"], kind=row["kind"],
                    config_path=path if path.is_absolute() else base_dir / path)
     try:
         name, goal = KINDS[row["kind"]].metric(spec, "", "")
-    except Exception:  # noqa: BLE001 - a config that no longer loads: the name decides
-        return ""
-    return goal if name and goal in ("max", "min") else ""
+    except Exception:  # noqa: BLE001 - a config that no longer loads: nothing to say
+        return "", ""
+    return (name, goal if goal in ("max", "min") else goal_of(name)) if name else ("", "")
 
 
 def _fill_from_record(row: dict, attempt: dict) -> None:
@@ -357,7 +363,7 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
              "Command"]
     lines = ["<h2>Runs</h2>\n<p class=\"meta\">Own metric: what a row is judged by when its "
              "kind has one (a sweep's metric, YOLO's mAP, the summarizer's ROUGE), best value."
-             "</p>\n<table class=\"runs\"><tr>"
+             "</p>\n<div style=\"overflow-x:auto\"><table class=\"runs\"><tr>"
              + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>"]
     for run in runs:
         r, best = run.row, run.best(metric, goal) if metric else None
@@ -369,13 +375,14 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
                  (format_duration(r["elapsed_s"]), "num"),
                  (f"{best:.4g}" if best is not None else "", "num"), (own_text, "num"),
                  (r["weight_file"], "path"), (r["wandb_run_id"], "wandb"),
-                 (r["notes"], "err"), (r["error"], "err"), (r["command"] or r["config"], "cmd")]
+                 (r["notes"], "notes"), (r["error"], "err"),
+                 (r["command"] or r["config"], "cmd")]
         tds = "".join(f"<td>{_badge(r['status'])}</td>" if c is None else
                       _wandb_cell(c[0], wandb) if c[1] == "wandb" else
                       _command_cell(c[0], run) if c[1] == "cmd" else
                       f'<td{_class(c[1])}>{_e(c[0])}</td>' for c in cells)
         lines.append(f"<tr>{tds}</tr>")
-    return "\n".join(lines) + "</table>\n"
+    return "\n".join(lines) + "</table></div>\n"
 
 
 def _wandb_cell(run_id: str, wandb: tuple[str, str] | None) -> str:
@@ -416,7 +423,8 @@ def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
 def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
     out = "<h2>Metric curves</h2>\n"
     keys = list(dict.fromkeys(k for r in runs for k in r.curves))
-    keys = sorted(keys, key=lambda k: k != metric)  # the chosen metric first
+    own = {r.metric for r in runs if r.metric}   # each kind's own metric (ROUGE, mAP…) next
+    keys = sorted(keys, key=lambda k: (k != metric, k not in own))  # the chosen one first
     curved = [k for k in keys if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
     if not curved:
         return out + _nothing("Nothing to plot: no run's metrics.jsonl has a metric that "
@@ -481,8 +489,9 @@ def _sweeps_section(runs: list[Run]) -> str:
                         + f'<td class="num">{"" if value is None else f"{value:.6g}"}</td>'
                         "</tr>")
         figures = []
-        numeric = [p for p in params if sum(_is_number((t.get("config") or {}).get(p))
-                                            for t in scored) >= 2]
+        numeric = [p for p in params   # numbers that differ between trials
+                   if len({t["config"][p] for t in scored
+                           if _is_number((t.get("config") or {}).get(p))}) >= 2]
         for p in numeric[:MAX_PARAM_PLOTS]:
             points = [(str(i), float(t["config"][p]), _trial_value(t, metric))
                       for i, t in enumerate(scored, 1) if _is_number(t["config"].get(p))]

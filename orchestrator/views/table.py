@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.cells import cell_len
 from rich.console import Group
 from rich.markup import escape
@@ -344,9 +345,10 @@ def row_views(rows: list[dict]) -> list[RowView]:
 
 
 def fit_columns(views: list[RowView], width: int,
-                columns: tuple[ColumnSpec, ...] = COLUMNS) -> list[ColumnSpec]:
-    """The columns that fit ``width`` cells, dropping the highest ``drop`` first."""
-    widths = _widths(views)
+                columns: tuple[ColumnSpec, ...] = COLUMNS, pad: int = 3) -> list[ColumnSpec]:
+    """The columns that fit ``width`` cells, dropping the highest ``drop`` first.
+    ``pad``: cells each column adds to its widest value (padding, rule)."""
+    widths = _widths(views, pad)
     shown = list(columns)
     for col in sorted(columns, key=lambda c: -c.drop):
         if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
@@ -355,11 +357,11 @@ def fit_columns(views: list[RowView], width: int,
     return shown
 
 
-def _widths(views: list[RowView]) -> dict[str, int]:
+def _widths(views: list[RowView], pad: int = 3) -> dict[str, int]:
     widths = {}
     for col in COLUMNS:
         content = max((cell_len(v.cells[col.key]) for v in views), default=0)
-        widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + 3  # padding, rule
+        widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + pad
     return widths
 
 
@@ -372,13 +374,15 @@ def reasons(views: list[RowView]) -> list[tuple[RowView, str]]:
 def render_status(views: list[RowView], width: int, title: str = "") -> Group:
     """The table at ``width`` columns, then one line per row with a reason (so the
     table leaves out the TUI's Why column)."""
-    columns = fit_columns(views, width, tuple(c for c in COLUMNS if c.key != "why"))
-    widths = _widths(views)
+    # no rules between columns (like ps or kubectl get): 2 cells of padding each
+    columns = fit_columns(views, width, tuple(c for c in COLUMNS if c.key != "why"), pad=2)
+    widths = _widths(views, pad=0)
     table = Table(title=escape(title) if title else None, title_justify="left",
-                  header_style="bold", expand=False)
+                  header_style="bold", expand=False, box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=(0, 1, 0, 0))
     for col in columns:
         table.add_column(col.label, no_wrap=True, overflow="ellipsis",
-                         min_width=widths[col.key] - 3 if col.key in ("id", "status") else None,
+                         min_width=widths[col.key] if col.key in ("id", "status") else None,
                          max_width=NAME_MAX,
                          justify="right" if col.key in ("attempts", "time", "best") else "left")
     for view in views:

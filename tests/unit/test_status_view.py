@@ -93,7 +93,7 @@ def test_every_id_status_and_reason_is_whole_at_80_and_120_columns(queue, width)
     for job_id, status in (("train-long-name-01", "Training"), ("done", "Done"),
                            ("crashed-resnet", "Crash"), ("typo", "Invalid"),
                            ("child", "Pending"), ("gpu-wait", "Pending")):
-        line = next(x for x in text.splitlines() if x.startswith(f"│ {job_id} "))
+        line = next(x for x in text.splitlines() if x.startswith(f"{job_id} "))
         assert f" {status} " in line, line
     flat = " ".join(text.split())
     assert f"crashed-resnet: {CRASH}" in flat, "a long error on lines of its own, whole"
@@ -108,9 +108,9 @@ def test_at_120_columns_try_time_progress_and_best_are_readable(queue):
     header = next(x for x in text.splitlines() if "Status" in x)
     for label in ("GPUs", "Time", "Progress", "Metric", "Best", "Try"):
         assert f" {label} " in header, label
-    running = next(x for x in text.splitlines() if x.startswith("│ train-long-name-01 "))
+    running = next(x for x in text.splitlines() if x.startswith("train-long-name-01 "))
     assert "epoch 3/10" in running and "2:0" in running   # ~2:05 elapsed
-    done = next(x for x in text.splitlines() if x.startswith("│ done "))
+    done = next(x for x in text.splitlines() if x.startswith("done "))
     assert "0.125" in done
 
 
