@@ -185,9 +185,10 @@ def _gpu_ids(value) -> list[int]:
 
 
 def gpus_text(asked: float | None, ids: list[int]) -> str:
-    """``0.5`` asked; ``0.5@1`` while it holds GPU 1; ``2@0,1``."""
-    text = f"{asked:g}" if asked is not None else ""
-    return f"{text or '?'}@{','.join(map(str, ids))}" if ids else text
+    """``0.5`` asked; ``0.5@1`` while it holds GPU 1; ``2@0,1``; ``auto@0`` (the config's
+    default_gpus = auto: 1 where the cluster has GPUs)."""
+    text = f"{asked:g}" if asked is not None else "auto"
+    return f"{text}@{','.join(map(str, ids))}" if ids else text
 
 
 def _log_path(base_dir: Path | None, row: dict, attempt: dict) -> Path | None:

@@ -382,3 +382,21 @@ def test_the_header_says_what_nvml_says_of_the_gpus(queue):
     assert gpu_use_text(usage) in app.summary_text()
     if usage is None:
         assert "GPU use: n/a" in app.summary_text()
+
+
+def test_at_120_columns_a_running_row_shows_progress_metric_and_a_pending_one_why(queue):
+    paths, config = queue
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def main():
+        app = QueueApp(paths, config)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            keys = [c.key.value for c in app.table.columns.values()]
+            for key in ("id", "name", "status", "gpus", "progress", "metric", "why"):
+                assert key in keys, (key, keys)
+            assert _column(app, "metric")[0] == "0.625"
+            assert _column(app, "gpus")[0] == "auto@0", "no GPUs cell: default_gpus = auto"
+            assert _column(app, "why")[2] == "", "no driver: no reason published"
+
+    _run(main())
