@@ -214,8 +214,10 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                   f"{'started here' if local else 'cluster'} with "
                   f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     if dashboard_url():
-        console.print(f"Ray dashboard: {dashboard_url()} — it asks for the cluster's token: "
-                      "`ray get-auth-token` prints it", highlight=False)
+        token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
+        console.print(f"Ray dashboard: {dashboard_url()}" + (
+            " — it asks for the cluster's token: `ray get-auth-token` prints it" if token
+            else " (token authentication is off)"), highlight=False)
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
                            config.goal)
     ui = console.is_terminal and not config.no_ui
