@@ -30,6 +30,7 @@ from orchestrator.core.events import (
 )
 from orchestrator.core.failure import Failure, FailureKind, classify
 from orchestrator.core.lifecycle import (
+    INTERRUPTED,
     TRANSITIONS,
     Context,
     IllegalTransition,
@@ -62,6 +63,7 @@ __all__ = [
     "StopRequested", "Unplaceable", "Warn", "WriteCells",
     "Failure", "FailureKind", "classify",
     "TRANSITIONS", "Context", "IllegalTransition", "NotRunning", "apply", "format_time",
+    "INTERRUPTED",
     "safe_cell", "can_progress", "next_wake", "room", "start_order", "why_waiting",
     "find_cycles", "resolve",
     "Decision", "RetryPolicy", "decide", "more_gpus", "RowState", "Spent",

@@ -42,7 +42,10 @@ from orchestrator.core.spec import MARK_COLUMNS
 from orchestrator.core.status import RowStatus, read_word, unknown_word_message
 
 __all__ = ["apply", "Context", "TRANSITIONS", "IllegalTransition", "NotRunning", "safe_cell",
-           "format_time"]
+           "format_time", "INTERRUPTED"]
+
+#: In the Error of an attempt the driver stopped as it quit (the row runs again).
+INTERRUPTED = "interrupted when the driver stopped"
 
 S = RowStatus
 _ALL = frozenset(RowStatus)
@@ -351,8 +354,7 @@ def _attempt_ended(step: _Step, ev: AttemptEnded) -> None:
         return
     if failure.kind is FailureKind.STOPPED:
         if st.stop == "driver":
-            text = (f"stopped: interrupted when the driver stopped at "
-                    f"{format_time(step.ctx.wall)[-8:]}; runs again")
+            text = f"stopped: {INTERRUPTED} at {format_time(step.ctx.wall)[-8:]}; runs again"
             step.move(S.PENDING, failure=failure, report=report, details=ev.details,
                       Error=text, **cells)
         else:

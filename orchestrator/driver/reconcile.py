@@ -12,9 +12,19 @@ nobody adopted are killed.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
-from orchestrator.core import AttemptReport, NotRunning, Reattached, RowState, RunnerLost
+from orchestrator.core import (
+    ATTEMPT_ACTIVE,
+    INTERRUPTED,
+    AttemptReport,
+    NotRunning,
+    Reattached,
+    RowState,
+    RowStatus,
+    RunnerLost,
+)
 from orchestrator.execution.outputs import collect, finished_exit_code, upload_outputs
 from orchestrator.execution.pool import Shape
 from orchestrator.infra.storage import join as storage_join
@@ -57,24 +67,56 @@ def reconcile(loop) -> None:
         loop.pool.forget(name)
     for state in list(loop.rows.values()):
         if state.status.is_active and state.id not in loop.runners:
-            loop.apply(state.id, NotRunning())
+            if not _recorded_end(loop, state):
+                loop.apply(state.id, NotRunning())
 
 
-def _salvage(loop, job_id: str, attempt: dict) -> bool:
+def _recorded_end(loop, state: RowState) -> bool:
+    """The file says the row runs, but the run record says its last attempt ended: the
+    driver died after recording the end and before writing the file. The record's word
+    stands (the end is taken again, from the attempt's folder where it is); nothing
+    runs twice."""
+    latest = loop.record.latest(loop.queue_name, state.id)
+    if latest is None or latest["status"] in ATTEMPT_ACTIVE or latest["attempt"] < state.attempt:
+        return False
+    stopped = latest["status"] == RowStatus.STOPPED.value
+    if stopped and INTERRUPTED in (latest.get("error") or ""):
+        return False   # the driver's own wind-down: such a row runs again
+    code = latest.get("exit_code")
+    if code is None:
+        code = 0 if latest["status"] == RowStatus.DONE.value else 1
+    loop.apply(state.id, Reattached(latest["attempt"], latest.get("wandb_run_id") or "",
+                                    latest.get("gpus") or ""))
+    logger.info("%s: attempt %d had ended (%s) before the driver stopped; taking that",
+                state.id, latest["attempt"], latest["status"])
+    return _salvage(loop, state.id, latest, fallback_code=code, stopped=stopped)
+
+
+def _salvage(loop, job_id: str, attempt: dict, fallback_code: int | None = None,
+             stopped: bool = False) -> bool:
     """An attempt that finished while no driver watched: take its result instead of
-    running the row again."""
-    run_dir = Path(attempt["log_path"]).parent if attempt.get("log_path") else None
-    code = finished_exit_code(run_dir) if run_dir else None
+    running the row again. ``fallback_code``: the exit code the record has, for an
+    attempt whose folder is not on this machine."""
+    run_dir = Path(attempt["log_path"]).parent if attempt.get("log_path") else \
+        loop.state_dir / job_id / f"attempt-{attempt['attempt']}"
+    code = finished_exit_code(run_dir)
+    on_disk = code is not None
+    if code is None:
+        code = fallback_code
     if code is None:
         return False
     metric, goal = loop.kind_metric(loop.rows[job_id])
+    ended = (run_dir / "exit_code").stat().st_mtime if on_disk else attempt.get("ended")
     report = collect(
         AttemptReport(job_id=job_id, attempt=attempt["attempt"], node=attempt.get("node") or "",
                       gpu_ids=attempt.get("gpus") or "", started=attempt.get("started"),
-                      ended=(run_dir / "exit_code").stat().st_mtime,
-                      log_path=attempt["log_path"]),
+                      ended=ended or time.time(), log_path=attempt.get("log_path") or ""),
         run_dir, code, loop.config.weight_globs, metric, goal)
-    if loop.config.storage:  # its runner is gone before it could upload them
+    if not report.weight_file and code == 0 and attempt.get("weight_file"):
+        report = report.replace(weight_file=attempt["weight_file"])   # kept on another node
+    if stopped:
+        report = report.replace(stopped=True)
+    if loop.config.storage and not stopped:  # its runner is gone before it could upload
         where = storage_join(loop.config.storage, job_id, f"attempt-{attempt['attempt']}")
         report = upload_outputs(report, run_dir, where)
     logger.info("%s: attempt %d finished while the driver was down (exit %d)", job_id,

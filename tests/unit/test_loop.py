@@ -262,3 +262,23 @@ def test_the_driver_says_why_each_pending_row_waits(tmp_path):
     pool.finish("a")
     r.join()
     assert not waiting.exists(), "a driver that ended leaves no stale reasons"
+
+
+def test_a_driver_killed_after_recording_an_end_but_before_the_csv_never_reruns(tmp_path):
+    """kill -9 between the run record's write (an attempt Done) and the CSV's: the file
+    still says Training. The next driver takes the record's word, and runs nothing."""
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b"), row("c", retries="0")])
+    first = run(q, FakePool(outcomes={"c": [{"exit_code": 3, "log_tail": "boom"}]}))
+    assert {i: read_rows(q)[i]["TrainingCheck"] for i in "abc"} == \
+        {"a": "Done", "b": "Done", "c": "Crash"}
+    for job_id in "ab":   # the end's exit code on disk, as a runner leaves it
+        (first.paths.state_dir / job_id / "attempt-1").mkdir(parents=True, exist_ok=True)
+        (first.paths.state_dir / job_id / "attempt-1" / "exit_code").write_text("0\n")
+    QueueFile(q).update({i: {"TrainingCheck": "Training", "Ended": ""} for i in "abc"})
+    pool = FakePool()
+    assert run(q, pool).code == 1            # c is still the Crash it was
+    assert pool.launches == [], "nothing the record says ended runs again"
+    rows = read_rows(q)
+    assert {i: rows[i]["TrainingCheck"] for i in "abc"} == \
+        {"a": "Done", "b": "Done", "c": "Crash"}
+    assert rows["c"]["Error"].startswith("exit: ")
