@@ -78,6 +78,12 @@ class JobSpec:
         if not _ID_RE.match(job_id):
             raise err("ID", job_id, "an ID must start with a letter or digit and hold only "
                       "letters, digits, '.', '_' and '-'", "rename the row, e.g. 'm7'")
+        stray = [v for k, v in row.items() if not (k or "").strip() and (v or "").strip()]
+        if stray:   # more cells than the header: a comma inside an unquoted cell, most often
+            raise err("(extra cells)", ",".join(stray), "the row has more cells than the header "
+                      "names, so its cells do not line up with their columns",
+                      'quote the cell that holds a comma ("… cfg_64,128") or remove the '
+                      "extra cell")
         kind = (row.get("Kind") or "").strip().lower() or "command"
         if kind not in kinds:
             near = difflib.get_close_matches(kind, kinds, n=1)

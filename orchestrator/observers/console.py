@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator.core import RowStatus, StatusChanged
+from orchestrator.infra.text import printable
 from orchestrator.views.table import style_of
 
 __all__ = ["ProgressPrinter"]
@@ -28,7 +29,7 @@ class ProgressPrinter:
         now = datetime.fromtimestamp(change.time).strftime("%H:%M:%S") if change.time \
             else datetime.now().strftime("%H:%M:%S")
         new, old = change.new, change.old
-        name = f" ({escape(change.name)})" if change.name else ""
+        name = f" ({escape(printable(change.name))})" if change.name else ""
         extra = ""
         if new is S.QUEUED:
             extra = f" attempt {change.attempt}"
@@ -38,7 +39,7 @@ class ProgressPrinter:
             if weight:
                 extra += f" weights {escape(weight)}"
             if change.error:
-                extra += f" — {escape(change.error)}"
+                extra += f" — {escape(printable(change.error))}"
         elif new is S.TRAINING:
             extra = f" on {escape(change.row.get('Node', ''))}"
         self.console.print(f"{now} [bold]{escape(change.job_id)}[/]{name} {old.label} → "

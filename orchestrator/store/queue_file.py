@@ -73,8 +73,22 @@ class Table:
         return {name: i for i, name in enumerate(self.header)}
 
     def rows(self) -> list[tuple[int, dict[str, str]]]:
-        """``(line, {column: value})`` for every data record, in file order."""
-        return [(r.line, dict(zip(self.header, r.cells, strict=False))) for r in self.records]
+        """``(line, {column: value})`` for every data record, in file order. Cells in no
+        named column (beyond the header, or under an empty header name) are joined under
+        the key "" when any holds text: the row's cells do not line up with the header."""
+        out = []
+        for r in self.records:
+            row, stray = {}, []
+            for name, value in zip(self.header, r.cells, strict=False):
+                if name.strip():
+                    row[name] = value
+                elif value.strip():
+                    stray.append(value)
+            stray += [v for v in r.extra if v.strip()]
+            if stray:
+                row[""] = ",".join(stray)
+            out.append((r.line, row))
+        return out
 
 
 class QueueFile:

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.core import Failure, RowStatus, read_word
+from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.queue_file import QueueFile
@@ -338,9 +339,11 @@ def row_views(rows: list[dict]) -> list[RowView]:
                  "progress": r["progress_text"], "metric": r["metric_text"],
                  "best": _number(best) if best is not None else "",
                  "attempts": str(r["attempts"] or ""), "wandb": r["wandb_run_id"]}
-        why = r["waiting"] or (r["error"] if r["status"] != RowStatus.DONE.label else "")
+        why = printable(r["waiting"] or (r["error"] if r["status"] != RowStatus.DONE.label
+                                         else ""))
+        cells = {k: printable(v) for k, v in cells.items()}   # shown literally, never run
         cells["why"] = why
-        views.append(RowView(key, r["id"], r["name"], r["status"], cells,
+        views.append(RowView(key, r["id"], cells["name"], r["status"], cells,
                              Path(r["log"]) if r["log"] else None, why, r))
     return views
 

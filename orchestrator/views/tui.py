@@ -30,6 +30,7 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.infra.nvml import gpu_usage
+from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.queue_file import QueueFile
@@ -213,7 +214,7 @@ def details_text(view: RowView) -> str:
              f"GPUs asked {asked}, held {held}  node {escape(r.get('node') or '-')}"
              f"  time {escape(view.cells.get('time') or '-')}"
              f"  progress {escape(view.cells.get('progress') or '-')}",
-             f"command: {escape(r.get('command') or r.get('config') or '')}"]
+             f"command: {escape(printable(r.get('command') or r.get('config') or ''))}"]
     if view.why:
         lines.append(f"[i]why: {escape(view.why)}[/i]")
     if view.log_path:

@@ -282,3 +282,21 @@ def test_a_driver_killed_after_recording_an_end_but_before_the_csv_never_reruns(
     assert {i: rows[i]["TrainingCheck"] for i in "abc"} == \
         {"a": "Done", "b": "Done", "c": "Crash"}
     assert rows["c"]["Error"].startswith("exit: ")
+
+
+def test_a_row_with_more_cells_than_the_header_is_invalid_and_kept(tmp_path, caplog):
+    """An unquoted comma in a command (… cfg_64,128) must not run a shorter command."""
+    q = tmp_path / "q.csv"
+    q.write_text("ID,Name,TrainingCommand,GPUs\nok,fine,python t.py,0.5\n"
+                 "bad,comma,python t.py --sizes cfg_64,128,0.5\n", encoding="utf-8")
+    pool = FakePool()
+    with caplog.at_level("ERROR"):
+        assert run(q, pool).code == 1
+    assert [launch.job_id for launch, _ in pool.launches] == ["ok"], "only the good row ran"
+    rows = read_rows(q)
+    assert rows["bad"]["TrainingCheck"] == "Invalid"
+    error = rows["bad"]["Error"]
+    assert "more cells than the header" in error and "quote the cell" in error
+    logged = [r.getMessage() for r in caplog.records if "more cells" in r.getMessage()]
+    assert logged and f"{q} line 3" in logged[0] and "bad" in logged[0], logged
+    assert "cfg_64,128,0.5" in q.read_text().replace('"', ""), "the user's cells are kept"

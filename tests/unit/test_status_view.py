@@ -134,3 +134,18 @@ def test_a_running_drivers_reasons_for_pending_rows_are_shown(queue):
     assert rows["done"]["waiting"] == "", "only pending rows wait"
     assert "child: waits for its parent done (Training)" in text
     assert "gpu-wait: waits for 8 GPU to free up" in text
+
+
+def test_cells_that_a_terminal_would_run_are_shown_literally(tmp_path):
+    """A Name with an escape sequence (set the window title, clear the screen) or rich
+    markup reaches the terminal as text, in the table and in the reasons below it."""
+    from orchestrator.views.table import status_rows
+
+    rows = [(2, {"ID": "a", "Name": "\x1b]0;HACKED\x07\x1b[2J x", "TrainingCommand": "t",
+                 "TrainingCheck": "Crash", "Error": "exit: [/] [bold]boom\x1b[31m"})]
+    console = Console(width=120, record=True, color_system=None, force_terminal=True)
+    console.print(render_status(row_views(status_rows(rows, {})), 120))
+    out = console.export_text(styles=False)
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;HACKED\\x07" in out
+    assert "exit: [/] [bold]boom\\x1b[31m" in out, "markup shown as it was written"
