@@ -27,11 +27,29 @@ from pathlib import Path
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.record import connect, transaction
 
-__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED"]
+__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED", "status_word"]
 
 RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 FINISHED = frozenset({COMPLETED, FAILED, STOPPED})
 _STATUSES = frozenset({RUNNING}) | FINISHED
+#: The words other trackers' guides use (the seed's "in_progress"…), read as ours.
+_SYNONYMS = {
+    RUNNING: ("in_progress", "in-progress", "started", "training", "active"),
+    COMPLETED: ("complete", "done", "success", "succeeded", "finished"),
+    FAILED: ("error", "errored", "crash", "crashed", "failure"),
+    STOPPED: ("cancelled", "canceled", "killed", "interrupted", "aborted"),
+}
+_WORDS = {w: ours for ours, words in _SYNONYMS.items() for w in (ours, *words)}
+
+
+def status_word(status: str) -> str:
+    """The registry's word for ``status``: ours, or a synonym of it ("in_progress" is
+    running); ``RegistryError`` names the words for anything else."""
+    word = _WORDS.get(str(status).strip().lower())
+    if word is None:
+        raise RegistryError(f"status {status!r} — use one of {', '.join(sorted(_STATUSES))} "
+                            f"(or {', '.join(sorted(w for w in _WORDS if w not in _STATUSES))})")
+    return word
 _JSON_FIELDS = ("config", "dataset_info", "metrics", "best_metrics", "final_metrics",
                 "checkpoint", "performance", "training_info")
 
@@ -97,9 +115,9 @@ class ExperimentTracker:
         return exp
 
     def update_experiment_status(self, experiment_id: int, status: str, notes: str = "") -> bool:
-        """Compare-and-set: only a running experiment changes; False when it had finished."""
-        if status not in _STATUSES:
-            raise RegistryError(f"status {status!r} — use one of {', '.join(sorted(_STATUSES))}")
+        """Compare-and-set: only a running experiment changes; False when it had finished.
+        ``status`` may be a synonym: ``in_progress`` (the seed guide's word) is running."""
+        status = status_word(status)
         self._require(experiment_id)
         ended = time.time() if status in FINISHED else None
         cur = self._db.execute(
@@ -134,9 +152,11 @@ class ExperimentTracker:
                        notes: str = "", failure: str = "") -> bool:
         """Finish it (status completed/failed/stopped; ``failure``: the failure kind of a
         queue attempt that did not complete); False if it had already finished."""
-        if status not in FINISHED:
+        word = status_word(status)
+        if word not in FINISHED:
             raise RegistryError(f"end status {status!r} — use one of "
                                 f"{', '.join(sorted(FINISHED))}")
+        status = word
         exp = self._require(experiment_id)
         if exp["status"] in FINISHED:
             return False
@@ -167,7 +187,7 @@ class ExperimentTracker:
         if parent_id is not None:
             sql, args = sql + " AND parent_id = ?", [*args, parent_id]
         if status:
-            sql, args = sql + " AND status = ?", [*args, status]
+            sql, args = sql + " AND status = ?", [*args, status_word(status)]
         if queue:
             sql, args = sql + " AND queue = ?", [*args, queue]
         sql += " ORDER BY id"

@@ -74,3 +74,16 @@ def test_two_handles_share_one_file_and_schema_is_versioned(db):
     assert t2.get_model_info(model)["experiment_id"] == exp
     version = sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0]
     assert version == 6
+
+
+def test_the_seed_guides_status_words_are_read_as_ours(db):
+    """The tracker guide calls update_experiment_status(id, "in_progress", note)."""
+    t = ExperimentTracker(db)
+    exp = t.start_experiment("bart_base_experiment")
+    assert t.update_experiment_status(exp, "in_progress", "학습 진행 중")
+    assert t.get_experiment(exp)["status"] == "running"
+    assert [e["id"] for e in t.list_experiments(status="In_Progress")] == [exp]
+    assert t.end_experiment(exp, status="Done")
+    assert t.get_experiment(exp)["status"] == "completed"
+    with pytest.raises(RegistryError, match="in_progress"):
+        t.update_experiment_status(exp, "half-way")
