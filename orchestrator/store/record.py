@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.core.status import ATTEMPT_ACTIVE
 
-__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "read_experiments",
+__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "read_only_query",
            "transaction"]
 
 _MIGRATIONS: list[list[str]] = [
@@ -88,39 +88,22 @@ def connect_read_only(path: str | Path) -> sqlite3.Connection:
     return db
 
 
+def read_only_query(path: str | Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    """Rows of ``sql`` on the record at ``path``, opened read-only (``[]`` when it has no
+    such table yet)."""
+    db = connect_read_only(path)
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:   # not a run record (yet), or an older one
+        return []
+    finally:
+        db.close()
+
+
 def read_attempts(path: str | Path, queue: str) -> list[dict]:
     """Every attempt of ``queue`` in the record at ``path``, read-only (``[]`` if none)."""
-    db = connect_read_only(path)
-    try:
-        rows = db.execute("SELECT * FROM attempts WHERE queue = ? ORDER BY job_id, attempt",
-                          (queue,)).fetchall()
-    except sqlite3.OperationalError:   # not a run record (yet)
-        return []
-    finally:
-        db.close()
-    return [_decode(r) for r in rows]
-
-
-def read_experiments(path: str | Path, queue: str) -> list[dict]:
-    """Every experiment of ``queue`` (sweep trials included), read-only, JSON decoded."""
-    db = connect_read_only(path)
-    try:
-        rows = db.execute("SELECT * FROM experiments WHERE queue = ? ORDER BY id",
-                          (queue,)).fetchall()
-    except sqlite3.OperationalError:   # a record without experiments (yet)
-        return []
-    finally:
-        db.close()
-    out = []
-    for row in rows:
-        item = dict(row)
-        for key in ("config", "metrics", "best_metrics", "final_metrics", "dataset_info"):
-            try:
-                item[key] = json.loads(item[key]) if item.get(key) else {}
-            except (TypeError, ValueError):
-                item[key] = {}
-        out.append(item)
-    return out
+    return [_decode(r) for r in read_only_query(
+        path, "SELECT * FROM attempts WHERE queue = ? ORDER BY job_id, attempt", (queue,))]
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 from orchestrator.infra.errors import OrchestratorError
-from orchestrator.store.record import connect, transaction
+from orchestrator.store.record import connect, read_only_query, transaction
 
-__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED", "status_word"]
+__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED", "status_word",
+           "read_experiments"]
 
 RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 FINISHED = frozenset({COMPLETED, FAILED, STOPPED})
@@ -50,6 +51,8 @@ def status_word(status: str) -> str:
         raise RegistryError(f"status {status!r} — use one of {', '.join(sorted(_STATUSES))} "
                             f"(or {', '.join(sorted(w for w in _WORDS if w not in _STATUSES))})")
     return word
+
+
 _JSON_FIELDS = ("config", "dataset_info", "metrics", "best_metrics", "final_metrics",
                 "checkpoint", "performance", "training_info")
 
@@ -73,6 +76,12 @@ def _row(row) -> dict | None:
             except (TypeError, ValueError):
                 pass
     return out
+
+
+def read_experiments(path: str | Path, queue: str) -> list[dict]:
+    """Every experiment of ``queue`` (sweep trials included), read-only, JSON decoded."""
+    return [_row(r) for r in read_only_query(
+        path, "SELECT * FROM experiments WHERE queue = ? ORDER BY id", (queue,))]
 
 
 def _number(value) -> float | None:

@@ -25,7 +25,8 @@ from orchestrator.api import goal_of, read_metrics
 from orchestrator.core import JobSpec, RowStatus
 from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
-from orchestrator.store.record import read_attempts, read_experiments
+from orchestrator.store.record import read_attempts
+from orchestrator.store.registry import read_experiments
 from orchestrator.views.table import format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]

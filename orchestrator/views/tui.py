@@ -503,7 +503,7 @@ class QueueApp(App):
             message, severity = done, "information"
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
             message, severity = f"could not edit {self.paths.csv}: {e}", "error"
-        self.call_from_thread(self._stopped, job_id, message, severity)
+        self.call_from_thread(self._done, job_id, message, severity)
 
     def action_log(self) -> None:
         view = self.selected()
@@ -544,9 +544,9 @@ class QueueApp(App):
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
             logger.exception("stopping %s", job_id)
             message, severity = f"could not stop: {e}", "error"
-        self.call_from_thread(self._stopped, job_id, message, severity)
+        self.call_from_thread(self._done, job_id, message, severity)
 
-    def _stopped(self, job_id: str, message: str, severity: str) -> None:
+    def _done(self, job_id: str, message: str, severity: str) -> None:
         text = message if message.startswith(job_id) else f"{job_id}: {message}"
         self.notify(text, severity=severity, timeout=6)
         self.reload()
