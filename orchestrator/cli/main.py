@@ -9,6 +9,7 @@ keep working.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -39,8 +40,8 @@ from orchestrator.store.paths import (
     read_driver_info,
     record_run_config,
     recorded_config,
+    recorded_encoding,
 )
-from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 from orchestrator.views.table import QueueSource, render_status, row_views
 
@@ -57,6 +58,9 @@ def _add_queue_args(p: argparse.ArgumentParser, positional: bool = True) -> None
     p.add_argument("--state-dir", dest="state_dir", help="runs/ and registry.db (default: "
                    "runs/ beside the CSV)")
     p.add_argument("--name", dest="queue_name", help="queue name on Ray (default: CSV file name)")
+    p.add_argument("--encoding", dest="csv_encoding", help="the CSV's encoding when it is not "
+                   "UTF-8, e.g. cp949 or cp1252 (default: UTF-8, or UTF-16 with a BOM; the "
+                   "views read it as the driver did)")
 
 
 def _run_parser(p: argparse.ArgumentParser) -> None:
@@ -147,7 +151,7 @@ def _load(args) -> tuple[Config, QueuePaths]:
     overrides = {k: getattr(args, k, None) for k in (
         "check_interval", "max_training_process", "wandb_entity", "wandb_project", "no_ui",
         "auto_continue", "address", "num_gpus", "num_cpus", "state_dir", "watch", "queue_name",
-        "storage")}
+        "storage", "csv_encoding")}
     config = load_config(args.config, **overrides)
     csv = getattr(args, "queue", None) or getattr(args, "csv", None) or config.csv_file
     if not csv:
@@ -164,6 +168,8 @@ def _load(args) -> tuple[Config, QueuePaths]:
             paths = queue_paths(csv, config)
             print(f"(config: {used}, as the driver ran it; --config picks another)",
                   file=sys.stderr)
+        if not paths.encoding:   # read the CSV as the driver did
+            paths = dataclasses.replace(paths, encoding=recorded_encoding(paths))
     return config, paths
 
 
@@ -179,7 +185,7 @@ def cmd_run(args) -> int:
         print(f"wrote {path}")
         return 0
     config, paths = _load(args)
-    QueueFile(paths.csv).read()  # a missing or broken file fails here, before Ray starts
+    paths.queue_file().read()  # a missing or broken file fails here, before Ray starts
     notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
     if config.storage:  # wrong credentials or a missing bucket too
         try:
@@ -222,7 +228,7 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                            config.goal)
     ui = console.is_terminal and not config.no_ui
     printer = () if ui else (ProgressPrinter(console),)
-    scheduler = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
+    scheduler = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
                           observers=(*printer, tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])))
@@ -393,7 +399,8 @@ def cmd_report(args) -> int:
     out = build_report(paths.csv, paths.registry, paths.name, args.output,
                        metric=args.metric or config.metric,
                        goal=args.goal or config.metric_goal,
-                       wandb_entity=config.wandb_entity, wandb_project=config.wandb_project)
+                       wandb_entity=config.wandb_entity, wandb_project=config.wandb_project,
+                       encoding=paths.encoding)
     print(f"wrote {out}")
     return 0
 
@@ -506,7 +513,7 @@ def cmd_tui(args) -> int:
     from orchestrator.views.tui import QueueApp
 
     config, paths = _load(args)
-    QueueFile(paths.csv).read()  # a missing or broken file fails here, with its message
+    paths.queue_file().read()  # a missing or broken file fails here, with its message
     QueueApp(paths, config, stop=lambda ids: stop_rows_isolated(paths, config, ids)).run()
     return 0
 

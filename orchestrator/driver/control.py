@@ -19,7 +19,6 @@ from orchestrator.driver import requests
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 
 __all__ = ["stop_rows", "stop_rows_isolated", "stop_job"]
@@ -31,7 +30,7 @@ ANSWER_S = 30.0
 def stop_rows(paths: QueuePaths, config: Config, ids: list[str] | None = None) -> dict[str, str]:
     """Stop rows of a queue; ``ids=None``: every row not finished. Returns ``{ID: what
     happened}``. Idempotent."""
-    rows = {(r.get("ID") or "").strip(): r for _, r in QueueFile(paths.csv).read().rows()}
+    rows = {(r.get("ID") or "").strip(): r for _, r in paths.queue_file().read().rows()}
     unknown = [i for i in ids or [] if i not in rows]
     if unknown:
         raise OrchestratorError(f"{paths.csv}: no row with ID {', '.join(unknown)}; IDs: "
@@ -54,7 +53,7 @@ def _stop_without_driver(paths: QueuePaths, config: Config,
 
     record = RunRecord(paths.registry)
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent)
-    loop = Scheduler(QueueFile(paths.csv), config, paths.state_dir, record,
+    loop = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                      queue_name=paths.name, local_ray=False, observers=(tracking,),
                      pool=_NoPool())
     try:

@@ -76,10 +76,11 @@ class Scheduler:
     def __init__(self, queue_file: QueueFile, config: Config, state_dir: Path,
                  record: RunRecord, *, queue_name: str, local_ray: bool,
                  observers: tuple[Observer, ...] = (), pool: Pool | None = None):
-        self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS + MARK_COLUMNS)
+        self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS + MARK_COLUMNS,
+                               encoding=queue_file.encoding)
         self.config, self.state_dir, self.record = config, state_dir, record
         self.queue_name, self.local_ray = queue_name, local_ray
-        self.paths = QueuePaths(self.queue.path, state_dir, queue_name)
+        self.paths = QueuePaths(self.queue.path, state_dir, queue_name, queue_file.encoding or "")
         self.base_dir = self.queue.path.parent
         self.observers = observers
         self.policy = config.retry

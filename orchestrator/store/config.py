@@ -38,6 +38,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("general", "csv_file", "csv_file", str, "", "queue CSV (the command line's path wins)"),
+    Setting("general", "encoding", "csv_encoding", str, "",
+            "the queue CSV's encoding when it is not UTF-8, e.g. cp949 (Korean Excel) or "
+            "cp1252; empty = UTF-8 (or UTF-16 with a BOM)"),
     Setting("general", "check_interval", "check_interval", float, 30.0,
             "seconds between full re-reads of the CSV (edits are also seen when the file changes)"),
     Setting("general", "max_training_process", "max_training_process", int, 0,
@@ -129,6 +132,7 @@ _FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
 @dataclass(frozen=True)
 class Config:
     csv_file: str = ""
+    csv_encoding: str = ""
     check_interval: float = 30.0
     max_training_process: int = 0
     process_gpu_mapping: str = ""
@@ -352,7 +356,13 @@ def _sections_from_file(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         raise ConfigError(path, "config", str(path), "no such file; create one with "
                           f"--create_config {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(path, f"line {line}", f"byte(s) {data[e.start:e.end].hex(' ')}",
+                          "the config is not UTF-8 text: save it as UTF-8") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text) or {}

@@ -19,9 +19,10 @@ from filelock import FileLock, Timeout
 
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
+from orchestrator.store.queue_file import QueueFile
 
 __all__ = ["QueuePaths", "queue_paths", "DriverLock", "read_driver_info", "record_run_config",
-           "recorded_config"]
+           "recorded_config", "recorded_encoding"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ class QueuePaths:
     csv: Path
     state_dir: Path
     name: str
+    encoding: str = ""   # the CSV's when it is not UTF-8 ("": UTF-8, or UTF-16 with a BOM)
+
+    def queue_file(self, writable=None) -> QueueFile:
+        """The queue CSV, read in its encoding."""
+        return QueueFile(self.csv, writable=writable, encoding=self.encoding or None)
 
     @property
     def registry(self) -> Path:
@@ -69,27 +75,40 @@ def queue_paths(csv_path: str | Path, config: Config) -> QueuePaths:
         state = csv_path.parent / "runs"
     name = config.queue_name or csv_path.stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "queue"
-    return QueuePaths(csv=csv_path, state_dir=state.resolve(), name=name)
+    return QueuePaths(csv=csv_path, state_dir=state.resolve(), name=name,
+                      encoding=config.csv_encoding)
 
 
 def record_run_config(paths: QueuePaths, config: Config) -> None:
     """Keep the path of the config file a driver runs with (not its values: they may hold
-    secrets), so ``status``, ``tui``, ``logs`` and ``report`` read the same one."""
+    secrets), and the CSV's encoding, so ``status``, ``tui``, ``logs`` and ``report`` read
+    the same ones."""
     source = Path(config.source) if config.source != "defaults" else None
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.run_config.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": str(source.resolve()) if source else None}),
-                   encoding="utf-8")
+    tmp.write_text(json.dumps({"config": str(source.resolve()) if source else None,
+                               "encoding": paths.encoding}), encoding="utf-8")
     os.replace(tmp, paths.run_config)
 
 
 def recorded_config(paths: QueuePaths) -> Path | None:
     """The config file the last driver of the queue ran with, if it is still there."""
+    text = _recorded(paths).get("config")
+    return Path(text) if isinstance(text, str) and text and Path(text).is_file() else None
+
+
+def recorded_encoding(paths: QueuePaths) -> str:
+    """The CSV encoding the last driver of the queue read it in ("" = UTF-8)."""
+    value = _recorded(paths).get("encoding")
+    return value if isinstance(value, str) else ""
+
+
+def _recorded(paths: QueuePaths) -> dict:
     try:
-        text = json.loads(paths.run_config.read_text(encoding="utf-8")).get("config")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return Path(text) if text and Path(text).is_file() else None
+        data = json.loads(paths.run_config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class DriverLock:

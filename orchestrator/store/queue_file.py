@@ -26,6 +26,7 @@ from filelock import FileLock
 
 from orchestrator.core import REQUIRED_COLUMNS
 from orchestrator.infra.errors import QueueFileError
+from orchestrator.infra.text import printable as printable_text
 
 __all__ = ["QueueFile", "Table", "Record"]
 
@@ -94,9 +95,12 @@ class Table:
 class QueueFile:
     """Read and merge-write one queue CSV."""
 
-    def __init__(self, path: str | Path, writable: Collection[str] | None = None):
-        """``writable``: the only columns ``update`` may write (None: any)."""
+    def __init__(self, path: str | Path, writable: Collection[str] | None = None,
+                 encoding: str | None = None):
+        """``writable``: the only columns ``update`` may write (None: any). ``encoding``:
+        the file's encoding when it is not UTF-8 (None: UTF-8, or UTF-16 with a BOM)."""
         self.path = Path(path).expanduser().resolve()
+        self.encoding = encoding or None
         self.writable = frozenset(writable) if writable is not None else None
         self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), timeout=30)
         self._written: tuple[int, int] | None = None  # (mtime_ns, size) of our last write
@@ -164,6 +168,8 @@ class QueueFile:
                 raise QueueFileError(self.path, f"cannot parse the CSV ({e})", line=start_line,
                                      fix="close the open quote or fix the line") from None
             raw = _strip_terminator("".join(consumed))
+            if '"' in raw:
+                self._check_quotes(consumed, start_line, pos)
             if first:
                 first = False
                 table.header = [c.strip() for c in cells]
@@ -181,17 +187,56 @@ class QueueFile:
         self._check_header(table)
         return table
 
-    def _decode(self, data: bytes) -> tuple[str, str, bool]:
-        bom = data.startswith(b"\xef\xbb\xbf")
+    def _check_quotes(self, consumed: list[str], start_line: int, end_line: int) -> None:
+        """Refuse a record whose quotes do not pair up: an opening quote that is never
+        closed swallows the lines after it into one cell (and a write-back would make
+        that permanent), and text after a closing quote means the quote did not close
+        what the user meant. Parsing stays lenient; this asks the strict parser."""
         try:
-            return data.decode("utf-8-sig"), "utf-8", bom
-        except UnicodeDecodeError:
-            pass
-        try:  # Excel on a Korean Windows saves CSV as cp949
-            return data.decode("cp949"), "cp949", False
+            for _ in csv.reader(consumed, strict=True):
+                pass
+            return
+        except csv.Error as e:
+            problem = str(e)
+        col = _open_quote_column(consumed[0])
+        where = f", column {col}" if col else ""
+        if end_line > start_line:
+            what = (f"the quote opened on line {start_line}{where} is not closed where its "
+                    f"cell ends, so lines {start_line}–{end_line} read as one cell")
+        else:
+            what = f"a quoted cell on line {start_line}{where} does not end where it should"
+        raise QueueFileError(self.path, f"{what} ({problem}); nothing was run or changed",
+                             line=start_line,
+                             fix="close the quote at the end of the cell; write a quote "
+                             'inside a quoted cell as two quotes ("say ""hi""")')
+
+    def _decode(self, data: bytes) -> tuple[str, str, bool]:
+        """The text, its encoding and whether it had a BOM. Decodes only what is certain:
+        UTF-8 (with or without a BOM), UTF-16 with a BOM, or the encoding the user
+        named; anything else is refused with its line and byte."""
+        for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+                           (b"\xfe\xff", "utf-16-be")):
+            if data.startswith(bom):   # a BOM is certain, whatever --encoding says
+                return self._decode_as(data[len(bom):], codec), codec, True
+        codec = self.encoding or "utf-8"
+        return self._decode_as(data, codec), codec, False
+
+    def _decode_as(self, data: bytes, codec: str) -> str:
+        try:
+            return data.decode(codec)
+        except LookupError:
+            raise QueueFileError(self.path, f"unknown encoding {codec!r}",
+                                 fix="name a Python codec, e.g. --encoding cp949 or "
+                                 "--encoding cp1252") from None
         except UnicodeDecodeError as e:
-            raise QueueFileError(self.path, f"the file is not UTF-8 text ({e})",
-                                 fix="save it as 'CSV UTF-8'") from None
+            line = data.count(b"\n", 0, e.start) + 1
+            column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+            bad = data[e.start:e.end].hex(" ")
+            name = "UTF-8" if codec == "utf-8" else codec
+            raise QueueFileError(
+                self.path, f"the file is not {name} text: byte(s) {bad} at column {column} "
+                f"cannot be read as {name}; nothing was run or changed", line=line,
+                fix=_encoding_fix(data, line)) from None
 
     def _check_header(self, table: Table) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in table.header]
@@ -301,6 +346,35 @@ class QueueFile:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+
+def _open_quote_column(line: str) -> int:
+    """The 1-based column of the first quote that opens a cell on ``line``, or 0."""
+    for m in re.finditer('"', line):
+        if m.start() == 0 or line[m.start() - 1] == ",":
+            return m.start() + 1
+    return 0
+
+
+#: Encodings a spreadsheet commonly saves CSV in, tried only to suggest --encoding:
+#: (the stricter codec the whole file must decode as, the one to suggest, who writes it).
+_SUGGEST = (("euc_kr", "cp949", "Korean Excel"), ("cp1252", "cp1252", "Western Excel"),
+            ("shift_jis", "cp932", "Japanese Excel"))
+
+
+def _encoding_fix(data: bytes, line: int) -> str:
+    """How to read a file that is not UTF-8: save it as UTF-8, or name the encoding it
+    reads as (with the offending line shown that way, so the user can tell)."""
+    text_line = data.split(b"\n")[line - 1].rstrip(b"\r")
+    for test, codec, who in _SUGGEST:
+        try:
+            data.decode(test)
+        except UnicodeDecodeError:
+            continue
+        shown = printable_text(text_line.decode(codec))[:60]
+        return (f"save it as 'CSV UTF-8', or if line {line} reads right as {shown!r}, give "
+                f"--encoding {codec} ({who}; encoding = {codec} in [general])")
+    return "save it as 'CSV UTF-8', or name its encoding with --encoding"
 
 
 def _strip_terminator(raw: str) -> str:

@@ -100,16 +100,17 @@ class Run:
 
 def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: str,
                  output: str | Path, metric: str = "", goal: str = "", *,
-                 wandb_entity: str = "", wandb_project: str = "") -> Path:
+                 wandb_entity: str = "", wandb_project: str = "", encoding: str = "") -> Path:
     """Write the HTML report of ``queue_name`` to ``output`` and return its path.
     ``goal`` empty: from the metric's name (``val_loss`` is minimised). With a W&B
-    entity and project, run ids link to their W&B pages (nothing is fetched)."""
+    entity and project, run ids link to their W&B pages (nothing is fetched). ``encoding``:
+    the CSV's, when it is not UTF-8."""
     if goal not in ("", "max", "min"):
         raise ValueError(f"goal={goal!r}: use max or min")
     import matplotlib
 
     csv_path, output = Path(csv_path), Path(output)
-    runs = _load_runs(csv_path, Path(registry_path), queue_name)
+    runs = _load_runs(csv_path, Path(registry_path), queue_name, encoding)
     params = _parameters(runs)
     note, given = "", bool(metric)
     if not metric:
@@ -142,7 +143,8 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
 
 
 # ------------------------------------------------------------------ loading
-def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run]:
+def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
+               encoding: str = "") -> list[Run]:
     latest = _latest_attempts(registry_path, queue_name)
     experiments = read_experiments(registry_path, queue_name) if registry_path.is_file() else []
     by_attempt = {(e["job_id"], e["attempt"]): e for e in experiments if not e.get("parent_id")}
@@ -151,7 +153,8 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str) -> list[Run
         if e.get("parent_id"):
             trials.setdefault(e["parent_id"], []).append(e)
     runs = []
-    for row in status_rows(QueueFile(csv_path).read().rows(), latest, base_dir=csv_path.parent):
+    table = QueueFile(csv_path, encoding=encoding or None).read()
+    for row in status_rows(table.rows(), latest, base_dir=csv_path.parent):
         attempt = latest.get(row["id"]) or {}
         _fill_from_record(row, attempt)
         path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None

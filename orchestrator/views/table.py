@@ -26,7 +26,6 @@ from orchestrator.core import Failure, RowStatus, read_word
 from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 
 __all__ = ["QueueSource", "status_rows", "row_views", "render_status", "fit_columns", "reasons",
@@ -294,7 +293,7 @@ class QueueSource:
 
     def rows(self) -> list[dict]:
         """``status_rows`` of the queue as its files say now."""
-        rows = QueueFile(self.paths.csv).read().rows()
+        rows = self.paths.queue_file().read().rows()
         return status_rows(rows, self._attempts(), base_dir=self.paths.csv.parent,
                            metrics=self.metrics, metric=self.config.metric,
                            default_gpus=self.config.default_gpus, waiting=self._waiting())

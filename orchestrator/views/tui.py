@@ -33,7 +33,6 @@ from orchestrator.infra.nvml import gpu_usage
 from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.queue_file import QueueFile
 from orchestrator.views.table import (
     COLUMNS,
     NAME_MAX,
@@ -492,14 +491,14 @@ class QueueApp(App):
             with self._edit_lock:
                 if priority_step:
                     rows = {(r.get("ID") or "").strip(): r
-                            for _, r in QueueFile(self.paths.csv).read().rows()}
+                            for _, r in self.paths.queue_file().read().rows()}
                     try:
                         now = int(float((rows.get(job_id) or {}).get("Priority") or 0))
                     except ValueError:
                         now = 0
                     cells = {"Priority": str(now + priority_step)}
                     done = f"{job_id}: Priority {now + priority_step}"
-                QueueFile(self.paths.csv).update({job_id: cells})
+                self.paths.queue_file().update({job_id: cells})
             message, severity = done, "information"
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on
             message, severity = f"could not edit {self.paths.csv}: {e}", "error"

@@ -81,19 +81,95 @@ def test_header_cells_are_trimmed(tmp_path):
     assert QueueFile(path).read().rows() == [(2, {"ID": "m1", "TrainingCommand": "a"})]
 
 
-def test_cp949_file_is_read_and_written_back_in_cp949(tmp_path):
-    text = "ID,Name,TrainingCommand,TrainingCheck\r\nm1,한글 이름,python t.py,\r\nm2,둘째,x,\r\n"
-    path = write(tmp_path / "q.csv", text.encode("cp949"))
-    with pytest.raises(UnicodeDecodeError):
-        path.read_bytes().decode("utf-8")  # the fixture really is not UTF-8
-    table = QueueFile(path).read()
+KOREAN = "ID,Name,TrainingCommand,TrainingCheck\r\nm1,한글 이름,python t.py,\r\nm2,둘째,x,\r\n"
+
+
+def test_cp949_file_is_refused_with_the_encoding_to_name(tmp_path):
+    """Bytes that are not UTF-8 are never guessed at (a guess turns a latin-1 name into
+    mojibake silently); the message offers the encoding the file reads right in."""
+    path = write(tmp_path / "q.csv", KOREAN.encode("cp949"))
+    before = path.read_bytes()
+    err = error_for(path)
+    text = str(err)
+    assert text.startswith(f"{path} line 2: the file is not UTF-8 text: byte(s) c7 at column 4")
+    assert "--encoding cp949" in text and "m1,한글 이름,python t.py," in text
+    assert "encoding = cp949 in [general]" in text
+    assert path.read_bytes() == before
+
+
+def test_cp949_file_named_is_read_and_written_back_in_cp949(tmp_path):
+    path = write(tmp_path / "q.csv", KOREAN.encode("cp949"))
+    table = QueueFile(path, encoding="cp949").read()
     assert table.rows()[0][1]["Name"] == "한글 이름"
-    QueueFile(path).update({"m1": {"TrainingCheck": "Done", "Error": "없음"}})
+    QueueFile(path, encoding="cp949").update({"m1": {"TrainingCheck": "Done", "Error": "없음"}})
     data = path.read_bytes()
     assert not data.startswith(b"\xef\xbb\xbf")
     assert data.decode("cp949") == (
         "ID,Name,TrainingCommand,TrainingCheck,Error\r\nm1,한글 이름,python t.py,Done,없음\r\n"
         "m2,둘째,x,,\r\n")
+
+
+def test_latin1_name_is_refused_not_turned_into_mojibake(tmp_path):
+    text = "ID,Name,TrainingCommand\nm1,ok,a\nm2,Åsa,b\n"
+    path = write(tmp_path / "q.csv", text.encode("latin-1"))
+    text = str(error_for(path))
+    assert text.startswith(f"{path} line 3: the file is not UTF-8 text: byte(s) c5 at column 4")
+    assert "--encoding cp1252" in text and "'m2,Åsa,b'" in text
+    assert QueueFile(path, encoding="cp1252").read().rows()[1][1]["Name"] == "Åsa"
+
+
+def test_unknown_encoding_is_named(tmp_path):
+    path = write(tmp_path / "q.csv", "ID,TrainingCommand\nm1,a\n")
+    with pytest.raises(QueueFileError, match="unknown encoding 'utf-9'.*--encoding cp949"):
+        QueueFile(path, encoding="utf-9").read()
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_utf16_with_bom_is_read_and_written_back_as_utf16(tmp_path, codec, bom):
+    text = "ID,Name,TrainingCommand\r\nm1,Åsa 한글,python t.py\r\n"
+    path = write(tmp_path / "q.csv", bom + text.encode(codec))
+    assert QueueFile(path).read().rows()[0][1]["Name"] == "Åsa 한글"
+    QueueFile(path).update({"m1": {"TrainingCheck": "Done"}})
+    data = path.read_bytes()
+    assert data.startswith(bom)
+    assert data[2:].decode(codec) == ("ID,Name,TrainingCommand,TrainingCheck\r\n"
+                                      "m1,Åsa 한글,python t.py,Done\r\n")
+
+
+def test_unclosed_quote_at_the_end_refuses_the_file(tmp_path):
+    data = 'ID,Name,TrainingCommand\nm1,a,python t.py\nm2,b,"python t.py --x\nm3,c,echo hi\n'
+    path = write(tmp_path / "q.csv", data)
+    for action in ("read", "update"):
+        text = str(error_for(path, action))
+        assert text.startswith(f"{path} line 3: the quote opened on line 3, column 6 is not "
+                               "closed where its cell ends, so lines 3–4 read as one cell")
+        assert "close the quote" in text and "nothing was run or changed" in text
+    assert path.read_bytes() == data.encode()
+
+
+def test_unclosed_quote_mid_file_refuses_the_file(tmp_path):
+    """The stray quote pairs with the next quoted cell: the lines between vanish into one
+    command unless the file is refused."""
+    data = ('ID,Name,TrainingCommand\nm1,"a,python t.py\nm2,b,echo\n'
+            'm3,c,"python t.py --tag ""x"""\nm4,d,echo\n')
+    path = write(tmp_path / "q.csv", data)
+    text = str(error_for(path))
+    assert text.startswith(f"{path} line 2: the quote opened on line 2, column 4")
+    assert "lines 2–4 read as one cell" in text
+    assert path.read_bytes() == data.encode()
+
+
+def test_text_after_a_closing_quote_refuses_the_file(tmp_path):
+    path = write(tmp_path / "q.csv", 'ID,Name,TrainingCommand\nm1,"a" b,echo\n')
+    text = str(error_for(path))
+    assert text.startswith(f"{path} line 2: a quoted cell on line 2, column 4 does not end")
+    assert '""' in text
+
+
+def test_quoted_cells_across_lines_are_still_read(tmp_path):
+    path = write(tmp_path / "q.csv", 'ID,Name,TrainingCommand\nm1,"two\nlines","say ""hi"""\n')
+    assert QueueFile(path).read().rows()[0][1] == {
+        "ID": "m1", "Name": "two\nlines", "TrainingCommand": 'say "hi"'}
 
 
 def test_utf8_without_bom_gets_no_bom(tmp_path):

@@ -149,3 +149,23 @@ def test_cells_that_a_terminal_would_run_are_shown_literally(tmp_path):
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;HACKED\\x07" in out
     assert "exit: [/] [bold]boom\\x1b[31m" in out, "markup shown as it was written"
+
+
+def test_status_reads_a_cp949_queue_as_named_then_as_the_driver_did(tmp_path, capsys):
+    """Without --encoding a Korean-Excel CSV is refused with the flag to give; with it the
+    rows are shown; the views then read it as the last driver did, unasked."""
+    from orchestrator.cli.main import main
+    from orchestrator.store.paths import record_run_config
+
+    csv_path = tmp_path / "queue.csv"
+    csv_path.write_bytes("ID,Name,TrainingCommand\r\nm1,한글 이름,python t.py\r\n".encode("cp949"))
+    assert main(["status", str(csv_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {csv_path} line 2: the file is not UTF-8 text" in err
+    assert "--encoding cp949" in err
+    assert main(["status", str(csv_path), "--encoding", "cp949", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["name"] == "한글 이름"
+    config = load_config(None, csv_encoding="cp949")
+    record_run_config(queue_paths(csv_path, config), config)   # what `orchestrator run` keeps
+    assert main(["status", str(csv_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["name"] == "한글 이름"
