@@ -13,6 +13,7 @@ from orchestrator.core.events import (
     AttemptEnded,
     Effect,
     Event,
+    HandlingFailed,
     Kill,
     Launched,
     Readiness,
@@ -58,7 +59,8 @@ from orchestrator.core.status import ATTEMPT_ACTIVE, RowStatus, Word, read_word,
 
 __all__ = [
     "AttemptReport", "Edit", "read_edit",
-    "AttemptEnded", "Effect", "Event", "Kill", "Launched", "Reattached", "Readiness",
+    "AttemptEnded", "Effect", "Event", "HandlingFailed", "Kill", "Launched", "Reattached",
+    "Readiness",
     "RecordAttempt", "RowDeleted", "RowRead", "RunnerLost", "RunnerStarted", "StatusChanged",
     "StopRequested", "Unplaceable", "Warn", "WriteCells",
     "Failure", "FailureKind", "classify",

@@ -14,7 +14,7 @@ from orchestrator.core.status import RowStatus
 
 __all__ = [
     "Event", "RowRead", "RowDeleted", "Readiness", "Launched", "Unplaceable", "RunnerStarted",
-    "AttemptEnded", "RunnerLost", "StopRequested", "Reattached",
+    "AttemptEnded", "RunnerLost", "StopRequested", "Reattached", "HandlingFailed",
     "Effect", "WriteCells", "RecordAttempt", "Kill", "Warn", "StatusChanged", "frozen_map",
 ]
 
@@ -127,6 +127,14 @@ class Reattached(Event):
     attempt: int
     wandb_run_id: str = ""
     gpus: str = ""
+
+
+@dataclass(frozen=True)
+class HandlingFailed(Event):
+    """The driver raised while handling one of the row's events (a bug): the row ends
+    Crash with the error, and the rest of the queue goes on."""
+
+    error: str
 
 
 # ================================================================= effects

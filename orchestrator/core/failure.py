@@ -31,6 +31,7 @@ class FailureKind(enum.StrEnum):
     EXIT = "exit"          # the command exited non-zero
     STOPPED = "stopped"    # asked to stop (orchestrator stop, the TUI, the driver quitting)
     INVALID = "invalid"    # the row cannot run as written
+    INTERNAL = "internal"  # the driver itself failed handling the row (a bug to report)
 
 
 @dataclass(frozen=True)

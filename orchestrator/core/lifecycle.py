@@ -19,6 +19,7 @@ from orchestrator.core.events import (
     AttemptEnded,
     Effect,
     Event,
+    HandlingFailed,
     Kill,
     Launched,
     Readiness,
@@ -434,7 +435,22 @@ def _reattached(step: _Step, ev: Reattached) -> None:
         step.move(S.TRAINING, Error="")
 
 
+def _handling_failed(step: _Step, ev: HandlingFailed) -> None:
+    st = step.state
+    failure = Failure(FailureKind.INTERNAL, f"the driver failed handling this row: "
+                      f"{ev.error} — please report it with the driver's log; write Rerun "
+                      "in TrainingCheck to run it again")
+    if st.status.is_active:   # its attempt is stopped by the driver; it is not retried
+        step.state = st.replace(runner="", started=None)
+        _failed(step, failure)
+    elif st.status in (S.PENDING, S.BLOCKED):
+        step.move(S.CRASH, failure=failure, Error=failure.text())
+    else:   # the row had already finished: its status stands
+        step.effects.append(Warn(st.id, f"{st.id}: {failure.text()}"))
+
+
 _HANDLERS = {RowRead: _row_read, RowDeleted: _row_deleted, Readiness: _readiness,
              Unplaceable: _unplaceable, Launched: _launched, RunnerStarted: _runner_started,
              AttemptEnded: _attempt_ended, RunnerLost: _runner_lost, NotRunning: _not_running,
-             StopRequested: _stop_requested, Reattached: _reattached}
+             StopRequested: _stop_requested, Reattached: _reattached,
+             HandlingFailed: _handling_failed}

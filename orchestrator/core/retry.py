@@ -63,7 +63,7 @@ def decide(policy: RetryPolicy, failure: Failure, *, attempt: int, retries: int,
     can get here (None: unknown, a cluster that may grow); ``halve_batch_ok``: the row's
     kind can run with a smaller batch."""
     kind = failure.kind
-    if kind is FailureKind.SETUP or kind is FailureKind.INVALID:
+    if kind in (FailureKind.SETUP, FailureKind.INVALID, FailureKind.INTERNAL):
         return Decision(False, failure.message)
     if kind is FailureKind.LOST:
         used = spent.get("losses", 0)

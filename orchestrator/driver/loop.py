@@ -30,6 +30,7 @@ from orchestrator.core import (
     Context,
     Effect,
     Event,
+    HandlingFailed,
     Kill,
     RecordAttempt,
     RowDeleted,
@@ -283,12 +284,16 @@ class Scheduler:
             if not job_id or job_id not in lines_by_id or line != lines_by_id[job_id][0]:
                 continue
             state = self.rows.setdefault(job_id, RowState(job_id))
-            spec, problem = self._parse(table, job_id, line, row, lines_by_id[job_id], state)
             before, command = written.get(job_id, ({}, ""))
-            self.apply(job_id, RowRead(line, spec, problem,
-                                       cells={c: row.get(c, "") for c in OWNED_COLUMNS},
-                                       recorded_attempts=recorded.get(job_id, 0),
-                                       recorded=before, recorded_command=command))
+            try:
+                spec, problem = self._parse(table, job_id, line, row, lines_by_id[job_id],
+                                            state)
+                self.apply(job_id, RowRead(line, spec, problem,
+                                           cells={c: row.get(c, "") for c in OWNED_COLUMNS},
+                                           recorded_attempts=recorded.get(job_id, 0),
+                                           recorded=before, recorded_command=command))
+            except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
+                self.fault(job_id, e)
         for job_id in [j for j in self.rows if j not in lines_by_id]:
             state = self.apply(job_id, RowDeleted())
             if not state.status.is_active:
@@ -330,7 +335,11 @@ class Scheduler:
         for state in start_order(self.rows.values(), mono, retries_only=retries_only):
             if room(self.rows.values(), cap) == 0:
                 break
-            why = placement.launch(self, self.rows[state.id])
+            try:
+                why = placement.launch(self, self.rows[state.id])
+            except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
+                self.fault(state.id, e)
+                continue
             if why:
                 waiting[state.id] = why
         self._first_round_done = True
@@ -370,17 +379,33 @@ class Scheduler:
                 if not st.status.is_derived:
                     continue
                 parent = st.spec.parent_id if st.spec is not None else ""
-                readiness = resolve(st.id, parent, statuses, weights, cycles, self.base_dir,
-                                    exists, models)
-                changed |= self.apply(st.id, readiness).status is not st.status
+                try:
+                    readiness = resolve(st.id, parent, statuses, weights, cycles,
+                                        self.base_dir, exists, models)
+                    changed |= self.apply(st.id, readiness).status is not st.status
+                except Exception as e:  # noqa: BLE001 - one row never ends the driver
+                    self.fault(st.id, e)
+                    changed |= self.rows[st.id].status is not st.status
             if not changed:
                 break
 
     # ================================================================ events
     def _on_pool(self, event) -> None:
+        """One answer of the pool. An answer about an attempt the loop does not hold
+        running (an old attempt, a row ended or deleted meanwhile) is dropped; an error
+        while handling it ends that row Crash (internal) and the loop goes on."""
         state = self.rows.get(event.job_id)
-        if state is None or state.attempt != event.attempt:
+        if state is None or state.attempt != event.attempt or not state.status.is_active:
+            logger.debug("dropped %s: the row is %s", event,
+                         "gone" if state is None else f"{state.status.label or 'pending'} "
+                         f"at attempt {state.attempt}")
             return
+        try:
+            self._handle(event)
+        except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
+            self.fault(event.job_id, e)
+
+    def _handle(self, event) -> None:
         if isinstance(event, Started):
             report = event.report
             self.apply(event.job_id, RunnerStarted(event.attempt, report.started, report.node,
@@ -391,6 +416,24 @@ class Scheduler:
         elif isinstance(event, Lost):
             self._release(event.job_id)
             self.apply(event.job_id, RunnerLost(event.attempt, event.error))
+
+    def fault(self, job_id: str, error: BaseException) -> None:
+        """The driver raised while handling ``job_id``: its attempt (if any) is stopped and
+        its runner let go, and the row ends Crash with the error; the queue goes on."""
+        self.note(f"{job_id}: the driver failed handling this row ({type(error).__name__}: "
+                  f"{error}); it is marked Crash and the other rows go on", logging.ERROR)
+        logger.debug("the failure of %s", job_id, exc_info=error)
+        runner = self.runners.pop(job_id, None)
+        if runner is not None:
+            self.pool.stop(runner, job_id)
+            self.pool.discard(runner)
+        if self.ledger is not None:
+            self.ledger.release(job_id)
+        if job_id in self.rows:
+            try:
+                self.apply(job_id, HandlingFailed(f"{type(error).__name__}: {error}"))
+            except Exception:  # noqa: BLE001 - nothing more can be done for the row
+                logger.exception("could not mark %s as failed", job_id)
 
     def ended(self, job_id: str, report) -> RowState:
         """An attempt of ``job_id`` ended with ``report``: its kind adds what it knows."""

@@ -332,6 +332,14 @@ class RunnerPool:
         except ray.exceptions.RayError as e:  # the runner died (node lost, killed)
             return self._lost(runner, e) if what == "done" else None
         runner.unavailable = 0
+        if not _about(report, job_id, attempt):
+            # not an answer about this attempt (a runner from an older version, a reply
+            # that raced the runner's reset): no answer yet, so the job's end is asked again
+            logger.debug("runner %s answered %s about %s/%s with %r: asking again", name,
+                         what, job_id, attempt, report)
+            if what == "done":
+                self._wait(runner)
+            return None
         if what == "start":
             return None if report.error else Started(job_id, attempt, report)
         self.release(runner)
@@ -342,3 +350,9 @@ class RunnerPool:
         self.discard(runner)
         text = str(error).strip()
         return Lost(job_id, attempt, text.splitlines()[0] if text else type(error).__name__)
+
+
+def _about(report: object, job_id: str, attempt: int) -> bool:
+    """Whether ``report`` is a whole report of that attempt (events carry only those)."""
+    return isinstance(report, AttemptReport) and \
+        (report.job_id, report.attempt) == (job_id, attempt)

@@ -119,9 +119,10 @@ class JobRunner:
         with self._lock:
             if self._spec is not None and not self._done.is_set():
                 raise RuntimeError(f"runner {self._name} is busy with {self._spec.label}")
-            self._spec, self._report, self._proc = spec, None, None
-            self._stop_requested, self._killed = False, ("", "")
-            self._done.clear()
+            with self._cond:   # a ``wait`` never sees the new attempt with the old end
+                self._done.clear()
+                self._spec, self._report, self._proc = spec, None, None
+                self._stop_requested, self._killed = False, ("", "")
             report = AttemptReport(job_id=spec.job_id, attempt=spec.attempt, node=self._node,
                                    started=time.time())
             try:
@@ -220,15 +221,16 @@ class JobRunner:
         """Block until that attempt ends; its report (None on timeout).
 
         Calls on a threaded actor may start out of order, so this may run before the
-        ``start`` it waits for: it waits for that job to appear first.
+        ``start`` it waits for, or while the previous attempt's end is still held: it
+        answers only with the end report of that very attempt.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
-                spec = self._spec
-                if spec is not None and (spec.job_id, spec.attempt) == (job_id, attempt) \
-                        and self._done.is_set():
-                    return self._report
+                report = self._report
+                if self._done.is_set() and report is not None \
+                        and (report.job_id, report.attempt) == (job_id, attempt):
+                    return report
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return None

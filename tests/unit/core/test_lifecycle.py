@@ -9,6 +9,7 @@ from orchestrator.core import (
     AttemptReport,
     Context,
     FailureKind,
+    HandlingFailed,
     IllegalTransition,
     JobSpec,
     Kill,
@@ -397,6 +398,21 @@ def test_events_about_another_attempt_change_nothing():
                   RunnerLost(7, "x")):
         after, effects = step(state, event)
         assert after == state and not effects
+
+
+def test_a_driver_failure_crashes_the_row_once_and_never_retries():
+    """Whatever the row's Retries: the same bug would fail the next attempt too."""
+    for status in (S.QUEUED, S.TRAINING, S.PENDING):
+        state = run_to(status, sp=spec(retries=3))
+        after, effects = step(state, HandlingFailed("KeyError: 'x'"))
+        assert after.status is S.CRASH and not after.spent.any
+        assert written(effects)["Error"].startswith(
+            "internal: the driver failed handling this row: KeyError: 'x' — please report")
+        changed = of(effects, StatusChanged)[0]
+        assert changed.failure.kind is K.INTERNAL and changed.old is status
+        assert bool(of(effects, RecordAttempt)) is status.is_active
+    done, effects = step(run_to(S.DONE), HandlingFailed("KeyError: 'x'"))
+    assert done.status is S.DONE and [type(e) for e in effects] == [Warn]
 
 
 def test_cells_are_spreadsheet_safe():
