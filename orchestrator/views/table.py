@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich import box
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.console import Group
-from rich.markup import escape
-from rich.table import Table
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from orchestrator.core import Failure, RowStatus, read_word
@@ -348,10 +347,12 @@ def row_views(rows: list[dict]) -> list[RowView]:
 
 
 def fit_columns(views: list[RowView], width: int,
-                columns: tuple[ColumnSpec, ...] = COLUMNS, pad: int = 3) -> list[ColumnSpec]:
+                columns: tuple[ColumnSpec, ...] = COLUMNS, pad: int = 3,
+                widths: dict[str, int] | None = None) -> list[ColumnSpec]:
     """The columns that fit ``width`` cells, dropping the highest ``drop`` first.
-    ``pad``: cells each column adds to its widest value (padding, rule)."""
-    widths = _widths(views, pad)
+    ``pad``: cells each column adds to its widest value (padding, rule); ``widths``:
+    ``_widths(views, 0)`` when the caller has it."""
+    widths = {k: w + pad for k, w in (widths or _widths(views, 0)).items()}
     shown = list(columns)
     for col in sorted(columns, key=lambda c: -c.drop):
         if sum(widths[c.key] for c in shown) <= width or col.drop == 0:
@@ -360,10 +361,14 @@ def fit_columns(views: list[RowView], width: int,
     return shown
 
 
+def _cell_len(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def _widths(views: list[RowView], pad: int = 3) -> dict[str, int]:
     widths = {}
     for col in COLUMNS:
-        content = max((cell_len(v.cells[col.key]) for v in views), default=0)
+        content = max((_cell_len(v.cells[col.key]) for v in views), default=0)
         widths[col.key] = max(cell_len(col.label), min(content, NAME_MAX)) + pad
     return widths
 
@@ -376,22 +381,56 @@ def reasons(views: list[RowView]) -> list[tuple[RowView, str]]:
 
 def render_status(views: list[RowView], width: int, title: str = "") -> Group:
     """The table at ``width`` columns, then one line per row with a reason (so the
-    table leaves out the TUI's Why column)."""
-    # no rules between columns (like ps or kubectl get): 2 cells of padding each
-    columns = fit_columns(views, width, tuple(c for c in COLUMNS if c.key != "why"), pad=2)
+    table leaves out the TUI's Why column). Drawn line by line (like ps or kubectl get:
+    2 cells between columns, no rules), so 10,000 rows print in a blink."""
     widths = _widths(views, pad=0)
-    table = Table(title=escape(title) if title else None, title_justify="left",
-                  header_style="bold", expand=False, box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 1, 0, 0))
-    for col in columns:
-        table.add_column(col.label, no_wrap=True, overflow="ellipsis",
-                         min_width=widths[col.key] if col.key in ("id", "status") else None,
-                         max_width=NAME_MAX,
-                         justify="right" if col.key in ("attempts", "time", "best") else "left")
-    for view in views:
-        table.add_row(*(Text(view.cells[c.key], style=style_of(view.status))
-                        if c.key == "status" else Text(view.cells[c.key]) for c in columns))
-    lines = [table]
+    columns = fit_columns(views, width, tuple(c for c in COLUMNS if c.key != "why"), pad=2,
+                          widths=widths)
+    sizes = [widths[c.key] for c in columns]
+    while sum(sizes) + 2 * len(sizes) > width and max(sizes) > 1:
+        widest = max(range(len(sizes)), key=lambda i: (sizes[i], columns[i].key != "id"))
+        sizes[widest] -= 1   # what still does not fit: the widest column gives way
+    lines: list = [Text(title, style="italic")] if title else []
+    lines.append(_Lines(columns, sizes, views))
     for view, why in reasons(views):
         lines.append(Text.assemble((view.id, style_of(view.status) or "bold"), ": ", why))
     return Group(*lines)
+
+
+class _Lines:
+    """The status table as ready-made segments: no measuring or wrapping per cell."""
+
+    _RIGHT = ("attempts", "time", "best")
+
+    def __init__(self, columns: list[ColumnSpec], sizes: list[int], views: list[RowView]):
+        self.columns, self.sizes, self.views = columns, sizes, views
+
+    def _cells(self, texts: list[str]) -> list[str]:
+        out = []
+        for col, size, text in zip(self.columns, self.sizes, texts, strict=True):
+            length = _cell_len(text)
+            if length > size:
+                text, length = set_cell_size(text, size - 1) + "…", size
+            pad = " " * (size - length)
+            out.append(pad + text if col.key in self._RIGHT else text + pad)
+        return out
+
+    def __rich_console__(self, console, options):
+        bold, gap = Style(bold=True), "  "
+        # each cell keeps one cell of padding on its right, the last one too
+        yield Segment(gap.join(self._cells([c.label for c in self.columns])) + " ", bold)
+        yield Segment.line()
+        yield Segment("─" * (sum(self.sizes) + 2 * len(self.sizes) - 1))
+        yield Segment.line()
+        status_at = next(i for i, c in enumerate(self.columns) if c.key == "status")
+        styles: dict[str, Style] = {}
+        for view in self.views:
+            cells = self._cells([view.cells[c.key] for c in self.columns])
+            style = styles.get(view.status)
+            if style is None:
+                style = styles[view.status] = Style.parse(style_of(view.status) or "none")
+            yield Segment(gap.join(cells[:status_at]) + gap if status_at else "")
+            yield Segment(cells[status_at], style)
+            rest = cells[status_at + 1:]
+            yield Segment((gap + gap.join(rest) if rest else "") + " ")
+            yield Segment.line()
