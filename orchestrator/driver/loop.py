@@ -20,7 +20,7 @@ import os
 import queue
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from orchestrator.core import (
@@ -53,6 +53,7 @@ from orchestrator.core import (
     why_waiting,
 )
 from orchestrator.driver import placement, reconcile, requests
+from orchestrator.driver.rows import Rows
 from orchestrator.execution.gpus import GpuLedger
 from orchestrator.execution.pool import Ended, Lost, Pool, Runner, Started
 from orchestrator.infra.errors import QueueFileError
@@ -64,9 +65,12 @@ from orchestrator.store.queue_file import QueueFile, Table
 from orchestrator.store.record import RunRecord
 from orchestrator.store.registry import ModelRegistry
 
-__all__ = ["Scheduler", "Observer"]
+__all__ = ["Scheduler", "Observer", "FLUSH_S"]
 
 logger = logging.getLogger(__name__)
+#: The file (and the views' "why waiting") is at most this many seconds behind the driver:
+#: cells decided meanwhile are written together, after the turn's launches.
+FLUSH_S = 0.5
 S = RowStatus
 Observer = Callable[[StatusChanged], None]
 
@@ -85,7 +89,7 @@ class Scheduler:
         self.base_dir = self.queue.path.parent
         self.observers = observers
         self.policy = config.retry
-        self.rows: dict[str, RowState] = {}
+        self.rows = Rows()   # by ID, with the running and the ready ones indexed
         self.cells: dict[str, dict[str, str]] = {}   # cells to write into the file
         self.runners: dict[str, Runner] = {}          # job id -> the runner of its attempt
         if pool is None:
@@ -104,7 +108,14 @@ class Scheduler:
         self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
         self._notes: set[str] = set()
         self._stale: list[str] = []
-        self._waiting: dict[str, str] | None = None
+        self._touched: set[str] = set()     # rows whose readiness inputs changed
+        self._derive_all = True             # the file was read: every row is derived again
+        self._children: dict[str, list[str]] = {}
+        self._cycles: set[str] = set()
+        self._why_not_placed: dict[str, str] = {}   # from the last plan
+        self._waiting: dict[str, str] | None = None        # as published
+        self._waiting_stale = False   # publish why rows wait with the next flush
+        self._flushed_at = 0.0
 
     # ================================================================ the loop
     def load(self) -> None:
@@ -121,13 +132,14 @@ class Scheduler:
         reconcile.reconcile(self)
         try:
             while True:
-                self._flush()
                 if not self.cells:
                     self._maybe_reload()
                 self._take_requests()
                 if not self._interrupt:
                     self._plan()
-                self._flush()
+                # after the launches: writing the file never delays the next start
+                if time.monotonic() - self._flushed_at >= FLUSH_S:
+                    self._flush()
                 if self._finished():
                     break
                 for event in self.pool.poll(self._wait_timeout()):
@@ -144,8 +156,12 @@ class Scheduler:
 
     def apply(self, job_id: str, event: Event) -> RowState:
         """``core.apply`` for one row, and its effects carried out."""
-        state, effects = apply(self.rows[job_id], event, Context.now(self.policy))
+        before = self.rows[job_id]
+        state, effects = apply(before, event, Context.now(self.policy))
         self.rows[job_id] = state
+        if state.status is not before.status or state.spec is not before.spec or \
+                state.cell("WeightFile") != before.cell("WeightFile"):
+            self._touched.add(job_id)   # its readiness, and its children's, may change
         for effect in effects:
             self._do(effect)
         return state
@@ -208,7 +224,7 @@ class Scheduler:
             return {i: "the driver did not answer in time" for i in ids or ["*"]}
 
     def _finished(self) -> bool:
-        active = any(st.status.is_active for st in self.rows.values())
+        active = bool(self.rows.active)
         if self._interrupt:
             return not active or not self._stop_on_interrupt
         if active or self.config.watch:
@@ -218,8 +234,11 @@ class Scheduler:
         return not can_progress(self.rows)
 
     def _wait_timeout(self) -> float:
-        waits = [0.5, next_wake(self.rows.values(), time.monotonic()),
-                 getattr(self.pool, "next_wake", lambda: None)()]
+        now = time.monotonic()
+        waits = [0.5, next_wake(self.rows.ready_states(), now),
+                 getattr(self.pool, "next_wake", lambda: None)(),
+                 self._flushed_at + FLUSH_S - now if self.cells or self._waiting_stale
+                 else None]
         return max(min(w for w in waits if w is not None), 0.01)
 
     def _say_what_waits(self) -> None:
@@ -245,6 +264,13 @@ class Scheduler:
                 self.note(str(e), logging.ERROR)
 
     def _flush(self) -> None:
+        """Write what the core decided into the file (and why rows wait, for the views).
+        When the file we merged into is the one we last read, nobody else changed it: the
+        core knows every cell already and nothing is read back."""
+        self._flushed_at = time.monotonic()
+        if self._waiting_stale:
+            self._publish_waiting(self._why_waiting())
+            self._waiting_stale = False
         if not self.cells:
             return
         cells, self.cells = self.cells, {}
@@ -259,11 +285,15 @@ class Scheduler:
             job_id: (dict(self.rows[job_id].cells),
                      self.rows[job_id].spec.command if self.rows[job_id].spec else "")
             for job_id in cells if job_id in self.rows})
-        self._read(table)
+        if self._table_stat in (table.stat, table.merged_into):
+            self._table_stat = table.stat
+        else:
+            self._read(table)
 
     def _read(self, table: Table, first: bool = False) -> None:
         """Tell the core how the file shows every row now."""
         self._table_stat, self._last_read = table.stat, time.monotonic()
+        self._derive_all = True
         rows = table.rows()
         lines_by_id: dict[str, list[int]] = {}
         for line, row in rows:
@@ -331,25 +361,40 @@ class Scheduler:
         self._derive()
         mono, cap = time.monotonic(), self.config.max_training_process
         retries_only = self._first_round_done and not self.config.auto_continue
-        waiting: dict[str, str] = {}
-        for state in start_order(self.rows.values(), mono, retries_only=retries_only):
-            if room(self.rows.values(), cap) == 0:
+        left = room(self._running(), cap)
+        not_placed: dict[str, str] = {}
+        full: dict[object, str] = {}   # shapes no runner is free for, this turn
+        for state in start_order(self.rows.ready_states(), mono, retries_only=retries_only):
+            if left == 0:
                 break
             try:
-                why = placement.launch(self, self.rows[state.id])
+                why = placement.launch(self, self.rows[state.id], full)
             except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
                 self.fault(state.id, e)
                 continue
             if why:
-                waiting[state.id] = why
+                not_placed[state.id] = why
+            elif left is not None:
+                left -= 1
         self._first_round_done = True
-        left = room(self.rows.values(), cap)
+        self._why_not_placed = not_placed
+        self._waiting_stale = True   # worked out when it is published, not every turn
+
+    def _running(self) -> list[RowState]:
+        return [self.rows[job_id] for job_id in self.rows.active]
+
+    def _why_waiting(self) -> dict[str, str]:
+        """Why each pending row has not started: placement's word, else the rows'."""
+        mono, cap = time.monotonic(), self.config.max_training_process
+        retries_only = self._first_round_done and not self.config.auto_continue
+        left = room(self._running(), cap)
+        waiting = dict(self._why_not_placed)
         for st in self.rows.values():
             if st.id not in waiting and st.status is RowStatus.PENDING:
                 why = why_waiting(st, mono, left=left, cap=cap, retries_only=retries_only)
                 if why:
                     waiting[st.id] = why
-        self._publish_waiting(waiting)
+        return waiting
 
     def _publish_waiting(self, waiting: dict[str, str]) -> None:
         """For the views (status, tui): why each pending row has not started."""
@@ -364,30 +409,46 @@ class Scheduler:
             logger.debug("could not write %s: %s", self.paths.waiting, e)
 
     def _derive(self) -> None:
-        """Readiness of every row that waits (Invalid / Blocked / Pending), until chains
-        settle."""
-        parents = {st.id: st.spec.parent_id for st in self.rows.values()
-                   if st.spec is not None and st.spec.parent_id}
-        cycles = find_cycles(parents)
+        """Readiness of the rows that wait (Invalid / Blocked / Pending) whose inputs
+        changed — their own row or their parent's status or weights; every row after the
+        file was read — until chains settle."""
+        if self._derive_all:
+            self._derive_all = False
+            parents = {st.id: st.spec.parent_id for st in self.rows.values()
+                       if st.spec is not None and st.spec.parent_id}
+            self._cycles = find_cycles(parents)
+            self._children = {}
+            for child, parent in parents.items():
+                self._children.setdefault(parent, []).append(child)
+            todo = set(self.rows)
+        else:
+            todo = set(self._touched)
+            for job_id in self._touched:
+                todo.update(self._children.get(job_id, ()))
+        self._touched.clear()
+        statuses, weights = _Statuses(self.rows), _Weights(self.rows)
         models = functools.lru_cache(maxsize=None)(self.models.resolve)   # one pass
         exists = functools.lru_cache(maxsize=None)(Path.exists)
         for _ in range(len(self.rows) + 1):
-            statuses = {st.id: st.status for st in self.rows.values()}
-            weights = {st.id: st.cell("WeightFile") for st in self.rows.values()}
-            changed = False
-            for st in list(self.rows.values()):
-                if not st.status.is_derived:
+            changed: set[str] = set()
+            for job_id in todo:
+                st = self.rows.get(job_id)
+                if st is None or not st.status.is_derived:
                     continue
                 parent = st.spec.parent_id if st.spec is not None else ""
                 try:
-                    readiness = resolve(st.id, parent, statuses, weights, cycles,
+                    readiness = resolve(st.id, parent, statuses, weights, self._cycles,
                                         self.base_dir, exists, models)
-                    changed |= self.apply(st.id, readiness).status is not st.status
+                    if self.apply(st.id, readiness).status is not st.status:
+                        changed.add(st.id)
                 except Exception as e:  # noqa: BLE001 - one row never ends the driver
                     self.fault(st.id, e)
-                    changed |= self.rows[st.id].status is not st.status
+                    if self.rows[st.id].status is not st.status:
+                        changed.add(st.id)
             if not changed:
                 break
+            todo = {c for job_id in changed for c in self._children.get(job_id, ())}
+        self._touched.clear()   # what this pass changed, it has settled
 
     # ================================================================ events
     def _on_pool(self, event) -> None:
@@ -509,3 +570,25 @@ class Scheduler:
         return KINDS[state.spec.kind].metric(state.spec, self.config.metric,
                                              self.config.goal)
 
+
+class _Statuses(Mapping):
+    """Each row's status, read live from the driver's rows (no copy per turn)."""
+
+    def __init__(self, rows: dict[str, RowState]):
+        self._rows = rows
+
+    def __getitem__(self, job_id: str) -> RowStatus:
+        return self._rows[job_id].status
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+class _Weights(_Statuses):
+    """Each row's WeightFile cell, read live."""
+
+    def __getitem__(self, job_id: str) -> str:
+        return self._rows[job_id].cell("WeightFile")

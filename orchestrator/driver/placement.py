@@ -25,18 +25,25 @@ __all__ = ["launch", "default_gpus", "new_run_id", "MAX_WAITING_FOR_NODES"]
 MAX_WAITING_FOR_NODES = 8
 
 
-def launch(loop, state: RowState) -> str:
+def launch(loop, state: RowState, full: dict | None = None) -> str:
     """Start the next attempt of ``state`` if a runner for it is free: "" when it did,
-    else why not (what it waits for)."""
+    else why not (what it waits for). ``full``: the shapes no runner was free for earlier
+    in this turn, with the reason (filled in here): a queue of thousands of waiting rows
+    asks the pool once per shape, not once per row."""
     placed = _shape(loop, state)
     if isinstance(placed, str):
         return placed
     shape, pinned, force = placed
+    if full is not None and pinned is None and shape in full:
+        return full[shape]
     runner = loop.pool.acquire(shape, state.id, force=force)
     if runner is None:
         if loop.ledger is not None:
             loop.ledger.release(state.id)
-        return f"waits for {_demand_text(shape)} to free up"
+        why = f"waits for {_demand_text(shape)} to free up"
+        if full is not None and pinned is None:
+            full[shape] = why
+        return why
     spec = dataclasses.replace(state.spec, gpus=state.asked_gpus)
     if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
         per_worker = {k: v / spec.workers for k, v in shape.workers}

@@ -13,7 +13,9 @@ says which (``killed_for``).
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -38,10 +40,26 @@ _WATCH_S = 0.5
 
 
 class _Supervised:
-    """The detached supervisor of one job (not our child: we poll it)."""
+    """The detached supervisor of one job (not our child: we watch its pid)."""
 
     def __init__(self, pid: int, run_dir: Path):
         self.pid, self._exit_file = pid, run_dir / "exit_code"
+        try:   # readable the moment it exits: its end is seen at once, not at a poll
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    def wait(self, timeout: float) -> None:
+        """Return when it exits, or after ``timeout`` seconds."""
+        if self._pidfd is None:
+            time.sleep(min(timeout, 0.02))
+        else:
+            select.select([self._pidfd], [], [], timeout)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def poll(self) -> int | None:
         """Its exit code once it ended (-1: it died without a word), else None."""
@@ -82,6 +100,38 @@ class _Activity:
         return time.monotonic() - self.last
 
 
+class _Standby:
+    """A job supervisor started ahead of its job, its interpreter already up: the next
+    job starts in milliseconds. It is the runner's child only until it gets its job (it
+    then detaches); it exits when the runner closes its stdin or dies."""
+
+    def __init__(self):
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, SUPERVISOR, "--standby", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            start_new_session=True)   # out of reach of Ray's group kill
+
+    def take(self) -> subprocess.Popen:
+        """The waiting supervisor (a new one if none waits)."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            proc = self._spawn()
+        return proc
+
+    def prepare_soon(self) -> None:
+        threading.Thread(target=self._prepare, daemon=True).start()
+
+    def _prepare(self) -> None:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._spawn()
+
+
 @ray.remote(max_concurrency=8, max_restarts=0)
 class JobRunner:
     """Runs the jobs handed to it, one at a time."""
@@ -98,6 +148,8 @@ class JobRunner:
         self._killed: tuple[str, str] = ("", "")   # (failure kind, note) of a limit it hit
         node_id = ray.get_runtime_context().get_node_id()
         self._node = f"{socket.gethostname()}/{node_id[:8]}"
+        self._standby = _Standby()
+        self._standby.prepare_soon()
 
     def __repr__(self) -> str:  # shown in the Ray dashboard and as the log prefix
         spec = self._spec
@@ -160,20 +212,28 @@ class JobRunner:
         env.pop("RAY_ADDRESS", None)
         for stale in ("exit_code", "supervisor.pid", "pid"):
             (run_dir / stale).unlink(missing_ok=True)
-        with open(log_path, "ab") as log:
-            first = subprocess.Popen(
-                [sys.executable, SUPERVISOR, str(spec.stop_grace), str(os.getpid()), "--",
-                 "bash", str(script)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=str(run_dir), start_new_session=True)  # out of reach of Ray's group kill
+        first = self._standby.take()
+        try:
+            first.stdin.write(json.dumps({
+                "grace": spec.stop_grace, "run_dir": str(run_dir), "log": str(log_path),
+                "cwd": str(run_dir), "env": env, "argv": ["bash", str(script)]}).encode()
+                + b"\n")
+            first.stdin.close()
+        except OSError:
+            pass   # it died: said just below
         if first.wait() != 0:
-            raise RuntimeError(f"the job supervisor failed to start (see {log_path})")
+            raise RuntimeError(f"the job supervisor failed to start (see {log_path} and "
+                               "the runner's Ray log)")
+        self._standby.prepare_soon()   # the next job's, while this one runs
         self._proc = _Supervised(int((run_dir / "supervisor.pid").read_text()), run_dir)
         return report.replace(gpu_ids=gpus, log_path=str(log_path), pid=self._proc.pid)
 
     def _reap(self) -> None:
         proc, spec, report = self._proc, self._spec, self._report
-        rc = self._watch(proc, spec)
+        try:
+            rc = self._watch(proc, spec)
+        finally:
+            proc.close()
         report = report.replace(ended=time.time(), stopped=self._stop_requested,
                                 killed_for=self._killed[0], kill_note=self._killed[1])
         report = collect(report, Path(spec.run_dir), rc, spec.weight_globs, spec.metric,
@@ -189,7 +249,7 @@ class JobRunner:
         activity = _Activity(Path(spec.run_dir)) if spec.stall_timeout else None
         checked = began
         while (rc := proc.poll()) is None:
-            time.sleep(0.02)
+            proc.wait(_WATCH_S)
             now = time.monotonic()
             if self._killed[0] or self._stop_requested or now - checked < _WATCH_S:
                 continue

@@ -10,13 +10,24 @@ SIGKILL. So a job never outlives the actor that owns it, and a stop reaches
 every process the job started. It writes the job's exit code (128 + signal when
 the job died of a signal) to ``$ORCH_RUN_DIR/exit_code`` (to ``orphaned`` instead when
 it stopped the job because the owner was gone: that attempt did not finish).
+
+Started ahead of its job (``python supervise.py --standby OWNER_PID``), it waits with
+its interpreter already up for one job on stdin — a JSON line with ``grace``,
+``run_dir``, ``log``, ``cwd``, ``env`` and ``argv`` — so a warm runner starts its next
+job in a few milliseconds instead of an interpreter's start-up; end of input without a
+job: it exits. It notices its job's end at once (a pidfd), not at the next poll.
 """
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+
+#: How often the owner's presence is checked while the job runs (seconds).
+_OWNER_CHECK_S = 0.5
 
 #: The path to run (``[sys.executable, SCRIPT, grace, owner_pid, "--", *argv]``).
 SCRIPT = os.path.abspath(__file__)
@@ -86,25 +97,50 @@ def _write(path, text):
 
 
 def main(argv):
+    if argv[:1] == ["--standby"]:
+        return standby(int(argv[1]))
     grace, owner = float(argv[0]), int(argv[1])
     cmd = argv[argv.index("--") + 1:]
-    run_dir = os.environ.get("ORCH_RUN_DIR", ".")
+    return supervise(grace, owner, cmd, os.environ.get("ORCH_RUN_DIR", "."))
+
+
+def standby(owner):
+    """Wait for one job on stdin, then supervise it as ``main`` would."""
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        return 0   # the runner let this standby go (it stopped, or was killed)
+    job = json.loads(line)
+    fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    return supervise(float(job["grace"]), owner, job["argv"], job["run_dir"])
+
+
+def supervise(grace, owner, cmd, run_dir):
     child_pid = os.fork()
     if child_pid:  # the first process: record the supervisor and leave
         _write(os.path.join(run_dir, "supervisor.pid"), str(child_pid))
         os._exit(0)
     stop = []
+    wake_r, wake_w = os.pipe()   # a signal wakes the wait below at once
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     child = subprocess.Popen(cmd, start_new_session=True)
     _write(os.path.join(run_dir, "pid"), str(child.pid))
+    ended = _exit_waiter(child, wake_r)
     stopped = orphaned = False
     while True:
-        try:
-            child.wait(timeout=0.05)
+        if ended(_OWNER_CHECK_S):
             break
-        except subprocess.TimeoutExpired:
-            pass
         if not stopped and (stop or not _owner_alive(owner)):
             stopped, orphaned = True, not stop
             print(f"[orchestrator] stopping the job (SIGTERM, then SIGKILL after {grace:g}s)",
@@ -115,6 +151,29 @@ def main(argv):
     _write(os.path.join(run_dir, "orphaned" if orphaned else "exit_code"),
            str(128 - rc if rc < 0 else rc))
     return 0
+
+
+def _exit_waiter(child, wake_r):
+    """``ended(timeout)``: True once ``child`` exited, waiting up to ``timeout`` for it or
+    for a signal (a pidfd where the kernel has them, else short polls)."""
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def ended(timeout):
+        if pidfd is None:
+            try:
+                child.wait(timeout=min(timeout, 0.05))
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        readable = select.select([pidfd, wake_r], [], [], timeout)[0]
+        if wake_r in readable:
+            os.read(wake_r, 512)
+        return child.poll() is not None
+
+    return ended
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ half-written.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -68,6 +69,9 @@ class Table:
     layout: list[tuple[str, int]] = field(default_factory=list)  # ("rec", i) / ("raw", text)
     blanks: list[str] = field(default_factory=list)
     stat: tuple[int, int] = (0, 0)  # (mtime_ns, size) of what was read
+    #: a table ``update`` wrote: the (mtime_ns, size) of the file it merged into (so a
+    #: caller that had read exactly that file knows nobody else changed a cell)
+    merged_into: tuple[int, int] | None = None
 
     @property
     def index(self) -> dict[str, int]:
@@ -104,6 +108,7 @@ class QueueFile:
         self.writable = frozenset(writable) if writable is not None else None
         self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), timeout=30)
         self._written: tuple[int, int] | None = None  # (mtime_ns, size) of our last write
+        self._last: tuple[int, Table] | None = None    # (inode, table) of our last write
 
     # ---------------------------------------------------------------- reading
     def read(self, quiet: float = 0.0) -> Table:
@@ -265,18 +270,43 @@ class QueueFile:
                                  f"{self.path}: they are the user's")
         with self._lock:
             for _ in range(20):
-                table = self.read(quiet=QUIET_S)
-                out = self._render(table, changes)
-                if out is None:
+                table = self._ours() or self.read(quiet=QUIET_S)
+                rendered = self._render(table, changes)
+                if rendered is None:
                     return table
+                out, records = rendered
                 if self._replace(out, table):
                     st = os.stat(self.path)
                     self._written = (st.st_mtime_ns, st.st_size)
-                    return self._parse(out, st)
+                    if records is None:
+                        written = self._parse(out, st)
+                    else:   # the same layout with some records rewritten: no re-parse
+                        written = dataclasses.replace(table, records=records,
+                                                      stat=(st.st_mtime_ns, st.st_size))
+                    written.merged_into = table.stat
+                    self._last = (st.st_ino, written)
+                    return written
             raise QueueFileError(self.path, "the file kept changing while we tried to "
                                  "update it", fix="save it less often, or stop the other writer")
 
-    def _render(self, table: Table, changes: Mapping[str, Mapping[str, str]]) -> bytes | None:
+    def _ours(self) -> Table | None:
+        """The table we last wrote, while the file is still exactly that write."""
+        if self._last is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        ino, table = self._last
+        if (st.st_ino, st.st_mtime_ns, st.st_size) != (ino, *table.stat):
+            self._last = None
+            return None
+        return table
+
+    def _render(self, table: Table, changes: Mapping[str, Mapping[str, str]]
+                ) -> tuple[bytes, list[Record] | None] | None:
+        """The file's new bytes, and its records when only some were rewritten on their
+        own lines (None: parse the bytes again); None when nothing changes."""
         idx = table.index
         id_col = idx["ID"]
         added = [c for c in dict.fromkeys(c for ch in changes.values() for c in ch)
@@ -287,8 +317,13 @@ class QueueFile:
         new_idx = {name: i for i, name in enumerate(header)}
         changed_any = bool(added)
         rendered: list[str] = []
+        records: list[Record] | None = None if added else []
         for rec in table.records:
             row_changes = changes.get(rec.cells[id_col].strip()) or {}
+            if not row_changes and records is not None:   # untouched: kept as it is
+                rendered.append(rec.raw)
+                records.append(rec)
+                continue
             extra = rec.extra
             if added:
                 extra = []
@@ -302,14 +337,21 @@ class QueueFile:
                     cells[new_idx[column]] = value
                     dirty = True
             if dirty:
-                rendered.append(_format_row(cells + extra))
+                raw = _format_row(cells + extra)
+                rendered.append(raw)
                 changed_any = True
+                if records is not None and "\n" not in raw and "\r" not in raw:
+                    records.append(Record(cells, raw, rec.line, list(extra)))
+                else:
+                    records = None   # the lines move: the new bytes are parsed again
             elif added and not rec.extra:
                 rendered.append(rec.raw + "," * (stray + len(added)))
             elif added:
                 rendered.append(_format_row(cells))
             else:
                 rendered.append(rec.raw)
+                if records is not None:
+                    records.append(rec)
         if not changed_any:
             return None
         header_raw = _format_row(header) if added else table.header_raw
@@ -320,7 +362,7 @@ class QueueFile:
         if table.bom:
             text = _BOM + text
         try:
-            return text.encode(table.encoding)
+            return text.encode(table.encoding), records
         except UnicodeEncodeError as e:
             raise QueueFileError(self.path, f"a new value cannot be written in the file's "
                                  f"{table.encoding} encoding ({e.object[e.start:e.end]!r})",

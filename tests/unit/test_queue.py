@@ -182,3 +182,23 @@ def test_stray_cell_beyond_header_does_not_become_a_new_column(tmp_path):
     rows = rows_by_id(path)
     assert rows["m1"]["TrainingCheck"] == "Training"
     assert rows["m2"]["TrainingCheck"] == "", "m2 was not updated; its stray cell moved columns"
+
+
+def test_what_an_update_returns_is_what_a_fresh_read_sees(tmp_path):
+    """Successive updates reuse the table of our own last write instead of parsing the
+    file again; the table they return must be the file as any reader parses it, values
+    with commas, quotes and new lines included."""
+    import random
+
+    rng = random.Random(7)
+    path = write(tmp_path / "q.csv", BOM + NL.join([HEADER, M1, M2, M3]) + NL)
+    queue = QueueFile(path)
+    values = ["Done", "", "a,b", 'say "hi"', "two\nlines", "Crash", "x\r\ny", "한글"]
+    for _ in range(60):
+        changes = {job_id: {rng.choice(["TrainingCheck", "Error", "WeightFile"]):
+                            rng.choice(values)} for job_id in rng.sample(["m1", "m2", "m3"], 2)}
+        returned = queue.update(changes)
+        fresh = QueueFile(path).read()
+        assert returned.rows() == fresh.rows()
+        assert [r.raw for r in returned.records] == [r.raw for r in fresh.records]
+        assert returned.stat == fresh.stat
