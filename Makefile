@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench bench-peers lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+# the peers bench/dispatch.py compares with, from the system's package manager (skipped
+# with a message where they cannot be installed)
+bench-peers:
+	@command -v tsp >/dev/null && command -v parallel >/dev/null || \
+	  { command -v apt-get >/dev/null && $$([ "$$(id -u)" = 0 ] || echo sudo) \
+	    apt-get install -y -q task-spooler parallel >/dev/null; } || \
+	  echo "task-spooler / GNU parallel could not be installed: the bench skips them"
+
+bench: $(STAMP) bench-peers
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py --jobs 2000 --sleep 0 --skip-old
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/status_rows.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/recovery.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/tui_render.py
