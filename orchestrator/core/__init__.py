@@ -40,7 +40,15 @@ from orchestrator.core.lifecycle import (
     format_time,
     safe_cell,
 )
-from orchestrator.core.placement import can_progress, next_wake, room, start_order, why_waiting
+from orchestrator.core.placement import (
+    can_progress,
+    may_start,
+    next_wake,
+    room,
+    start_key,
+    start_order,
+    why_waiting,
+)
 from orchestrator.core.readiness import find_cycles, resolve
 from orchestrator.core.retry import Decision, RetryPolicy, decide, more_gpus
 from orchestrator.core.row import RowState, Spent
@@ -66,7 +74,8 @@ __all__ = [
     "Failure", "FailureKind", "classify",
     "TRANSITIONS", "Context", "IllegalTransition", "NotRunning", "apply", "format_time",
     "INTERRUPTED",
-    "safe_cell", "can_progress", "next_wake", "room", "start_order", "why_waiting",
+    "safe_cell", "can_progress", "next_wake", "room", "start_order", "start_key", "may_start",
+    "why_waiting",
     "find_cycles", "resolve",
     "Decision", "RetryPolicy", "decide", "more_gpus", "RowState", "Spent",
     "MARK_COLUMNS", "ON_OOM", "OWNED_COLUMNS", "REQUIRED_COLUMNS", "SEED_COLUMNS", "JobSpec",

@@ -12,16 +12,26 @@ from collections.abc import Iterable, Mapping
 from orchestrator.core.row import RowState
 from orchestrator.core.status import RowStatus
 
-__all__ = ["start_order", "room", "next_wake", "can_progress", "why_waiting"]
+__all__ = ["start_order", "start_key", "may_start", "room", "next_wake", "can_progress",
+           "why_waiting"]
+
+
+def start_key(row: RowState) -> tuple[float, int]:
+    """What orders the rows that may start: higher ``Priority`` first, then file order."""
+    return (-row.spec.priority, row.line)
+
+
+def may_start(row: RowState, mono: float, *, retries_only: bool = False) -> bool:
+    """Whether ``row`` may start now. ``retries_only``: after the first round with
+    ``auto_continue = false`` only retries of rows already started run."""
+    return row.ready and row.not_before <= mono and (not retries_only or row.spent.any)
 
 
 def start_order(rows: Iterable[RowState], mono: float, *,
                 retries_only: bool = False) -> list[RowState]:
-    """Rows that may start now, in the order they should. ``retries_only``: after the first
-    round with ``auto_continue = false`` only retries of rows already started run."""
-    ready = [r for r in rows if r.ready and r.not_before <= mono
-             and (not retries_only or r.spent.any)]
-    return sorted(ready, key=lambda r: (-r.spec.priority, r.line))
+    """Rows that may start now, in the order they should."""
+    return sorted((r for r in rows if may_start(r, mono, retries_only=retries_only)),
+                  key=start_key)
 
 
 def room(rows: Iterable[RowState], cap: int) -> int | None:

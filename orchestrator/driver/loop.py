@@ -46,10 +46,10 @@ from orchestrator.core import (
     apply,
     can_progress,
     find_cycles,
+    may_start,
     next_wake,
     resolve,
     room,
-    start_order,
     why_waiting,
 )
 from orchestrator.driver import placement, reconcile, requests
@@ -235,7 +235,7 @@ class Scheduler:
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
-        waits = [0.5, next_wake(self.rows.ready_states(), now),
+        waits = [0.5, next_wake(self.rows.in_backoff(), now),
                  getattr(self.pool, "next_wake", lambda: None)(),
                  self._flushed_at + FLUSH_S - now if self.cells or self._waiting_stale
                  else None]
@@ -364,18 +364,24 @@ class Scheduler:
         left = room(self._running(), cap)
         not_placed: dict[str, str] = {}
         full: dict[object, str] = {}   # shapes no runner is free for, this turn
-        for state in start_order(self.rows.ready_states(), mono, retries_only=retries_only):
-            if left == 0:
-                break
-            try:
-                why = placement.launch(self, self.rows[state.id], full)
-            except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
-                self.fault(state.id, e)
-                continue
-            if why:
-                not_placed[state.id] = why
-            elif left is not None:
-                left -= 1
+        order = self.rows.in_start_order()   # core.start_order, one row at a time
+        try:
+            for state in order:
+                if left == 0:
+                    break
+                if not may_start(state, mono, retries_only=retries_only):
+                    continue
+                try:
+                    why = placement.launch(self, self.rows[state.id], full)
+                except Exception as e:  # noqa: BLE001 - one row never ends the driver
+                    self.fault(state.id, e)
+                    continue
+                if why:
+                    not_placed[state.id] = why
+                elif left is not None:
+                    left -= 1
+        finally:
+            order.close()
         self._first_round_done = True
         self._why_not_placed = not_placed
         self._waiting_stale = True   # worked out when it is published, not every turn

@@ -8,7 +8,10 @@ They are derived from the states only (the core still decides every state).
 
 from __future__ import annotations
 
-from orchestrator.core import RowState
+import heapq
+from collections.abc import Iterator
+
+from orchestrator.core import RowState, start_key
 
 __all__ = ["Rows"]
 
@@ -21,6 +24,8 @@ class Rows(dict[str, RowState]):
         super().__init__()
         self.active: set[str] = set()
         self.ready: set[str] = set()
+        self.backoff: set[str] = set()   # ready, but not before a time (a retry's backoff)
+        self._order: list[tuple[tuple, str]] = []   # heap of (start_key, id); stale ones skipped
 
     def __setitem__(self, job_id: str, state: RowState) -> None:
         super().__setitem__(job_id, state)
@@ -30,6 +35,7 @@ class Rows(dict[str, RowState]):
         super().__delitem__(job_id)
         self.active.discard(job_id)
         self.ready.discard(job_id)
+        self.backoff.discard(job_id)
 
     def setdefault(self, job_id: str, state: RowState) -> RowState:  # type: ignore[override]
         if job_id not in self:
@@ -51,14 +57,44 @@ class Rows(dict[str, RowState]):
         super().clear()
         self.active.clear()
         self.ready.clear()
+        self.backoff.clear()
+        self._order.clear()
 
     def _index(self, job_id: str, state: RowState) -> None:
-        for members, member in ((self.active, state.status.is_active),
-                                (self.ready, state.ready)):
-            if member:
-                members.add(job_id)
-            else:
-                members.discard(job_id)
+        self.active.add(job_id) if state.status.is_active else self.active.discard(job_id)
+        if state.ready and state.not_before > 0:
+            self.backoff.add(job_id)
+        else:
+            self.backoff.discard(job_id)
+        if state.ready:
+            self.ready.add(job_id)
+            heapq.heappush(self._order, (start_key(state), job_id))
+            if len(self._order) > 4 * len(self.ready) + 64:   # mostly stale: rebuild
+                self._order = [(start_key(self[j]), j) for j in self.ready]
+                heapq.heapify(self._order)
+        else:
+            self.ready.discard(job_id)
 
-    def ready_states(self) -> list[RowState]:
-        return [self[job_id] for job_id in self.ready]
+    def in_start_order(self) -> Iterator[RowState]:
+        """The ready rows, best first (``core.start_key``), as many as the caller takes:
+        a turn that starts k rows costs k log n, not a sort of the queue."""
+        taken: list[tuple[tuple, str]] = []
+        seen: set[str] = set()
+        try:
+            while self._order:
+                key, job_id = heapq.heappop(self._order)
+                state = self.get(job_id)
+                if job_id in seen or job_id not in self.ready or state is None \
+                        or start_key(state) != key:
+                    continue   # stale: it left the ready rows, or its key changed
+                seen.add(job_id)
+                taken.append((key, job_id))
+                yield state
+        finally:   # what is still ready goes back (launched rows are no longer ready)
+            for key, job_id in taken:
+                if job_id in self.ready:
+                    heapq.heappush(self._order, (key, job_id))
+
+    def in_backoff(self) -> list[RowState]:
+        """The ready rows that wait out a retry's backoff (``core.next_wake``'s rows)."""
+        return [self[job_id] for job_id in self.backoff]

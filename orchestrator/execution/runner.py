@@ -100,10 +100,10 @@ class _Activity:
         return time.monotonic() - self.last
 
 
-class _Standby:
-    """A job supervisor started ahead of its job, its interpreter already up: the next
-    job starts in milliseconds. It is the runner's child only until it gets its job (it
-    then detaches); it exits when the runner closes its stdin or dies."""
+class _SupervisorServer:
+    """The runner's ``supervise.py --standby`` process, started once: each job is a JSON
+    line to it and one line back once the job's supervisor runs. Started again if it is
+    gone; it exits when the runner closes its stdin or dies."""
 
     def __init__(self):
         self._proc: subprocess.Popen | None = None
@@ -112,24 +112,32 @@ class _Standby:
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, SUPERVISOR, "--standby", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)   # out of reach of Ray's group kill
 
-    def take(self) -> subprocess.Popen:
-        """The waiting supervisor (a new one if none waits)."""
-        with self._lock:
-            proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            proc = self._spawn()
-        return proc
-
-    def prepare_soon(self) -> None:
-        threading.Thread(target=self._prepare, daemon=True).start()
-
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._spawn()
+
+    def launch(self, job: dict) -> int:
+        """Start a job's supervisor: 0 once it runs, else the status of the failed start."""
+        line = json.dumps(job).encode() + b"\n"
+        with self._lock:
+            for _ in range(2):   # a server that died is started again, once
+                if self._proc is None or self._proc.poll() is not None:
+                    self._proc = self._spawn()
+                try:
+                    self._proc.stdin.write(line)
+                    self._proc.stdin.flush()
+                    answer = self._proc.stdout.readline()
+                except OSError:
+                    answer = b""
+                if answer.strip():
+                    return int(answer)
+                self._proc.kill()
+                self._proc.wait()
+            return -1
 
 
 @ray.remote(max_concurrency=8, max_restarts=0)
@@ -148,8 +156,8 @@ class JobRunner:
         self._killed: tuple[str, str] = ("", "")   # (failure kind, note) of a limit it hit
         node_id = ray.get_runtime_context().get_node_id()
         self._node = f"{socket.gethostname()}/{node_id[:8]}"
-        self._standby = _Standby()
-        self._standby.prepare_soon()
+        self._supervisors = _SupervisorServer()
+        threading.Thread(target=self._supervisors.prepare, daemon=True).start()
 
     def __repr__(self) -> str:  # shown in the Ray dashboard and as the log prefix
         spec = self._spec
@@ -212,19 +220,12 @@ class JobRunner:
         env.pop("RAY_ADDRESS", None)
         for stale in ("exit_code", "supervisor.pid", "pid"):
             (run_dir / stale).unlink(missing_ok=True)
-        first = self._standby.take()
-        try:
-            first.stdin.write(json.dumps({
-                "grace": spec.stop_grace, "run_dir": str(run_dir), "log": str(log_path),
-                "cwd": str(run_dir), "env": env, "argv": ["bash", str(script)]}).encode()
-                + b"\n")
-            first.stdin.close()
-        except OSError:
-            pass   # it died: said just below
-        if first.wait() != 0:
-            raise RuntimeError(f"the job supervisor failed to start (see {log_path} and "
-                               "the runner's Ray log)")
-        self._standby.prepare_soon()   # the next job's, while this one runs
+        status = self._supervisors.launch({
+            "grace": spec.stop_grace, "run_dir": str(run_dir), "log": str(log_path),
+            "cwd": str(run_dir), "env": env, "argv": ["bash", str(script)]})
+        if status != 0:
+            raise RuntimeError(f"the job supervisor failed to start (status {status}; see "
+                               f"{log_path} and the runner's Ray log)")
         self._proc = _Supervised(int((run_dir / "supervisor.pid").read_text()), run_dir)
         return report.replace(gpu_ids=gpus, log_path=str(log_path), pid=self._proc.pid)
 

@@ -11,11 +11,11 @@ every process the job started. It writes the job's exit code (128 + signal when
 the job died of a signal) to ``$ORCH_RUN_DIR/exit_code`` (to ``orphaned`` instead when
 it stopped the job because the owner was gone: that attempt did not finish).
 
-Started ahead of its job (``python supervise.py --standby OWNER_PID``), it waits with
-its interpreter already up for one job on stdin — a JSON line with ``grace``,
-``run_dir``, ``log``, ``cwd``, ``env`` and ``argv`` — so a warm runner starts its next
-job in a few milliseconds instead of an interpreter's start-up; end of input without a
-job: it exits. It notices its job's end at once (a pidfd), not at the next poll.
+A runner keeps one server of them (``python supervise.py --standby OWNER_PID``): it reads
+jobs, one JSON line each with ``grace``, ``run_dir``, ``log``, ``cwd``, ``env`` and
+``argv``, forks the supervisor of each (no interpreter start per job, so a warm runner
+starts its next job in a few milliseconds) and answers one line per job; at the end of
+its input it exits. A supervisor notices its job's end at once (a pidfd), not at a poll.
 """
 
 import json
@@ -105,11 +105,36 @@ def main(argv):
 
 
 def standby(owner):
-    """Wait for one job on stdin, then supervise it as ``main`` would."""
-    line = sys.stdin.buffer.readline()
-    if not line.strip():
-        return 0   # the runner let this standby go (it stopped, or was killed)
-    job = json.loads(line)
+    """Serve jobs, one JSON line each on stdin, until end of input: for each, fork (no
+    new interpreter) a process that detaches a supervisor for it, and answer one line,
+    the status of that fork ("0": the supervisor runs and its pid is in the run dir)."""
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return 0   # the runner let go of this server (it stopped, or was killed)
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _start(job, owner)
+            except BaseException:   # said in the job's log when it is open, else the runner's
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        sys.stdout.write(f"{os.waitstatus_to_exitcode(status)}\n")
+        sys.stdout.flush()
+
+
+def _start(job, owner):
+    """In a fork of the server: become the job's first process (its stdio the log)."""
     fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
