@@ -31,13 +31,23 @@ class QueueMetrics:
         self.counts: Counter = Counter()
         self.gpu_seconds = 0.0
         self._status: dict[str, RowStatus] = {}
+        self._told = False   # every gauge set once (a status no row has reads 0)
 
     def __call__(self, change: StatusChanged) -> None:
+        """Counted as it changes (not recounted over the queue: a change costs the
+        same at 10,000 rows as at 10); only the two gauges that moved are set."""
+        before = self._status.get(change.job_id)
         self._status[change.job_id] = change.new
-        self.counts = Counter(s.label for s in self._status.values())
-        for status in RowStatus:
+        moved = [change.new] if before is None else [before, change.new]
+        if before is not None:
+            self.counts[before.label] -= 1
+            if not self.counts[before.label]:
+                del self.counts[before.label]
+        self.counts[change.new.label] += 1
+        for status in moved if self._told else RowStatus:
             self._rows.set(self.counts.get(status.label, 0), tags={"queue": self.queue,
                                                                    "status": status.label})
+        self._told = True
         report = change.report
         if change.old is RowStatus.TRAINING and report is not None and report.started \
                 and report.ended:
