@@ -350,15 +350,26 @@ def run_old_loop(args, work: Path) -> dict:
 
 
 # ---------------------------------------------------------------- the peers
+def _installed(program: str, label: str) -> str | None:
+    path = shutil.which(program)
+    if path is None:
+        print(f"  {label} is not installed: skipped (make bench installs it)")
+    return path
+
+
+def _peer_dirs(args, work: Path, name: str) -> tuple[Path, Path, list[str]]:
+    """A peer's folder, the folder its jobs stamp their times in, and the job ids."""
+    qdir = work / name
+    (qdir / "out").mkdir(parents=True)
+    return qdir, qdir / "out", job_ids(args.jobs)
+
+
 def run_task_spooler(args, work: Path) -> dict | None:
     """task-spooler with its own socket and ``-S slots``: each job queued with ``tsp``."""
-    tsp = shutil.which("tsp")
+    tsp = _installed("tsp", "task-spooler (tsp)")
     if tsp is None:
-        print("  task-spooler (tsp) is not installed: skipped (make bench installs it)")
         return None
-    qdir = work / "tsp"
-    out, ids = qdir / "out", job_ids(args.jobs)
-    out.mkdir(parents=True)
+    qdir, out, ids = _peer_dirs(args, work, "tsp")
     env = dict(os.environ, TS_SOCKET=str(qdir / "socket"), TS_SAVELIST="",
                TS_MAXFINISHED="100000", TS_ONFINISH="", TMPDIR=str(qdir))
     try:
@@ -378,13 +389,10 @@ def run_task_spooler(args, work: Path) -> dict | None:
 
 def run_gnu_parallel(args, work: Path) -> dict | None:
     """GNU parallel ``-j slots`` over the job commands (no queue file, no retries)."""
-    parallel = shutil.which("parallel")
+    parallel = _installed("parallel", "GNU parallel")
     if parallel is None:
-        print("  GNU parallel is not installed: skipped (make bench installs it)")
         return None
-    qdir = work / "parallel"
-    out, ids = qdir / "out", job_ids(args.jobs)
-    out.mkdir(parents=True)
+    qdir, out, ids = _peer_dirs(args, work, "parallel")
     commands = "\n".join(job_command(out, i, args.sleep) for i in ids) + "\n"
     t0 = time.time()
     subprocess.run([parallel, "--will-cite", "-j", str(args.slots)], input=commands, text=True,
@@ -421,9 +429,7 @@ ray.shutdown()
 def run_plain_ray(args, work: Path) -> dict:
     """A plain Ray script: one warm actor per slot, each job a subprocess, ``ray.wait``
     for the next free actor — what Ray itself costs, with no queue file or record."""
-    qdir = work / "ray"
-    out, ids = qdir / "out", job_ids(args.jobs)
-    out.mkdir(parents=True)
+    qdir, out, ids = _peer_dirs(args, work, "ray")
     (qdir / "commands").write_text("\n".join(job_command(out, i, args.sleep) for i in ids))
     (qdir / "peer.py").write_text(_RAY_PEER)
     ray_tmp = tempfile.mkdtemp(prefix="bench-rt-", dir="/tmp")
