@@ -117,26 +117,30 @@ class _SupervisorServer:
 
     def prepare(self) -> None:
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._proc = self._spawn()
+            self._running()
+
+    def _running(self) -> subprocess.Popen:
+        """The server, started (again) if it is not running; under the lock."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._spawn()
+        return self._proc
 
     def launch(self, job: dict) -> int:
         """Start a job's supervisor: 0 once it runs, else the status of the failed start."""
         line = json.dumps(job).encode() + b"\n"
         with self._lock:
             for _ in range(2):   # a server that died is started again, once
-                if self._proc is None or self._proc.poll() is not None:
-                    self._proc = self._spawn()
+                proc = self._running()
                 try:
-                    self._proc.stdin.write(line)
-                    self._proc.stdin.flush()
-                    answer = self._proc.stdout.readline()
+                    proc.stdin.write(line)
+                    proc.stdin.flush()
+                    answer = proc.stdout.readline()
                 except OSError:
                     answer = b""
                 if answer.strip():
                     return int(answer)
-                self._proc.kill()
-                self._proc.wait()
+                proc.kill()
+                proc.wait()
             return -1
 
 
