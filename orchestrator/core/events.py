@@ -73,7 +73,7 @@ class Launched(Event):
     log_file: str
     runner: str = ""
     gpus: float | None = None       # what it asked for
-    missing_weights_of: str = ""    # the parent left no weights: mark PretrainedModelId
+    missing_weights_of: str = ""    # the parent left no weights (said, never written)
     warning: str = ""               # shown in Error while it runs (the missing weights)
     clear_best_config: bool = False
     record: Mapping = field(default_factory=frozen_map)   # the attempt's run-record fields

@@ -39,7 +39,6 @@ from orchestrator.core.events import (
 from orchestrator.core.failure import Failure, FailureKind
 from orchestrator.core.retry import RetryPolicy, decide
 from orchestrator.core.row import HISTORY, RowState, Spent
-from orchestrator.core.spec import MARK_COLUMNS
 from orchestrator.core.status import RowStatus, read_word, unknown_word_message
 
 __all__ = ["apply", "Context", "TRANSITIONS", "IllegalTransition", "NotRunning", "safe_cell",
@@ -115,12 +114,11 @@ class _Step:
         self.effects: list[Effect] = []
 
     def write(self, **cells: str) -> None:
-        """Queue cells for the file; owned ones also become the row's known cells."""
+        """Queue cells for the file (only ``OWNED_COLUMNS``); they become the row's cells."""
         cells = {k: safe_cell("" if v is None else v) for k, v in cells.items()}
-        mine = {k: v for k, v in cells.items() if k not in MARK_COLUMNS}
-        if any(self.state.cell(k) != v for k, v in mine.items()):
+        if any(self.state.cell(k) != v for k, v in cells.items()):
             history = (*self.state.history, self.state.cells)[-HISTORY:]
-            self.state = self.state.replace(cells=frozen_map({**self.state.cells, **mine}),
+            self.state = self.state.replace(cells=frozen_map({**self.state.cells, **cells}),
                                             history=history)
         self.effects.append(WriteCells(self.state.id, frozen_map(cells)))
 
@@ -311,13 +309,15 @@ def _launched(step: _Step, ev: Launched) -> None:
                             runner=ev.runner, started=None, assigned_gpus="")
     cells = dict(Attempts=str(ev.attempt), WandbRunID=ev.wandb_run_id, LogFile=ev.log_file,
                  Started="", Ended="", Node="", WeightFile="", BestMetric="", Error=ev.warning)
-    if ev.missing_weights_of:
-        cells["PretrainedModelId"] = f"-{ev.missing_weights_of}"
     if ev.clear_best_config:
         cells["BestConfig"] = ""
-    step.move(S.QUEUED, **cells)
+    # a parent that left no weights is said in Error and the registry; the user's
+    # PretrainedModelId cell is never rewritten
+    missing = {"pretrained_weights_missing": ev.missing_weights_of} \
+        if ev.missing_weights_of else None
+    step.move(S.QUEUED, details=missing, **cells)
     step.record(ev.attempt, begin=True, status=S.QUEUED.value, wandb_run_id=ev.wandb_run_id,
-                runner=ev.runner, **ev.record)
+                runner=ev.runner, **({"error": ev.warning} if ev.warning else {}), **ev.record)
 
 
 def _runner_started(step: _Step, ev: RunnerStarted) -> None:

@@ -2,7 +2,8 @@
 
 Pure functions over the rows' IDs, parents and statuses: an unknown parent or a cycle
 → Invalid; a failed parent → Blocked; a Done parent → ready, with its weight file (or
-the seed's "missing weights" mark, a negative id, when it left none). What is on disk
+without, said in the reason, when it left none; the user's cell is never marked). A
+negative id (the seed's "missing weights" mark, ``-m1``) names no parent. What is on disk
 and in the model registry comes in as functions (``exists``, ``models``).
 """
 
@@ -79,6 +80,6 @@ def resolve(job_id: str, parent: str, statuses: Mapping[str, RowStatus],
         path = base_dir / path
     if path is None or not exists(path):
         return _ready(reason=f"{parent} is Done but left no weight file "
-                      f"({weight or 'WeightFile is empty'}); marked PretrainedModelId "
-                      f"-{parent} and ran without --pretrained_path", missing=True)
+                      f"({weight or 'WeightFile is empty'}); ran without --pretrained_path",
+                      missing=True)
     return _ready(str(path))

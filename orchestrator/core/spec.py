@@ -17,7 +17,7 @@ from pathlib import Path
 
 from orchestrator.infra.errors import QueueFileError
 
-__all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS", "MARK_COLUMNS",
+__all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS",
            "ON_OOM", "parse_gpu_ids", "parse_resources", "parse_duration"]
 
 SEED_COLUMNS = ("ID", "Name", "TrainingCommand", "TrainingCheck", "WandbRunID",
@@ -26,9 +26,6 @@ REQUIRED_COLUMNS = ("ID", "TrainingCommand")
 #: The columns the orchestrator writes. Nothing else is ever written into the file.
 OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended", "Attempts",
                  "Node", "BestMetric", "BestConfig", "Error", "LogFile")
-#: A user's column the orchestrator marks, as the seed tool did: ``PretrainedModelId`` becomes
-#: ``-<parent>`` when the parent left no weights (the row then runs without them).
-MARK_COLUMNS = ("PretrainedModelId",)
 #: What an out-of-memory attempt does next (``OnOOM`` column, ``[retry] on_oom``).
 ON_OOM = ("fail", "more_gpu", "halve_batch")
 
@@ -51,7 +48,7 @@ class JobSpec:
     workers: int = 1
     priority: float = 0.0
     retries: int = 0
-    pretrained_id: str = ""            # "" or a parent ID; "-m1" = seed's "weights missing" mark
+    pretrained_id: str = ""            # "" or a parent ID; "-m1" (the seed's mark): no parent
     gpu_ids: tuple[int, ...] = ()      # the GpuID column (pinned mode)
     resources: tuple[tuple[str, float], ...] = field(default=())
     on_oom: str = ""                   # "" = [retry] on_oom

@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from orchestrator.core import (
-    MARK_COLUMNS,
     OWNED_COLUMNS,
     AttemptEnded,
     Context,
@@ -81,7 +80,7 @@ class Scheduler:
     def __init__(self, queue_file: QueueFile, config: Config, state_dir: Path,
                  record: RunRecord, *, queue_name: str, local_ray: bool,
                  observers: tuple[Observer, ...] = (), pool: Pool | None = None):
-        self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS + MARK_COLUMNS,
+        self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS,
                                encoding=queue_file.encoding)
         self.config, self.state_dir, self.record = config, state_dir, record
         self.queue_name, self.local_ray = queue_name, local_ray

@@ -48,7 +48,9 @@ class JobTracking:
             f"{self.queue}/{change.job_id}", description=spec.name,
             config={"command": spec.command, "kind": spec.kind, "gpus": change.gpus_asked,
                     "cpus": spec.cpus, "pretrained": spec.pretrained_id,
-                    **({"notes": spec.notes} if spec.notes else {})},
+                    **({"notes": spec.notes} if spec.notes else {}),
+                    **{k: v for k, v in change.details.items()
+                       if k == "pretrained_weights_missing"}},
             model_type=spec.kind, wandb_run_id=change.wandb_run_id, queue=self.queue,
             job_id=change.job_id, attempt=change.attempt)
         self._experiments[(change.job_id, change.attempt)] = exp

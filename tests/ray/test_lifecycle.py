@@ -48,15 +48,23 @@ def test_chain_passes_parent_weights_and_blocks_on_crash(tmp_path):
     assert set(ran) == {"parent", "child", "bad"}
 
 
-def test_parent_without_weights_marks_negative_id_and_child_runs(tmp_path):
+def test_parent_without_weights_is_said_and_child_runs_without_its_cell_rewritten(tmp_path):
     out = tmp_path / "out"
     q = write_csv(tmp_path / "q.csv", HEADER, [
         row("p", probe("p", out)), row("c", probe("c", out), parent="p")])
-    assert run_queue(q) == 0
+    run = QueueRun(q).start()
+    assert run.join() == 0
     rows = read_rows(q)
-    assert rows["c"]["PretrainedModelId"] == "-p"
-    assert "no weight file" in rows["c"]["Error"]
+    assert rows["c"]["PretrainedModelId"] == "p", "the user's cell is never rewritten"
+    assert rows["c"]["TrainingCheck"] == "Done" and "no weight file" in rows["c"]["Error"]
     assert {r["name"]: r for r in probe_records(out)}["c"]["pretrained"] == ""
+    [attempt] = run.record().attempts(run.paths.name, "c")
+    assert "no weight file" in attempt["error"]
+    from orchestrator.store.registry import ExperimentTracker
+    tracker = ExperimentTracker(run.paths.registry)
+    [exp] = [e for e in tracker.list_experiments(queue=run.paths.name) if e["job_id"] == "c"]
+    tracker.close()
+    assert exp["config"]["pretrained_weights_missing"] == "p"
 
 
 def test_retries_then_done_with_two_attempts_recorded(tmp_path):

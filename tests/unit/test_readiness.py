@@ -80,7 +80,8 @@ def test_done_parent_with_weights_is_ready(tmp_path):
 
 
 @pytest.mark.parametrize("weight", ["", "  ", "runs/base/gone.pt", "/nonexistent/w.pt"])
-def test_done_parent_without_weights_runs_marked_missing(tmp_path, weight):
+def test_done_parent_without_weights_runs_without_them_and_says_so(tmp_path, weight):
     r = check("ft", "base", {"ft": S.PENDING, "base": S.DONE}, tmp_path, {"base": weight})
     assert state(r) == "ready" and r.missing_weights and r.pretrained_path == ""
-    assert "-base" in r.reason and "without --pretrained_path" in r.reason
+    assert "base is Done but left no weight file" in r.reason
+    assert "without --pretrained_path" in r.reason

@@ -287,10 +287,13 @@ def test_launch_and_start_write_the_row_and_record_the_attempt():
     cells = written(effects)
     assert list(cells)[0] == "TrainingCheck", "a new status column comes first"
     assert cells["Attempts"] == "1" and cells["WandbRunID"] == "wb1"
-    assert cells["PretrainedModelId"] == "-p" and cells["Error"] == "p left none"
-    assert "PretrainedModelId" not in state.cells, "the mark is the user's column"
+    assert cells["Error"] == "p left none"
+    assert "PretrainedModelId" not in cells, "the user's cell is never rewritten"
+    [change] = of(effects, StatusChanged)
+    assert change.details["pretrained_weights_missing"] == "p"
     [record] = of(effects, RecordAttempt)
     assert record.begin and record.fields["status"] == "Queued"
+    assert record.fields["error"] == "p left none"
     state, effects = step(state, RunnerStarted(1, 1_700_000_000.0, "node-a", "0,1"))
     assert state.status is S.TRAINING and written(effects)["Node"] == "node-a"
     assert of(effects, RecordAttempt)[0].fields["gpus"] == "0,1"
