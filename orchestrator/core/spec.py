@@ -26,6 +26,8 @@ REQUIRED_COLUMNS = ("ID", "TrainingCommand")
 #: The columns the orchestrator writes. Nothing else is ever written into the file.
 OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended", "Attempts",
                  "Node", "BestMetric", "BestConfig", "Error", "LogFile")
+#: The most ``Retries`` a row may ask for: more keeps a queue alive for hours of backoff.
+MAX_RETRIES = 100
 #: What an out-of-memory attempt does next (``OnOOM`` column, ``[retry] on_oom``).
 ON_OOM = ("fail", "more_gpu", "halve_batch")
 
@@ -99,7 +101,8 @@ class JobSpec:
         workers = _parse_int(row.get("Workers"), "Workers", err, default=1, minimum=1)
         priority = _parse_number(row.get("Priority"), "Priority", err,
                                  fix="use a number; higher runs first") or 0.0
-        retries = _parse_int(row.get("Retries"), "Retries", err, default=0, minimum=0)
+        retries = _parse_int(row.get("Retries"), "Retries", err, default=0, minimum=0,
+                             maximum=MAX_RETRIES)
         try:
             gpu_ids = parse_gpu_ids(row.get("GpuID") or "")
         except ValueError as e:
@@ -143,13 +146,17 @@ def _parse_number(text, column, err, *, minimum=None, fix):
     return value
 
 
-def _parse_int(text, column, err, *, default, minimum):
-    value = _parse_number(text, column, err, minimum=minimum,
-                          fix=f"use a whole number >= {minimum}")
+def _parse_int(text, column, err, *, default, minimum, maximum=None):
+    fix = f"use a whole number from {minimum} to {maximum}" if maximum is not None \
+        else f"use a whole number >= {minimum}"
+    value = _parse_number(text, column, err, minimum=minimum, fix=fix)
     if value is None:
         return default
     if value != int(value):
-        raise err(column, text, "must be a whole number", f"use a whole number >= {minimum}")
+        raise err(column, text, "must be a whole number", fix)
+    if maximum is not None and value > maximum:
+        raise err(column, text, f"more than {maximum}, the most this column allows (each "
+                  "retry waits its backoff, so a queue would not finish for hours)", fix)
     return int(value)
 
 

@@ -10,6 +10,7 @@ waits on Ray, so an autoscaler sees the demand.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import string
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from orchestrator.core import Launched, RowState, RowStatus, Unplaceable
 from orchestrator.execution.launch import build_launch
 from orchestrator.execution.pool import Shape
+from orchestrator.infra.errors import QueueFileError
 from orchestrator.kinds import KINDS, Holds
 
 __all__ = ["launch", "default_gpus", "new_run_id", "MAX_WAITING_FOR_NODES"]
@@ -90,9 +92,31 @@ def default_gpus(loop) -> float:
     return float(loop.config.default_gpus)
 
 
-def _unplaceable(loop, state: RowState, reason: str) -> str:
-    loop.apply(state.id, Unplaceable(reason))
-    return reason
+def _unplaceable(loop, state: RowState, column: str, value: str, problem: str,
+                 fix: str) -> str:
+    """Mark the row Invalid: the console names file, line, ID, cell and fix; the row's
+    Error says the cell, the problem and the fix."""
+    error = QueueFileError(loop.queue.path, problem, line=state.line or None,
+                           job_id=state.id, column=column, value=value, fix=fix)
+    loop.note(str(error), logging.ERROR)
+    loop.apply(state.id, Unplaceable(error.reason))
+    return error.reason
+
+
+def _amounts(amounts) -> str:
+    """``{'GPU': 1e9, 'CPU': 1}`` → ``1e+09 GPU, 1 CPU``."""
+    return ", ".join(f"{v:g} {k}" for k, v in amounts.items()) or "nothing"
+
+
+def _too_big(loop, state: RowState, demand: dict, cells: dict, fix: str) -> str:
+    """The row asks for more than the whole (local) cluster has: which cell, in numbers."""
+    totals = loop.pool.totals()
+    over = [k for k, v in demand.items() if v > totals.get(k, 0.0)] or list(demand)
+    column, value = next(((c, v) for k, (c, v) in cells.items() if k in over),
+                         ("Resources", ",".join(f"{k}={v:g}" for k, v in demand.items())))
+    return _unplaceable(loop, state, column, value,
+                        f"needs {_amounts(demand)} but the cluster has "
+                        f"{_amounts({k: totals.get(k, 0.0) for k in demand})}", fix)
 
 
 def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] | str:
@@ -114,24 +138,27 @@ def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] 
         else:
             gpus = spec.gpu_ids or (cfg.default_gpu,)
             if len(gpus) > 1 and not cfg.allow_multi_gpu:
-                return _unplaceable(loop, state, f"GpuID={'+'.join(map(str, gpus))!r} names "
-                                    "several GPUs but allow_multi_gpu = false — use one GPU "
-                                    "or allow it in [gpu]")
+                return _unplaceable(loop, state, "GpuID", "+".join(map(str, gpus)),
+                                    "names several GPUs but allow_multi_gpu = false",
+                                    "use one GPU or allow it in [gpu]")
             if not loop.ledger.claim(spec.id, gpus):
                 return f"waits for its pinned GPU {'+'.join(map(str, gpus))} to free up"
         return Shape(0.0, cpus, spec.resources, node_id=loop.pool.node_id), gpus, False
     gpus = state.asked_gpus if state.asked_gpus is not None else default_gpus(loop)
     if gpus > 1 and not cfg.allow_multi_gpu:
-        return _unplaceable(loop, state, f"GPUs={gpus:g} but allow_multi_gpu = false — ask "
-                            "for 1 GPU or less, or set allow_multi_gpu = true in [gpu]")
+        return _unplaceable(loop, state, "GPUs", f"{gpus:g}",
+                            "more than one GPU but allow_multi_gpu = false",
+                            "ask for 1 GPU or less, or set allow_multi_gpu = true in [gpu]")
     shape = Shape(gpus, cpus, spec.resources)
     if not loop.pool.can_ever_fit(shape):
         totals = loop.pool.totals()
         demand = {k: v for k, v in shape.demand().items() if v > 0}
-        message = f"needs {demand} but the cluster has { {k: totals.get(k, 0.0) for k in demand} }"
         if loop.local_ray:
-            return _unplaceable(loop, state, f"{message} — lower GPUs/CPUs, or start with "
-                                "--num-gpus N")
+            return _too_big(loop, state, demand,
+                            {"GPU": ("GPUs", f"{gpus:g}"), "CPU": ("CPUs", f"{cpus:g}")},
+                            "lower it, or start with --num-gpus N / --num-cpus N")
+        message = f"needs {_amounts(demand)} but the cluster has " \
+                  f"{_amounts({k: totals.get(k, 0.0) for k in demand})}"
         waiting = sum(st.status is RowStatus.QUEUED for st in loop.rows.values())
         if waiting >= MAX_WAITING_FOR_NODES:
             return (f"{message}; {waiting} rows already wait on Ray for nodes that fit "
@@ -153,12 +180,14 @@ def _workers_shape(loop, state: RowState) -> tuple[Shape, None, bool] | str:
     shape = Shape(0.0, 0.0, spec.resources, workers=workers)
     if not loop.pool.can_ever_fit(shape):
         totals = loop.pool.totals()
-        message = (f"{spec.workers} workers × {per_gpu:g} GPU, {per_cpu:g} CPU need "
-                   f"{dict(workers)} but the cluster has "
-                   f"{ {k: totals.get(k, 0.0) for k, _ in workers} }")
         if loop.local_ray:
-            return _unplaceable(loop, state, f"{message} — lower Workers/GPUs/CPUs, or start "
-                                "with --num-gpus N")
+            return _too_big(loop, state, dict(workers),
+                            {"GPU": ("Workers", f"{spec.workers} × {per_gpu:g} GPU"),
+                             "CPU": ("Workers", f"{spec.workers} × {per_cpu:g} CPU")},
+                            "lower Workers/GPUs/CPUs, or start with --num-gpus N")
+        message = (f"{spec.workers} workers × {per_gpu:g} GPU, {per_cpu:g} CPU need "
+                   f"{_amounts(dict(workers))} but the cluster has "
+                   f"{_amounts({k: totals.get(k, 0.0) for k, _ in workers})}")
         loop.note(f"{spec.id}: {message}; its trainer waits on Ray until nodes that fit join")
         return shape, None, True
     return shape, None, False

@@ -30,6 +30,7 @@ def connect(address: str | None = None, *, namespace: str = "orchestrator",
         use_token_auth()   # read when ray loads: before the import
     import ray
 
+    _quiet_token_notice()
     common = dict(namespace=namespace, log_to_driver=log_to_driver,
                   logging_level=logging.WARNING)
     if runtime_env:
@@ -49,6 +50,20 @@ def connect(address: str | None = None, *, namespace: str = "orchestrator",
     if not had_token and token.exists():
         token.chmod(0o600)   # Ray writes a new token world-readable
     return True
+
+
+class _DropTokenNotice(logging.Filter):
+    """Ray's "Token authentication is enabled …" warning opens every run; what a user
+    needs of it (where the token is) our own dashboard line says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token authentication is enabled")
+
+
+def _quiet_token_notice() -> None:
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropTokenNotice) for f in log.filters):
+        log.addFilter(_DropTokenNotice())
 
 
 def dashboard_url() -> str:

@@ -270,3 +270,5 @@ def test_a_local_ray_prints_its_dashboard_and_keeps_its_new_token_private(tmp_pa
                      r"token: `ray get-auth-token` prints it", done.stdout), done.stdout[-2000:]
     token = home / ".ray" / "auth_token"
     assert token.exists() and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert "Token authentication is enabled" not in done.stdout + done.stderr, \
+        "Ray's own notice is said once, in our words"

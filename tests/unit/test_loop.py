@@ -83,6 +83,25 @@ def test_a_chain_with_a_retry_runs_in_order_and_records_every_attempt(tmp_path):
     assert [launch.job_id for launch, _ in pool.launches] == ["a", "a", "b"]
 
 
+def test_a_row_bigger_than_the_cluster_is_invalid_naming_file_line_cell_and_fix(
+        tmp_path, caplog):
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("ok"), row("huge", gpus="1e9"),
+                                               row("wide", gpus="3")])
+    pool = FakePool(gpus=2)
+    with caplog.at_level("ERROR"):
+        r = run(q, pool, allow_multi_gpu=True)
+    rows = read_rows(q)
+    assert rows["ok"]["TrainingCheck"] == "Done"
+    assert rows["huge"]["TrainingCheck"] == rows["wide"]["TrainingCheck"] == "Invalid"
+    assert rows["huge"]["Error"] == ("invalid: GPUs='1e+09': needs 1e+09 GPU but the cluster "
+                                     "has 2 GPU — lower it, or start with --num-gpus N / "
+                                     "--num-cpus N")
+    assert "{" not in rows["wide"]["Error"] and "needs 3 GPU" in rows["wide"]["Error"]
+    said = [m for m in caplog.messages if "needs 1e+09 GPU" in m]
+    assert said and said[0].startswith(f"{q} line 3 (ID=huge): GPUs='1e+09'")
+    assert [launch.job_id for launch, _ in pool.launches] == ["ok"] and r.code == 1
+
+
 def test_hold_never_starts_and_a_made_up_word_is_invalid(tmp_path):
     q = write_csv(tmp_path / "q.csv", HEADER, [row("h", check="Hold"), row("w", check="Hodl"),
                                                row("k", parent="h"), row("ok")])

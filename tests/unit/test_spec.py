@@ -82,6 +82,8 @@ def test_bad_id(tmp_path, bad_id):
 @pytest.mark.parametrize("column,value,problem", [
     ("Retries", "1.5", "must be a whole number"),
     ("Retries", "-1", ">= 0"),
+    ("Retries", "1000000", "more than 100"),
+    ("Retries", "1e9", "more than 100"),
     ("Workers", "0", ">= 1"),
     ("Workers", "two", "not a number"),
     ("CPUs", "-2", ">= 0"),
