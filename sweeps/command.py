@@ -85,9 +85,15 @@ def build_command(spec: SweepSpec, params: Mapping[str, Any], *,
     environ = os.environ if environ is None else environ
     items = [ENVVAR_RE.sub(lambda m: environ.get(m.group(1), m.group(1)), item)
              for item in (spec.command or DEFAULT_COMMAND)]
+    if spec.needs_program:
+        raise ValueError(f"{spec.source}: the sweep has no program: — add program: train.py, "
+                         "or pass --program (a Kind=sweep row: write it in TrainingCommand)")
     words = command_args(config)
-    words.update(interpreter=[interpreter], program=[spec.program or ""],
-                 env=[env_cmd] if env_cmd else [])
+    if spec.program_argv:   # a command line: the interpreter and the program together
+        words.update(interpreter=[], program=list(spec.program_argv), env=[])
+    else:
+        words.update(interpreter=[interpreter], program=[spec.program or ""],
+                     env=[env_cmd] if env_cmd else [])
     if "${args_json_file}" in items:
         words["args_json_file"] = [_write_json(workdir, words["args_json"][0])]
     argv: list[str] = []

@@ -18,9 +18,11 @@ lists them all; what W&B would only warn about lands in ``SweepSpec.warnings``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +225,7 @@ class SweepSpec:
     early_terminate: EarlyTerminate | None = None
     run_cap: int | None = None
     program: str | None = None
+    program_argv: tuple[str, ...] | None = None   # a command line given as the program
     command: tuple[str, ...] | None = None
     name: str | None = None
     project: str | None = None
@@ -233,6 +236,24 @@ class SweepSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters)
+
+    @property
+    def needs_program(self) -> bool:
+        """The command runs ``${program}`` and the file names none: the sweep cannot run
+        until one is given (``with_program``)."""
+        return not self.program and "${program}" in (self.command or DEFAULT_COMMAND)
+
+    def with_program(self, program: str) -> SweepSpec:
+        """This sweep with ``program`` as its ``${program}``: a script (``train.py``, run
+        by ``${interpreter}``) or a command line (``python train.py``, ``accelerate launch
+        train.py``), which then stands for ``${env} ${interpreter} ${program}`` together."""
+        words = tuple(shlex.split(program))
+        if not words:
+            raise ValueError("the program is empty")
+        return dataclasses.replace(self, program=program.strip(),
+                                   program_argv=words if len(words) > 1 else None,
+                                   warnings=tuple(w for w in self.warnings
+                                                  if w.where != "program"))
 
     def param(self, name: str) -> Param:
         for p in self.parameters:
@@ -721,8 +742,10 @@ class _Parser:
             command = tuple(str(item) for item in command)
             self._check_macros(command)
         if not program and "${program}" in (command or DEFAULT_COMMAND):
-            self.error("program", "missing (the command runs ${program})",
-                       "add program: train.py")
+            self.warn("program", "missing: W&B runs such a file with `wandb.agent(id, "
+                      "function=train)` or names the program elsewhere; here it must come "
+                      "from `sweep run --program` or a Kind=sweep row's TrainingCommand",
+                      "add program: train.py, or give it when you run the sweep")
         return program, command
 
     def _check_macros(self, command):

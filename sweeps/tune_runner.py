@@ -367,6 +367,9 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     from ray import tune
 
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_sweep(spec_or_path)
+    if spec.needs_program:
+        raise ValueError(f"{spec.source}: the sweep has no program: — add one, or give it "
+                         "with spec.with_program('train.py')")
     name = name or spec.name or Path(spec.source).stem
     workdir = str(Path(workdir if workdir is not None else Path(spec.source).parent).resolve())
     remote = is_uri(str(storage_path))

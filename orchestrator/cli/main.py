@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--storage", help="Tune results: a folder (default: runs/sweeps beside the "
                    "file) or a URI such as s3://bucket/sweeps")
     q.add_argument("--name", help="sweep name (default: the file's name); reruns resume it")
+    q.add_argument("--program", help="what ${program} runs, for a file without program: "
+                   "(or instead of its own): a script (train.py) or a command line "
+                   "(python train.py), which then stands for ${env} ${interpreter} ${program}")
+    q.add_argument("--workdir", help="each trial's working folder (default: the sweep "
+                   "file's folder)")
     q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
     q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
@@ -443,6 +448,16 @@ def _sweep_run(args) -> int:
     from sweeps import load_sweep, run_sweep
 
     spec = load_sweep(args.file)   # a bad file fails before Ray starts
+    if args.program:
+        if spec.program and spec.program != args.program:
+            print(f"{args.file}: running --program {args.program!r} instead of the file's "
+                  f"program: {spec.program}", file=sys.stderr)
+        spec = spec.with_program(args.program)
+    if spec.needs_program:
+        print(f"{args.file}: the sweep has no program: and none was given — pass --program "
+              "train.py (or a command line such as 'python train.py'), or add program: to "
+              "the file; a Kind=sweep row names it in TrainingCommand", file=sys.stderr)
+        return 2
     config = load_config(None, address=args.address,
                          num_gpus=args.num_gpus).replace(dashboard=False)
     remote = storage.is_uri(args.storage)
@@ -459,7 +474,8 @@ def _sweep_run(args) -> int:
                             gpus_per_trial=args.gpus_per_trial,
                             cpus_per_trial=args.cpus_per_trial,
                             max_concurrent_trials=args.max_concurrent,
-                            max_failures=args.retries, pretrained_path=pretrained)
+                            max_failures=args.retries, pretrained_path=pretrained,
+                            workdir=Path(args.workdir).resolve() if args.workdir else None)
     finally:
         ray.shutdown()
     metric = spec.metric.name if spec.metric else "metric"

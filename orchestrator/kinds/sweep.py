@@ -34,13 +34,18 @@ class SweepKind(Kind):
 
         path = require_config(spec, "sweep file", "put the W&B sweep YAML's path in Config")
         try:
-            load_sweep(path)
+            sweep = load_sweep(path)
         except SweepError as e:
             first = "; ".join(f"{i.where}: {i.problem}" for i in e.issues[:3])
             more = f" (+{len(e.issues) - 3} more)" if len(e.issues) > 3 else ""
             raise KindError("Config", spec.config_text,
                             f"the sweep file cannot run: {first}{more}",
                             f"run `orchestrator sweep check {spec.config_text}`") from None
+        if sweep.needs_program and not spec.command.strip():
+            raise KindError("TrainingCommand", spec.command,
+                            f"the sweep file {spec.config_text} has no program: and the row "
+                            "names none", "write what runs one trial in TrainingCommand "
+                            "(e.g. `python train.py`), or add program: to the sweep file")
 
     def metric(self, spec: JobSpec, default: str, goal: str) -> tuple[str, str]:
         """The sweep's metric and goal as the queue says them (``max``/``min``)."""
@@ -57,6 +62,8 @@ class SweepKind(Kind):
                 "--storage", str(ctx.storage), "--name", spec.id, "--address", ctx.address,
                 "--retries", str(spec.retries or 1), "--max-concurrent",
                 str(ctx.max_concurrent_trials), "--report"]
+        if spec.command.strip():   # the row's program, run from the queue's folder
+            argv += ["--program", spec.command.strip(), "--workdir", "."]
         return shlex.join(argv)
 
     def ended(self, spec: JobSpec, report: AttemptReport) -> Ended:

@@ -1,4 +1,6 @@
-"""Copies every ``wandb.log`` of a sweep trial into ``$ORCH_METRICS_FILE`` as a JSON line.
+"""Copies every ``wandb.log`` of a sweep trial into ``$ORCH_METRICS_FILE`` as a JSON line,
+and makes ``wandb.sweep`` / ``wandb.agent(id, function=train)`` run ``train`` once: a
+program written for W&B's agent runs as one trial unchanged.
 
 Put this folder first on ``PYTHONPATH``: Python imports ``sitecustomize`` at
 start-up. When ``ORCH_METRICS_FILE`` is set it installs a ``sys.meta_path``
@@ -31,7 +33,26 @@ def _numbers(data, step):
     return line
 
 
+def _agent(sweep_id=None, function=None, entity=None, project=None, count=None, **_):
+    """``wandb.agent`` inside a trial: the trial *is* the agent's one run, so it calls
+    ``function`` once (its ``wandb.init`` reads the trial's parameters)."""
+    if function is None:
+        print("[orchestrator] wandb.agent without function= inside a sweep trial: nothing "
+              "to run (the trial already runs the sweep's program)", file=sys.stderr)
+        return None
+    return function()
+
+
+def _sweep(sweep=None, entity=None, project=None, prior_runs=None, **_):
+    """``wandb.sweep`` inside a trial: the sweep exists already (it is on Ray Tune)."""
+    return os.environ.get("ORCH_SWEEP_ID") or "orchestrator-sweep"
+
+
 def _patch(path):
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and not getattr(getattr(wandb, "agent", None), "_orch", False):
+        _agent._orch = _sweep._orch = True
+        wandb.agent, wandb.sweep = _agent, _sweep
     try:
         from wandb.sdk.wandb_run import Run
     except Exception:

@@ -1,7 +1,9 @@
 """A Kind=sweep row: an unmodified W&B program swept on Tune from the queue."""
 
 import json
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,26 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
     assert all(t["status"] == "completed" for t in trials)
     best = min(trials, key=lambda t: t["final_metrics"]["val_loss"])
     assert best["config"]["lr"] == 0.01
+
+
+def test_a_sweep_file_without_program_runs_the_rows_wandb_agent_program(tmp_path):
+    """W&B's other style: no program: in the file, the sweep made in code and run with
+    wandb.agent(id, function=train). The row's TrainingCommand names the program; each
+    trial runs it unchanged and wandb.agent calls train once with the trial's values."""
+    shutil.copy(ROOT / "configs" / "sweeps" / "toy_function.yaml", tmp_path)
+    shutil.copy(ROOT / "examples" / "wandb_agent_function.py", tmp_path / "train fn.py")
+    command = shlex.join([sys.executable, "train fn.py"])
+    csv = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "TrainingCommand"], [
+        ["fn", "sweep", "toy_function.yaml", "0", command],
+        ["none", "sweep", "toy_function.yaml", "0", ""]])
+    run = QueueRun(csv).start()
+    assert run.join(timeout=240) == 1
+    rows = read_rows(csv)
+    assert rows["fn"]["TrainingCheck"] == "Done", rows["fn"]["Error"]
+    assert float(rows["fn"]["BestMetric"]) == pytest.approx(1 / 3)   # lr = 0.01 wins
+    assert json.loads(rows["fn"]["BestConfig"]) == {"lr": 0.01, "epochs": 3}
+    assert rows["none"]["TrainingCheck"] == "Invalid"
+    assert "no program:" in rows["none"]["Error"] and "TrainingCommand" in rows["none"]["Error"]
 
 
 def test_sweep_row_sends_sweep_done_with_its_trials(tmp_path):

@@ -90,3 +90,22 @@ def test_halve_batch_on_a_ddp_row_needs_a_batch_size_in_its_params(tmp_path):
     (tmp_path / "d.yaml").write_text("entry: m:T\nbuild: m:b\nparams: {batch_size: 32}\n")
     assert row_spec(tmp_path, Kind="ddp", Config="d.yaml", OnOOM="halve_batch").on_oom == \
         "halve_batch"
+
+
+def test_a_sweep_row_names_the_program_its_file_lacks_in_training_command(tmp_path):
+    (tmp_path / "s.yaml").write_text("method: grid\nparameters:\n  lr: {values: [0.1]}\n")
+    with pytest.raises(QueueFileError) as info:
+        row_spec(tmp_path, Kind="sweep", Config="s.yaml")
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'q.csv'} line 3 (ID=r1): TrainingCommand=''")
+    assert "has no program:" in text and "python train.py" in text
+    spec = row_spec(tmp_path, Kind="sweep", Config="s.yaml", TrainingCommand="python t.py")
+    argv = shlex.split(KINDS["sweep"].command(spec, LaunchContext(storage=tmp_path,
+                                                                   address="a:1")))
+    assert argv[argv.index("--program") + 1] == "python t.py"
+    assert argv[argv.index("--workdir") + 1] == ".", "run from the queue's folder, as rows are"
+    (tmp_path / "p.yaml").write_text("program: t.py\nmethod: grid\n"
+                                     "parameters:\n  lr: {values: [0.1]}\n")
+    spec = row_spec(tmp_path, Kind="sweep", Config="p.yaml")
+    assert "--program" not in KINDS["sweep"].command(spec, LaunchContext(storage=tmp_path,
+                                                                          address="a:1"))

@@ -24,3 +24,16 @@ def test_broken_file_exits_2_with_every_problem(tmp_path, capsys):
     assert main(["sweep", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'bayes'" in err and "metric.goal" in err and "parameters.lr" in err
+
+
+def test_a_file_without_program_checks_ok_and_refuses_to_run_without_one(tmp_path, capsys):
+    """W&B accepts a sweep file without program: (wandb.agent(id, function=train)); so does
+    check. Running it needs the program from somewhere: refused before Ray starts."""
+    path = tmp_path / "s.yaml"
+    path.write_text("method: grid\nparameters:\n  lr: {values: [0.1]}\n")
+    assert main(["sweep", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "program: missing" in err
+    assert main(["sweep", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "no program:" in err and "--program train.py" in err and "TrainingCommand" in err

@@ -31,6 +31,19 @@ def test_default_command_is_env_interpreter_program_args():
         ["/usr/bin/env", PY, "train.py", "--batch=8", "--lr=0.1"]
 
 
+def test_a_program_given_as_a_command_line_replaces_env_and_interpreter():
+    spec = spec_with(lr={"values": [0.1]}).with_program("accelerate launch train.py")
+    assert argv(spec, {"lr": 0.1}) == ["accelerate", "launch", "train.py", "--lr=0.1"]
+    spec = spec_with(lr={"values": [0.1]}).with_program("other.py")
+    assert argv(spec, {"lr": 0.1}) == ["/usr/bin/env", PY, "other.py", "--lr=0.1"]
+
+
+def test_a_sweep_without_program_cannot_build_a_command():
+    data = {"method": "grid", "parameters": {"lr": {"values": [0.1]}}}
+    with pytest.raises(ValueError, match="no program: .* --program"):
+        build_command(parse_sweep(data), {"lr": 0.1})
+
+
 def test_interpreter_defaults_to_this_python():
     assert build_command(spec_with(), {"lr": 0.1})[1] == sys.executable
 

@@ -178,7 +178,8 @@ def test_duplicate_yaml_keys_warn_with_the_line(tmp_path):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_sweeps_load_cleanly(path):
     spec = load_sweep(path)
-    assert spec.warnings == ()
+    # a file without program: (toy_function.yaml) is said once: the program comes later
+    assert [w.where for w in spec.warnings] == (["program"] if spec.needs_program else [])
     json.dumps(spec.normalized())
 
 
@@ -395,8 +396,9 @@ def test_all_problems_are_collected_not_just_the_first():
         parse_sweep(data, "s.yaml")
     err = info.value
     wheres = [i.where for i in err.issues]
+    # a missing program: is a warning now (W&B accepts such files), not among the errors
     assert wheres == ["foo", "method", "metric.goal", "parameters.a", "parameters.b.probabilities",
-                      "run_cap", "program"]
+                      "run_cap"]
     assert str(err).splitlines() == [str(i) for i in err.issues]
     assert all(line.startswith("s.yaml: ") and " — " in line for line in str(err).splitlines())
 
@@ -410,11 +412,27 @@ def test_sweep_error_pickles_with_its_issues():
     assert str(err) == str(info.value)
 
 
-def test_missing_method_program_and_parameters():
+def test_missing_method_and_parameters():
     text = problems({})
     assert "method: missing — add method: grid, random or bayes" in text
     assert "parameters: missing or empty" in text
-    assert "program: missing (the command runs ${program}) — add program: train.py" in text
+    assert "program" not in text, "a file without program: is valid (W&B accepts it)"
+
+
+def test_a_file_without_program_is_accepted_with_a_warning_until_one_is_given():
+    data = sweep(x={"values": [1]})
+    del data["program"]
+    spec = parse_sweep(data)
+    assert spec.program is None and spec.needs_program
+    assert "program: missing" in warnings_of(spec) and "--program" in warnings_of(spec)
+    assert "TrainingCommand" in warnings_of(spec)
+    given = spec.with_program("train.py")
+    assert not given.needs_program and given.warnings == ()
+    assert given.program == "train.py" and given.program_argv is None
+    line = spec.with_program("accelerate launch 'my train.py'")
+    assert line.program_argv == ("accelerate", "launch", "my train.py")
+    with pytest.raises(ValueError):
+        spec.with_program("  ")
 
 
 def test_command_without_program_macro_needs_no_program():
