@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.api import goal_of
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.registry import ExperimentTracker, ModelRegistry
 
@@ -34,7 +35,9 @@ def add_parser(sub) -> None:
     q.add_argument("--name")
     q = verbs.add_parser("best", parents=[where], help="best models by a metric")
     q.add_argument("--metric", required=True)
-    q.add_argument("--goal", choices=["max", "min"], default="max")
+    q.add_argument("--goal", choices=["max", "min"],
+                   help="max or min (default: from the metric's name — loss, error, wer… "
+                   "are lowest first — as the driver and the report rank)")
     q.add_argument("--limit", type=int, default=10)
     q = verbs.add_parser("search", parents=[where], help="filter models")
     q.add_argument("--architecture")
@@ -124,6 +127,7 @@ def run(args) -> int:
     path = find_registry(args.state_dir, args.queue)
     models, tracker = ModelRegistry(path), ExperimentTracker(path)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    heading = ""
     try:
         if args.verb == "experiments":
             data = tracker.list_experiments(status=args.status, limit=args.limit)
@@ -132,11 +136,15 @@ def run(args) -> int:
             data = models.list_models(args.name)
             table = _models_table(data)
         elif args.verb == "best":
-            data = models.get_best_models(args.metric, limit=args.limit, goal=args.goal)
+            goal = args.goal or goal_of(args.metric)
+            data = models.get_best_models(args.metric, limit=args.limit, goal=goal)
             if not data and not args.json:
                 console.print(f"no model reports {args.metric!r}")
                 return 1
             table = _models_table(data, args.metric)
+            heading = (f"ranked by {args.metric}, {'highest' if goal == 'max' else 'lowest'} "
+                       "first" + ("" if args.goal else f" (from its name; --goal "
+                                  f"{'min' if goal == 'max' else 'max'} to reverse)"))
         elif args.verb == "search":
             data = models.search_models(args.architecture, args.name, _parse_min(args.min))
             table = _models_table(data)
@@ -161,6 +169,8 @@ def run(args) -> int:
         if args.json or table is None:
             print(json.dumps(data, ensure_ascii=False, indent=1, default=str))
         else:
+            if heading:
+                console.print(heading)
             console.print(table)
         return 0
     finally:

@@ -24,6 +24,7 @@ import re
 import time
 from pathlib import Path
 
+from orchestrator.api import goal_of
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.record import connect, read_only_query, transaction
 
@@ -244,8 +245,11 @@ class ModelRegistry:
             sql, args = sql + " WHERE name = ?", [name]
         return [_row(r) for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
 
-    def get_best_models(self, metric: str, limit: int = 10, goal: str = "max") -> list[dict]:
-        """Models that report ``metric``, best first."""
+    def get_best_models(self, metric: str, limit: int = 10,
+                        goal: str | None = None) -> list[dict]:
+        """Models that report ``metric``, best first. ``goal`` ``max``/``min``; None: from
+        the metric's name, as the driver and the report rank it (``val_loss``: lowest)."""
+        goal = goal or goal_of(metric)
         if goal not in ("max", "min"):
             raise RegistryError(f"goal {goal!r} — use max or min")
         scored = [(m, _number((m["performance"] or {}).get(metric))) for m in self.list_models()]

@@ -1,5 +1,6 @@
 """Contract tests for the experiment tracker and model registry (real SQLite files)."""
 
+import json
 import sqlite3
 
 import pytest
@@ -55,6 +56,8 @@ def test_register_versions_best_search_compare_resolve(db):
     assert [r.get_model_info(i)["version"] for i in (a, b, c)] == [1, 2, 1]
     assert [m["id"] for m in r.get_best_models("rouge_l", limit=2)] == [b, a]
     assert [m["id"] for m in r.get_best_models("loss", goal="min")] == [b, a]
+    assert [m["id"] for m in r.get_best_models("loss")] == [b, a], "a loss: lowest first"
+    assert [m["id"] for m in r.get_best_models("loss", goal="max")] == [a, b]
     assert d not in [m["id"] for m in r.get_best_models("rouge_l")]
     assert [m["id"] for m in r.search_models(architecture="bart")] == [a, b, d]
     assert [m["id"] for m in r.search_models(min_performance={"rouge_l": 0.3})] == [a, b]
@@ -87,3 +90,24 @@ def test_the_seed_guides_status_words_are_read_as_ours(db):
     assert t.get_experiment(exp)["status"] == "completed"
     with pytest.raises(RegistryError, match="in_progress"):
         t.update_experiment_status(exp, "half-way")
+
+
+def test_registry_best_ranks_a_loss_lowest_first_and_says_which_way(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    r = ModelRegistry(tmp_path / "registry.db")
+    worse = r.register_model("m", "a", performance={"val_loss": 0.9, "accuracy": 0.7})
+    better = r.register_model("m", "a", performance={"val_loss": 0.2, "accuracy": 0.6})
+    r.close()
+    where = ["--state-dir", str(tmp_path)]
+    capsys.readouterr()
+    assert main(["registry", "best", "--metric", "val_loss", *where, "--json"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)] == [better, worse]
+    assert main(["registry", "best", "--metric", "accuracy", *where, "--json"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)] == [worse, better]
+    assert main(["registry", "best", "--metric", "val_loss", *where]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "ranked by val_loss, lowest first (from its name; --goal max to reverse)" in out
+    assert main(["registry", "best", "--metric", "val_loss", "--goal", "max", *where]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "ranked by val_loss, highest first" in out and "from its name" not in out
