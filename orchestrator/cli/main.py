@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -237,18 +238,19 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                           queue_name=paths.name, local_ray=local,
                           observers=(*printer, tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])))
+    received: list[int] = []   # the signals that stopped the run
     try:
         if ui:
             code = _drive_with_ui(paths, config, scheduler, local)
         else:
             if install_signals:
-                _install_interrupt(scheduler, console, local)
+                received = _install_interrupt(scheduler, console, local)
             code = scheduler.run()
         rows = _print_summary(console, paths, config)
         if notifier is not None:
             notifier.queue_done(rows, _best_row(rows, config.goal))
-        if scheduler.interrupted:
-            code = 130
+        if scheduler.interrupted:   # the shell's convention: 130 for Ctrl-C, 143 for TERM
+            code = 128 + (received[0] if received else signal.SIGINT)
     finally:
         tracking.close()
         record.close()
@@ -275,8 +277,12 @@ def _drive_with_ui(paths: QueuePaths, config: Config, scheduler, local: bool) ->
         handler.close()
 
 
-def _install_interrupt(scheduler, console: Console, local: bool) -> None:
+def _install_interrupt(scheduler, console: Console, local: bool) -> list[int]:
+    """SIGINT / SIGTERM stop the run (twice: at once); returns the signals received."""
+    received: list[int] = []
+
     def handler(signum, frame):
+        received.append(signum)
         if scheduler.interrupted:
             raise KeyboardInterrupt
         if local:
@@ -288,6 +294,7 @@ def _install_interrupt(scheduler, console: Console, local: bool) -> None:
         scheduler.interrupt()
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
 
 
 def _best_row(rows: list[dict], goal: str) -> dict | None:
@@ -539,8 +546,64 @@ COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "stop": cmd_st
             "sweep": cmd_sweep}
 
 
+class _ReaderMayLeave(io.TextIOBase):
+    """The driver's stdout/stderr: when its reader is gone (``run … | tee log`` and Ctrl-C
+    ends ``tee`` first), writing goes quiet instead of raising ``BrokenPipeError`` into
+    whatever was printing, so the shutdown and the final CSV write always happen."""
+
+    def __init__(self, stream):
+        self._stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except (BrokenPipeError, ValueError):
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self._leave()
+
+    def _leave(self) -> None:
+        self.gone = True
+        try:   # what the interpreter flushes at exit lands nowhere, without an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        return not self.gone and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self._stream.encoding
+
+    def writable(self) -> bool:
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    if args.command == "run" and not isinstance(sys.stdout, _ReaderMayLeave):
+        sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)
+    try:
+        return _main(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(args) -> int:
     _setup_logging(getattr(args, "verbose", False))
     try:
         return COMMANDS[args.command](args)

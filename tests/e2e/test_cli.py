@@ -253,6 +253,32 @@ def test_ctrl_c_on_a_local_ray_stops_jobs_and_leaves_them_pending(tmp_path, ini)
     assert row["TrainingCheck"] == "" and "interrupted" in row["Error"]
 
 
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["INT", "TERM"])
+def test_a_reader_gone_before_the_stop_never_skips_the_final_write(tmp_path, ini, signum,
+                                                                  code):
+    """`orchestrator run q.csv --no_ui | tee out` and Ctrl-C: tee ends first, so the
+    driver's next line meets a closed pipe. It still stops the job and writes the row."""
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["blk", "", probe("blk", out, "--block"), "", "", "", "0", ""]])
+    driver = start_driver(csv, ini)
+    try:
+        pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), timeout=60)
+        wait_for(lambda: read_rows(csv)["blk"]["TrainingCheck"] == "Training", timeout=30)
+        driver.stdout.close()   # the reader is gone
+        driver.send_signal(signum)
+        assert driver.wait(timeout=60) == code
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    wait_for(lambda: not psutil.pid_exists(pid), timeout=15, what="the job to stop")
+    row = read_rows(csv)["blk"]
+    assert row["TrainingCheck"] == "" and "interrupted" in row["Error"]
+    status = json.loads(cli("status", csv, "--json").stdout)
+    assert [r["status"] for r in status["rows"]] == ["Pending"]
+
+
 def test_a_local_ray_prints_its_dashboard_and_keeps_its_new_token_private(tmp_path):
     """The driver says where the dashboard it started is and how to sign in; the token Ray
     writes for a new local cluster (world-readable by default) is made 0600."""
