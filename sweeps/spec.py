@@ -59,7 +59,7 @@ DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 PARAM_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu",
               "sigma", "a", "b", "parameters")
 TOP_KEYS = ("program", "method", "metric", "parameters", "early_terminate", "command",
-            "run_cap", "name", "project", "entity", "description")
+            "run_cap", "name", "project", "entity", "description", "seed")
 IGNORED_TOP_KEYS = ("controller", "apiVersion", "kind", "job", "image_uri")
 METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
 HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
@@ -224,6 +224,7 @@ class SweepSpec:
     metric: Metric | None = None
     early_terminate: EarlyTerminate | None = None
     run_cap: int | None = None
+    seed: int | None = None           # our key: repeat a random/bayes sweep's draws
     program: str | None = None
     program_argv: tuple[str, ...] | None = None   # a command line given as the program
     command: tuple[str, ...] | None = None
@@ -304,7 +305,7 @@ class SweepSpec:
         return {
             "source": self.source, "method": self.method,
             "metric": None if self.metric is None else vars(self.metric).copy(),
-            "run_cap": self.run_cap,
+            "run_cap": self.run_cap, "seed": self.seed,
             "parameters": {p.name: p.to_dict(self.method == "grid") for p in self.parameters},
             "early_terminate": None if et is None else {**vars(et), "brackets": et.brackets()},
             "grid_trials": self.grid_size,
@@ -406,6 +407,8 @@ class _Parser:
         early = self._early_terminate(data.get("early_terminate"), metric)
         run_cap = self._number(data.get("run_cap"), "run_cap", integer=True, minimum=1,
                                fix="use a whole number >= 1, e.g. run_cap: 20")
+        seed = self._number(data.get("seed"), "seed", integer=True, minimum=0,
+                            fix="use a whole number >= 0, or delete it for a fresh seed")
         program, command = self._command(data)
         self._method_rules(method, metric, params, run_cap)
         if self.errors:
@@ -414,7 +417,7 @@ class _Parser:
                 for k in ("name", "project", "entity", "description")}
         return SweepSpec(source=self.source, method=method, parameters=tuple(params),
                          metric=metric, early_terminate=early, run_cap=run_cap, program=program,
-                         command=command, warnings=tuple(self.warnings), **text)
+                         command=command, seed=seed, warnings=tuple(self.warnings), **text)
 
     # -- top level -------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -47,7 +48,16 @@ from typing import Any
 
 import yaml
 
-from orchestrator.infra.storage import StorageError, is_uri, join, local_copy, public, upload
+from orchestrator.infra.storage import (
+    StorageError,
+    is_uri,
+    join,
+    local_copy,
+    public,
+    read_text,
+    upload,
+    write_text,
+)
 from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
 from sweeps.command import build_command
 from sweeps.space import grid, to_tune_space
@@ -75,6 +85,8 @@ class SweepOutcome:
     trials: list[dict[str, Any]] = field(default_factory=list)
     errors: int = 0
     num_trials: int = 0
+    path: str = ""        # the sweep's own folder (or URI, with its options): its trials
+    seed: int = 0         # what drew its points: the same seed draws them again
 
 
 # -- the trial ------------------------------------------------------------------------------
@@ -353,7 +365,8 @@ def _scheduler(spec: SweepSpec):
 def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str | os.PathLike,
               name: str | None = None, gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
               max_concurrent_trials: int = 0, workdir: str | os.PathLike | None = None,
-              env: Mapping[str, str] | None = None, seed: int = 0, max_failures: int = 1,
+              env: Mapping[str, str] | None = None, seed: int | None = None,
+              max_failures: int = 1,
               resume: bool = True, pretrained_path: str | None = None) -> SweepOutcome:
     """Run the sweep on the connected Ray cluster; results land in ``storage_path/name``.
 
@@ -377,18 +390,20 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # save the sweep's state often: a killed sweep resumes without redoing finished trials
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    path = join(storage, name) if remote else os.path.join(storage, name)
+    restoring = resume and tune.Tuner.can_restore(path)
+    seed = _seed(path, spec, seed, restoring)
     space, num_samples, search_alg, method = _search(spec, seed, max_concurrent_trials)
     searcher_limit = max_concurrent_trials if method == "bayes" else 0
     metric = spec.metric.name if spec.metric else None
     mode = None if metric is None else ("max" if spec.metric.goal == "maximize" else "min")
-    log.info("sweep %s: method %s, %s trial(s), storage %s", spec.source, method,
-             "grid" if method == "grid" else num_samples,
+    log.info("sweep %s: method %s, %s trial(s), seed %d, storage %s", spec.source, method,
+             "grid" if method == "grid" else num_samples, seed,
              public(join(storage, name)) if remote else os.path.join(storage, name))
     trainable = tune.with_resources(
         _Trial(spec, workdir, env, pretrained_path, join(storage, name) if remote else ""),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    path = join(storage, name) if remote else os.path.join(storage, name)
-    if resume and tune.Tuner.can_restore(path):
+    if restoring:
         log.info("resuming the sweep at %s", path)
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True,
                                    restart_errored=False, param_space=space)
@@ -405,6 +420,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     if not remote:   # with a URI each trial waited for its own program
         _wait_for_programs([Path(r.path) for r in results])
     outcome = _outcome(spec, results, metric, mode)
+    outcome.path, outcome.seed = path, seed
     if remote:       # Tune names a trial by its path in the bucket: give it the URI
         base = public(join(storage, name))
         for trial in outcome.trials:
@@ -412,6 +428,31 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
         if outcome.best_trial_dir:
             outcome.best_trial_dir = join(base, Path(outcome.best_trial_dir).name)
     return outcome
+
+
+_SEED_FILE = "sweep_seed.json"
+
+
+def _seed(path: str, spec: SweepSpec, given: int | None, restoring: bool) -> int:
+    """The seed of this sweep: a resumed sweep keeps the one it started with; else
+    ``given``, else the file's ``seed:``, else a fresh one (a rerun under a new name
+    draws new points). Kept beside the sweep's results."""
+    where = join(path, _SEED_FILE)
+    if restoring:
+        try:
+            return int(json.loads(read_text(where) if is_uri(path) else
+                                  Path(where).read_text(encoding="utf-8"))["seed"])
+        except (OSError, StorageError, ValueError, KeyError, TypeError):
+            pass
+    seed = given if given is not None else spec.seed
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    if is_uri(path):
+        write_text(where, json.dumps({"seed": seed}))
+    else:
+        os.makedirs(path, exist_ok=True)
+        Path(where).write_text(json.dumps({"seed": seed}), encoding="utf-8")
+    return seed
 
 
 def _wait_for_programs(trial_dirs: list[Path], timeout: float = _STOP_GRACE + 2.0) -> None:

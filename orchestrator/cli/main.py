@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(python train.py), which then stands for ${env} ${interpreter} ${program}")
     q.add_argument("--workdir", help="each trial's working folder (default: the sweep "
                    "file's folder)")
+    q.add_argument("--seed", type=int, help="draw a random/bayes sweep's points from this "
+                   "seed (default: the file's seed:, else a fresh one, printed at the end)")
     q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
     q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
@@ -482,6 +484,7 @@ def _sweep_run(args) -> int:
                             cpus_per_trial=args.cpus_per_trial,
                             max_concurrent_trials=args.max_concurrent,
                             max_failures=args.retries, pretrained_path=pretrained,
+                            seed=args.seed,
                             workdir=Path(args.workdir).resolve() if args.workdir else None)
     finally:
         ray.shutdown()
@@ -491,12 +494,17 @@ def _sweep_run(args) -> int:
         print(f"{trial['status']:<10} {metric}={trial['metric']}  {json.dumps(trial['config'])}")
     print(f"{outcome.num_trials} trials, {outcome.errors} failed; best {metric}="
           f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
-    if outcome.best_config is not None:
+    if outcome.best_config is not None:   # one per sweep, in its own folder
         best_config = json.dumps(outcome.best_config, indent=1)
         if remote:
-            storage.write_text(storage.join(where, "best_config.json"), best_config)
+            best_file = storage.write_text(storage.join(outcome.path, "best_config.json"),
+                                           best_config)
         else:
-            (where / "best_config.json").write_text(best_config)
+            best_file = Path(outcome.path) / "best_config.json"
+            best_file.write_text(best_config, encoding="utf-8")
+        print(f"best config: {best_file}")
+    print(f"seed {outcome.seed} (--seed {outcome.seed} or seed: {outcome.seed} in the file "
+          "draws the same points again)")
     run_dir = os.environ.get("ORCH_RUN_DIR")
     if args.report and run_dir:  # the driver links each trial to the row's experiment
         write_trials(Path(run_dir), metric, spec.metric.goal if spec.metric else "",
@@ -512,7 +520,7 @@ def _sweep_run(args) -> int:
                                        load_config(None).weight_globs, trial.best_weight,
                                        trial.last_weight)
         report(**{metric: outcome.best_metric}, best_config=outcome.best_config,
-               trials=outcome.num_trials, failed_trials=outcome.errors,
+               trials=outcome.num_trials, failed_trials=outcome.errors, seed=outcome.seed,
                **({"weight_file": weights} if weights else {}))
     return 0 if outcome.best_metric is not None else 1
 

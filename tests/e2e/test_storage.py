@@ -227,7 +227,7 @@ def test_sweep_row_trials_upload_their_folders_and_start_from_the_parent(tmp_pat
     assert weight.startswith(f"{public}/sw/tune/sw/") and weight.endswith("/model.pt"), weight
     in_s3 = s3_server.files(storage)
     assert in_s3[weight[len(public) + 1:]] == b"lr=0.01", "the best trial's own weights"
-    assert json.loads(in_s3["sw/tune/best_config.json"]) == {"lr": 0.01}
+    assert json.loads(in_s3["sw/tune/sw/best_config.json"]) == {"lr": 0.01}, "in its sweep"
     # every trial got base's weights, downloaded onto its node, and uploaded its folder
     digest = hashlib.sha1(in_s3["p/attempt-1/model.pt"]).hexdigest()
     logs = [v.decode() for k, v in in_s3.items()

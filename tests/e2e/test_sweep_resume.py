@@ -1,5 +1,6 @@
 """A sweep whose driver is killed mid-way resumes without re-running finished trials."""
 
+import json
 import os
 import signal
 import subprocess
@@ -75,3 +76,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
     for lr in finished_before:
         assert starts.count(lr) == 1, f"finished trial lr={lr} ran again"
     assert "best val_loss=" in again.stdout and '"lr": 0.01' in again.stdout
+    best = storage / "resume-me" / "best_config.json"   # its own: another sweep has another
+    assert f"best config: {best}" in again.stdout and json.loads(best.read_text())["lr"] == 0.01
+    seed = json.loads((storage / "resume-me" / "sweep_seed.json").read_text())["seed"]
+    assert f"seed {seed} (--seed {seed}" in again.stdout, "the resumed sweep keeps its seed"

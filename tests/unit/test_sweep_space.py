@@ -336,3 +336,28 @@ def test_tunes_variant_generator_resolves_the_space_without_ray():
     (_, config), = generate_variants(to_tune_space(r, seed=0), random_state=0)
     assert config["w"] in ("x", "y") and 1 <= config["k"] <= 64
     assert type(r.run_config(config)["k"]) is int       # Tune's float 6.0 → W&B's int 6
+
+
+def test_each_sweep_draws_fresh_points_unless_a_seed_repeats_them(tmp_path):
+    """A rerun of a random sweep under a new name adds new samples; `--seed` / `seed:`
+    repeat a sweep's draws; a resumed sweep keeps the seed it started with."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from sweeps.tune_runner import _search, _seed
+
+    spec = spec_of(lr={"distribution": "log_uniform_values", "min": 1e-5, "max": 1.0})
+
+    def points(seed):
+        space, _, _, _ = _search(spec, seed)
+        return [cfg["lr"] for _, cfg in generate_variants(space, random_state=seed)]
+
+    a, b = _seed(str(tmp_path / "a"), spec, None, False), _seed(str(tmp_path / "b"), spec,
+                                                               None, False)
+    assert a != b and points(a) != points(b), "two sweeps, two sets of points"
+    assert points(a) == points(a), "the same seed draws the same points"
+    assert _seed(str(tmp_path / "a"), spec, None, True) == a, "a resumed sweep keeps its seed"
+    assert _seed(str(tmp_path / "c"), spec, 7, False) == 7
+    seeded = parse_sweep({"method": "random", "run_cap": 2, "seed": 11,
+                          "parameters": {"lr": {"values": [1, 2]}}})
+    assert seeded.seed == 11 and _seed(str(tmp_path / "d"), seeded, None, False) == 11
+    assert _seed(str(tmp_path / "e"), seeded, 3, False) == 3, "--seed wins over seed:"
