@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.cli import registry as registry_cli
 from orchestrator.core import ATTEMPT_ACTIVE
@@ -343,12 +344,14 @@ def cmd_status(args) -> int:
     driver = read_driver_info(paths)
     if args.json:
         print(json.dumps({"queue": paths.name, "csv": str(paths.csv),
-                          "driver_pid": driver["pid"] if driver else None, "rows": rows},
-                         ensure_ascii=False, indent=1))
+                          "driver_pid": driver["pid"] if driver else None, "rows": rows,
+                          "notices": source.notices}, ensure_ascii=False, indent=1))
         return 0
     console = _console()
     console.print(render_status(row_views(rows), console.width,
                                 title=f"{paths.name}: {paths.csv}"))
+    for notice in source.notices:
+        console.print(f"[yellow]warning:[/] {escape(notice)}", highlight=False)
     console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")
     return 0
 

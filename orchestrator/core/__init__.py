@@ -53,11 +53,14 @@ from orchestrator.core.readiness import find_cycles, resolve
 from orchestrator.core.retry import Decision, RetryPolicy, decide, more_gpus
 from orchestrator.core.row import RowState, Spent
 from orchestrator.core.spec import (
+    KNOWN_COLUMNS,
     ON_OOM,
     OWNED_COLUMNS,
     REQUIRED_COLUMNS,
     SEED_COLUMNS,
     JobSpec,
+    canonical_column,
+    column_typos,
     parse_duration,
     parse_gpu_ids,
     parse_resources,
@@ -77,7 +80,8 @@ __all__ = [
     "why_waiting",
     "find_cycles", "resolve",
     "Decision", "RetryPolicy", "decide", "more_gpus", "RowState", "Spent",
-    "ON_OOM", "OWNED_COLUMNS", "REQUIRED_COLUMNS", "SEED_COLUMNS", "JobSpec",
+    "ON_OOM", "OWNED_COLUMNS", "REQUIRED_COLUMNS", "SEED_COLUMNS", "KNOWN_COLUMNS", "JobSpec",
+    "canonical_column", "column_typos",
     "parse_duration", "parse_gpu_ids", "parse_resources",
     "ATTEMPT_ACTIVE", "RowStatus", "Word", "read_word", "registry_word",
 ]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.infra.errors import QueueFileError
 
-__all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS",
+__all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS", "KNOWN_COLUMNS",
+           "canonical_column", "column_typos",
            "ON_OOM", "parse_gpu_ids", "parse_resources", "parse_duration"]
 
 SEED_COLUMNS = ("ID", "Name", "TrainingCommand", "TrainingCheck", "WandbRunID",
@@ -26,6 +27,38 @@ REQUIRED_COLUMNS = ("ID", "TrainingCommand")
 #: The columns the orchestrator writes. Nothing else is ever written into the file.
 OWNED_COLUMNS = ("TrainingCheck", "WandbRunID", "WeightFile", "Started", "Ended", "Attempts",
                  "Node", "BestMetric", "BestConfig", "Error", "LogFile")
+#: Every column the orchestrator reads or writes. A header cell that names one in another
+#: case (``gpus``, `` GPUs``) is that column; one that nearly does (``GPU``, ``Priorty``)
+#: is a probable typo, said before anything runs (``column_typos``).
+KNOWN_COLUMNS = (*dict.fromkeys(
+    (*SEED_COLUMNS, "GPUs", "CPUs", "Workers", "Priority", "Retries", "Kind", "Config",
+     "Notes", "OnOOM", "Resources", "TimeLimit", *OWNED_COLUMNS)),)
+_KNOWN_BY_KEY = {c.lower(): c for c in KNOWN_COLUMNS}
+
+
+def canonical_column(name: str) -> str:
+    """The known column ``name`` means regardless of case and spaces, else ``name``."""
+    return _KNOWN_BY_KEY.get(name.strip().lower(), name)
+
+
+def column_typos(header: Sequence[str], own: Collection[str] = ()) -> list[tuple[str, str]]:
+    """``(header cell, the known column it probably meant)`` for each cell that is not a
+    known column but nearly is (``GPU`` → ``GPUs``, ``Priorty`` → ``Priority``), unless
+    the user declared it their own (``own``, any case)."""
+    present = {canonical_column(h) for h in header}
+    mine = {o.strip().lower() for o in own}
+    out = []
+    for cell in header:
+        name = cell.strip()
+        if not name or canonical_column(name) in KNOWN_COLUMNS or \
+                name.lower() in mine:
+            continue
+        near = difflib.get_close_matches(name.lower(), list(_KNOWN_BY_KEY), n=1, cutoff=0.8)
+        if near and _KNOWN_BY_KEY[near[0]] not in present:
+            out.append((cell, _KNOWN_BY_KEY[near[0]]))
+    return out
+
+
 #: The most ``Retries`` a row may ask for: more keeps a queue alive for hours of backoff.
 MAX_RETRIES = 100
 #: What an out-of-memory attempt does next (``OnOOM`` column, ``[retry] on_oom``).

@@ -293,6 +293,8 @@ class Scheduler:
         """Tell the core how the file shows every row now."""
         self._table_stat, self._last_read = table.stat, time.monotonic()
         self._derive_all = True
+        for notice in table.column_notices(self.config.own_column_names):
+            self.note(notice)   # once each, before any row runs
         rows = table.rows()
         lines_by_id: dict[str, list[int]] = {}
         for line, row in rows:

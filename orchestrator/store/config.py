@@ -41,6 +41,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("general", "encoding", "csv_encoding", str, "",
             "the queue CSV's encoding when it is not UTF-8, e.g. cp949 (Korean Excel) or "
             "cp1252; empty = UTF-8 (or UTF-16 with a BOM)"),
+    Setting("general", "own_columns", "own_columns", str, "",
+            "your own columns whose names look like ours (e.g. GPU, Notes2), comma-separated: "
+            "not taken for a misspelled column"),
     Setting("general", "check_interval", "check_interval", float, 30.0,
             "seconds between full re-reads of the CSV (edits are also seen when the file changes)"),
     Setting("general", "max_training_process", "max_training_process", int, 0,
@@ -133,6 +136,7 @@ _FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
 class Config:
     csv_file: str = ""
     csv_encoding: str = ""
+    own_columns: str = ""
     check_interval: float = 30.0
     max_training_process: int = 0
     process_gpu_mapping: str = ""
@@ -211,6 +215,10 @@ class Config:
                            on_oom=self.on_oom, oom=self.retry_oom, stalled=self.retry_stalled,
                            timeout=self.retry_timeout, stall_timeout=self.stall_timeout,
                            time_limit=parse_duration(self.time_limit) if self.time_limit else 0.0)
+
+    @property
+    def own_column_names(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.own_columns.split(",") if c.strip())
 
     @property
     def weight_globs(self) -> tuple[str, ...]:

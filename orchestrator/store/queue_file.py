@@ -25,7 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from orchestrator.core import REQUIRED_COLUMNS
+from orchestrator.core import REQUIRED_COLUMNS, canonical_column, column_typos
 from orchestrator.infra.errors import QueueFileError
 from orchestrator.infra.text import printable as printable_text
 
@@ -74,8 +74,23 @@ class Table:
     merged_into: tuple[int, int] | None = None
 
     @property
+    def names(self) -> list[str]:
+        """The header as the orchestrator reads it: a known column in any case or with
+        spaces around it is that column (``gpus`` → ``GPUs``); the file keeps its text."""
+        return [canonical_column(h) for h in self.header]
+
+    @property
     def index(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.header)}
+        return {name: i for i, name in enumerate(self.names)}
+
+    def column_notices(self, own: Collection[str] = ()) -> list[str]:
+        """One line per header cell that is probably a misspelled known column (``GPU``,
+        ``Priorty``): its cells are not read as that column until it is renamed or
+        declared the user's own (``own_columns``)."""
+        return [f"{self.path} line 1: column {cell!r} is probably {known} (did you mean "
+                f"{known}?): its cells are not read as {known} — rename the column, or list "
+                f"it in own_columns in [general] if it is your own"
+                for cell, known in column_typos(self.header, own)]
 
     def rows(self) -> list[tuple[int, dict[str, str]]]:
         """``(line, {column: value})`` for every data record, in file order. Cells in no
@@ -84,7 +99,7 @@ class Table:
         out = []
         for r in self.records:
             row, stray = {}, []
-            for name, value in zip(self.header, r.cells, strict=False):
+            for name, value in zip(self.names, r.cells, strict=False):
                 if name.strip():
                     row[name] = value
                 elif value.strip():
@@ -244,16 +259,21 @@ class QueueFile:
                 fix=_encoding_fix(data, line)) from None
 
     def _check_header(self, table: Table) -> None:
-        missing = [c for c in REQUIRED_COLUMNS if c not in table.header]
+        names = table.names
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
+            typos = dict((known, cell) for cell, known in column_typos(table.header))
+            near = [f"'{typos[c]}' is probably {c}" for c in missing if c in typos]
             raise QueueFileError(
                 self.path, f"missing required column(s) {', '.join(missing)} "
                 f"(the header has: {', '.join(table.header) or 'nothing'})", line=1,
-                fix="the first line must name the columns, at least ID,TrainingCommand")
-        dupes = sorted({c for c in table.header if c and table.header.count(c) > 1})
+                fix=(f"did you mean it? {'; '.join(near)}: rename it" if near else
+                     "the first line must name the columns, at least ID,TrainingCommand"))
+        dupes = sorted({c for c in names if c.strip() and names.count(c) > 1})
         if dupes:
             raise QueueFileError(self.path, f"column(s) {', '.join(dupes)} appear twice in the "
-                                 "header", line=1, fix="rename or delete the extra column")
+                                 "header (names are read without regard to case)", line=1,
+                                 fix="rename or delete the extra column")
 
     # ---------------------------------------------------------------- writing
     def update(self, changes: Mapping[str, Mapping[str, str]]) -> Table:
@@ -314,7 +334,7 @@ class QueueFile:
         # stray cells beyond the header keep their own (unnamed) columns, before ours
         stray = max((len(r.extra) for r in table.records), default=0) if added else 0
         header = table.header + [""] * stray + added
-        new_idx = {name: i for i, name in enumerate(header)}
+        new_idx = {canonical_column(name): i for i, name in enumerate(header)}
         changed_any = bool(added)
         rendered: list[str] = []
         records: list[Record] | None = None if added else []

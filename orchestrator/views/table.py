@@ -277,6 +277,7 @@ class QueueSource:
         self.paths, self.config = paths, config
         self.metrics = MetricsTail()
         self._record: RunRecord | None = None
+        self.notices: list[str] = []   # what the last read found wrong with the header
 
     def close(self) -> None:
         if self._record is not None:
@@ -292,7 +293,9 @@ class QueueSource:
 
     def rows(self) -> list[dict]:
         """``status_rows`` of the queue as its files say now."""
-        rows = self.paths.queue_file().read().rows()
+        table = self.paths.queue_file().read()
+        self.notices = table.column_notices(self.config.own_column_names)
+        rows = table.rows()
         return status_rows(rows, self._attempts(), base_dir=self.paths.csv.parent,
                            metrics=self.metrics, metric=self.config.metric,
                            default_gpus=self.config.default_gpus, waiting=self._waiting())

@@ -343,6 +343,8 @@ class QueueApp(App):
             text += "\nbusy GPUs: " + " · ".join(
                 f"{escape(node)} [{','.join(sorted(ids))}]" for node, ids in sorted(busy.items()))
         text += "\n" + gpu_use_text(gpu_usage())
+        for notice in self.source.notices:   # a misspelled column, before anything runs
+            text += f"\n[yellow]{escape(notice)}[/yellow]"
         if self.load_error:
             text += f"\n[red]{escape(self.load_error)}[/red]"
         return text

@@ -1,5 +1,6 @@
 """QueueFile errors, encodings, spreadsheet-safe cells, and crash safety of writes."""
 
+import json
 import os
 import random
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import orchestrator
-from orchestrator.core import safe_cell
+from orchestrator.core import OWNED_COLUMNS, column_typos, safe_cell
 from orchestrator.infra.errors import QueueFileError
 from orchestrator.store.queue_file import QueueFile
 
@@ -56,7 +57,6 @@ def test_empty_file(tmp_path, data):
 @pytest.mark.parametrize("header,missing", [
     ("Name,TrainingCommand", "ID"),
     ("ID,Name,Command", "TrainingCommand"),
-    ("id,trainingcommand", "ID, TrainingCommand"),
 ])
 def test_header_without_required_columns(tmp_path, header, missing):
     path = write(tmp_path / "q.csv", header + "\nm1,x,y\n")
@@ -66,6 +66,24 @@ def test_header_without_required_columns(tmp_path, header, missing):
     assert f"missing required column(s) {missing}" in text
     assert header.replace(",", ", ") in text, "the message shows the header it found"
     assert "at least ID,TrainingCommand" in text
+
+
+def test_a_misspelled_required_column_is_named_with_did_you_mean(tmp_path):
+    path = write(tmp_path / "q.csv", "ID,Name,TraningCommand\nm1,x,y\n")
+    text = str(error_for(path))
+    assert "missing required column(s) TrainingCommand" in text
+    assert "did you mean it? 'TraningCommand' is probably TrainingCommand: rename it" in text
+
+
+def test_known_columns_are_read_without_regard_to_case_and_written_into_the_users(tmp_path):
+    """`id,trainingcommand,gpus,trainingcheck` is the queue it looks like; our cells go
+    into the user's own spelling of the column and the header is kept as written."""
+    path = write(tmp_path / "q.csv", "id,trainingcommand,gpus,trainingcheck\nm1,x,0.5,\n")
+    queue = QueueFile(path, writable=OWNED_COLUMNS)
+    [(line, row)] = queue.read().rows()
+    assert row == {"ID": "m1", "TrainingCommand": "x", "GPUs": "0.5", "TrainingCheck": ""}
+    queue.update({"m1": {"TrainingCheck": "Done"}})
+    assert path.read_text() == "id,trainingcommand,gpus,trainingcheck\nm1,x,0.5,Done\n"
 
 
 def test_duplicate_column_names(tmp_path):
@@ -240,3 +258,64 @@ def test_killed_writer_never_leaves_a_half_written_file(tmp_path):
         assert got["m6"]["TrainingCommand"] == "python t.py --i 6"
         seen_notes.add(got["m1"]["Notes"][0])
     assert seen_notes, "the writer never wrote"
+
+
+@pytest.mark.parametrize("header,typos", [
+    ("ID,Name,TrainingCommand,GPU,PretrainedModelID,Priorty",
+     [("GPU", "GPUs"), ("Priorty", "Priority")]),
+    ("ID,TrainingCommand,Retires,Kind,Confg", [("Retires", "Retries"), ("Confg", "Config")]),
+    ("ID,TrainingCommand,GPUs,GPU", []),             # the real one is there: GPU is theirs
+    ("ID,TrainingCommand,lr,Epochs,Owner,notes", []),  # their own columns; notes is Notes
+])
+def test_a_near_miss_of_a_known_column_is_a_probable_typo(header, typos):
+    assert column_typos(header.split(",")) == typos
+
+
+def test_a_column_declared_the_users_own_is_not_a_typo():
+    assert column_typos(["ID", "TrainingCommand", "GPU", "Priorty"], own=["gpu"]) == [
+        ("Priorty", "Priority")]
+
+
+def test_the_driver_says_a_misspelled_column_before_anything_runs(tmp_path, caplog, capsys):
+    """Priorty and GPU were silently user columns: the rows ran with default GPUs and no
+    order. Now the driver says which column each probably meant, once, before a row runs;
+    `status` says it under the table."""
+    from orchestrator.cli import main
+    from tests.fake_pool import FakePool
+    from tests.unit.test_loop import run
+
+    path = write(tmp_path / "q.csv", "ID,Name,TrainingCommand,GPU,Priorty\n"
+                 "a,x,true,0.5,1\nb,y,true,0.5,9\n")
+    with caplog.at_level("WARNING"):
+        r = run(path, FakePool())
+    said = [m for m in caplog.messages if "did you mean" in m]
+    assert said == [
+        f"{path} line 1: column 'GPU' is probably GPUs (did you mean GPUs?): its cells are not "
+        "read as GPUs — rename the column, or list it in own_columns in [general] if it is "
+        "your own",
+        f"{path} line 1: column 'Priorty' is probably Priority (did you mean Priority?): its "
+        "cells are not read as Priority — rename the column, or list it in own_columns in "
+        "[general] if it is your own"]
+    assert r.code == 0
+    capsys.readouterr()
+    assert main(["status", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notices"] == said
+    assert main(["status", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: " in out and "column 'Priorty' is probably Priority" in out
+    assert "list it in own_columns in [general]" in out, "shown literally, not as markup"
+
+
+def test_a_header_in_another_case_is_the_column_it_names(tmp_path):
+    """`PretrainedModelID` is PretrainedModelId: the child waits for its parent."""
+    from tests.fake_pool import FakePool
+    from tests.unit.test_loop import run
+
+    path = write(tmp_path / "q.csv", "id,TrainingCommand,PretrainedModelID,gpus\n"
+                 "p,true,,0.5\nc,true,p,0.5\n")
+    pool = FakePool()
+    run(path, pool)
+    assert [(launch.job_id, shape.gpus) for launch, shape in pool.launches] == [
+        ("p", 0.5), ("c", 0.5)], "GPUs read from the gpus column"
+    rows = {r["ID"]: r for _, r in QueueFile(path).read().rows()}
+    assert "p is Done but left no weight file" in rows["c"]["Error"], "c waited for p"
