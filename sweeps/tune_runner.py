@@ -482,6 +482,33 @@ def _wait_for_programs(trial_dirs: list[Path], timeout: float = _STOP_GRACE + 2.
             time.sleep(0.02)
 
 
+def _trial_times(result) -> tuple[float | None, float | None]:
+    """When the trial's (last) program started and ended: its parameter file is written
+    just before the start, ``exit_code`` (else ``run.log``) at the end; a trial in a
+    bucket falls back to what Tune measured between its reports."""
+    folder = Path(result.path)
+    try:
+        started = (folder / _PARAMS_FILE).stat().st_mtime
+        end_file = folder / "exit_code"
+        ended = (end_file if end_file.exists() else folder / "run.log").stat().st_mtime
+        return started, max(started, ended)
+    except OSError:
+        metrics = result.metrics or {}
+        end, total = metrics.get("timestamp"), metrics.get("time_total_s")
+        if _is_number(end) and _is_number(total):
+            return float(end) - float(total), float(end)
+        return None, None
+
+
+def _wandb_run_id(folder: Path) -> str:
+    """The id of the W&B run the trial's program made (``wandb/offline-run-<time>-<id>``)."""
+    try:
+        runs = sorted(folder.glob("wandb/*run-*-*"))
+    except OSError:
+        return ""
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else ""
+
+
 def _outcome(spec: SweepSpec, results, metric: str | None, mode: str | None) -> SweepOutcome:
     trials, errors = [], 0
     best = None
@@ -492,10 +519,13 @@ def _outcome(spec: SweepSpec, results, metric: str | None, mode: str | None) -> 
         value = value if _is_number(value) else None
         error = None if result.error is None else str(result.error)
         errors += error is not None
+        started, ended = _trial_times(result)
         trial = {"config": spec.run_config(config), "metric": value,
                  "status": "ERROR" if error else "TERMINATED", "error": error,
                  "trial_dir": str(result.path),
-                 "iterations": (result.metrics or {}).get("training_iteration")}
+                 "iterations": (result.metrics or {}).get("training_iteration"),
+                 "started": started, "ended": ended,
+                 "wandb_run_id": _wandb_run_id(Path(result.path))}
         trials.append(trial)
         if value is not None and error is None and (
                 best is None or (value > best["metric"] if mode == "max"

@@ -82,7 +82,8 @@ KIND = SweepKind()
 
 
 def write_trials(run_dir: Path, metric: str, goal: str, trials: list[dict]) -> None:
-    keep = ("config", "metric", "status", "error", "trial_dir")
+    keep = ("config", "metric", "status", "error", "trial_dir", "started", "ended",
+            "wandb_run_id")
     data = {"metric": metric, "goal": goal,
             "trials": [{k: t.get(k) for k in keep} for t in trials]}
     (Path(run_dir) / TRIALS_FILE).write_text(json.dumps(data, default=str), encoding="utf-8")

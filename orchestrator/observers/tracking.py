@@ -114,13 +114,16 @@ class JobTracking:
                 f"{self.queue}/{change.job_id}/trial-{i}",
                 description=f"trial {i} of {change.job_id}",
                 config=trial.get("config") or {}, model_type=f"{change.kind}-trial",
-                queue=self.queue, job_id=change.job_id, attempt=change.attempt, parent_id=exp)
+                wandb_run_id=str(trial.get("wandb_run_id") or ""),
+                queue=self.queue, job_id=change.job_id, attempt=change.attempt, parent_id=exp,
+                started=_when(trial.get("started")))
             value = trial.get("metric")
             final = {metric: value} if isinstance(value, (int, float)) else {}
             done = trial.get("status") == "TERMINATED"
             self.tracker.end_experiment(child, final_metrics=final, best_metrics=final,
                                         status=registry_word(S.DONE if done else S.CRASH),
-                                        notes=str(trial.get("error") or "")[:500])
+                                        notes=str(trial.get("error") or "")[:500],
+                                        ended=_when(trial.get("ended")))
 
     def _register(self, change: StatusChanged, exp: int, report) -> None:
         spec = change.spec
@@ -141,3 +144,9 @@ class JobTracking:
             parent_id=self._parent_model(spec))
         self.tracker.set_model(exp, model, report.weight_file)
         logger.debug("%s: registered model %s (id %d)", change.job_id, change.job_id, model)
+
+
+def _when(value) -> float | None:
+    """A trial's recorded time (seconds since the epoch), or None when it has none."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None

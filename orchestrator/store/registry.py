@@ -105,13 +105,16 @@ class ExperimentTracker:
     def start_experiment(self, name: str, description: str = "", config: dict | None = None,
                          model_type: str = "", dataset_info: dict | None = None,
                          wandb_run_id: str = "", *, queue: str = "", job_id: str = "",
-                         attempt: int | None = None, parent_id: int | None = None) -> int:
-        """A new running experiment; ``parent_id`` links a sweep trial to its sweep."""
+                         attempt: int | None = None, parent_id: int | None = None,
+                         started: float | None = None) -> int:
+        """A new running experiment; ``parent_id`` links a sweep trial to its sweep;
+        ``started``: when it began, if not now (a trial recorded after it ran)."""
         cur = self._db.execute(
             "INSERT INTO experiments (name, description, status, started, config, model_type, "
             "dataset_info, wandb_run_id, metrics, best_metrics, queue, job_id, attempt, "
             "parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
-            (name, description, RUNNING, time.time(), _dumps(config or {}), model_type,
+            (name, description, RUNNING, time.time() if started is None else started,
+             _dumps(config or {}), model_type,
              _dumps(dataset_info or {}), wandb_run_id, queue, job_id, attempt, parent_id))
         self.current_experiment_id = cur.lastrowid
         return cur.lastrowid
@@ -124,12 +127,14 @@ class ExperimentTracker:
                                 "with start_experiment()")
         return exp
 
-    def update_experiment_status(self, experiment_id: int, status: str, notes: str = "") -> bool:
+    def update_experiment_status(self, experiment_id: int, status: str, notes: str = "",
+                                 ended: float | None = None) -> bool:
         """Compare-and-set: only a running experiment changes; False when it had finished.
-        ``status`` may be a synonym: ``in_progress`` (the seed guide's word) is running."""
+        ``status`` may be a synonym: ``in_progress`` (the seed guide's word) is running.
+        ``ended``: when it finished, if not now."""
         status = status_word(status)
         self._require(experiment_id)
-        ended = time.time() if status in FINISHED else None
+        ended = (time.time() if ended is None else ended) if status in FINISHED else None
         cur = self._db.execute(
             "UPDATE experiments SET status = ?, ended = COALESCE(?, ended), "
             "notes = CASE WHEN ? = '' THEN notes ELSE ? END WHERE id = ? AND status = ?",
@@ -159,9 +164,10 @@ class ExperimentTracker:
 
     def end_experiment(self, experiment_id: int, final_metrics: dict | None = None,
                        best_metrics: dict | None = None, status: str = COMPLETED,
-                       notes: str = "", failure: str = "") -> bool:
+                       notes: str = "", failure: str = "", ended: float | None = None) -> bool:
         """Finish it (status completed/failed/stopped; ``failure``: the failure kind of a
-        queue attempt that did not complete); False if it had already finished."""
+        queue attempt that did not complete; ``ended``: when, if not now); False if it had
+        already finished."""
         word = status_word(status)
         if word not in FINISHED:
             raise RegistryError(f"end status {status!r} — use one of "
@@ -175,7 +181,7 @@ class ExperimentTracker:
                          "failure = ? WHERE id = ?",
                          (_dumps(final_metrics or {}), _dumps(best), failure or None,
                           experiment_id))
-        return self.update_experiment_status(experiment_id, status, notes)
+        return self.update_experiment_status(experiment_id, status, notes, ended=ended)
 
     def set_model(self, experiment_id: int, model_id: int | None, checkpoint_path: str) -> None:
         self._db.execute("UPDATE experiments SET model_id = ?, checkpoint_path = ? WHERE id = ?",

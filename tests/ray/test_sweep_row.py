@@ -37,6 +37,11 @@ def test_sweep_row_records_its_best_metric_and_config(tmp_path):
     trials = tracker.list_experiments(parent_id=exp["id"])
     assert sorted(t["config"]["lr"] for t in trials) == [0.001, 0.01, 0.1]
     assert all(t["status"] == "completed" for t in trials)
+    # when each trial ran, as it ran (not when the sweep ended), and its own W&B run
+    assert all(exp["started"] <= t["started"] < t["ended"] <= exp["ended"] for t in trials)
+    assert all(t["ended"] - t["started"] > 0.1 for t in trials), "a program takes time"
+    assert len({t["wandb_run_id"] for t in trials}) == 3 and all(
+        len(t["wandb_run_id"]) == 8 for t in trials)
     best = min(trials, key=lambda t: t["final_metrics"]["val_loss"])
     assert best["config"]["lr"] == 0.01
 

@@ -111,3 +111,13 @@ def test_registry_best_ranks_a_loss_lowest_first_and_says_which_way(tmp_path, ca
     assert main(["registry", "best", "--metric", "val_loss", "--goal", "max", *where]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "ranked by val_loss, highest first" in out and "from its name" not in out
+
+
+def test_an_experiment_recorded_after_it_ran_keeps_its_own_times(db):
+    """A sweep's trials are recorded when the sweep ends: with the times they ran."""
+    t = ExperimentTracker(db)
+    exp = t.start_experiment("trial", started=1_700_000_000.0, wandb_run_id="abcd1234")
+    t.end_experiment(exp, final_metrics={"loss": 1.0}, ended=1_700_000_042.5)
+    got = t.get_experiment(exp)
+    assert (got["started"], got["ended"], got["wandb_run_id"]) == (
+        1_700_000_000.0, 1_700_000_042.5, "abcd1234")
