@@ -364,13 +364,22 @@ def _sections_from_file(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         raise ConfigError(path, "config", str(path), "no such file; create one with "
                           f"--create_config {path}")
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
+        data = path.read_bytes()
+    except OSError as e:   # a folder, no permission, a broken disk
+        raise ConfigError(path, "config", str(path), f"cannot be read ({e.strerror or e}): "
+                          "give the path of an INI or YAML file you can read") from None
+    codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:   # UTF-8 (with or without a BOM), or UTF-16 with its BOM (Windows Notepad)
+        text = data.decode(codec)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(path, f"line {line}", f"byte(s) {data[e.start:e.end].hex(' ')}",
                           "the config is not UTF-8 text: save it as UTF-8") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError(path, f"line {line}", "a NUL byte", "the config is not a text file "
+                          "(binary data): give the path of an INI or YAML file") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text) or {}

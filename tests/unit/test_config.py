@@ -273,3 +273,29 @@ def test_shipped_example_configs_load(name):
     if not path.exists():
         pytest.skip(f"{path} is not in this checkout")
     assert load_config(path).source == str(path)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"\xf0\xb3\x00\xff[general]\n", "not UTF-8 text: save it as UTF-8"),
+    (b"\x00\x00[general]\n", "not a text file (binary data)"),
+    ("[general]\r\ncheck_interval = \uc0bc\n".encode("cp949"), "line 2"),
+])
+def test_a_binary_or_non_utf8_config_is_refused_with_line_and_fix(tmp_path, data, needle):
+    path = tmp_path / "manager.ini"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: line ") and needle in str(info.value)
+
+
+def test_a_folder_given_as_the_config_is_refused_not_a_traceback(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read .*Is a directory"):
+        load_config(tmp_path)
+
+
+def test_a_utf16_config_with_its_bom_is_read(tmp_path):
+    """Windows Notepad's 'Unicode' is UTF-16 with a BOM."""
+    path = tmp_path / "manager.ini"
+    path.write_bytes("[general]\ncheck_interval = 3\nmetric = 정확도\n".encode("utf-16"))
+    config = load_config(path)
+    assert config.check_interval == 3.0 and config.metric == "정확도"
