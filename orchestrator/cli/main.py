@@ -34,7 +34,7 @@ from orchestrator.observers.console import ProgressPrinter
 from orchestrator.observers.metrics import QueueMetrics
 from orchestrator.observers.notify import Notifier
 from orchestrator.observers.tracking import JobTracking
-from orchestrator.store.config import Config, load_config, write_default_config
+from orchestrator.store.config import Config, check_here, load_config, write_default_config
 from orchestrator.store.paths import (
     DriverLock,
     QueuePaths,
@@ -195,6 +195,7 @@ def cmd_run(args) -> int:
         return 0
     config, paths = _load(args)
     paths.queue_file().read()  # a missing or broken file fails here, before Ray starts
+    check_here(config, paths.csv.parent)   # so do a missing setup script and conda
     notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
     if config.storage:  # wrong credentials or a missing bucket too
         try:
@@ -207,8 +208,10 @@ def cmd_run(args) -> int:
         import ray
 
         local = connect_ray(config)
-        record_run_config(paths, config)
         try:
+            if local:   # pinned GPUs this machine does not have: refused before a row runs
+                check_here(config, paths.csv.parent, ray.cluster_resources().get("GPU", 0.0))
+            record_run_config(paths, config)
             lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
             return drive(paths, config, local, console, notifier=notifier)
         finally:

@@ -137,6 +137,13 @@ def _shape(loop, state: RowState) -> tuple[Shape, tuple[int, ...] | None, bool] 
             gpus = claimed[1]
         else:
             gpus = spec.gpu_ids or (cfg.default_gpu,)
+            have = loop.pool.totals().get("GPU", 0.0)
+            beyond = [g for g in gpus if g >= have]
+            if loop.local_ray and beyond:
+                return _unplaceable(loop, state, "GpuID", "+".join(map(str, gpus)),
+                                    f"names GPU {', '.join(map(str, beyond))} but this machine "
+                                    f"has {_amounts({'GPU': have})}",
+                                    "use GPUs it has (numbered from 0)")
             if len(gpus) > 1 and not cfg.allow_multi_gpu:
                 return _unplaceable(loop, state, "GpuID", "+".join(map(str, gpus)),
                                     "names several GPUs but allow_multi_gpu = false",

@@ -11,7 +11,9 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,6 +270,14 @@ class Config:
         except ValueError as e:
             raise ConfigError(src, "gpu_list", self.gpu_list, f"{e}; use e.g. 0,1,2,3") from None
         slots = self.slots  # raises on a bad mapping
+        listed = set(gpus)
+        unlisted = sorted({g for slot in slots for g in slot} - listed) \
+            if listed and self.process_gpu_mapping.strip() else []
+        if unlisted:
+            raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
+                              f"names GPU {', '.join(map(str, unlisted))}, which gpu_list = "
+                              f"{self.gpu_list} does not list; map the slots to GPUs of "
+                              "gpu_list, or add them to it")
         if not self.allow_multi_gpu and any(len(s) > 1 for s in slots):
             raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
                               "a slot has several GPUs but allow_multi_gpu = false; set it "
@@ -451,3 +461,34 @@ def write_default_config(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def check_here(config: Config, base_dir: Path, gpus_here: float | None = None) -> None:
+    """What the driver can check on its own machine before any row runs: the setup
+    script, conda, and pinned GPUs that this machine has (``gpus_here``: its GPU count on
+    a local Ray; None: not known). A row on another node whose environment differs
+    fails there with the ``setup`` kind."""
+    src = config.source
+    if config.setup_script:
+        path = Path(config.setup_script).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        if not path.is_file():
+            raise ConfigError(src, "[environment] setup_script", config.setup_script,
+                              f"there is no such file ({path}; a relative path starts at the "
+                              "queue file's folder): fix the path or remove setup_script")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(src, "[environment] setup_script", config.setup_script,
+                              f"{path} cannot be read: fix its permissions")
+    if config.use_conda and not config.setup_script and shutil.which("conda") is None:
+        raise ConfigError(src, "[environment] use_conda", "true",
+                          "conda is not on PATH here: install it, put it on PATH (or in "
+                          "setup_script), or set use_conda = false")
+    if gpus_here is not None and config.gpu_mode == "slots":
+        beyond = sorted({g for slot in config.slots for g in slot if g >= gpus_here})
+        if beyond:
+            key = "process_gpu_mapping" if config.process_gpu_mapping.strip() else "gpu_list"
+            have = f"GPUs 0-{int(gpus_here) - 1}" if gpus_here >= 1 else "no GPU"
+            raise ConfigError(src, key, getattr(config, key),
+                              f"names GPU {', '.join(map(str, beyond))} but this machine "
+                              f"has {have}: use GPUs it has (or start with --num-gpus N to "
+                              "try it with logical GPUs)")

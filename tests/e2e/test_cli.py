@@ -279,6 +279,21 @@ def test_a_reader_gone_before_the_stop_never_skips_the_final_write(tmp_path, ini
     assert [r["status"] for r in status["rows"]] == ["Pending"]
 
 
+def test_a_pinned_gpu_the_machine_lacks_is_refused_before_any_row_runs(tmp_path, ini):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["a", "", probe("a", out), "", "", "", "", ""]])
+    before = csv.read_bytes()
+    ini.write_text(INI + "process_gpu_mapping = process0=0,process1=5\n"
+                   "[gpu]\nenable_gpu_assignment = true\n")
+    done = cli("run", csv, "--config", ini, "--num-gpus", "2", "--no_ui")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "process_gpu_mapping='process0=0,process1=5' — names GPU 5 but this machine " \
+           "has GPUs 0-1" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not out.exists() and csv.read_bytes() == before, "nothing ran, nothing written"
+
+
 def test_a_local_ray_prints_its_dashboard_and_keeps_its_new_token_private(tmp_path):
     """The driver says where the dashboard it started is and how to sign in; the token Ray
     writes for a new local cluster (world-readable by default) is made 0600."""

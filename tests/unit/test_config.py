@@ -299,3 +299,29 @@ def test_a_utf16_config_with_its_bom_is_read(tmp_path):
     path.write_bytes("[general]\ncheck_interval = 3\nmetric = 정확도\n".encode("utf-16"))
     config = load_config(path)
     assert config.check_interval == 3.0 and config.metric == "정확도"
+
+
+def test_a_mapping_to_a_gpu_gpu_list_lacks_is_refused(tmp_path):
+    msg = config_error(tmp_path, "[general]\nprocess_gpu_mapping = process0=9,process1=1\n"
+                       "[gpu]\nenable_gpu_assignment = true\ngpu_list = 0,1\n")
+    assert "process_gpu_mapping='process0=9,process1=1'" in msg
+    assert "names GPU 9, which gpu_list = 0,1 does not list" in msg
+
+
+def test_what_this_machine_lacks_is_refused_before_any_row_runs(tmp_path, monkeypatch):
+    from orchestrator.store.config import check_here
+
+    pinned = load_config(None, process_gpu_mapping="process0=0,process1=3",
+                         enable_gpu_assignment=True)
+    check_here(pinned, tmp_path, gpus_here=4)
+    with pytest.raises(ConfigError, match="names GPU 3 but this machine has GPUs 0-1"):
+        check_here(pinned, tmp_path, gpus_here=2)
+    with pytest.raises(ConfigError, match=r"setup_script='env\.sh'.*no such file"):
+        check_here(load_config(None, setup_script="env.sh"), tmp_path)
+    (tmp_path / "env.sh").write_text("export A=1\n")
+    check_here(load_config(None, setup_script="env.sh"), tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))   # no conda on it
+    conda = load_config(None, use_conda=True, conda_env="torch")
+    with pytest.raises(ConfigError, match="conda is not on PATH here"):
+        check_here(conda, tmp_path)
+    check_here(conda.replace(setup_script="env.sh"), tmp_path)  # its setup may bring conda

@@ -319,3 +319,16 @@ def test_a_row_with_more_cells_than_the_header_is_invalid_and_kept(tmp_path, cap
     logged = [r.getMessage() for r in caplog.records if "more cells" in r.getMessage()]
     assert logged and f"{q} line 3" in logged[0] and "bad" in logged[0], logged
     assert "cfg_64,128,0.5" in q.read_text().replace('"', ""), "the user's cells are kept"
+
+
+def test_a_pinned_gpu_this_machine_lacks_makes_the_row_invalid(tmp_path):
+    q = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GpuID"],
+                  [["ok", "python t.py", "1"], ["far", "python t.py", "7"]])
+    pool = FakePool(gpus=4)
+    r = run(q, pool, enable_gpu_assignment=True, use_process_order=False)
+    rows = read_rows(q)
+    assert rows["ok"]["TrainingCheck"] == "Done"
+    assert rows["far"]["TrainingCheck"] == "Invalid"
+    assert rows["far"]["Error"] == ("invalid: GpuID='7': names GPU 7 but this machine has "
+                                    "4 GPU — use GPUs it has (numbered from 0)")
+    assert [launch.job_id for launch, _ in pool.launches] == ["ok"] and r.code == 1
