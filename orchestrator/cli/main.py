@@ -3,17 +3,19 @@
 ``python -m orchestrator.run queue.csv`` is ``orchestrator run queue.csv``. The
 seed's flags (``--csv --config --create_config --check_interval
 --max_training_process --wandb_entity --wandb_project --no_ui --auto_continue``)
-keep working.
+keep working: every long flag takes dashes or underscores (help shows dashes).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -68,16 +70,16 @@ def _add_queue_args(p: argparse.ArgumentParser, positional: bool = True) -> None
 def _run_parser(p: argparse.ArgumentParser) -> None:
     _add_queue_args(p)
     p.add_argument("--csv", help="the queue CSV (seed flag; same as the positional)")
-    p.add_argument("--create_config", metavar="PATH", help="write a commented default config "
+    p.add_argument("--create-config", metavar="PATH", help="write a commented default config "
                    "to PATH and exit")
-    p.add_argument("--check_interval", type=float, help="seconds between full CSV re-reads")
-    p.add_argument("--max_training_process", type=int, help="most jobs at once (0 = no cap)")
-    p.add_argument("--wandb_entity")
-    p.add_argument("--wandb_project")
-    p.add_argument("--no_ui", action="store_true", default=None,
+    p.add_argument("--check-interval", type=float, help="seconds between full CSV re-reads")
+    p.add_argument("--max-training-process", type=int, help="most jobs at once (0 = no cap)")
+    p.add_argument("--wandb-entity")
+    p.add_argument("--wandb-project")
+    p.add_argument("--no-ui", action="store_true", default=None,
                    help="plain progress lines (also what a non-terminal gets)")
-    p.add_argument("--auto_continue", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep starting rows as slots free (default); --no-auto_continue runs "
+    p.add_argument("--auto-continue", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep starting rows as slots free (default); --no-auto-continue runs "
                    "the rows that fit now and exits when they finish")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start a "
                    "local Ray)")
@@ -91,8 +93,48 @@ def _run_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def _dashed(arg: str) -> str:
+    """``--no_ui`` → ``--no-ui`` (a value after ``=`` is kept as written)."""
+    if not arg.startswith("--") or arg == "--":
+        return arg
+    name, eq, value = arg.partition("=")
+    return name.replace("_", "-") + eq + value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Long flags in either spelling — the seed's ``--no_ui``, ``--check_interval`` and
+    ours ``--num-gpus`` alike (help shows dashes) — and an unknown flag gets the
+    nearest real one."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        return super().parse_known_args([*map(_dashed, args[:end]), *args[end:]], namespace)
+
+    def _flags(self) -> list[str]:
+        flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags += sub._flags() if isinstance(sub, _Parser) else []
+        return flags
+
+    def error(self, message: str):
+        found = re.search(r"unrecognized arguments: (.*)", message)
+        if found:
+            flags = sorted(set(self._flags()))
+            hints = []
+            for word in found.group(1).split():
+                near = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+                if word.startswith("-") and near:
+                    hints.append(f"{word}: did you mean {near[0]}?")
+            if hints:
+                message += " (" + "; ".join(hints) + ")"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orchestrator", description=(
+    parser = _Parser(prog="orchestrator", description=(
         "Run a CSV queue of training jobs on Ray."))
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub.add_parser("run", help="run a queue (the driver)"))
@@ -136,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--retries", type=int, default=1, help="retries of a crashed trial")
     q.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     q.add_argument("--num-gpus", type=float, help="logical GPUs for a new local Ray")
-    q.add_argument("--pretrained_path", help="appended to every run's arguments (a parent "
+    q.add_argument("--pretrained-path", help="appended to every run's arguments (a parent "
                    "row's weights; a URI is downloaded onto each trial's node)")
     q.add_argument("--report", action="store_true",
                    help="report the best metric, config and weights to $ORCH_METRICS_FILE")
