@@ -585,8 +585,13 @@ class _Parser:
                 lo, hi = _coerce(body["min"])[0], _coerce(body["max"])[0]
                 both_int = isinstance(lo, int) and isinstance(hi, int)
                 return "int_uniform" if both_int else "uniform"
-            self.error(where, "cannot tell the distribution",
-                       "add values: [...], value: x, min/max, or distribution: <name>")
+            unknown = [k for k in body if k not in PARAM_KEYS]
+            for key in unknown:   # `valuess:` is a typo, not a missing distribution
+                self.error(f"{where}.{key}", "unknown key",
+                           f"{_hint(key, PARAM_KEYS)}valid keys: {', '.join(PARAM_KEYS[:-1])}")
+            if not unknown:
+                self.error(where, "cannot tell the distribution",
+                           "add values: [...], value: x, min/max, or distribution: <name>")
             return None
         if dist not in DISTRIBUTIONS:
             self.error(where + ".distribution", f"unknown distribution {dist!r}",
@@ -675,6 +680,12 @@ class _Parser:
         lo, hi = math.exp(n["min"]), math.exp(n["max"])
         if dist == "inv_log_uniform":
             lo, hi = math.exp(-n["max"]), math.exp(-n["min"])
+        if 0 < n["min"] < n["max"] <= 1:   # 0.0001..0.1 as exponents: values were meant
+            self.warn(where, f"{dist} takes natural-log exponents, so min: {n['min']:g}, "
+                      f"max: {n['max']:g} draw values {lo:.6g}..{hi:.6g}",
+                      f"did you mean {EXPONENT_FORMS[dist]} with min: {n['min']:g}, max: "
+                      f"{n['max']:g} (the values themselves)?")
+            return True
         self.warn(where, f"{dist} takes natural-log exponents: values span {lo:.6g}..{hi:.6g} "
                   "(W&B deprecates it)",
                   f"use {EXPONENT_FORMS[dist]} with min: {lo:.6g}, max: {hi:.6g} "

@@ -119,9 +119,17 @@ def test_exponent_forms_show_their_value_range_and_warn():
     assert "use inv_log_uniform_values" in text
 
 
+def test_log_uniform_with_the_values_written_asks_if_the_values_were_meant():
+    spec = parse_sweep(sweep(lr={"distribution": "log_uniform", "min": 0.0001, "max": 0.1}))
+    text = warnings_of(spec)
+    assert "min: 0.0001, max: 0.1 draw values 1.0001..1.10517" in text
+    assert "did you mean log_uniform_values with min: 0.0001, max: 0.1 (the values " \
+           "themselves)?" in text
+
+
 def test_log_uniform_with_value_sized_bounds_warns_with_the_real_range():
     spec = parse_sweep(sweep(lr={"distribution": "log_uniform", "min": 1e-6, "max": 1e-3}))
-    assert "values span 1..1.001" in warnings_of(spec)
+    assert "draw values 1..1.001" in warnings_of(spec)   # and asks if values were meant
 
 
 # -- sloppy real files are accepted ------------------------------------------------------
@@ -312,6 +320,7 @@ def test_nested_errors_name_the_full_path():
      "parameters.x.mx: unknown key — did you mean 'max'?"),
     ({"min": 0},
      "parameters.x: cannot tell the distribution — add values: [...], value: x, min/max"),
+    ({"valuess": [1, 2]}, "parameters.x.valuess: unknown key — did you mean 'values'?"),
     ({"value": 1, "values": [1, 2]}, "parameters.x: has both value and values — keep one"),
     ({"values": []}, "parameters.x.values: expected a non-empty list, got []"),
     ({"distribution": "log_uniform", "min": 0, "max": 800},
