@@ -19,6 +19,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="show a queue's rows and their status")
     _add_queue_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("check", help="every row's verdict before anything runs (no Ray)")
+    _add_queue_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("stop", help="stop rows of a queue (running or not yet started)")
     _add_queue_args(p)
     p.add_argument("ids", nargs="*", help="row IDs")
@@ -238,6 +242,9 @@ def cmd_run(args) -> int:
     config, paths = _load(args)
     paths.queue_file().read()  # a missing or broken file fails here, before Ray starts
     check_here(config, paths.csv.parent)   # so do a missing setup script and conda
+    said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config)[0] if not v.ok]
+    for message in said:   # rows that cannot run: said before Ray starts, and once
+        logging.getLogger("orchestrator").error(message)
     notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
     if config.storage:  # wrong credentials or a missing bucket too
         try:
@@ -255,14 +262,15 @@ def cmd_run(args) -> int:
                 check_here(config, paths.csv.parent, ray.cluster_resources().get("GPU", 0.0))
             record_run_config(paths, config)
             lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
-            return drive(paths, config, local, console, notifier=notifier)
+            return drive(paths, config, local, console, notifier=notifier, said=said)
         finally:
             notifier.close(timeout=10)
             ray.shutdown()
 
 
 def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
-          install_signals: bool = True, notifier: Notifier | None = None) -> int:
+          install_signals: bool = True, notifier: Notifier | None = None,
+          said: Iterable[str] = ()) -> int:
     """Run the queue on the Ray this process is connected to; print the summary."""
     import ray
 
@@ -285,7 +293,8 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
     scheduler = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
                           observers=(*printer, tracking, QueueMetrics(paths.name),
-                                     *([notifier] if notifier is not None else [])))
+                                     *([notifier] if notifier is not None else [])),
+                          said=said)
     received: list[int] = []   # the signals that stopped the run
     try:
         if ui:
@@ -588,6 +597,50 @@ def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: s
     return storage.public(storage.join(uri, relative)) if relative else ""
 
 
+def _verdicts(paths: QueuePaths, config: Config):
+    """``check_rows`` of the queue as it is now, with the registry's models if any; and
+    the header's notices."""
+    from orchestrator.store.registry import ModelRegistry
+    from orchestrator.views.check import check_rows
+
+    table = paths.queue_file().read()
+    models = ModelRegistry(paths.registry) if paths.registry.exists() else None
+    try:
+        return (check_rows(table, paths.csv.parent, models.resolve if models else None),
+                table.column_notices(config.own_column_names))
+    finally:
+        if models is not None:
+            models.close()
+
+
+def cmd_check(args) -> int:
+    config, paths = _load(args)
+    verdicts, notices = _verdicts(paths, config)
+    bad = [v for v in verdicts if not v.ok]
+    if args.json:
+        print(json.dumps({"csv": str(paths.csv), "notices": notices, "rows": [
+            {"line": v.line, "id": v.id, "name": v.name, "ok": v.ok, "verdict": v.text}
+            for v in verdicts]}, ensure_ascii=False, indent=1))
+        return 1 if bad else 0
+    console = _console()
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=f"{paths.name}: {paths.csv}", header_style="bold", expand=False)
+    for col in ("line", "ID", "Name", "verdict"):
+        table.add_column(col, overflow="fold")
+    for v in verdicts:
+        table.add_row(str(v.line), v.id, v.name,
+                      v.text if v.ok else f"[red]Invalid[/]: {escape(v.text)}")
+    console.print(table)
+    for notice in notices:
+        console.print(f"[yellow]warning:[/] {escape(notice)}", highlight=False)
+    blocked = sum(v.ok and v.text.startswith("Blocked") for v in verdicts)
+    console.print(f"{len(verdicts)} rows: {len(verdicts) - len(bad) - blocked} will run, "
+                  f"wait or are finished; {blocked} Blocked; {len(bad)} Invalid"
+                  + (" — fix them, then run" if bad else ""))
+    return 1 if bad else 0
+
+
 def cmd_tui(args) -> int:
     from orchestrator.views.tui import QueueApp
 
@@ -597,7 +650,8 @@ def cmd_tui(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "stop": cmd_stop,
+COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "check": cmd_check,
+            "stop": cmd_stop,
             "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
             "sweep": cmd_sweep}
 

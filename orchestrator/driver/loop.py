@@ -20,7 +20,7 @@ import os
 import queue
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from orchestrator.core import (
@@ -79,7 +79,10 @@ class Scheduler:
 
     def __init__(self, queue_file: QueueFile, config: Config, state_dir: Path,
                  record: RunRecord, *, queue_name: str, local_ray: bool,
-                 observers: tuple[Observer, ...] = (), pool: Pool | None = None):
+                 observers: tuple[Observer, ...] = (), pool: Pool | None = None,
+                 said: Iterable[str] = ()):
+        """``said``: messages the user was already shown (``run`` checks the rows before
+        Ray starts); the loop does not repeat them."""
         self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS,
                                encoding=queue_file.encoding)
         self.config, self.state_dir, self.record = config, state_dir, record
@@ -105,7 +108,7 @@ class Scheduler:
         self._stop_on_interrupt = False
         self._stopping_sent = False
         self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
-        self._notes: set[str] = set()
+        self._notes: set[str] = set(said)
         self._stale: list[str] = []
         self._touched: set[str] = set()     # rows whose readiness inputs changed
         self._derive_all = True             # the file was read: every row is derived again

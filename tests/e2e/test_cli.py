@@ -280,7 +280,8 @@ def test_a_reader_gone_before_the_stop_never_skips_the_final_write(tmp_path, ini
 def test_a_pinned_gpu_the_machine_lacks_is_refused_before_any_row_runs(tmp_path, ini):
     out = tmp_path / "out"
     csv = write_csv(tmp_path / "queue.csv", HEADER, [
-        ["a", "", probe("a", out), "", "", "", "", ""]])
+        ["a", "", probe("a", out), "", "", "", "", ""],
+        ["x", "", probe("x", out), "", "", "", "abc", ""]])
     before = csv.read_bytes()
     ini.write_text(INI + "process_gpu_mapping = process0=0,process1=5\n"
                    "[gpu]\nenable_gpu_assignment = true\n")
@@ -289,6 +290,8 @@ def test_a_pinned_gpu_the_machine_lacks_is_refused_before_any_row_runs(tmp_path,
     assert "process_gpu_mapping='process0=0,process1=5' — names GPU 5 but this machine " \
            "has GPUs 0-1" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+    # a row that cannot run is said before Ray starts (the GPU check comes after it)
+    assert f"ERROR {csv} line 3 (ID=x): GPUs='abc': not a number" in done.stderr
     assert not out.exists() and csv.read_bytes() == before, "nothing ran, nothing written"
 
 

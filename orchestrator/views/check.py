@@ -1,0 +1,115 @@
+"""``orchestrator check queue.csv``: every row's verdict before anything runs.
+
+No Ray, no driver: the file is read as the driver reads it and each row gets what the
+driver would decide first — it runs, it waits for its parent, it is finished or held,
+or it is Invalid with the file, line, cell and fix. ``run`` says the Invalid ones the
+same way before Ray starts, so nobody waits for Ray to learn of a typo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.core import RowStatus, find_cycles, read_word
+from orchestrator.core.status import unknown_word_message
+from orchestrator.infra.errors import QueueFileError
+from orchestrator.kinds import parse_row
+from orchestrator.store.queue_file import Table
+
+__all__ = ["Verdict", "check_rows"]
+
+S = RowStatus
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the driver would make of one row now."""
+
+    line: int
+    id: str
+    name: str
+    ok: bool            # False: the row is Invalid as written
+    text: str           # what happens to it (or what is wrong and the fix)
+
+    @property
+    def message(self) -> str:
+        """The console line: file, line, ID and the verdict."""
+        return f"line {self.line} (ID={self.id or '?'}): {self.text}"
+
+
+def check_rows(table: Table, base_dir: Path,
+               models: Callable[[str], dict | None] | None = None) -> list[Verdict]:
+    """Every row's verdict, in file order. ``models``: a registry lookup for a
+    ``PretrainedModelId`` that names no row (None: no registry yet)."""
+    rows = table.rows()
+    lines: dict[str, list[int]] = {}
+    for line, row in rows:
+        job_id = (row.get("ID") or "").strip()
+        if job_id:
+            lines.setdefault(job_id, []).append(line)
+    parsed: dict[str, tuple] = {}
+    out: dict[int, Verdict] = {}
+    for line, row in rows:
+        job_id = (row.get("ID") or "").strip()
+        name = (row.get("Name") or "").strip()
+        if not job_id:
+            if any(v.strip() for v in row.values()):
+                out[line] = Verdict(line, "", name, False,
+                                    "the row has no ID, so it cannot run — give it a unique ID")
+            continue
+        if len(lines[job_id]) > 1:
+            out[line] = Verdict(line, job_id, name, False, f"ID {job_id!r} is used on lines "
+                                f"{', '.join(map(str, lines[job_id]))} — give each row its "
+                                "own ID")
+            continue
+        word = read_word(row.get("TrainingCheck"))
+        if not word.known:
+            out[line] = Verdict(line, job_id, name, False,
+                                unknown_word_message(word.text))
+            continue
+        try:
+            spec = parse_row(row, line, table.path, base_dir)
+        except QueueFileError as e:
+            out[line] = Verdict(line, job_id, name, False, e.reason)
+            continue
+        parsed[job_id] = (line, name, spec, word)
+    cycles = find_cycles({i: s.parent_id for i, (_, _, s, _) in parsed.items() if s.parent_id})
+    for job_id, (line, name, spec, word) in parsed.items():
+        out[line] = Verdict(line, job_id, name, *_verdict(job_id, spec, word, lines, parsed,
+                                                          cycles, models))
+    return [out[line] for line in sorted(out)]
+
+
+def _verdict(job_id, spec, word, ids, parsed, cycles, models) -> tuple[bool, str]:
+    status = word.status
+    parent = spec.parent_id
+    if parent and job_id in cycles:
+        return False, (f"PretrainedModelId={parent!r} makes a cycle — break the chain so "
+                       "that no row waits on itself")
+    if parent and parent not in ids and (models is None or models(parent) is None):
+        return False, (f"PretrainedModelId={parent!r}: no row has that ID and no registered "
+                       "model has that id or name[:version] — use another row's ID or a "
+                       "model from `orchestrator registry models`")
+    if word.rerun:
+        return True, "runs again from scratch (Rerun)"
+    if status is S.HOLD:
+        return True, "held (Hold): it waits until you clear TrainingCheck"
+    if status is S.DONE:
+        return True, "Done: it does not run again (write Rerun to run it again)"
+    if status is not None and status.is_active:
+        return True, f"{status.value}: a driver ran it; the next one re-attaches or re-queues it"
+    if status is not None and status.is_finished:
+        return True, (f"{status.value}: it does not run again until you clear TrainingCheck "
+                      "(or write Rerun)")
+    if parent and parent not in parsed and parent in ids:
+        return True, f"Blocked: its parent {parent} is Invalid — fix {parent} first"
+    ended = parsed[parent][3].status if parent in parsed else None
+    if ended in (S.CRASH, S.STOPPED):
+        return True, f"Blocked: its parent {parent} ended {ended.value} — fix and rerun it"
+    if parent and parent in ids:
+        return True, f"runs after {parent} is Done, with its weights"
+    if parent:
+        return True, f"runs, from the registered model {parent}"
+    return True, "runs"
