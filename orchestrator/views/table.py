@@ -183,10 +183,12 @@ def _gpu_ids(value) -> list[int]:
     return [int(p) for p in (str(x).strip() for x in parts) if p.isdigit()]
 
 
-def gpus_text(asked: float | None, ids: list[int]) -> str:
+def gpus_text(asked: float | None, ids: list[int], cell: str = "") -> str:
     """``0.5`` asked; ``0.5@1`` while it holds GPU 1; ``2@0,1``; ``auto@0`` (the config's
-    default_gpus = auto: 1 where the cluster has GPUs)."""
-    text = f"{asked:g}" if asked is not None else "auto"
+    default_gpus = auto: 1 where the cluster has GPUs); a cell that is not a number is
+    shown as written (``abc``: the row is Invalid)."""
+    text = f"{asked:g}" if asked is not None else (
+        cell if cell and cell.lower() != "auto" else "auto")
     return f"{text}@{','.join(map(str, ids))}" if ids else text
 
 
@@ -226,6 +228,9 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
         last = metrics.last(log.parent / "metrics.jsonl") if log is not None else {}
         found = _metric(last, metric)
         gpus_cell = (row.get("GPUs") or "").strip() or default_gpus
+        # where an attempt ran is shown while it runs and after it ended; a row waiting
+        # again (Pending after a stop, Hold, Blocked, Invalid) holds nothing and no node
+        ran = status.is_active or status.is_finished
         out.append({
             "id": job_id, "name": row.get("Name", ""), "status": status.label,
             "line": line, "kind": (row.get("Kind") or "").strip().lower() or "command",
@@ -234,8 +239,9 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "priority": _int(row.get("Priority")) or 0,
             "parent": (row.get("PretrainedModelId") or "").strip(),
             "attempts": _int(row.get("Attempts")) or latest.get("attempt"),
-            "gpus": _float(gpus_cell), "gpu_ids": _gpu_ids(latest.get("gpus")),
-            "node": row.get("Node", "") or latest.get("node") or "",
+            "gpus": _float(gpus_cell), "gpus_cell": gpus_cell,
+            "gpu_ids": _gpu_ids(latest.get("gpus")) if ran else [],
+            "node": (row.get("Node", "") or latest.get("node") or "") if ran else "",
             "started": row.get("Started", ""), "ended": row.get("Ended", ""),
             "elapsed_s": round(elapsed, 1) if elapsed else None,
             "progress": _with_eta(_progress(last), elapsed, status),
@@ -334,7 +340,7 @@ def row_views(rows: list[dict]) -> list[RowView]:
         seen.add(key)
         best = r["best_metric"]
         cells = {"id": r["id"], "name": r["name"], "status": r["status"],
-                 "gpus": gpus_text(r["gpus"], r["gpu_ids"]),
+                 "gpus": gpus_text(r["gpus"], r["gpu_ids"], r.get("gpus_cell", "")),
                  "gpu_ids": ",".join(map(str, r["gpu_ids"])),
                  "node": r["node"], "time": format_duration(r["elapsed_s"]),
                  "progress": r["progress_text"], "metric": r["metric_text"],

@@ -204,13 +204,16 @@ def gpu_use_text(usage: list[dict] | None) -> str:
 def details_text(view: RowView) -> str:
     """The details pane of one row (rich markup, every value escaped)."""
     r = view.data
-    asked = f"{r['gpus']:g}" if r.get("gpus") is not None else "default"
-    held = ",".join(map(str, r.get("gpu_ids") or [])) or "-"
+    asked = f"{r['gpus']:g}" if r.get("gpus") is not None else (r.get("gpus_cell") or "default")
+    ids = r.get("gpu_ids") or []
+    held = (f"GPU {','.join(map(str, ids))}" if len(ids) == 1 else
+            f"GPUs {','.join(map(str, ids))}") if ids else "none"
     lines = [f"[b]{escape(view.id)}[/b] {escape(view.name)}  "
              f"[{style_of(view.status)}]{view.status}[/]  kind {escape(r.get('kind', ''))}"
              f"  attempt {r.get('attempts') or '-'}  priority {r.get('priority', 0)}"
              f"  parent {escape(r.get('parent') or '-')}",
-             f"GPUs asked {asked}, held {held}  node {escape(r.get('node') or '-')}"
+             f"GPUs asked {escape(str(asked))}, holds {held}  "
+             f"node {escape(r.get('node') or '-')}"
              f"  time {escape(view.cells.get('time') or '-')}"
              f"  progress {escape(view.cells.get('progress') or '-')}",
              f"command: {escape(printable(r.get('command') or r.get('config') or ''))}"]

@@ -169,3 +169,32 @@ def test_status_reads_a_cp949_queue_as_named_then_as_the_driver_did(tmp_path, ca
     record_run_config(queue_paths(csv_path, config), config)   # what `orchestrator run` keeps
     assert main(["status", str(csv_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0]["name"] == "한글 이름"
+
+
+def test_a_waiting_row_holds_no_gpu_and_a_bad_cell_is_shown_as_written(tmp_path):
+    """A row stopped back to Pending kept '1@0' and its node; a GPUs cell 'abc' showed
+    'auto'; the TUI said 'held 0' for GPU 0."""
+    from orchestrator.views.tui import details_text
+
+    runs = tmp_path / "runs"
+    record = RunRecord(runs / "registry.db")
+    for job_id in ("again", "ran"):
+        record.begin_attempt("queue", job_id, 1, status="Queued")
+        record.update_attempt("queue", job_id, 1, status="Stopped" if job_id == "again"
+                              else "Done", node="node-a", gpus="0", started=time.time() - 9,
+                              ended=time.time() - 1)
+    record.close()
+    csv_path = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["again", "a", "python t.py", "1", "", "", "", "1", "node-a", "", "", "", ""],
+        ["ran", "r", "python t.py", "1", "", "", "Done", "1", "node-a", "", "", "", ""],
+        ["bad", "b", "python t.py", "abc", "", "", "", "", "", "", "", "", ""]])
+    config = load_config(None)
+    source = QueueSource(queue_paths(csv_path, config), config)
+    views = {v.id: v for v in row_views(source.rows())}
+    source.close()
+    assert (views["again"].cells["gpus"], views["again"].cells["node"]) == ("1", "")
+    assert (views["ran"].cells["gpus"], views["ran"].cells["node"]) == ("1@0", "node-a")
+    assert views["bad"].cells["gpus"] == "abc"
+    assert "GPUs asked 1, holds GPU 0" in details_text(views["ran"])
+    assert "GPUs asked 1, holds none" in details_text(views["again"])
+    assert "GPUs asked abc" in details_text(views["bad"])
