@@ -259,6 +259,9 @@ class QueueApp(App):
         Binding("o", "order", "Order", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),  # only the UI: jobs keep running
+        # Ctrl-C does what q does (textual's own says "press ctrl+q to quit"); the
+        # driver's UI asks first what happens to running jobs
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 

@@ -65,7 +65,7 @@ def test_quit_asks_then_stops_running_jobs(tmp_path):
             await pilot.press("c")              # cancel: nothing happens
             await pilot.pause(0.5)
             assert app.scheduler.rows["blk"].status.label == "Training"
-            await pilot.press("q")
+            await pilot.press("ctrl+c")         # Ctrl-C asks the same question
             await pilot.pause(0.2)
             await pilot.press("s")              # stop the jobs and quit
             await until(pilot, lambda: app.code is not None)

@@ -96,6 +96,20 @@ def test_table_shows_rows_statuses_progress(queue):
     _run(main())
 
 
+def test_ctrl_c_leaves_the_view_as_q_does(queue):
+    paths, config = queue
+
+    async def main():
+        app = QueueApp(paths, config)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+c")
+            await pilot.pause(0.2)
+            assert not app.is_running, "Ctrl-C leaves, not 'press ctrl+q to quit'"
+
+    _run(main())
+
+
 def test_refresh_updates_cells_in_place_and_keeps_cursor(queue):
     paths, config = queue
 
