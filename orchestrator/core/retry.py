@@ -71,7 +71,7 @@ def decide(policy: RetryPolicy, failure: Failure, *, attempt: int, retries: int,
             return Decision(False, f"lost its runner {used + 1} times (last: {failure.message})"
                             " — check the cluster's nodes ([retry] lost sets how often it is "
                             "re-queued)")
-        return Decision(True, f"attempt {attempt} lost with its node/runner "
+        return Decision(True, f"attempt {attempt} lost its node or runner "
                         f"({failure.message}); re-queued", counter="losses")
     if kind is FailureKind.OOM:
         return _oom(policy, failure, attempt=attempt, used=spent.get("ooms", 0), gpus=gpus,

@@ -61,8 +61,7 @@ def reconcile(loop) -> None:
         elif not _salvage(loop, job_id, attempt):
             logger.warning("%s: attempt %d was lost while the driver was down; re-queued",
                            job_id, number)
-            loop.apply(job_id, RunnerLost(number, "its runner was gone when the driver "
-                                          "restarted", while_down=True))
+            loop.apply(job_id, RunnerLost(number, "it left no result", while_down=True))
     for name in set(known) - adopted:   # leftovers of a driver that died
         loop.pool.forget(name)
     for state in list(loop.rows.values()):

@@ -357,7 +357,7 @@ def test_a_lost_runner_requeues_free_and_bounded():
         state, effects = step(state, RunnerLost(n, "ActorDiedError: the actor died"))
         if n < 4:
             assert state.status is S.PENDING and state.spent.losses == n
-            assert written(effects)["Error"].startswith(f"lost: attempt {n} lost with its")
+            assert written(effects)["Error"].startswith(f"lost: attempt {n} lost its node")
             state, _ = step(state, READY)
             state, _ = step(state, Launched(n + 1, state.wandb_run_id, "log"))
     assert state.status is S.CRASH and "lost its runner 4 times" in state.cell("Error")
@@ -388,9 +388,10 @@ def test_a_restarted_driver_reattaches_or_requeues():
     state = first({"TrainingCheck": "Training", "Attempts": "1"})
     attached, effects = step(state, Reattached(1, "wb1"))
     assert attached.status is S.TRAINING and attached.wandb_run_id == "wb1"
-    gone, effects = step(attached, RunnerLost(1, "gone", while_down=True))
+    gone, effects = step(attached, RunnerLost(1, "it left no result", while_down=True))
     assert gone.status is S.PENDING
-    assert "gone when the driver restarted" in written(effects)["Error"]
+    assert written(effects)["Error"] == ("lost: attempt 1 lost its node or runner (gone when "
+                                         "the driver restarted: it left no result); re-queued")
     ghost, effects = step(first({"TrainingCheck": "Queued"}), NotRunning())
     assert ghost.status is S.PENDING and "no job was found" in written(effects)["Error"]
 
