@@ -45,6 +45,7 @@ class RowRead(Event):
     # row's command then (a different command: the ID was reused for a new row)
     recorded: Mapping[str, str] = field(default_factory=frozen_map)
     recorded_command: str = ""
+    name: str | None = None         # the Name cell now (a running row is renamed in views)
 
 
 @dataclass(frozen=True)

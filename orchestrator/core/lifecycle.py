@@ -9,6 +9,8 @@ touches Ray, a file or the clock: the context carries the time.
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,6 +200,9 @@ def _row_read(step: _Step, ev: RowRead) -> None:
         _first_word(step, seen["TrainingCheck"])
         return
     if st.status.is_active:   # the driver's until it ends: the file cannot move it
+        if st.spec is not None and ev.name is not None and ev.name != st.spec.name:
+            # its name is only what people read: a rename shows at once
+            st = st.replace(spec=dataclasses.replace(st.spec, name=ev.name))
         step.state = st
         if seen != owned(st.cells):
             _restore(step, seen)

@@ -325,7 +325,8 @@ class Scheduler:
                 self.apply(job_id, RowRead(line, spec, problem,
                                            cells={c: row.get(c, "") for c in OWNED_COLUMNS},
                                            recorded_attempts=recorded.get(job_id, 0),
-                                           recorded=before, recorded_command=command))
+                                           recorded=before, recorded_command=command,
+                                           name=(row.get("Name") or "").strip()))
             except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
                 self.fault(job_id, e)
         for job_id in [j for j in self.rows if j not in lines_by_id]:

@@ -424,3 +424,16 @@ def test_cells_are_spreadsheet_safe():
     state, effects = step(state, AttemptEnded(AttemptReport("m1", 1, exit_code=1,
                                                             log_tail="=HYPERLINK(x)")))
     assert not written(effects)["Error"].startswith("=")
+
+
+def test_a_running_row_renamed_in_the_file_shows_its_new_name_at_once():
+    state = run_to(S.TRAINING)
+    renamed = RowRead(2, spec(command="python other.py", name="resnet-v2"), "",
+                      cells=MappingProxyType({"TrainingCheck": "Training", "Attempts": "1"}),
+                      name="resnet-v2")
+    state, _ = step(state, renamed)
+    assert state.status is S.TRAINING and state.spec.name == "resnet-v2"
+    assert state.spec.command == "python t.py", "the running attempt keeps its command"
+    state, effects = step(state, AttemptEnded(AttemptReport("m1", 1, exit_code=0)))
+    [change] = of(effects, StatusChanged)
+    assert change.row["Name"] == "resnet-v2"
