@@ -10,7 +10,6 @@ touches Ray, a file or the clock: the context carries the time.
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ needed go first), and the reasons (a row's ``Error``) go on lines of their own b
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from orchestrator.api import goal_of
 from orchestrator.core import Failure, RowStatus, read_word
 from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
@@ -71,10 +73,36 @@ _NOT_METRICS = {"time", "weight_file", *_PROGRESS_TOTALS,
 
 # ------------------------------------------------------------------ metrics lines
 class MetricsTail:
-    """The last JSON line of each metrics file, re-read only when the file changed."""
+    """The last JSON line of each metrics file, re-read only when the file changed; and
+    the best value of a metric so far, read on from where the last call stopped."""
 
     def __init__(self):
         self._cache: dict[Path, tuple[int, int, dict]] = {}
+        self._best: dict[tuple[Path, str, str], tuple[int, float | None]] = {}
+
+    def best(self, path: Path, metric: str, goal: str) -> float | None:
+        """The best ``metric`` (``goal`` max/min) the file's lines reported so far."""
+        key = (path, metric, goal)
+        offset, best = self._best.get(key, (0, None))
+        try:
+            with open(path, "rb") as f:
+                if f.seek(0, os.SEEK_END) < offset:   # a new attempt's file: start over
+                    offset, best = 0, None
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return best
+        end = data.rfind(b"\n") + 1   # a line still being written waits for next time
+        for raw in data[:end].splitlines():
+            try:
+                value = json.loads(raw).get(metric)
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    best is None or (value > best if goal == "max" else value < best)):
+                best = float(value)
+        self._best[key] = (offset + end, best)
+        return best
 
     def last(self, path: Path) -> dict:
         try:
@@ -203,11 +231,13 @@ def _log_path(base_dir: Path | None, row: dict, attempt: dict) -> Path | None:
 def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
                 base_dir: Path | None = None, metrics: MetricsTail | None = None,
                 metric: str = "", default_gpus: str = "",
-                waiting: dict[str, str] | None = None) -> list[dict]:
+                waiting: dict[str, str] | None = None, goal: str = "") -> list[dict]:
     """One dict per queue row (``orchestrator status --json``): numbers as numbers,
     ``None`` where there is none. ``attempts``: each row's latest attempt in the record;
     ``base_dir``: the queue file's folder (relative log paths start there); ``waiting``:
-    why pending rows have not started, as the running driver published it."""
+    why pending rows have not started, as the running driver published it; ``goal``:
+    the metric's (a running row's best so far; empty: from the metric's name)."""
+    goal = goal or goal_of(metric)
     out = []
     now = time.time()
     metrics = metrics or MetricsTail()
@@ -227,6 +257,10 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
         log = _log_path(base_dir, row, latest)
         last = metrics.last(log.parent / "metrics.jsonl") if log is not None else {}
         found = _metric(last, metric)
+        best = _float(row.get("BestMetric"))
+        if best is None and found and status is RowStatus.TRAINING and log is not None:
+            best = metrics.best(log.parent / "metrics.jsonl", found[0],   # so far
+                                goal if metric else goal_of(found[0]))
         gpus_cell = (row.get("GPUs") or "").strip() or default_gpus
         # where an attempt ran is shown while it runs and after it ended; a row waiting
         # again (Pending after a stop, Hold, Blocked, Invalid) holds nothing and no node
@@ -249,7 +283,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
                                            else None),
             "metric": {"name": found[0], "value": found[1]} if found else None,
             "metric_text": metric_text(last, metric),
-            "best_metric": _float(row.get("BestMetric")),
+            "best_metric": best,
             "weight_file": row.get("WeightFile", ""),
             "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
             "error": error, "failure": failure.kind.value if failure is not None else None,
@@ -304,7 +338,8 @@ class QueueSource:
         rows = table.rows()
         return status_rows(rows, self._attempts(), base_dir=self.paths.csv.parent,
                            metrics=self.metrics, metric=self.config.metric,
-                           default_gpus=self.config.default_gpus, waiting=self._waiting())
+                           default_gpus=self.config.default_gpus, waiting=self._waiting(),
+                           goal=self.config.goal)
 
     def _waiting(self) -> dict[str, str]:
         if read_driver_info(self.paths) is None:   # a leftover of a driver that died

@@ -198,3 +198,25 @@ def test_a_waiting_row_holds_no_gpu_and_a_bad_cell_is_shown_as_written(tmp_path)
     assert "GPUs asked 1, holds GPU 0" in details_text(views["ran"])
     assert "GPUs asked 1, holds none" in details_text(views["again"])
     assert "GPUs asked abc" in details_text(views["bad"])
+
+
+def test_a_training_row_shows_its_best_so_far_beside_its_latest(tmp_path):
+    """Best stayed empty while Training though Metric showed: BestMetric is written at
+    the end; until then the best of the lines so far (lowest for a loss)."""
+    run_dir = tmp_path / "runs" / "t" / "attempt-1"
+    run_dir.mkdir(parents=True)
+    lines = run_dir / "metrics.jsonl"
+    lines.write_text("".join(json.dumps({"epoch": i, "val_loss": v}) + "\n"
+                             for i, v in enumerate((0.5, 0.3, 0.4))))
+    csv_path = write_csv(tmp_path / "queue.csv", HEADER, [
+        ["t", "t", "python t.py", "1", "", "", "Training", "1", "", "", "",
+         "runs/t/attempt-1/run.log", ""]])
+    config = load_config(None, metric="val_loss")
+    source = QueueSource(queue_paths(csv_path, config), config)
+    [view] = row_views(source.rows())
+    assert (view.cells["metric"], view.cells["best"]) == ("0.4", "0.3")
+    with lines.open("a") as f:   # read on from where it stopped, a half line waits
+        f.write(json.dumps({"epoch": 3, "val_loss": 0.2}) + "\n" + '{"epoch": 4, "val_lo')
+    [view] = row_views(source.rows())
+    assert view.cells["best"] == "0.2"
+    source.close()
