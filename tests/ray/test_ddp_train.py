@@ -53,9 +53,9 @@ class KillableTrainer(DummyTrainer):
             time.sleep(120)  # the test kills this process here
 
     def on_epoch_end(self, logs):
-        super().on_epoch_end(logs)   # logs: averaged over the ranks; log_train: this rank's
+        super().on_epoch_end(logs)   # logs: averaged over the ranks; epoch_train: this rank's
         with open(f"rank{self.rank}.txt", "a") as f:
-            f.write(f"{self.epoch} {self.log_train['train_loss']!r} {logs['train_loss']!r}\\n")
+            f.write(f"{self.epoch} {self.epoch_train['train_loss']!r} {logs['train_loss']!r}\\n")
 '''
 
 

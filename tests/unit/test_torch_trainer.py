@@ -324,3 +324,49 @@ def test_empty_loader_epoch_does_not_divide_by_zero():
     trainer = trainer_for(built)
     logs = trainer.run(1, DataLoader(make_data(0), batch_size=4))
     assert logs[0]["epoch"] == 1 and not any(math.isnan(v) for v in logs[0].values())
+
+
+# -- the add-on Trainer's own examples, as its users wrote them --------------------------------
+
+def _seed_example(which: str, tmp_path) -> tuple[dict, str]:
+    env = {**__import__("os").environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "addon_trainer_seed.py"), which,
+                           str(tmp_path)], capture_output=True, text=True, timeout=180,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    return __import__("json").loads(line[len("RESULT "):]), done.stderr
+
+
+def test_the_guides_basic_example_runs_with_its_keywords_and_per_batch_logs(tmp_path):
+    """save_path=, web_logger={"wandb": ...}; log_train / log_test hold the epoch's
+    per-batch values (np.mean(self.log_test["loss"]) in metric_on_epoch_end)."""
+    result, _ = _seed_example("basic", tmp_path)
+    history = result["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert result["log_train"].keys() == {"loss"} and len(result["log_train"]["loss"]) == 7
+    assert result["log_test"].keys() == {"loss", "acc"} and len(result["log_test"]["loss"]) == 2
+    assert history[-1]["mean_valid_loss"] == pytest.approx(history[-1]["valid_loss"])
+    assert history[-1]["train_batches"] == 7
+    assert history[-1]["train_loss"] == pytest.approx(
+        sum(result["log_train"]["loss"]) / 7), "the averages are kept under their own name"
+    assert result["checkpoints"] == ["epoch_0001", "epoch_0002"], "save_path is the folder"
+    assert list(tmp_path.glob("wandb/offline-run-*")), "web_logger's wandb project logged"
+
+
+def test_the_guides_multi_gpu_example_runs_with_a_device_list_and_init_method(tmp_path):
+    result, stderr = _seed_example("mgpu", tmp_path)
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert stderr.count("Ray's process group") == 1, "said once, never an error"
+    assert (tmp_path / "dummy_model_mgpu.pth").exists()
+
+
+def test_scheduler_step_on_batch_and_callbacks():
+    built = parts()
+    calls = []
+    trainer = trainer_for(built, scheduler_step_on_batch=True,
+                          callbacks=[lambda t: calls.append((t.epoch, len(t.log_train["loss"])))])
+    assert trainer.scheduler_step == "batch"
+    run(trainer, built, 2)
+    assert calls == [(1, 4), (2, 4)], "each callback gets the trainer once per epoch"

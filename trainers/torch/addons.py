@@ -58,11 +58,14 @@ class StateManagerAddon(AddOn):
     ``checkpoint_dir``; under Ray Train rank 0 writes the checkpoint and every rank
     calls ``ray.train.report`` (Ray's ``CheckpointConfig`` decides what to keep).
     ``score_metric``: a key every epoch's logs must hold (Ray scores checkpoints by it).
+    ``save_path`` is the add-on Trainer's name for ``checkpoint_dir``.
     """
 
     def __init__(self, *args, checkpoint_dir: str | Path = "checkpoints", num_to_keep: int = 2,
                  checkpoint_format: str = "ckpt", resume: bool = True, score_metric: str = "",
-                 **kwargs):
+                 save_path: str | Path | None = None, **kwargs):
+        if save_path is not None:   # the add-on Trainer's name for it
+            checkpoint_dir = save_path
         if checkpoint_format not in FORMATS:
             raise ValueError(f"checkpoint_format={checkpoint_format!r}: use one of {FORMATS}")
         if num_to_keep < 1:
@@ -144,13 +147,17 @@ class StateManagerAddon(AddOn):
 class WandBLoggerAddon(AddOn):
     """Rank 0 logs every epoch's logs to wandb.
 
-    ``wandb_config``: None/``{"enabled": False}`` = off; else wandb.init's project,
+    ``wandb_config`` (or the add-on Trainer's ``web_logger={"wandb": {...}}``):
+    None/``{"enabled": False}`` = off; else wandb.init's project,
     entity, name, group, tags, config. ``WANDB_RUN_ID`` from the environment (the
     orchestrator's) is the run id, resumed with ``resume="allow"``; ``WANDB_MODE=offline``
     needs no network; ``WANDB_MODE=disabled`` turns it off.
     """
 
-    def __init__(self, *args, wandb_config: dict | None = None, **kwargs):
+    def __init__(self, *args, wandb_config: dict | None = None,
+                 web_logger: dict | None = None, **kwargs):
+        if wandb_config is None and web_logger:   # the add-on Trainer's {"wandb": {...}}
+            wandb_config = web_logger.get("wandb")
         self.wandb_config = dict(wandb_config or {})
         self.wandb_run = None
         super().__init__(*args, **kwargs)

@@ -12,9 +12,11 @@
 
     MyTrainer(model, "cpu", optimizer=opt, scheduler=sched).run(5, loader, valid_loader)
 
-Each epoch averages the step outputs into ``log_train`` (``train_loss``...) and
-``log_test`` (``valid_loss``, ``valid_acc``...); ``logs`` is both plus ``epoch`` and
-``lr``, and ``history`` keeps every epoch's. Rank 0 reports ``logs`` to the
+During an epoch ``log_train`` / ``log_test`` hold the per-batch values of every key
+``train_step`` / ``test_step`` returned (``np.mean(self.log_test["loss"])`` in a
+``metric_on_epoch_end`` works as in the add-on Trainer it replaces); ``epoch_train`` /
+``epoch_test`` are their averages (``train_loss``, ``valid_acc``...); ``logs`` is both
+plus ``epoch`` and ``lr``, and ``history`` keeps every epoch's. Rank 0 reports ``logs`` to the
 orchestrator (a no-op outside it). Add-ons (``Trainer.add_on(...)``) hook in through
 ``setup``, ``prepare_loaders``, ``reduce_logs``, ``on_run_start``, ``on_epoch_end``
 and ``on_run_end``; they run before the class they are added to (MRO).
@@ -23,6 +25,7 @@ and ``on_run_end``; they run before the class they are added to (MRO).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,30 +46,52 @@ class AddOn:
 class Trainer:
     """Train ``model`` with ``optimizer``; ``mode="test"`` makes ``run`` only evaluate.
 
-    ``scheduler`` steps once per epoch or per batch (``scheduler_step``);
-    ``gradient_clip`` > 0 clips the gradients' total norm; ``log_bar``: True prints one
-    line per epoch on rank 0, a path appends those lines to that file, False is quiet.
+    ``scheduler`` steps once per epoch or per batch (``scheduler_step``, or the add-on
+    Trainer's ``scheduler_step_on_batch=True``); ``gradient_clip`` > 0 clips the gradients'
+    total norm; ``log_bar``: True prints one line per epoch on rank 0, a path appends
+    those lines to that file, False is quiet. ``callbacks``: callables each called with
+    the trainer at the end of every epoch. ``device`` may be a list of devices and
+    ``init_method`` a process-group address, as the add-on Trainer takes them: under Ray
+    Train (a ``Kind=ddp`` row) Ray's process group replaces both; in one plain process
+    the first device is used. Either is said once, never an error.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", mode: str = "train",
-                 optimizer: torch.optim.Optimizer | None = None, scheduler=None,
-                 scheduler_step: str = "epoch", log_bar: bool | str | Path = True,
-                 gradient_clip: float = 0.0):
+    def __init__(self, model: nn.Module, device: str | torch.device | list = "cpu",
+                 mode: str = "train", optimizer: torch.optim.Optimizer | None = None,
+                 scheduler=None, scheduler_step: str = "epoch", log_bar: bool | str | Path = True,
+                 gradient_clip: float = 0.0, *, scheduler_step_on_batch: bool | None = None,
+                 callbacks=None, init_method: str | None = None):
         if mode not in ("train", "test"):
             raise ValueError(f"mode={mode!r}: use 'train' or 'test'")
+        if scheduler_step_on_batch is not None:
+            scheduler_step = "batch" if scheduler_step_on_batch else "epoch"
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step={scheduler_step!r}: use 'epoch' or 'batch'")
         if mode == "train" and optimizer is None:
             raise ValueError("mode='train' needs an optimizer")
-        self.device = torch.device(device)
+        self.rank, self.world_size = world()
+        self.devices = [torch.device(d) for d in device] \
+            if isinstance(device, (list, tuple)) else [torch.device(device)]
+        if not self.devices:
+            raise ValueError("device=[]: give a device, e.g. 'cpu' or 'cuda:0'")
+        self.init_method = init_method
+        if (len(self.devices) > 1 or init_method) and self.rank == 0:
+            print(f"[trainer] device={[str(d) for d in self.devices]}"
+                  + (f", init_method={init_method!r}" if init_method else "")
+                  + ": under Ray Train (a Kind=ddp row, Workers=N) Ray's process group and "
+                  "the device Ray gives each worker replace these; in one plain process "
+                  f"it trains on {self.devices[0]}", file=sys.stderr, flush=True)
+        self.device = self.devices[0]
         self.model = model.to(self.device)
         self.mode, self.optimizer, self.scheduler = mode, optimizer, scheduler
         self.scheduler_step, self.gradient_clip = scheduler_step, gradient_clip
         self.log_bar = log_bar
-        self.rank, self.world_size = world()
+        self.callbacks = list(callbacks or [])
         self.epoch = 0                    # epochs completed
-        self.log_train: dict[str, float] = {}
-        self.log_test: dict[str, float] = {}
+        self.log_train: dict[str, list[float]] = {}   # this epoch's per-batch values
+        self.log_test: dict[str, list[float]] = {}
+        self.epoch_train: dict[str, float] = {}       # their averages (train_loss...)
+        self.epoch_test: dict[str, float] = {}
         self.logs: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self.setup()
@@ -105,8 +130,9 @@ class Trainer:
         """Train until ``n_epoch`` epochs are done (a resumed run continues); the history."""
         loader, valid_loader = self.prepare_loaders(loader, valid_loader)
         if self.mode == "test":
-            self.log_test = self._loop(valid_loader if valid_loader is not None else loader)
-            return [self.log_test]
+            self.log_test, self.epoch_test = self._loop(
+                valid_loader if valid_loader is not None else loader)
+            return [self.epoch_test]
         self._n_epoch = n_epoch
         self.on_run_start(n_epoch)
         while self.epoch < n_epoch:
@@ -121,10 +147,11 @@ class Trainer:
             sampler = getattr(data, "sampler", None)
             if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new shuffle each epoch
                 sampler.set_epoch(self.epoch)
-        self.log_train = self._loop(loader, train=True)
-        self.log_test = self._loop(valid_loader) if valid_loader is not None else {}
+        self.log_train, self.epoch_train = self._loop(loader, train=True)
+        self.log_test, self.epoch_test = self._loop(valid_loader) \
+            if valid_loader is not None else ({}, {})
         self.epoch += 1
-        logs = {"epoch": self.epoch, **self.log_train, **self.log_test,
+        logs = {"epoch": self.epoch, **self.epoch_train, **self.epoch_test,
                 **(self.metric_on_epoch_end() or {})}
         if self.optimizer is not None:
             logs["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -135,6 +162,8 @@ class Trainer:
         self.history.append(self.logs)
         self._print_epoch(time.monotonic() - started)
         self.on_epoch_end(self.logs)
+        for callback in self.callbacks:
+            callback(self)
         return self.logs
 
     def run_batch(self, batch, train: bool = True) -> dict:
@@ -170,20 +199,25 @@ class Trainer:
             return type(batch)(self.to_device(v) for v in batch)
         return batch
 
-    def _loop(self, loader, train: bool = False) -> dict[str, float]:
+    def _loop(self, loader, train: bool = False
+              ) -> tuple[dict[str, list[float]], dict[str, float]]:
+        """One pass: each scalar output's per-batch values, and their averages (prefixed
+        ``train_`` / ``valid_``)."""
         self.model.train(train)
-        sums: dict[str, torch.Tensor] = {}
-        steps = 0
+        values: dict[str, list[torch.Tensor]] = {}
+        live = self.log_train if train else self.log_test
+        live.clear()   # filled as the epoch goes (a callback or add-on may read it)
         with torch.set_grad_enabled(train):
             for batch in loader:
                 out = self.run_batch(batch, train=train)
                 for key, value in out.items():
                     value = torch.as_tensor(value).detach().float()
                     if value.numel() == 1:
-                        sums[key] = sums.get(key, 0) + value.reshape(())
-                steps += 1
+                        values.setdefault(key, []).append(value.reshape(()))
+        per_batch = {k: torch.stack(v).tolist() for k, v in values.items()}
+        live.update(per_batch)
         prefix = "train_" if train else "valid_"
-        return {prefix + k: float(v) / max(steps, 1) for k, v in sums.items()}
+        return live, {prefix + k: sum(v) / len(v) for k, v in per_batch.items() if v}
 
     def _step_scheduler(self, when: str) -> None:
         if self.scheduler is None or self.scheduler_step != when:
