@@ -433,10 +433,12 @@ def _reattached(step: _Step, ev: Reattached) -> None:
                             wandb_run_id=ev.wandb_run_id or step.state.wandb_run_id,
                             assigned_gpus=ev.gpus, stop="")
     step.state = st
+    # the file may never have shown this attempt (its launch was not written yet)
+    cells = {"Attempts": str(st.attempt)} if st.cell("Attempts") != str(st.attempt) else {}
     if st.status is S.TRAINING:
-        step.write(TrainingCheck=S.TRAINING.value, Error="")
+        step.write(TrainingCheck=S.TRAINING.value, Error="", **cells)
     else:
-        step.move(S.TRAINING, Error="")
+        step.move(S.TRAINING, Error="", **cells)
 
 
 def _handling_failed(step: _Step, ev: HandlingFailed) -> None:

@@ -5,8 +5,9 @@ For each such attempt: its runner still runs it → re-attached (its end comes t
 the pool); it finished while no driver watched (its exit code is on disk) → its result
 is taken; neither → it was lost while the driver was down and runs again (a free
 re-queue, bounded like any lost runner). A row the file says is running that no
-attempt accounts for runs again, no retry spent. Runners of an earlier driver that
-nobody adopted are killed.
+attempt accounts for runs again, no retry spent. A row the file shows waiting whose
+ended attempt the file never counted (the driver died within the ~0.5 s the file is
+behind) takes that end. Runners of an earlier driver that nobody adopted are killed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from orchestrator.core import (
     RowStatus,
     RunnerLost,
 )
+from orchestrator.core.edits import attempts_of
 from orchestrator.execution.outputs import collect, finished_exit_code, upload_outputs
 from orchestrator.execution.pool import Shape
 from orchestrator.infra.storage import join as storage_join
@@ -68,6 +70,17 @@ def reconcile(loop) -> None:
         if state.status.is_active and state.id not in loop.runners:
             if not _recorded_end(loop, state):
                 loop.apply(state.id, NotRunning())
+        elif state.status is RowStatus.PENDING and _file_never_showed(loop, state):
+            _recorded_end(loop, state)
+
+
+def _file_never_showed(loop, state: RowState) -> bool:
+    """The row waits in the file, yet the record has an attempt of it that the file's
+    ``Attempts`` never counted: it was launched and ended within the ~0.5 s the file is
+    behind, and the driver died before writing it. That attempt's end stands."""
+    latest = loop.record.latest(loop.queue_name, state.id)
+    return (latest is not None and latest["status"] not in ATTEMPT_ACTIVE
+            and latest["attempt"] > attempts_of(state.cells))
 
 
 def _recorded_end(loop, state: RowState) -> bool:

@@ -332,3 +332,36 @@ def test_a_pinned_gpu_this_machine_lacks_makes_the_row_invalid(tmp_path):
     assert rows["far"]["Error"] == ("invalid: GpuID='7': names GPU 7 but this machine has "
                                     "4 GPU — use GPUs it has (numbered from 0)")
     assert [launch.job_id for launch, _ in pool.launches] == ["ok"] and r.code == 1
+
+
+def test_a_driver_killed_before_the_csv_ever_showed_the_attempt_never_reruns(tmp_path):
+    """The CSV is written ~0.5 s behind: an instant job can be launched, run and recorded
+    Done before the file ever said Queued. kill -9 then: the file shows the row blank,
+    the record an ended attempt 1. The record's word stands; nothing runs twice."""
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b"), row("c", retries="0")])
+    pristine = q.read_bytes()
+    first = run(q, FakePool(outcomes={"c": [{"exit_code": 3, "log_tail": "boom"}]}))
+    for job_id in "ab":
+        (first.paths.state_dir / job_id / "attempt-1").mkdir(parents=True, exist_ok=True)
+        (first.paths.state_dir / job_id / "attempt-1" / "exit_code").write_text("0\n")
+    q.write_bytes(pristine)   # the file as it was before any write reached it
+    record = RunRecord(first.paths.registry)   # and no write of those rows was recorded
+    record._db.execute("DELETE FROM row_cells")
+    record.close()
+    pool = FakePool()
+    assert run(q, pool).code == 1
+    assert pool.launches == [], "nothing the record says ended runs again"
+    rows = read_rows(q)
+    assert {i: (rows[i]["TrainingCheck"], rows[i]["Attempts"]) for i in "abc"} == \
+        {"a": ("Done", "1"), "b": ("Done", "1"), "c": ("Crash", "1")}
+
+
+def test_a_finished_row_the_user_cleared_runs_again(tmp_path):
+    """The other side of the rule: clearing TrainingCheck (Attempts kept) is a rerun."""
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a")])
+    run(q, FakePool())
+    QueueFile(q).update({"a": {"TrainingCheck": ""}})
+    pool = FakePool()
+    run(q, pool)
+    assert [launch.job_id for launch, _ in pool.launches] == ["a"]
+    assert read_rows(q)["a"]["Attempts"] == "2"
