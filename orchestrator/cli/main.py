@@ -32,7 +32,7 @@ from orchestrator.driver.control import stop_rows, stop_rows_isolated
 from orchestrator.driver.session import connect_ray
 from orchestrator.infra import storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
-from orchestrator.infra.raycluster import dashboard_url
+from orchestrator.infra.raycluster import dashboard_url, reap_session, session_dir
 from orchestrator.observers.console import ProgressPrinter
 from orchestrator.observers.metrics import QueueMetrics
 from orchestrator.observers.notify import Notifier
@@ -256,12 +256,18 @@ def cmd_run(args) -> int:
     with DriverLock(paths) as lock:
         import ray
 
+        left = reap_session(lock.stale.get("ray_session", ""))
+        if left:
+            logging.getLogger("orchestrator").info(
+                "stopped %d process(es) the local Ray of a killed driver (pid %s) left "
+                "running", left, lock.stale.get("pid", "?"))
         local = connect_ray(config)
         try:
             if local:   # pinned GPUs this machine does not have: refused before a row runs
                 check_here(config, paths.csv.parent, ray.cluster_resources().get("GPU", 0.0))
             record_run_config(paths, config)
-            lock.publish(ray.get_runtime_context().gcs_address, config.namespace)
+            lock.publish(ray.get_runtime_context().gcs_address, config.namespace,
+                         ray_session=session_dir() if local else "")
             return drive(paths, config, local, console, notifier=notifier, said=said)
         finally:
             notifier.close(timeout=10)

@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["connect", "use_token_auth", "dashboard_url"]
+__all__ = ["connect", "use_token_auth", "dashboard_url", "session_dir", "reap_session"]
 
 _connected = {"dashboard_url": ""}   # what the last connect() found
 
@@ -79,3 +79,45 @@ def use_token_auth() -> None:
                  or (Path.home() / ".ray" / "auth_token").exists())
     if has_token:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def session_dir() -> str:
+    """The session folder of the Ray this process started ('' when unknown)."""
+    try:
+        import ray._private.worker as worker
+
+        node = worker._global_node
+        return str(node.get_session_dir_path()) if node is not None else ""
+    except Exception:  # an internal API: without it nothing is reaped, nothing breaks
+        return ""
+
+
+def reap_session(folder: str, grace: float = 3.0) -> int:
+    """End the processes a local Ray left running after its driver was killed: those
+    whose command line names its session ``folder`` (never matched by process name).
+    Returns how many there were."""
+    import psutil
+
+    if not folder or not Path(folder).name.startswith("session_"):
+        return 0
+    mine = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.info["pid"] != mine and any(folder in part
+                                                for part in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except (psutil.Error, TypeError):
+            continue
+    for proc in found:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(found, timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    return len(found)

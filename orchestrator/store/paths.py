@@ -128,11 +128,18 @@ class DriverLock:
                 f"another driver (pid {info.get('pid', '?')}) is already running "
                 f"{self.paths.csv}; watch it with `orchestrator status {self.paths.csv}` or "
                 "stop it first") from None
+        try:   # what a driver that died (kill -9) left: its record is still there
+            self.stale = json.loads(self.paths.driver_info.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.stale = {}
         return self
 
-    def publish(self, address: str, namespace: str) -> None:
+    def publish(self, address: str, namespace: str, ray_session: str = "") -> None:
+        """``ray_session``: the session folder of the local Ray this driver started (the
+        next driver reaps what of it a kill -9 left behind)."""
         info = {"pid": os.getpid(), "address": address, "namespace": namespace,
-                "queue": self.paths.name, "csv": str(self.paths.csv), "started": time.time()}
+                "queue": self.paths.name, "csv": str(self.paths.csv), "started": time.time(),
+                **({"ray_session": ray_session} if ray_session else {})}
         tmp = self.paths.driver_info.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=1), encoding="utf-8")
         os.replace(tmp, self.paths.driver_info)

@@ -155,9 +155,11 @@ def test_driver_killed_mid_queue_and_rerun(tmp_path, ini):
             for i in range(4)]
     csv = write_csv(tmp_path / "queue.csv", HEADER, rows)
     driver = start_driver(csv, ini)
+    info_file = tmp_path / "runs" / ".driver-queue.json"
     try:
         wait_for(lambda: sum(r["TrainingCheck"] == "Training"
                              for r in read_rows(csv).values()) == 2, timeout=60)
+        session = json.loads(info_file.read_text())["ray_session"]
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(timeout=10)
     finally:
@@ -167,9 +169,14 @@ def test_driver_killed_mid_queue_and_rerun(tmp_path, ini):
     running = [r for r in probe_records(out) if "end" not in r]
     wait_for(lambda: not any(psutil.pid_exists(r["pid"]) for r in running), timeout=30,
              what="orphaned jobs to be stopped")
-    kill_leftover_ray(os.environ["RAY_TMPDIR"])
-    again = start_driver(csv, ini)
-    assert again.wait(timeout=120) == 0, again.stdout.read()
+    try:   # what that Ray left running (its agents) the next driver stops
+        again = start_driver(csv, ini)
+        assert again.wait(timeout=120) == 0, again.stdout.read()
+        left = [p.pid for p in psutil.process_iter(["cmdline"])
+                if any(session in part for part in p.info["cmdline"] or ())]
+        assert left == [], f"processes of the killed driver's Ray ({session}) still run"
+    finally:
+        kill_leftover_ray(session)
     final = read_rows(csv)
     assert all(r["TrainingCheck"] == "Done" for r in final.values())
     records = probe_records(out)

@@ -88,3 +88,31 @@ def test_log_tail_of_a_big_or_odd_log(tmp_path):
     log.write_bytes(b"x" * 500_000 + b"\n\xff\xfe bad bytes\n" + "끝\n".encode())
     assert log_tail(log, 2) == "\ufffd\ufffd bad bytes\n끝"
     assert log_tail(tmp_path / "missing.log") == ""
+
+
+def test_reaping_a_killed_drivers_ray_ends_only_the_processes_naming_its_session(tmp_path):
+    """What a kill -9'd driver's local Ray leaves is found by its session folder on the
+    command line, never by process name: another session's processes are untouched."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from orchestrator.infra.raycluster import reap_session
+
+    ours = str(tmp_path / "ray" / "session_2026-01-01_00-00-00_000001_42")
+    other = str(tmp_path / "ray" / "session_2026-01-01_00-00-00_000002_43")
+    code = "import time; time.sleep(60)"
+    left = [subprocess.Popen([sys.executable, "-c", code, f"--session-dir={ours}"])
+            for _ in range(2)]
+    bystander = subprocess.Popen([sys.executable, "-c", code, f"--session-dir={other}"])
+    try:
+        assert reap_session(ours, grace=5) == 2
+        assert all(p.wait(timeout=10) is not None for p in left)
+        assert psutil.Process(bystander.pid).is_running()
+        assert reap_session("") == 0 and reap_session(str(tmp_path)) == 0, \
+            "only a Ray session folder is ever matched"
+    finally:
+        for p in (*left, bystander):
+            p.kill()
+            p.wait()
