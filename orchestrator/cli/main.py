@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
@@ -33,10 +34,6 @@ from orchestrator.driver.session import connect_ray
 from orchestrator.infra import storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
 from orchestrator.infra.raycluster import dashboard_url, reap_session, session_dir
-from orchestrator.observers.console import ProgressPrinter
-from orchestrator.observers.metrics import QueueMetrics
-from orchestrator.observers.notify import Notifier
-from orchestrator.observers.tracking import JobTracking
 from orchestrator.store.config import Config, check_here, load_config, write_default_config
 from orchestrator.store.paths import (
     DriverLock,
@@ -49,6 +46,9 @@ from orchestrator.store.paths import (
 )
 from orchestrator.store.record import RunRecord
 from orchestrator.views.table import QueueSource, render_status, row_views
+
+if TYPE_CHECKING:
+    from orchestrator.observers.notify import Notifier
 
 __all__ = ["main", "run_main", "drive"]
 
@@ -245,6 +245,8 @@ def cmd_run(args) -> int:
     said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config)[0] if not v.ok]
     for message in said:   # rows that cannot run: said before Ray starts, and once
         logging.getLogger("orchestrator").error(message)
+    from orchestrator.observers.notify import Notifier  # apprise: only the driver needs it
+
     notifier = Notifier.from_config(config, queue_name=paths.name)  # so does a bad [notify]
     if config.storage:  # wrong credentials or a missing bucket too
         try:
@@ -292,6 +294,10 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
         console.print(f"Ray dashboard: {dashboard_url()}" + (
             " — it asks for the cluster's token: `ray get-auth-token` prints it" if token
             else " (token authentication is off)"), highlight=False)
+    from orchestrator.observers.console import ProgressPrinter
+    from orchestrator.observers.metrics import QueueMetrics
+    from orchestrator.observers.tracking import JobTracking
+
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
                            config.goal)
     ui = console.is_terminal and not config.no_ui

@@ -87,16 +87,16 @@ class Word:
         return self.status is not None
 
 
+_BY_WORD = {status.value.lower(): status for status in RowStatus}
+
+
 def read_word(text: str | None) -> Word:
     """Read a cell leniently (case and surrounding spaces do not matter)."""
     raw = text or ""
     norm = raw.strip().lower()
     if norm == RERUN.lower():
         return Word(RowStatus.PENDING, rerun=True, text=raw)
-    for status in RowStatus:
-        if status.value.lower() == norm:
-            return Word(status, text=raw)
-    return Word(None, text=raw)
+    return Word(_BY_WORD.get(norm), text=raw)
 
 
 def unknown_word_message(text: str) -> str:

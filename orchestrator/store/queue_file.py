@@ -97,9 +97,13 @@ class Table:
         named column (beyond the header, or under an empty header name) are joined under
         the key "" when any holds text: the row's cells do not line up with the header."""
         out = []
+        names = self.names
+        if all(n.strip() for n in names) and not any(r.extra for r in self.records):
+            # the common file: every cell under a named column
+            return [(r.line, dict(zip(names, r.cells, strict=False))) for r in self.records]
         for r in self.records:
             row, stray = {}, []
-            for name, value in zip(self.names, r.cells, strict=False):
+            for name, value in zip(names, r.cells, strict=False):
                 if name.strip():
                     row[name] = value
                 elif value.strip():

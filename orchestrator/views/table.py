@@ -77,10 +77,10 @@ class MetricsTail:
     the best value of a metric so far, read on from where the last call stopped."""
 
     def __init__(self):
-        self._cache: dict[Path, tuple[int, int, dict]] = {}
-        self._best: dict[tuple[Path, str, str], tuple[int, float | None]] = {}
+        self._cache: dict[str | Path, tuple[int, int, dict]] = {}
+        self._best: dict[tuple[str | Path, str, str], tuple[int, float | None]] = {}
 
-    def best(self, path: Path, metric: str, goal: str) -> float | None:
+    def best(self, path: str | Path, metric: str, goal: str) -> float | None:
         """The best ``metric`` (``goal`` max/min) the file's lines reported so far."""
         key = (path, metric, goal)
         offset, best = self._best.get(key, (0, None))
@@ -104,9 +104,9 @@ class MetricsTail:
         self._best[key] = (offset + end, best)
         return best
 
-    def last(self, path: Path) -> dict:
+    def last(self, path: str | Path) -> dict:
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return {}
         hit = self._cache.get(path)
@@ -220,12 +220,15 @@ def gpus_text(asked: float | None, ids: list[int], cell: str = "") -> str:
     return f"{text}@{','.join(map(str, ids))}" if ids else text
 
 
-def _log_path(base_dir: Path | None, row: dict, attempt: dict) -> Path | None:
+def _log_path(base_dir: str, row: dict, attempt: dict) -> str:
+    """The attempt's log, as a path string ('' when none): string operations, since a
+    status of 10,000 rows makes 10,000 of them."""
     text = attempt.get("log_path") or row.get("LogFile") or ""
     if not text:
-        return None
-    path = Path(text).expanduser()
-    return path if path.is_absolute() or base_dir is None else base_dir / path
+        return ""
+    if text.startswith("~"):
+        text = os.path.expanduser(text)
+    return text if os.path.isabs(text) or not base_dir else os.path.join(base_dir, text)
 
 
 def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
@@ -238,6 +241,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
     why pending rows have not started, as the running driver published it; ``goal``:
     the metric's (a running row's best so far; empty: from the metric's name)."""
     goal = goal or goal_of(metric)
+    base = str(base_dir) if base_dir is not None else ""
     out = []
     now = time.time()
     metrics = metrics or MetricsTail()
@@ -254,12 +258,13 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             elapsed = now - started if status is RowStatus.TRAINING else (ended or now) - started
         error = row.get("Error", "")
         failure = Failure.parse(error)
-        log = _log_path(base_dir, row, latest)
-        last = metrics.last(log.parent / "metrics.jsonl") if log is not None else {}
+        log = _log_path(base, row, latest)
+        lines = os.path.join(os.path.dirname(log), "metrics.jsonl") if log else ""
+        last = metrics.last(lines) if lines else {}
         found = _metric(last, metric)
         best = _float(row.get("BestMetric"))
-        if best is None and found and status is RowStatus.TRAINING and log is not None:
-            best = metrics.best(log.parent / "metrics.jsonl", found[0],   # so far
+        if best is None and found and status is RowStatus.TRAINING and lines:
+            best = metrics.best(lines, found[0],   # so far
                                 goal if metric else goal_of(found[0]))
         gpus_cell = (row.get("GPUs") or "").strip() or default_gpus
         # where an attempt ran is shown while it runs and after it ended; a row waiting
@@ -288,7 +293,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
             "error": error, "failure": failure.kind.value if failure is not None else None,
             "waiting": (waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
-            "log": str(log) if log is not None else "",
+            "log": log,
         })
     return out
 
@@ -362,9 +367,13 @@ class RowView:
     name: str
     status: str
     cells: dict         # column key -> plain text
-    log_path: Path | None
+    log: str            # its log's path ('' when none)
     why: str = ""       # why it is where it is: what it waits for, or its Error
     data: dict = field(default_factory=dict)   # its ``status_rows`` entry
+
+    @property
+    def log_path(self) -> Path | None:
+        return Path(self.log) if self.log else None
 
 
 def row_views(rows: list[dict]) -> list[RowView]:
@@ -385,8 +394,7 @@ def row_views(rows: list[dict]) -> list[RowView]:
                                          else ""))
         cells = {k: printable(v) for k, v in cells.items()}   # shown literally, never run
         cells["why"] = why
-        views.append(RowView(key, r["id"], cells["name"], r["status"], cells,
-                             Path(r["log"]) if r["log"] else None, why, r))
+        views.append(RowView(key, r["id"], cells["name"], r["status"], cells, r["log"], why, r))
     return views
 
 
