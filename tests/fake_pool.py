@@ -43,9 +43,6 @@ class FakePool:
             out.update(r.shape.demand(busy=r.job_id is not None))
         return out
 
-    def can_ever_fit(self, shape: Shape) -> bool:
-        return all(v <= self._totals.get(k, 0) + 1e-9 for k, v in shape.demand().items() if v)
-
     def acquire(self, shape: Shape, job_id: str, force: bool = False) -> Runner | None:
         held = self._held_now()
         if not all(held[k] + v <= self._totals.get(k, 0) + 1e-9

@@ -41,12 +41,15 @@ from orchestrator.core.lifecycle import (
     safe_cell,
 )
 from orchestrator.core.placement import (
+    amounts,
     can_progress,
     may_start,
     next_wake,
     room,
+    shortfall,
     start_key,
     start_order,
+    too_many_gpus,
     why_waiting,
 )
 from orchestrator.core.readiness import find_cycles, resolve
@@ -77,7 +80,7 @@ __all__ = [
     "TRANSITIONS", "Context", "IllegalTransition", "NotRunning", "apply", "format_time",
     "INTERRUPTED",
     "safe_cell", "can_progress", "next_wake", "room", "start_order", "start_key", "may_start",
-    "why_waiting",
+    "why_waiting", "shortfall", "amounts", "too_many_gpus",
     "find_cycles", "resolve",
     "Decision", "RetryPolicy", "decide", "more_gpus", "RowState", "Spent",
     "ON_OOM", "OWNED_COLUMNS", "REQUIRED_COLUMNS", "SEED_COLUMNS", "KNOWN_COLUMNS", "JobSpec",

@@ -1,8 +1,10 @@
 """Which ready rows start first: the pure part of placement.
 
 Higher ``Priority`` first, then file order; a row in retry backoff waits its turn; a
-``max_training_process`` cap counts the rows on runners. Where a row fits is the
-driver's business (``orchestrator.driver.placement``): it needs the runner pool.
+``max_training_process`` cap counts the rows on runners. Whether a row can ever fit
+the cluster, and in what numbers to say it cannot, is decided here from the totals;
+where it runs is the driver's business (``orchestrator.driver.placement``): it needs
+the runner pool.
 """
 
 from __future__ import annotations
@@ -13,7 +15,25 @@ from orchestrator.core.row import RowState
 from orchestrator.core.status import RowStatus
 
 __all__ = ["start_order", "start_key", "may_start", "room", "next_wake", "can_progress",
-           "why_waiting"]
+           "why_waiting", "shortfall", "amounts", "too_many_gpus"]
+
+_EPS = 1e-9
+
+
+def shortfall(demand: Mapping[str, float], totals: Mapping[str, float]) -> list[str]:
+    """The resources ``demand`` asks more of than the whole cluster (``totals``) has:
+    empty when it fits once the cluster is idle."""
+    return [k for k, v in demand.items() if v > 0 and v > totals.get(k, 0.0) + _EPS]
+
+
+def amounts(amounts: Mapping[str, float]) -> str:
+    """``{'GPU': 1e9, 'CPU': 1}`` → ``1e+09 GPU, 1 CPU``."""
+    return ", ".join(f"{v:g} {k}" for k, v in amounts.items()) or "nothing"
+
+
+def too_many_gpus(gpus: float, allow_multi_gpu: bool) -> bool:
+    """A row may use more than one GPU only where ``allow_multi_gpu`` says so."""
+    return gpus > 1 and not allow_multi_gpu
 
 
 def start_key(row: RowState) -> tuple[float, int]:

@@ -2,9 +2,11 @@
 
 One loop, event driven: it waits on the runner pool (``Pool.poll``) and acts the
 moment an attempt starts or ends, so a freed slot starts its next job at once. Every
-status change is ``core.apply``'s; this module carries out the effects (the file,
-the run record, the runners, the observers) and feeds the events in: the file as
-it is read, readiness, placement, the pool's answers, stop requests.
+status change is ``core.apply``'s; this module carries out the effects and feeds the
+events in. Its rooms: ``filesync`` (when the file is read and written), ``readiness``
+(which waiting rows to derive again), ``placement`` (runners, pinned GPUs, launches),
+``reconcile`` (what a restarted driver finds), ``requests`` (stop requests from
+other terminals) and ``rows`` (the rows, indexed by what the loop asks of them).
 
 State ownership: for a row the driver is running (Queued/Training) the driver's state
 wins; for every other row the file says what the user wants (``core.edits``), and
@@ -13,14 +15,11 @@ the orchestrator's own cells are restored when a stale save puts back older valu
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import os
 import queue
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from orchestrator.core import (
@@ -44,17 +43,17 @@ from orchestrator.core import (
     WriteCells,
     apply,
     can_progress,
-    find_cycles,
     may_start,
     next_wake,
-    resolve,
     room,
     why_waiting,
 )
-from orchestrator.driver import placement, reconcile, requests
+from orchestrator.driver import reconcile, requests
+from orchestrator.driver.filesync import FileSync
+from orchestrator.driver.placement import Placer
+from orchestrator.driver.readiness import ReadinessTracker
 from orchestrator.driver.rows import Rows
-from orchestrator.execution.gpus import GpuLedger
-from orchestrator.execution.pool import Ended, Lost, Pool, Runner, Started
+from orchestrator.execution.pool import Ended, Lost, Pool, Started
 from orchestrator.infra.errors import QueueFileError
 from orchestrator.infra.storage import is_uri
 from orchestrator.kinds import KINDS, parse_row
@@ -64,12 +63,9 @@ from orchestrator.store.queue_file import QueueFile, Table
 from orchestrator.store.record import RunRecord
 from orchestrator.store.registry import ModelRegistry
 
-__all__ = ["Scheduler", "Observer", "FLUSH_S"]
+__all__ = ["Scheduler", "Observer"]
 
 logger = logging.getLogger(__name__)
-#: The file (and the views' "why waiting") is at most this many seconds behind the driver:
-#: cells decided meanwhile are written together, after the turn's launches.
-FLUSH_S = 0.5
 S = RowStatus
 Observer = Callable[[StatusChanged], None]
 
@@ -92,17 +88,17 @@ class Scheduler:
         self.observers = observers
         self.policy = config.retry
         self.rows = Rows()   # by ID, with the running and the ready ones indexed
-        self.cells: dict[str, dict[str, str]] = {}   # cells to write into the file
-        self.runners: dict[str, Runner] = {}          # job id -> the runner of its attempt
         if pool is None:
             from orchestrator.execution.pool import RunnerPool
 
             pool = RunnerPool(queue_name, config.namespace, record, token=secrets.token_hex(3))
         self.pool = pool
-        self.ledger = GpuLedger(config.slots) if config.gpu_mode != "ray" else None
+        self.file = FileSync(self.queue, check_interval=config.check_interval,
+                             waiting_path=self.paths.waiting)
+        self.placer = Placer(pool, config, record, queue_name, self.queue.path, state_dir,
+                             local_ray, self.rows, self.apply, self.note, self.display_path)
         self.models = ModelRegistry(record.path)
-        self._table_stat: tuple[int, int] = (0, 0)
-        self._last_read = 0.0
+        self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)
         self._first_round_done = False
         self._interrupt = 0        # 1: stop launching and wind down
         self._stop_on_interrupt = False
@@ -110,19 +106,13 @@ class Scheduler:
         self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
         self._notes: set[str] = set(said)
         self._stale: list[str] = []
-        self._touched: set[str] = set()     # rows whose readiness inputs changed
-        self._derive_all = True             # the file was read: every row is derived again
-        self._children: dict[str, list[str]] = {}
-        self._cycles: set[str] = set()
         self._why_not_placed: dict[str, str] = {}   # from the last plan
-        self._waiting: dict[str, str] | None = None        # as published
         self._waiting_stale = False   # publish why rows wait with the next flush
-        self._flushed_at = 0.0
 
     # ================================================================ the loop
     def load(self) -> None:
         """Read the queue as a driver first does (the run record says what ran before)."""
-        self._read(self.queue.read(), first=True)
+        self._read(self.file.read(), first=True)
 
     def flush(self) -> None:
         """Write what the core decided into the file now."""
@@ -134,13 +124,12 @@ class Scheduler:
         reconcile.reconcile(self)
         try:
             while True:
-                if not self.cells:
-                    self._maybe_reload()
+                self._maybe_reload()
                 self._take_requests()
                 if not self._interrupt:
                     self._plan()
                 # after the launches: writing the file never delays the next start
-                if time.monotonic() - self._flushed_at >= FLUSH_S:
+                if self.file.due():
                     self._flush()
                 if self._finished():
                     break
@@ -161,16 +150,24 @@ class Scheduler:
         before = self.rows[job_id]
         state, effects = apply(before, event, Context.now(self.policy))
         self.rows[job_id] = state
-        if state.status is not before.status or state.spec is not before.spec or \
-                state.cell("WeightFile") != before.cell("WeightFile"):
-            self._touched.add(job_id)   # its readiness, and its children's, may change
+        self.readiness.noticed(before, state)   # its readiness, and its children's
         for effect in effects:
             self._do(effect)
         return state
 
+    def apply_gone(self, job_id: str, *events: Event) -> None:
+        """``core.apply`` for an attempt whose row is no longer in the file: its effects
+        are carried out (record, runner, observers); the row is not kept."""
+        state = RowState(job_id)
+        for event in events:
+            state, effects = apply(state, event, Context.now(self.policy))
+            for effect in effects:
+                if not isinstance(effect, WriteCells):   # no row in the file to write
+                    self._do(effect)
+
     def _do(self, effect: Effect) -> None:
         if isinstance(effect, WriteCells):
-            self.cells.setdefault(effect.job_id, {}).update(effect.cells)
+            self.file.stage(effect.job_id, effect.cells)
         elif isinstance(effect, RecordAttempt):
             fields = dict(effect.fields)
             if effect.begin:
@@ -180,7 +177,7 @@ class Scheduler:
                 self.record.update_attempt(self.queue_name, effect.job_id, effect.attempt,
                                            **fields)
         elif isinstance(effect, Kill):
-            runner = self.runners.get(effect.job_id)
+            runner = self.placer.runners.get(effect.job_id)
             if runner is not None:
                 self.pool.stop(runner, effect.job_id)
         elif isinstance(effect, Warn):
@@ -239,8 +236,7 @@ class Scheduler:
         now = time.monotonic()
         waits = [0.5, next_wake(self.rows.in_backoff(), now),
                  getattr(self.pool, "next_wake", lambda: None)(),
-                 self._flushed_at + FLUSH_S - now if self.cells or self._waiting_stale
-                 else None]
+                 self.file.wake_in(publish=self._waiting_stale)]
         return max(min(w for w in waits if w is not None), 0.01)
 
     def _say_what_waits(self) -> None:
@@ -255,47 +251,32 @@ class Scheduler:
     # ============================================================ the file
     def _maybe_reload(self) -> None:
         try:
-            st = os.stat(self.queue.path)
-        except FileNotFoundError:
-            return  # the user is replacing it; keep the last good view
-        changed = (st.st_mtime_ns, st.st_size) != self._table_stat
-        if changed or time.monotonic() - self._last_read > self.config.check_interval:
-            try:
-                self._read(self.queue.read(quiet=0.25 if changed else 0.0))
-            except QueueFileError as e:
-                self.note(str(e), logging.ERROR)
+            table = self.file.changed()
+        except QueueFileError as e:
+            self.note(str(e), logging.ERROR)
+            return
+        if table is not None:
+            self._read(table)
 
     def _flush(self) -> None:
-        """Write what the core decided into the file (and why rows wait, for the views).
-        When the file we merged into is the one we last read, nobody else changed it: the
-        core knows every cell already and nothing is read back."""
-        self._flushed_at = time.monotonic()
+        """Write what the core decided into the file (and why rows wait, for the views);
+        read the file back only when someone else changed it meanwhile."""
         if self._waiting_stale:
-            self._publish_waiting(self._why_waiting())
+            self.file.publish_waiting(self._why_waiting())
             self._waiting_stale = False
-        if not self.cells:
-            return
-        cells, self.cells = self.cells, {}
-        try:
-            table = self.queue.update(cells)
-        except (QueueFileError, OSError) as e:
-            logger.error("could not update %s (will retry): %s", self.queue.path, e)
-            for job_id, row in cells.items():
-                self.cells.setdefault(job_id, {}).update(row)
-            return
-        self.record.save_cells(self.queue_name, {
-            job_id: (dict(self.rows[job_id].cells),
-                     self.rows[job_id].spec.command if self.rows[job_id].spec else "")
-            for job_id in cells if job_id in self.rows})
-        if self._table_stat in (table.stat, table.merged_into):
-            self._table_stat = table.stat
-        else:
+        written, table = self.file.write()
+        if written:
+            self.record.save_cells(self.queue_name, {
+                job_id: (dict(self.rows[job_id].cells),
+                         self.rows[job_id].spec.command if self.rows[job_id].spec else "")
+                for job_id in written if job_id in self.rows})
+        if table is not None:
             self._read(table)
 
     def _read(self, table: Table, first: bool = False) -> None:
         """Tell the core how the file shows every row now."""
-        self._table_stat, self._last_read = table.stat, time.monotonic()
-        self._derive_all = True
+        self.file.seen(table)
+        self.readiness.everything()
         for notice in table.column_notices(self.config.own_column_names):
             self.note(notice)   # once each, before any row runs
         rows = table.rows()
@@ -377,7 +358,7 @@ class Scheduler:
                 if not may_start(state, mono, retries_only=retries_only):
                     continue
                 try:
-                    why = placement.launch(self, self.rows[state.id], full)
+                    why = self.placer.launch(self.rows[state.id], full)
                 except Exception as e:  # noqa: BLE001 - one row never ends the driver
                     self.fault(state.id, e)
                     continue
@@ -407,59 +388,8 @@ class Scheduler:
                     waiting[st.id] = why
         return waiting
 
-    def _publish_waiting(self, waiting: dict[str, str]) -> None:
-        """For the views (status, tui): why each pending row has not started."""
-        if waiting == self._waiting:
-            return
-        self._waiting = waiting
-        try:
-            tmp = self.paths.waiting.with_suffix(".tmp")
-            tmp.write_text(json.dumps(waiting, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, self.paths.waiting)
-        except OSError as e:   # the views lose a hint; the queue goes on
-            logger.debug("could not write %s: %s", self.paths.waiting, e)
-
     def _derive(self) -> None:
-        """Readiness of the rows that wait (Invalid / Blocked / Pending) whose inputs
-        changed — their own row or their parent's status or weights; every row after the
-        file was read — until chains settle."""
-        if self._derive_all:
-            self._derive_all = False
-            parents = {st.id: st.spec.parent_id for st in self.rows.values()
-                       if st.spec is not None and st.spec.parent_id}
-            self._cycles = find_cycles(parents)
-            self._children = {}
-            for child, parent in parents.items():
-                self._children.setdefault(parent, []).append(child)
-            todo = set(self.rows)
-        else:
-            todo = set(self._touched)
-            for job_id in self._touched:
-                todo.update(self._children.get(job_id, ()))
-        self._touched.clear()
-        statuses, weights = _Statuses(self.rows), _Weights(self.rows)
-        models = functools.lru_cache(maxsize=None)(self.models.resolve)   # one pass
-        exists = functools.lru_cache(maxsize=None)(Path.exists)
-        for _ in range(len(self.rows) + 1):
-            changed: set[str] = set()
-            for job_id in todo:
-                st = self.rows.get(job_id)
-                if st is None or not st.status.is_derived:
-                    continue
-                parent = st.spec.parent_id if st.spec is not None else ""
-                try:
-                    readiness = resolve(st.id, parent, statuses, weights, self._cycles,
-                                        self.base_dir, exists, models)
-                    if self.apply(st.id, readiness).status is not st.status:
-                        changed.add(st.id)
-                except Exception as e:  # noqa: BLE001 - one row never ends the driver
-                    self.fault(st.id, e)
-                    if self.rows[st.id].status is not st.status:
-                        changed.add(st.id)
-            if not changed:
-                break
-            todo = {c for job_id in changed for c in self._children.get(job_id, ())}
-        self._touched.clear()   # what this pass changed, it has settled
+        self.readiness.derive(self.rows, self.apply, self.fault)
 
     # ================================================================ events
     def _on_pool(self, event) -> None:
@@ -483,10 +413,10 @@ class Scheduler:
             self.apply(event.job_id, RunnerStarted(event.attempt, report.started, report.node,
                                                    report.gpu_ids))
         elif isinstance(event, Ended):
-            self._release(event.job_id)
+            self.placer.release(event.job_id)
             self.ended(event.job_id, event.report)
         elif isinstance(event, Lost):
-            self._release(event.job_id)
+            self.placer.release(event.job_id)
             self.apply(event.job_id, RunnerLost(event.attempt, event.error))
 
     def fault(self, job_id: str, error: BaseException) -> None:
@@ -495,12 +425,10 @@ class Scheduler:
         self.note(f"{job_id}: the driver failed handling this row ({type(error).__name__}: "
                   f"{error}); it is marked Crash and the other rows go on", logging.ERROR)
         logger.debug("the failure of %s", job_id, exc_info=error)
-        runner = self.runners.pop(job_id, None)
+        runner = self.placer.release(job_id)
         if runner is not None:
             self.pool.stop(runner, job_id)
             self.pool.discard(runner)
-        if self.ledger is not None:
-            self.ledger.release(job_id)
         if job_id in self.rows:
             try:
                 self.apply(job_id, HandlingFailed(f"{type(error).__name__}: {error}"))
@@ -522,11 +450,6 @@ class Scheduler:
             halve_batch_ok=spec is not None and not kind.halves_batch(spec),
             cells={"WeightFile": weight, **dict(extra.cells if extra else ())},
             details=dict(extra.details if extra else ())))
-
-    def _release(self, job_id: str) -> None:
-        self.runners.pop(job_id, None)
-        if self.ledger is not None:
-            self.ledger.release(job_id)
 
     def _take_requests(self) -> None:
         """Stop requests: from this process's other threads (the UI), from other terminals
@@ -580,26 +503,3 @@ class Scheduler:
             return self.config.metric, self.config.goal
         return KINDS[state.spec.kind].metric(state.spec, self.config.metric,
                                              self.config.goal)
-
-
-class _Statuses(Mapping):
-    """Each row's status, read live from the driver's rows (no copy per turn)."""
-
-    def __init__(self, rows: dict[str, RowState]):
-        self._rows = rows
-
-    def __getitem__(self, job_id: str) -> RowStatus:
-        return self._rows[job_id].status
-
-    def __iter__(self):
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-
-class _Weights(_Statuses):
-    """Each row's WeightFile cell, read live."""
-
-    def __getitem__(self, job_id: str) -> str:
-        return self._rows[job_id].cell("WeightFile")

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from orchestrator.core import (
     ATTEMPT_ACTIVE,
     INTERRUPTED,
     AttemptReport,
+    Event,
     NotRunning,
     Reattached,
     RowState,
@@ -27,16 +30,35 @@ from orchestrator.core import (
     RunnerLost,
 )
 from orchestrator.core.edits import attempts_of
+from orchestrator.driver.placement import Placer
 from orchestrator.execution.outputs import collect, finished_exit_code, upload_outputs
 from orchestrator.execution.pool import Shape
 from orchestrator.infra.storage import join as storage_join
+from orchestrator.store.config import Config
+from orchestrator.store.record import RunRecord
 
 __all__ = ["reconcile"]
 
 logger = logging.getLogger(__name__)
 
 
-def reconcile(loop) -> None:
+class Host(Protocol):
+    """What reconciling needs of the driver (``Scheduler``)."""
+
+    rows: Mapping[str, RowState]
+    placer: Placer
+    record: RunRecord
+    config: Config
+    queue_name: str
+    state_dir: Path
+
+    def apply(self, job_id: str, event: Event) -> RowState: ...
+    def apply_gone(self, job_id: str, *events: Event) -> None: ...
+    def ended(self, job_id: str, report: AttemptReport) -> RowState: ...
+    def kind_metric(self, state: RowState) -> tuple[str, str]: ...
+
+
+def reconcile(loop: Host) -> None:
     queue, record = loop.queue_name, loop.record
     known = record.runners(queue)
     adopted = set()
@@ -44,37 +66,33 @@ def reconcile(loop) -> None:
         job_id, number, name = attempt["job_id"], attempt["attempt"], attempt.get("runner") or ""
         state = loop.rows.get(job_id)
         if state is None:   # its row is gone: the attempt ends here (its runner is killed)
-            loop.rows[job_id] = RowState(job_id)
-            loop.apply(job_id, Reattached(number))
-            loop.apply(job_id, RunnerLost(number, "its row was deleted while the driver was "
-                                          "down", while_down=True))
-            del loop.rows[job_id]
+            loop.apply_gone(job_id, Reattached(number),
+                            RunnerLost(number, "its row was deleted while the driver was down",
+                                       while_down=True))
             continue
         shape = Shape.from_description(known[name]) if name in known else Shape()
-        runner = loop.pool.adopt(name, shape, job_id, number) if name else None
+        runner = loop.placer.pool.adopt(name, shape, job_id, number) if name else None
         loop.apply(job_id, Reattached(number, attempt.get("wandb_run_id") or "",
                                       attempt.get("gpus") or ""))
         if runner is not None:
             adopted.add(name)
-            loop.runners[job_id] = runner
-            if loop.ledger is not None and attempt.get("gpus"):
-                loop.ledger.claim(job_id, tuple(int(g) for g in attempt["gpus"].split(",")))
+            loop.placer.adopted(job_id, runner, attempt.get("gpus") or "")
             logger.info("%s: re-attached to attempt %d (still running)", job_id, number)
         elif not _salvage(loop, job_id, attempt):
             logger.warning("%s: attempt %d was lost while the driver was down; re-queued",
                            job_id, number)
             loop.apply(job_id, RunnerLost(number, "it left no result", while_down=True))
     for name in set(known) - adopted:   # leftovers of a driver that died
-        loop.pool.forget(name)
+        loop.placer.pool.forget(name)
     for state in list(loop.rows.values()):
-        if state.status.is_active and state.id not in loop.runners:
+        if state.status.is_active and state.id not in loop.placer.runners:
             if not _recorded_end(loop, state):
                 loop.apply(state.id, NotRunning())
         elif state.status is RowStatus.PENDING and _file_never_showed(loop, state):
             _recorded_end(loop, state)
 
 
-def _file_never_showed(loop, state: RowState) -> bool:
+def _file_never_showed(loop: Host, state: RowState) -> bool:
     """The row waits in the file, yet the record has an attempt of it that the file's
     ``Attempts`` never counted: it was launched and ended within the ~0.5 s the file is
     behind, and the driver died before writing it. That attempt's end stands."""
@@ -83,7 +101,7 @@ def _file_never_showed(loop, state: RowState) -> bool:
             and latest["attempt"] > attempts_of(state.cells))
 
 
-def _recorded_end(loop, state: RowState) -> bool:
+def _recorded_end(loop: Host, state: RowState) -> bool:
     """The file says the row runs, but the run record says its last attempt ended: the
     driver died after recording the end and before writing the file. The record's word
     stands (the end is taken again, from the attempt's folder where it is); nothing
@@ -104,7 +122,7 @@ def _recorded_end(loop, state: RowState) -> bool:
     return _salvage(loop, state.id, latest, fallback_code=code, stopped=stopped)
 
 
-def _salvage(loop, job_id: str, attempt: dict, fallback_code: int | None = None,
+def _salvage(loop: Host, job_id: str, attempt: dict, fallback_code: int | None = None,
              stopped: bool = False) -> bool:
     """An attempt that finished while no driver watched: take its result instead of
     running the row again. ``fallback_code``: the exit code the record has, for an

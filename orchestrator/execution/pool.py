@@ -110,7 +110,6 @@ class Pool(Protocol):
     address: str
 
     def totals(self) -> Mapping[str, float]: ...
-    def can_ever_fit(self, shape: Shape) -> bool: ...
     def acquire(self, shape: Shape, job_id: str, force: bool = False) -> Runner | None: ...
     def start(self, runner: Runner, launch: LaunchSpec) -> None: ...
     def stop(self, runner: Runner, job_id: str) -> None: ...
@@ -160,10 +159,6 @@ class RunnerPool:
         totals = self.totals()
         return all(held[k] + v <= totals.get(k, 0.0) + _EPS
                    for k, v in shape.demand().items() if v > 0)
-
-    def can_ever_fit(self, shape: Shape) -> bool:
-        totals = self.totals()
-        return all(v <= totals.get(k, 0.0) + _EPS for k, v in shape.demand().items() if v > 0)
 
     # ---------------------------------------------------------------- runners
     def acquire(self, shape: Shape, job_id: str, force: bool = False) -> Runner | None:

@@ -26,6 +26,10 @@ def connect(address: str | None = None, *, namespace: str = "orchestrator",
     127.0.0.1. Returns True when this process started Ray (it ends when the process does).
     """
     joining = bool(address or os.environ.get("RAY_ADDRESS"))
+    # Ray keeps a metrics series per task name for as long as the process lives, and
+    # every row names its tasks (for `ray list tasks`): ~20 KB a row, 0.5 GB at 10,000
+    # rows. Off unless the user turns it on (on a local Ray we start: off there too).
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
     if joining:
         use_token_auth()   # read when ray loads: before the import
     import ray
