@@ -16,7 +16,6 @@ the orchestrator's own cells are restored when a stale save puts back older valu
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -103,7 +102,7 @@ class Scheduler:
         self._interrupt = 0        # 1: stop launching and wind down
         self._stop_on_interrupt = False
         self._stopping_sent = False
-        self._control: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
+        self.inbox = requests.Inbox(self.paths)
         self._notes: set[str] = set(said)
         self._stale: list[str] = []
         self._why_not_placed: dict[str, str] = {}   # from the last plan
@@ -140,7 +139,7 @@ class Scheduler:
             self._flush()
             self.pool.shutdown()
             self.models.close()
-            requests.answer_all(self.paths, "the driver has stopped")
+            self.inbox.close("the driver has stopped")
             self.paths.waiting.unlink(missing_ok=True)
         self._say_what_waits()
         return 1 if any(st.status.is_failed for st in self.rows.values()) else 0
@@ -215,12 +214,7 @@ class Scheduler:
 
     def request_stop(self, ids: list[str] | None, timeout: float = 30.0) -> dict[str, str]:
         """Stop rows (any thread; ``None``: every row not finished); what happened to each."""
-        reply: queue.Queue = queue.Queue()
-        self._control.put((ids, reply))
-        try:
-            return reply.get(timeout=timeout)
-        except queue.Empty:
-            return {i: "the driver did not answer in time" for i in ids or ["*"]}
+        return self.inbox.ask(ids, timeout)
 
     def _finished(self) -> bool:
         active = bool(self.rows.active)
@@ -454,13 +448,7 @@ class Scheduler:
     def _take_requests(self) -> None:
         """Stop requests: from this process's other threads (the UI), from other terminals
         (``orchestrator stop``, through the state dir), and the driver's own wind-down."""
-        while True:
-            try:
-                ids, reply = self._control.get_nowait()
-            except queue.Empty:
-                break
-            reply.put(self.stop_rows(ids))
-        requests.serve(self.paths, self.stop_rows)
+        self.inbox.serve(self.stop_rows)
         if self._interrupt and self._stop_on_interrupt and not self._stopping_sent:
             self._stopping_sent = True
             for st in list(self.rows.values()):

@@ -1,4 +1,5 @@
-"""Requests from other terminals to the running driver, through its state dir.
+"""Stop requests to the running driver: from its own process's other threads (the
+UI) through ``Inbox``, and from other terminals through its state dir.
 
 ``orchestrator stop`` (or a TUI attached from elsewhere) writes
 ``<state-dir>/.requests-<queue>/<id>.json``; the driver's loop answers it in
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import time
 import uuid
 from collections.abc import Callable
@@ -19,9 +21,44 @@ from pathlib import Path
 
 from orchestrator.store.paths import QueuePaths
 
-__all__ = ["ask", "serve", "answer_all"]
+__all__ = ["ask", "serve", "Inbox"]
 
 logger = logging.getLogger(__name__)
+
+
+Stop = Callable[[list[str] | None], dict[str, str]]
+
+
+class Inbox:
+    """The requests the driver's loop answers once per turn, wherever they come from."""
+
+    def __init__(self, paths: QueuePaths):
+        self.paths = paths
+        self._local: queue.Queue = queue.Queue()   # (ids, reply queue) from other threads
+
+    def ask(self, ids: list[str] | None, timeout: float = 30.0) -> dict[str, str]:
+        """Stop rows (any thread of the driver's process; ``None``: every row not
+        finished); what happened to each."""
+        reply: queue.Queue = queue.Queue()
+        self._local.put((ids, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {i: "the driver did not answer in time" for i in ids or ["*"]}
+
+    def serve(self, stop: Stop) -> None:
+        """Answer every request waiting now (the loop's thread)."""
+        while True:
+            try:
+                ids, reply = self._local.get_nowait()
+            except queue.Empty:
+                break
+            reply.put(stop(ids))
+        serve(self.paths, stop)
+
+    def close(self, message: str) -> None:
+        """The driver is leaving: answer what is still waiting, so no caller hangs."""
+        self.serve(lambda ids: {i: message for i in ids or ["*"]})
 
 
 def _write(path: Path, data: dict) -> None:
@@ -50,7 +87,7 @@ def ask(paths: QueuePaths, ids: list[str] | None, timeout: float = 30.0) -> dict
     return None
 
 
-def serve(paths: QueuePaths, stop: Callable[[list[str] | None], dict[str, str]]) -> None:
+def serve(paths: QueuePaths, stop: Stop) -> None:
     """Answer the requests waiting in the state dir (the driver's loop, once per turn)."""
     try:
         waiting = sorted(p for p in paths.requests.iterdir() if p.suffix == ".json")
@@ -68,8 +105,3 @@ def serve(paths: QueuePaths, stop: Callable[[list[str] | None], dict[str, str]])
             outcome = {"*": f"unknown request {data.get('op')!r}"}
         _write(request.with_suffix(".answer"), outcome)
         request.unlink(missing_ok=True)
-
-
-def answer_all(paths: QueuePaths, message: str) -> None:
-    """The driver is leaving: answer what is still waiting, so no caller hangs."""
-    serve(paths, lambda ids: {i: message for i in ids or ["*"]})
