@@ -239,9 +239,7 @@ def cmd_run(args) -> int:
         path = write_default_config(args.create_config)
         print(f"wrote {path}")
         return 0
-    config, paths = _load(args)
-    paths.queue_file().read()  # a missing or broken file fails here, before Ray starts
-    check_here(config, paths.csv.parent)   # so do a missing setup script and conda
+    config, paths = _preflight(args)
     said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config)[0] if not v.ok]
     for message in said:   # rows that cannot run: said before Ray starts, and once
         logging.getLogger("orchestrator").error(message)
@@ -625,8 +623,17 @@ def _verdicts(paths: QueuePaths, config: Config):
             models.close()
 
 
-def cmd_check(args) -> int:
+def _preflight(args) -> tuple[Config, QueuePaths]:
+    """What ``run`` refuses before Ray starts, and ``check`` says the same way: the
+    config, a file that cannot be read as a queue, a missing setup script or conda."""
     config, paths = _load(args)
+    paths.queue_file().read()
+    check_here(config, paths.csv.parent)
+    return config, paths
+
+
+def cmd_check(args) -> int:
+    config, paths = _preflight(args)
     verdicts, notices = _verdicts(paths, config)
     bad = [v for v in verdicts if not v.ok]
     if args.json:

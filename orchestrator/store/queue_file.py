@@ -241,9 +241,22 @@ class QueueFile:
         for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
                            (b"\xfe\xff", "utf-16-be")):
             if data.startswith(bom):   # a BOM is certain, whatever --encoding says
-                return self._decode_as(data[len(bom):], codec), codec, True
+                return self._no_nul(self._decode_as(data[len(bom):], codec)), codec, True
         codec = self.encoding or "utf-8"
-        return self._decode_as(data, codec), codec, False
+        return self._no_nul(self._decode_as(data, codec)), codec, False
+
+    def _no_nul(self, text: str) -> str:
+        """A NUL is never text: the file is binary, or UTF-16 saved without a BOM (each
+        ASCII letter followed by a NUL), and would run commands cut at the NUL."""
+        at = text.find("\x00")
+        if at < 0:
+            return text
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise QueueFileError(
+            self.path, f"the file holds a NUL byte (00) at column {column}: it is binary, or "
+            "UTF-16 saved without a BOM; nothing was run or changed", line=line,
+            fix="save it as 'CSV UTF-8' (or as UTF-16 with a BOM)")
 
     def _decode_as(self, data: bytes, codec: str) -> str:
         try:

@@ -32,15 +32,15 @@ def row(job_id, check="", parent="", gpus="0.5", retries="", on_oom="", notes=""
 class Run:
     """A driver on ``pool`` in a thread, with every status change it told observers."""
 
-    def __init__(self, csv_path, pool, **settings):
+    def __init__(self, csv_path, pool, config_path=None, local_ray=True, **settings):
         settings.setdefault("retry_backoff", 0.0)
-        self.config = load_config(None, **settings)
+        self.config = load_config(config_path, **settings)
         self.paths = queue_paths(csv_path, self.config)
         self.record = RunRecord(self.paths.registry)
         self.changes = []
         self.pool = pool
         self.loop = Scheduler(QueueFile(csv_path), self.config, self.paths.state_dir,
-                              self.record, queue_name=self.paths.name, local_ray=True,
+                              self.record, queue_name=self.paths.name, local_ray=local_ray,
                               observers=(self.changes.append,), pool=pool)
         self.code = None
         self.thread = threading.Thread(target=self._run, daemon=True)
