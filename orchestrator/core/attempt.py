@@ -39,6 +39,9 @@ class AttemptReport:
     log_tail: str = ""
     error: str = ""               # the process never ran: why
     output_error: str = ""        # it ran, but its outputs could not be kept: why
+    #: the attempt's folder could not be written (a full or read-only disk): why. Not the
+    #: job's failure: the driver stops, as when it cannot write its own record.
+    unwritable: str = ""
 
     @property
     def ok(self) -> bool:

@@ -53,13 +53,13 @@ from orchestrator.driver.placement import Placer
 from orchestrator.driver.readiness import ReadinessTracker
 from orchestrator.driver.rows import Rows
 from orchestrator.execution.pool import Ended, Lost, Pool, Started
-from orchestrator.infra.errors import QueueFileError
+from orchestrator.infra.errors import QueueFileError, StateUnwritable
 from orchestrator.infra.storage import is_uri
 from orchestrator.kinds import KINDS, parse_row
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths
 from orchestrator.store.queue_file import QueueFile, Table
-from orchestrator.store.record import RunRecord
+from orchestrator.store.record import RunRecord, unwritable
 from orchestrator.store.registry import ModelRegistry
 
 __all__ = ["Scheduler", "Observer"]
@@ -118,10 +118,13 @@ class Scheduler:
         self._flush()
 
     def run(self) -> int:
-        """Run until done; the exit code: 0 when no row ended failed, else 1."""
-        self.load()
-        reconcile.reconcile(self)
+        """Run until done; the exit code: 0 when no row ended failed, else 1. Raises
+        ``StateUnwritable`` when the run record cannot be written: the driver stops
+        there, writing nothing more, so the file keeps what the record backs."""
+        broken: StateUnwritable | None = None
         try:
+            self.load()
+            reconcile.reconcile(self)
             while True:
                 self._maybe_reload()
                 self._take_requests()
@@ -135,14 +138,29 @@ class Scheduler:
                 for event in self.pool.poll(self._wait_timeout()):
                     self._on_pool(event)
                 self.pool.reap_idle(self.config.runner_idle)
+        except StateUnwritable as e:
+            broken = e
+            raise
         finally:
-            self._flush()
-            self.pool.shutdown()
-            self.models.close()
-            self.inbox.close("the driver has stopped")
-            self.paths.waiting.unlink(missing_ok=True)
+            self._wind_up(broken)
         self._say_what_waits()
         return 1 if any(st.status.is_failed for st in self.rows.values()) else 0
+
+    def _wind_up(self, broken: StateUnwritable | None) -> None:
+        """Leave: the last write (unless the record could not be written: then the file
+        keeps what the record backs), idle runners killed, callers answered."""
+        steps = [self.pool.shutdown, self.models.close,
+                 lambda: self.inbox.close("the driver has stopped"),
+                 lambda: self.paths.waiting.unlink(missing_ok=True)]
+        if broken is None:
+            steps.insert(0, self._flush)
+        for step in steps:
+            try:
+                step()
+            except (StateUnwritable, OSError) as e:
+                if broken is None and step is self._flush:
+                    raise
+                logger.debug("while stopping: %s", e)
 
     def apply(self, job_id: str, event: Event) -> RowState:
         """``core.apply`` for one row, and its effects carried out."""
@@ -188,7 +206,10 @@ class Scheduler:
             for observe in self.observers:
                 try:
                     observe(effect)
-                except Exception:  # noqa: BLE001 - an observer never decides or breaks state
+                except Exception as e:  # noqa: BLE001 - an observer never decides or breaks state
+                    refused = unwritable(e, self.record.path)
+                    if refused is not None:   # the registry's disk: the driver stops
+                        raise refused from None
                     logger.exception("status observer %r failed", observe)
 
     def snapshot(self) -> list[RowState]:
@@ -408,6 +429,9 @@ class Scheduler:
                                                    report.gpu_ids))
         elif isinstance(event, Ended):
             self.placer.release(event.job_id)
+            if event.report.unwritable:   # the disk, not the job: the driver stops
+                path, _, reason = event.report.unwritable.rpartition(": ")
+                raise StateUnwritable(path or self.state_dir, reason)
             self.ended(event.job_id, event.report)
         elif isinstance(event, Lost):
             self.placer.release(event.job_id)
@@ -415,7 +439,10 @@ class Scheduler:
 
     def fault(self, job_id: str, error: BaseException) -> None:
         """The driver raised while handling ``job_id``: its attempt (if any) is stopped and
-        its runner let go, and the row ends Crash with the error; the queue goes on."""
+        its runner let go, and the row ends Crash with the error; the queue goes on. The
+        run record refusing a write is no row's failure: that stops the driver."""
+        if isinstance(error, StateUnwritable):
+            raise error
         self.note(f"{job_id}: the driver failed handling this row ({type(error).__name__}: "
                   f"{error}); it is marked Crash and the other rows go on", logging.ERROR)
         logger.debug("the failure of %s", job_id, exc_info=error)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from orchestrator.core import AttemptReport
 from orchestrator.execution.launch import LaunchSpec
+from orchestrator.infra.errors import StateUnwritable
 from orchestrator.store.record import RunRecord
 
 __all__ = ["Shape", "Runner", "Pool", "RunnerPool", "Started", "Ended", "Lost", "PoolEvent"]
@@ -257,11 +258,14 @@ class RunnerPool:
         import ray
 
         self.runners.pop(runner.name, None)
-        self.record.remove_runner(self.queue, runner.name)
         try:
             ray.kill(runner.handle, no_restart=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
+        try:
+            self.record.remove_runner(self.queue, runner.name)
+        except StateUnwritable as e:   # the next driver finds it gone and forgets it
+            logger.debug("runner %s stays in the record: %s", runner.name, e)
 
     def reap_idle(self, idle_s: float) -> None:
         now = time.monotonic()

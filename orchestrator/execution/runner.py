@@ -13,6 +13,7 @@ says which (``killed_for``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -192,7 +193,9 @@ class JobRunner:
             try:
                 report = self._launch(spec, report)
             except Exception as e:  # the process never ran
-                self._report = report.replace(error=str(e), ended=time.time())
+                report = report.replace(error=str(e), ended=time.time(),
+                                        unwritable=_unwritable(Path(spec.run_dir), e))
+                self._report = report
                 self._finish()
                 return self._report
             self._report = report
@@ -322,3 +325,22 @@ def _duration(seconds: float) -> str:
         return f"{seconds}s"
     h, rem = divmod(seconds, 3600)
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
+def _unwritable(run_dir: Path, error: Exception) -> str:
+    """Why the attempt's folder cannot be written ("" when it can): from the error that
+    stopped the launch, else from a probe (the supervisor only says it failed)."""
+    if isinstance(error, OSError) and error.errno in _FULL_OR_READ_ONLY:
+        return f"{error.filename or run_dir}: {error.strerror}"
+    probe = run_dir / ".writable"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        if e.errno in _FULL_OR_READ_ONLY:
+            return f"{run_dir}: {e.strerror}"
+    return ""

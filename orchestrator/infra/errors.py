@@ -6,7 +6,8 @@ with its fields intact.
 
 from __future__ import annotations
 
-__all__ = ["OrchestratorError", "QueueFileError", "ConfigError", "JobError"]
+__all__ = ["OrchestratorError", "QueueFileError", "ConfigError", "JobError",
+           "StateUnwritable"]
 
 
 class OrchestratorError(Exception):
@@ -82,6 +83,25 @@ class JobError(OrchestratorError):
 
     def __reduce__(self):
         return (JobError, (self.job_id, self.message))
+
+
+class StateUnwritable(OrchestratorError):
+    """The driver cannot write its state (the run record, the state dir): a disk that
+    is full or read-only, a folder it may not write. Not any row's failure: the driver
+    stops, rows keep the status the file shows, and the next run takes over from the
+    record as after a kill."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"cannot write {self.path}: {reason} — free space on that disk or make it "
+            "writable (or set state_dir in [general] to a folder that is), then run the same "
+            "command again: rows keep their status, running ones re-attach or run again "
+            "without spending a retry")
+
+    def __reduce__(self):
+        return (StateUnwritable, (self.path, self.reason))
 
 
 def _rebuild(cls, args, kwargs):

@@ -8,15 +8,21 @@ terminals (WAL mode lets them read while it writes). The schema is versioned wit
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sqlite3
 import time
 from pathlib import Path
 
 from orchestrator.core.status import ATTEMPT_ACTIVE
+from orchestrator.infra.errors import StateUnwritable
 
-__all__ = ["RunRecord", "connect", "connect_read_only", "read_attempts", "read_only_query",
-           "transaction"]
+__all__ = ["RunRecord", "unwritable", "connect", "connect_read_only", "read_attempts",
+           "read_only_query", "transaction"]
+
+#: SQLite's words for a write the disk or the folder refused.
+_UNWRITABLE = ("disk is full", "readonly", "read-only", "disk I/O error", "unable to open")
+_UNWRITABLE_ERRNO = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 
 _MIGRATIONS: list[list[str]] = [
     [  # version 1
@@ -144,12 +150,37 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"PRAGMA user_version = {int(number)}")
 
 
+def unwritable(error: BaseException, path: str | Path) -> StateUnwritable | None:
+    """``error`` as ``StateUnwritable`` when it says the disk or folder under ``path``
+    refused a write (full, read-only, not allowed); None for any other error."""
+    if isinstance(error, StateUnwritable):
+        return error
+    if isinstance(error, sqlite3.OperationalError) and \
+            any(word in str(error) for word in _UNWRITABLE):
+        return StateUnwritable(path, str(error))
+    if isinstance(error, OSError) and error.errno in _UNWRITABLE_ERRNO:
+        return StateUnwritable(error.filename or path, error.strerror or str(error))
+    return None
+
+
 class RunRecord:
-    """Attempts and runners of the queues that share one state directory."""
+    """Attempts and runners of the queues that share one state directory. A write the
+    disk refuses (full, read-only, not allowed) raises ``StateUnwritable``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._db = connect(self.path)
+        with self._writing():
+            self._db = connect(self.path)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        try:
+            yield
+        except (sqlite3.OperationalError, OSError) as e:
+            refused = unwritable(e, self.path)
+            if refused is None:
+                raise
+            raise refused from None
 
     def close(self) -> None:
         self._db.close()
@@ -160,16 +191,20 @@ class RunRecord:
         fields.setdefault("status", ATTEMPT_ACTIVE[0])
         cols = ["queue", "job_id", "attempt", *fields]
         marks = ",".join("?" * len(cols))
-        self._db.execute(f"INSERT OR REPLACE INTO attempts ({','.join(cols)}) VALUES ({marks})",
-                         [queue, job_id, attempt, *map(_encode, fields.values())])
+        with self._writing():
+            self._db.execute(
+                f"INSERT OR REPLACE INTO attempts ({','.join(cols)}) VALUES ({marks})",
+                [queue, job_id, attempt, *map(_encode, fields.values())])
 
     def update_attempt(self, queue: str, job_id: str, attempt: int, **fields) -> None:
         self._check(fields)
         if not fields:
             return
         sets = ",".join(f"{name} = ?" for name in fields)
-        self._db.execute(f"UPDATE attempts SET {sets} WHERE queue = ? AND job_id = ? AND "
-                         "attempt = ?", [*map(_encode, fields.values()), queue, job_id, attempt])
+        with self._writing():
+            self._db.execute(f"UPDATE attempts SET {sets} WHERE queue = ? AND job_id = ? AND "
+                             "attempt = ?",
+                             [*map(_encode, fields.values()), queue, job_id, attempt])
 
     def attempts(self, queue: str, job_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM attempts WHERE queue = ?", [queue]
@@ -195,7 +230,7 @@ class RunRecord:
         """``{job id: (owned cells as written, the row's command)}`` after a write."""
         if not rows:
             return
-        with transaction(self._db):
+        with self._writing(), transaction(self._db):
             self._db.executemany(
                 "INSERT OR REPLACE INTO row_cells VALUES (?, ?, ?, ?)",
                 [(queue, job_id, json.dumps(cells, sort_keys=True), command)
@@ -209,11 +244,13 @@ class RunRecord:
 
     # ---------------------------------------------------------------- runners
     def add_runner(self, queue: str, name: str, shape: dict) -> None:
-        self._db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)",
-                         (queue, name, json.dumps(shape, sort_keys=True), time.time()))
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO runners VALUES (?, ?, ?, ?)",
+                             (queue, name, json.dumps(shape, sort_keys=True), time.time()))
 
     def remove_runner(self, queue: str, name: str) -> None:
-        self._db.execute("DELETE FROM runners WHERE queue = ? AND name = ?", (queue, name))
+        with self._writing():
+            self._db.execute("DELETE FROM runners WHERE queue = ? AND name = ?", (queue, name))
 
     def runners(self, queue: str) -> dict[str, dict]:
         """``{runner name: shape}`` of the runners this queue's drivers created."""

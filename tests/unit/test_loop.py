@@ -12,6 +12,7 @@ import pytest
 from orchestrator.core import RowStatus
 from orchestrator.driver import requests
 from orchestrator.driver.loop import Scheduler
+from orchestrator.infra.errors import StateUnwritable
 from orchestrator.store.config import load_config
 from orchestrator.store.paths import queue_paths
 from orchestrator.store.queue_file import QueueFile
@@ -42,11 +43,14 @@ class Run:
         self.loop = Scheduler(QueueFile(csv_path), self.config, self.paths.state_dir,
                               self.record, queue_name=self.paths.name, local_ray=local_ray,
                               observers=(self.changes.append,), pool=pool)
-        self.code = None
+        self.code, self.error = None, None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        self.code = self.loop.run()
+        try:
+            self.code = self.loop.run()
+        except Exception as e:  # noqa: BLE001 - the test looks at it
+            self.error = e
 
     def start(self):
         self.thread.start()
@@ -254,6 +258,55 @@ def test_orchestrator_stop_asks_the_running_driver(tmp_path):
     assert rows["long"]["Error"] == "stopped: stopped on request"
     assert rows["later"]["TrainingCheck"] == "Stopped"
     assert not list(r.paths.requests.iterdir()), "the request and its answer are gone"
+
+
+def test_a_run_record_that_refuses_writes_stops_the_driver_and_no_row_pays(tmp_path):
+    """A full or read-only disk under the state dir (here: SQLite's own read-only mode on
+    the driver's connection, what a read-only mount gives). It used to end in a
+    traceback, or mark the row being handled Crash. Now the driver says what it cannot
+    write and stops writing; the rows keep their status; the next driver runs what was
+    running again without spending a retry, and nothing runs twice."""
+    q = write_csv(tmp_path / "q.csv", HEADER,
+                  [row("a", retries="0"), row("b", retries="0"), row("c"), row("d")])
+    pool = FakePool(outcomes={"a": [HOLD, 0], "b": [HOLD, 0]})
+    r = Run(q, pool, max_training_process=2).start()
+    wait_for(lambda: read_rows(q)["b"]["TrainingCheck"] == "Training", what="a, b Training")
+    r.record._db.execute("PRAGMA query_only = ON")
+    pool.finish("a")
+    r.join()
+    assert r.code is None and isinstance(r.error, StateUnwritable)
+    message = str(r.error)
+    assert str(r.paths.registry) in message and "readonly" in message
+    assert "free space on that disk or make it writable" in message
+    rows = read_rows(q)
+    assert [rows[i]["TrainingCheck"] for i in "abcd"] == ["Training", "Training", "", ""]
+    assert not any(rows[i]["Error"] for i in "abcd"), "no row was blamed"
+
+    again = FakePool()
+    r2 = run(q, again)
+    assert r2.code == 0 and r2.error is None
+    rows = read_rows(q)
+    assert [rows[i]["TrainingCheck"] for i in "abcd"] == ["Done"] * 4
+    assert r2.attempts("a") == [(1, "Crash", "lost"), (2, "Done", "")], \
+        "lost while no driver ran: run again though Retries = 0"
+    assert sorted(launch.job_id for launch, _ in again.launches) == ["a", "b", "c", "d"]
+
+
+def test_a_runner_that_cannot_write_the_attempts_folder_stops_the_driver_not_the_row(
+        tmp_path):
+    """The disk under the state dir filled up: the runner could not write the attempt's
+    folder (it says so in ``unwritable``). That is not the job's setup failure."""
+    q = write_csv(tmp_path / "q.csv", HEADER, [row("a"), row("b")])
+    full = {"exit_code": None, "error": "the job supervisor failed to start (status 1)",
+            "unwritable": f"{tmp_path}/runs/a/attempt-1: No space left on device"}
+    r = Run(q, FakePool(outcomes={"a": [full]}), max_training_process=1).start()
+    r.join()
+    assert isinstance(r.error, StateUnwritable)
+    assert str(r.error).startswith(f"cannot write {tmp_path}/runs/a/attempt-1: No space left "
+                                   "on device — free space on that disk")
+    rows = read_rows(q)
+    assert rows["a"]["TrainingCheck"] in ("", "Queued") and not rows["a"]["Error"]
+    assert r.attempts("a")[0][1] not in ("Crash", "Failed"), "not counted as its failure"
 
 
 def test_the_driver_writes_only_its_own_columns(tmp_path):
