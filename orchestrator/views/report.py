@@ -16,13 +16,15 @@ import html
 import io
 import math
 import os
+import re
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from orchestrator.api import goal_of, read_metrics
-from orchestrator.core import JobSpec, RowStatus
+from orchestrator.core import KNOWN_COLUMNS, JobSpec, RowStatus, canonical_column
 from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import read_attempts
@@ -36,6 +38,7 @@ MAX_RUNS_PER_FIGURE = 12
 MAX_BEST = 15            # bars in the best-models chart
 MAX_PARAM_PLOTS = 4
 MAX_POINTS = 2000        # points per curve; longer curves are thinned evenly
+MAX_PARAM_COLUMNS = 8    # hyperparameter columns in the runs table (those that vary)
 NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file", "epochs",
                          "total_epochs", "num_epochs", "max_epochs", "total_steps",
                          "max_steps", "num_steps", "epochs_done"})   # progress, not results
@@ -46,7 +49,8 @@ _BADGE = {s.label: color for s, color in (
     (RowStatus.TRAINING, "#2f6fdb"), (RowStatus.DONE, "#2e9e4f"), (RowStatus.CRASH, "#d0342c"),
     (RowStatus.STOPPED, "#d99a00"), (RowStatus.BLOCKED, "#a347ba"),
     (RowStatus.INVALID, "#8b1e1e"))}
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em 1.5em;color:#222}
+section,h1,h2,p,figure{max-width:1200px}
 h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}
 .badge{display:inline-block;padding:.15em .6em;border-radius:1em;color:#fff;font-size:.85em}
 .counts .badge{font-size:1em;margin-right:.4em}
@@ -56,6 +60,57 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.path,td.err{max-width:28em;overflow-wrap:anywhere}.note{color:#666;font-style:italic}
 td.notes{min-width:12em;max-width:24em}td.path{min-width:9em}
 figure{margin:1em 0}figcaption{color:#444;font-size:.9em}img{max-width:100%}
+table.runs{width:100%;table-layout:fixed}
+table.runs td,table.runs th{white-space:nowrap;padding:.3em .4em;overflow:hidden;
+text-overflow:ellipsis}
+table.runs th{cursor:pointer;position:sticky;top:0}
+table.runs tr.more td{white-space:normal;background:#fafafa}
+table.runs tr.more dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:.3em}
+table.runs tr.more dt{color:#666}table.runs tr.more dd{margin:0;overflow-wrap:anywhere}
+table.runs tr.more pre{white-space:pre-wrap;margin:0;font-size:.95em}
+button.open{border:0;background:none;cursor:pointer;padding:0 .3em 0 0;color:#2f6fdb}
+table.runs th.param{background:#eef3fb}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+.filter{margin:.4em 0}.filter input{width:22em;padding:.2em .4em}
+.sub{color:#666;font-size:.85em}
+"""
+#: Sorting (click a heading; numbers as numbers) and filtering (text, status) of the
+#: runs table: our one script, inline; the page still loads nothing.
+_SCRIPT = """<script>
+(function(){
+var t=document.querySelector('table.runs');if(!t)return;
+var body=t.tBodies[0],q=document.getElementById('run-filter'),
+ st=document.getElementById('run-status');
+function key(td){var v=td.getAttribute('data-v');return v===null?td.textContent.trim():v;}
+function num(v){return v!==''&&isFinite(v)?parseFloat(v):null;}
+Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+ th.addEventListener('click',function(){
+  var down=th.getAttribute('aria-sort')==='ascending';
+  Array.prototype.forEach.call(t.tHead.rows[0].cells,function(h){h.removeAttribute('aria-sort');});
+  th.setAttribute('aria-sort',down?'descending':'ascending');
+  var rows=Array.prototype.filter.call(body.rows,function(r){return r.className==='run';});
+  var vals=rows.map(function(r){return key(r.cells[i]);});
+  var numeric=vals.every(function(v){return v===''||num(v)!==null;});
+  var order=rows.map(function(r,j){return j;});
+  order.sort(function(a,b){var x=vals[a],y=vals[b];
+   if(x===''||y===''){return x===y?a-b:(x===''?1:-1);}
+   var c=numeric?num(x)-num(y):x.localeCompare(y,undefined,{numeric:true});
+   return (down?-c:c)||a-b;});
+  order.forEach(function(j){var more=rows[j].nextElementSibling;body.appendChild(rows[j]);
+   if(more&&more.className==='more')body.appendChild(more);});
+ });});
+body.addEventListener('click',function(e){var b=e.target.closest('button.open');if(!b)return;
+ var more=b.closest('tr').nextElementSibling;more.hidden=!more.hidden;
+ b.textContent=more.hidden?'\u25B8':'\u25BE';});
+function filter(){var text=q.value.toLowerCase(),want=st.value;
+ Array.prototype.forEach.call(body.rows,function(r){if(r.className!=='run')return;
+  var more=r.nextElementSibling,all=r.textContent+' '+(more?more.textContent:'');
+  var ok=(!want||r.getAttribute('data-status')===want)&&
+   (!text||all.toLowerCase().indexOf(text)>=0);
+  r.style.display=ok?'':'none';if(more)more.style.display=ok?'':'none';});}
+q.addEventListener('input',filter);st.addEventListener('change',filter);
+})();
+</script>
 """
 
 
@@ -70,6 +125,7 @@ class Run:
     metric: str = ""                                           # its kind's own, if it has one
     goal: str = ""                                             # and that metric's goal
     trials: list[dict] = field(default_factory=list)           # a sweep's, from the registry
+    cells: dict = field(default_factory=dict)                  # the CSV row as written
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
@@ -128,13 +184,13 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
         warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK
         wandb = (wandb_entity, wandb_project) if wandb_entity and wandb_project else None
         body = [_header(queue_name, csv_path), _counts(runs),
-                _runs_table(runs, metric, goal, wandb),
+                _runs_table(runs, metric, goal, wandb, _hyperparameters(runs, params)),
                 _best_section(runs, metric, goal, note),
                 _curves_section(runs, metric, goal, skip=params),
                 _params_section(runs, params, metric, goal), _sweeps_section(runs)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(queue_name)} report</title><style>{_CSS}</style></head>"
-            f"<body>\n{''.join(body)}</body></html>\n")
+            f"<body>\n{''.join(body)}{_SCRIPT}</body></html>\n")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -154,6 +210,9 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
             trials.setdefault(e["parent_id"], []).append(e)
     runs = []
     table = QueueFile(csv_path, encoding=encoding or None).read()
+    raw = {}
+    for _, cells in table.rows():
+        raw.setdefault((cells.get("ID") or "").strip(), cells)
     for row in status_rows(table.rows(), latest, base_dir=csv_path.parent):
         attempt = latest.get(row["id"]) or {}
         _fill_from_record(row, attempt)
@@ -163,7 +222,7 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         metric, goal = _kind_metric(row, csv_path.parent)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
-                        metric=metric, goal=goal))
+                        metric=metric, goal=goal, cells=raw.get(row["id"], {})))
     return runs
 
 
@@ -220,6 +279,57 @@ def _parameters(runs: list[Run]) -> dict[str, dict[str, float]]:
                 and len({v[0] for v in per_run.values()}) > 1:
             params[key] = {run_id: v[0] for run_id, v in per_run.items()}
     return params
+
+
+_FLAG = re.compile(r"^--?([A-Za-z][\w.-]*)$")
+_NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def command_flags(command: str) -> dict[str, str]:
+    """``--lr 0.01 --batch-size=32 -e 3`` → ``{"lr": "0.01", "batch_size": "32", "e": "3"}``:
+    the flags of a command that take a value (a flag followed by another flag, or by
+    nothing, is a switch: "on")."""
+    try:
+        words = shlex.split(command)
+    except ValueError:   # an unbalanced quote: the words as they stand
+        words = command.split()
+    out: dict[str, str] = {}
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        match = _FLAG.match(name)
+        if not match or _NUMBER.match(name):
+            continue
+        key = match.group(1).replace("-", "_")
+        if eq:
+            out[key] = value
+        elif i + 1 < len(words) and (not words[i + 1].startswith("-")
+                                     or _NUMBER.match(words[i + 1])):
+            out[key] = words[i + 1]
+        else:
+            out[key] = "on"
+    return out
+
+
+def _hyperparameters(runs: list[Run], reported: dict[str, dict[str, float]]
+                     ) -> tuple[list[str], dict[str, dict[str, str]], dict[str, str]]:
+    """The runs' hyperparameters: the user's own columns, the command's flags and the
+    values the runs report that are constant within a run (``reported``). Returns the
+    keys that differ between runs (columns, at most ``MAX_PARAM_COLUMNS``), each run's
+    values, and the keys every run has alike (said once above the table)."""
+    values: dict[str, dict[str, str]] = {}
+    for run in runs:
+        own = {k.strip(): v.strip() for k, v in run.cells.items()
+               if k and canonical_column(k) not in KNOWN_COLUMNS and v and v.strip()}
+        flags = command_flags(run.row["command"]) if run.row["command"] else {}
+        values[run.id] = {**flags, **own}
+    for key, per_run in reported.items():
+        for run_id, value in per_run.items():
+            values.setdefault(run_id, {}).setdefault(key, f"{value:g}")
+    keys = list(dict.fromkeys(k for v in values.values() for k in v))
+    varying = [k for k in keys if len({v.get(k, "") for v in values.values()}) > 1]
+    same = {k: next(iter(values.values()))[k] for k in keys
+            if k not in varying and len(values) > 1}
+    return varying[:MAX_PARAM_COLUMNS], values, same
 
 
 def _default_metric(runs: list[Run]) -> str:
@@ -294,17 +404,27 @@ def _log_scale(values: list[float]) -> bool:
 
 
 def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
+    """A dot per run on an axis fitted to the values (bars from 0 would make 0.2500 and
+    0.2514 look equal); log when they span more than 10×."""
     fig = _figure(7.5, 0.9 + 0.32 * len(ranked))
     ax = fig.add_subplot()
     ids = [r.id for r, _ in ranked]
     values = [v for _, v in ranked]
-    bars = ax.barh(range(len(ids)), values, color="#2f6fdb")
+    ax.plot(values, range(len(ids)), "o", color="#2f6fdb", markersize=6, zorder=3)
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:.4g}", (v, i), textcoords="offset points", xytext=(6, -3),
+                    fontsize=7)
     ax.set_yticks(range(len(ids)), ids)
     ax.invert_yaxis()  # the best at the top
-    ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=7)
-    ax.margins(x=0.15)
+    if _log_scale(values):
+        ax.set_xscale("log")
+        ax.margins(x=0.12)
+    else:
+        low, high = min(values), max(values)
+        pad = (high - low) * 0.12 or abs(high) * 0.05 or 1.0
+        ax.set_xlim(low - pad, high + pad * 1.6)   # room for the labels on the right
     ax.set(xlabel=_drawable(metric), title=_drawable(f"best {metric} per run"))
-    ax.grid(axis="y", visible=False)
+    ax.grid(axis="y", visible=True, alpha=0.15)
     return _img(fig, f"best {metric} per run")
 
 
@@ -358,54 +478,124 @@ def _counts(runs: list[Run]) -> str:
 
 
 def _runs_table(runs: list[Run], metric: str, goal: str,
-                wandb: tuple[str, str] | None = None) -> str:
+                wandb: tuple[str, str] | None = None,
+                hyper: tuple[list[str], dict, dict] = ([], {}, {})) -> str:
+    """One line per run — what tells runs apart: status, the hyperparameters that differ,
+    the metric, time, the error's first line — sortable and filterable; the rest (where
+    it ran, weights, W&B, command and config, the whole error) a click away (▸)."""
     if not runs:
         return "<h2>Runs</h2>\n" + _nothing("The queue has no rows.")
-    best_head = f"Best {metric} ({goal})" if metric else "Best metric"
-    heads = ["ID", "Name", "Status", "Parent", "Attempts", "Node", "GPUs", "Started",
-             "Duration", best_head, "Own metric", "Weight file", "W&B run", "Notes", "Error",
-             "Command"]
-    lines = ["<h2>Runs</h2>\n<p class=\"meta\">Own metric: what a row is judged by when its "
-             "kind has one (a sweep's metric, YOLO's mAP, the summarizer's ROUGE), best value."
-             "</p>\n<div style=\"overflow-x:auto\"><table class=\"runs\"><tr>"
-             + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr>"]
+    keys, values, same = hyper
+    best_head = f"Best {metric}" if metric else "Best metric"
+    heads = [("ID", ""), ("Name", ""), ("Status", ""), ("Try", ""),
+             *((k, "param") for k in keys), (best_head, ""), ("Duration", ""),
+             ("Started", ""), ("Parent", ""), ("Error", ""), ("Notes", "")]
+    # The table is as wide as the window whatever the cells hold: the short columns as
+    # wide as their heading and values (at most 12 characters), Name, Error and Notes
+    # share the rest; a longer cell ends in "…", whole in its tooltip and its details.
+    def chars(head: str, texts=(), most: int = 12) -> float:
+        return min(most, max([len(head), *(len(str(t or "")) for t in texts)])) * 1.1 + 1.5
+    rows = [r.row for r in runs]
+    widths = {"ID": chars("ID", [r["id"] for r in rows]) + 2, "Status": 9.5, "Try": 4,
+              best_head: chars(best_head, ["0.0000"]), "Duration": chars("Duration"),
+              "Started": 11.5, "Parent": chars("Parent", [r["parent"] for r in rows])}
+    for k in keys:   # many hyperparameters: narrower, so Name keeps room
+        widths[k] = chars(k, [values.get(r.id, {}).get(k, "") for r in runs],
+                          most=12 if len(keys) <= 4 else 8)
+    cols = "".join(f'<col style="width:{widths[h]:.1f}ch">' if h in widths else "<col>"
+                   for h, _ in heads)
+    statuses = list(dict.fromkeys(r.row["status"] for r in runs))
+    options = "".join(f'<option value="{_e(s)}">{_e(s)}</option>' for s in statuses)
+    lines = ["<h2>Runs</h2>\n<p class=\"meta\">Click a heading to sort, ▸ for a run's "
+             "details (where it ran, weights, W&amp;B, command, the whole error). Best: the "
+             "run's best value of the metric"
+             + (f" ({'higher' if goal == 'max' else 'lower'} is better)" if metric else "")
+             + "; below it, the row's own metric when its kind has one (a sweep's, YOLO's "
+             "mAP, the summarizer's ROUGE).</p>\n"
+             + (f'<p class="meta">Same in every run: '
+                f"{_e(', '.join(f'{k}={v}' for k, v in same.items()))}</p>\n" if same else "")
+             + '<p class="filter"><input id="run-filter" type="search" placeholder="filter: '
+             f'any text of a run"> <select id="run-status"><option value="">every status'
+             f"</option>{options}</select></p>\n"
+             f"<table class=\"runs\"><colgroup>{cols}</colgroup><thead><tr>"
+             + "".join(f"<th{_class(c)} title=\"{_e(h)}\">{_e(h)}</th>" for h, c in heads)
+             + "</tr></thead><tbody>"]
     for run in runs:
-        r, best = run.row, run.best(metric, goal) if metric else None
+        r = run.row
+        best = run.best(metric, goal) if metric else None
         best = best if best is not None else (r["best_metric"] if not run.own_metric else None)
         own = run.own_metric
         own_text = f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else ""
-        cells = [(r["id"], ""), (r["name"], ""), None, (r["parent"], ""), (r["attempts"], "num"),
-                 (r["node"], ""), (r["gpus"], ""), (r["started"], ""),
-                 (format_duration(r["elapsed_s"]), "num"),
-                 (f"{best:.4g}" if best is not None else "", "num"), (own_text, "num"),
-                 (r["weight_file"], "path"), (r["wandb_run_id"], "wandb"),
-                 (r["notes"], "notes"), (r["error"], "err"),
-                 (r["command"] or r["config"], "cmd")]
-        tds = "".join(f"<td>{_badge(r['status'])}</td>" if c is None else
-                      _wandb_cell(c[0], wandb) if c[1] == "wandb" else
-                      _command_cell(c[0], run) if c[1] == "cmd" else
-                      f'<td{_class(c[1])}>{_e(c[0])}</td>' for c in cells)
-        lines.append(f"<tr>{tds}</tr>")
-    return "\n".join(lines) + "</table></div>\n"
+        mine = values.get(run.id, {})
+        error = (r["error"] or "").strip()
+        cells = [f'<td data-v="{_e(r["id"])}"><button class="open" title="details">▸</button>'
+                 f"{_e(r['id'])}</td>",
+                 _td(r["name"], "wide"),
+                 f'<td data-v="{_e(r["status"])}">{_badge(r["status"])}</td>',
+                 _td(r["attempts"], "num"),
+                 *(_td(mine.get(k, ""), "param", num=bool(_NUMBER.match(mine.get(k, ""))))
+                   for k in keys),
+                 _best_cell(best, own_text),
+                 _td(format_duration(r["elapsed_s"]), num=True, sort=r["elapsed_s"]),
+                 _td(_short_time(r["started"]), sort=r["started"], tip=r["started"]),
+                 _td(r["parent"]),
+                 _td(error.splitlines()[0] if error else "", "wide", sort=error, tip=error),
+                 _td(r["notes"], "", tip=r["notes"])]
+        lines.append(f'<tr class="run" data-status="{_e(r["status"])}">{"".join(cells)}</tr>')
+        lines.append(f'<tr class="more" hidden><td colspan="{len(heads)}">'
+                     f"{_details(run, wandb)}</td></tr>")
+    return "\n".join(lines) + "</tbody></table>\n"
 
 
-def _wandb_cell(run_id: str, wandb: tuple[str, str] | None) -> str:
-    if not run_id or wandb is None:
-        return f"<td>{_e(run_id)}</td>"
-    url = f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}"
-    return f'<td><a href="{_e(url)}">{_e(run_id)}</a></td>'
-
-
-def _command_cell(command: str, run: Run) -> str:
-    """The command, and the config its attempt ran with, folded."""
+def _details(run: Run, wandb: tuple[str, str] | None) -> str:
+    """What a run's ▸ opens: everything the line leaves out."""
+    r = run.row
+    where = " · ".join(x for x in (r["node"], f"GPUs {r['gpus']}" if r["gpus"] else "") if x)
+    items = [("Where", _e(where)), ("Ended", _e(r.get("ended", ""))),
+             ("Weight file", f"<code>{_e(r['weight_file'])}</code>" if r["weight_file"] else ""),
+             ("W&B run", _wandb_link(r["wandb_run_id"], wandb)),
+             ("Command", f"<code>{_e(r['command'])}</code>" if r["command"] else ""),
+             ("Config", f"<code>{_e(r['config'])}</code>" if r["config"] else ""),
+             ("Notes", _e(r["notes"])),
+             ("Error", f"<pre>{_e(r['error'])}</pre>" if r["error"] else "")]
     config = run.experiment.get("config") or {}
-    if not command and not config:
-        return "<td></td>"
-    shown = command if len(command) <= 40 else command[:39] + "…"
-    body = "".join(f"<tr><td>{_e(k)}</td><td class=\"path\">{_e(v)}</td></tr>"
-                   for k, v in config.items() if v not in (None, "", {}))
-    return (f'<td class="path"><details><summary><code>{_e(shown)}</code></summary>'
-            f"<code>{_e(command)}</code><table>{body}</table></details></td>")
+    ran = "".join(f"{_e(k)}={_e(v)} " for k, v in config.items()
+                  if k != "command" and v not in (None, "", {}))
+    if ran:
+        items.append(("Ran with", f"<code>{ran.strip()}</code>"))
+    return "<dl>" + "".join(f"<dt>{name}</dt><dd>{value}</dd>"
+                            for name, value in items if value) + "</dl>"
+
+
+def _td(value, cls: str = "", sort=None, tip: str | None = None, num: bool = False) -> str:
+    """One cell on one line, cut with "…" past its column's width, with the whole text in
+    its tooltip; ``sort``: what it sorts by; ``num``: right-aligned."""
+    text = "" if value is None else str(value)
+    key = f' data-v="{_e(sort)}"' if sort is not None else ""
+    if tip is None:
+        tip = text if len(text) > 12 else ""
+    tip = f' title="{_e(tip)}"' if tip else ""
+    return f"<td{_class('num' if num or cls == 'num' else '')}{key}{tip}>{_e(text)}</td>"
+
+
+def _short_time(stamp: str) -> str:
+    """``2026-12-07 03:21:29`` → ``12-07 03:21`` (the whole stamp in the tooltip)."""
+    match = re.match(r"^\d{4}-(\d\d-\d\d) (\d\d:\d\d)", stamp or "")
+    return f"{match.group(1)} {match.group(2)}" if match else (stamp or "")
+
+
+def _best_cell(best: float | None, own_text: str) -> str:
+    value = f"{best:.4g}" if best is not None else ""
+    sub = f'<br><span class="sub">{_e(own_text)}</span>' if own_text else ""
+    return (f'<td class="num" data-v="{"" if best is None else f"{best:.10g}"}">'
+            f"{_e(value)}{sub}</td>")
+
+
+def _wandb_link(run_id: str, wandb: tuple[str, str] | None) -> str:
+    if not run_id or wandb is None:
+        return _e(run_id)
+    url = f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}"
+    return f'<a href="{_e(url)}">{_e(run_id)}</a>'
 
 
 def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:

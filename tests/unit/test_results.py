@@ -99,11 +99,11 @@ def test_report_shows_runs_counts_and_charts(queue, tmp_path):
     assert out == tmp_path / "out" / "report.html" and out.is_file()
     assert QUEUE in page and str(queue[0]) in page
     for job_id in ("m1", "m2", "m3"):
-        assert f"<td>{job_id}</td>" in page
+        assert '<tr class="run" data-status=' in page and f'<td data-v="{job_id}">' in page
     assert "Done 2" in page and "Crash 1" in page and "(3 rows)" in page
     assert "CUDA out of memory" in page and "12:34" in page  # error and duration
     started = datetime.fromtimestamp(START).strftime("%Y-%m-%d %H:%M")
-    assert page.count(started) == 3, "start times the CSV lacks come from the record"
+    assert page.count(f'data-v="{started}') == 3, "start times the CSV lacks come from the record"
     # best chart + curves of loss and val_acc (lr is a parameter, not a curve) + val_acc vs lr
     assert page.count("data:image/png;base64,") >= 4
     assert "Metric vs parameter" in page and 'alt="val_acc vs lr"' in page
@@ -128,7 +128,9 @@ def test_default_metric_is_named_and_skips_constant_parameters(queue, tmp_path):
 def test_cells_are_escaped_and_nothing_is_fetched(queue, tmp_path):
     _, page = report(queue, tmp_path, metric="val_acc")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "<script" not in page.lower()
+    scripts = re.findall(r"<script\b[^>]*>", page, re.I)
+    assert scripts == ["<script>"], "one script: the report's own (sorting and filtering)"
+    assert page.index("<script>") > page.index("</table>"), "after every cell of user text"
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
     assert "http://" not in page and "https://" not in page
     assert "<link" not in page and "@import" not in page and "url(" not in page
@@ -252,7 +254,30 @@ def test_a_sweep_row_gets_its_trials_and_each_run_its_parent_notes_command(tmp_p
     assert section.count("data:image/png;base64,") == 3   # lr, layers, parallel coordinates
     assert "score against lr (4 trials)" in section and "across its parameters" in section
     runs_table = page[page.index("<h2>Runs</h2>"):page.index("<h2>Best models")]
-    assert "<td>base</td>" in runs_table.split("<td>sw</td>")[1], "sw's parent"
+    assert "<td>base</td>" in runs_table.split('<td data-v="sw">')[1], "sw's parent"
     assert "first try" in runs_table and "python t.py --lr 0.1" in runs_table
     assert 'href="https://wandb.ai/me/proj/runs/abc123"' in runs_table
     assert "score 0.3" in runs_table, "the sweep row's own metric"
+
+
+def test_hyperparameters_come_from_own_columns_command_flags_and_reports(tmp_path):
+    """The report's columns are the values that tell runs apart: the user's own columns
+    (not the orchestrator's), the command's flags, values the runs report; what every run
+    has alike is said once above the table."""
+    from orchestrator.views.report import command_flags
+
+    assert command_flags("python t.py --lr 0.01 --batch-size=32 -e -3 --amp --seed 1 "
+                         "data.csv") == {"lr": "0.01", "batch_size": "32", "e": "-3",
+                                         "amp": "on", "seed": "1"}
+    assert command_flags('python t.py --name "a b') == {"name": '"a'}, "an open quote"
+    csv_path = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "dropout", "GPUs",
+                                              "Notes", "TrainingCheck"], [
+        ["a", "python t.py --lr 0.1 --epochs 5", "0.1", "1", "x", "Done"],
+        ["b", "python t.py --lr 0.01 --epochs 5", "0.3", "0.5", "y", "Done"]])
+    page = build_report(csv_path, tmp_path / "runs" / "registry.db", "q",
+                        tmp_path / "r.html").read_text()
+    heads = re.findall(r'<th class="param" title="([^"]*)"', page)
+    assert heads == ["lr", "dropout"], "GPUs and Notes are the orchestrator's columns"
+    assert "Same in every run: epochs=5" in page
+    rows = re.findall(r'<tr class="run".*?</tr>', page, re.S)
+    assert '<td class="num">0.1</td>' in rows[0] and '<td class="num">0.3</td>' in rows[1]
