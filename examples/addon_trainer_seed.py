@@ -1,6 +1,6 @@
 """The add-on Trainer guide's examples (shared/seeds/trainer-with-addons.md), with only
-their import lines changed: ``zae_engine.trainer`` → ``trainers.torch``, and its
-``CosineAnnealingScheduler`` → torch's ``CosineAnnealingLR``.
+their import lines changed: ``zae_engine.trainer``, ``zae_engine.trainer.addons(.mpu)`` and
+``zae_engine.schedulers`` → ``trainers.torch``.
 
 ``python examples/addon_trainer_seed.py basic OUT`` runs the basic example
 (StateManagerAddon + WandBLoggerAddon, ``save_path=``, ``web_logger=``) with a
@@ -19,9 +19,13 @@ import torch.nn as nn
 import torch.optim as optim
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.torch import MultiGPUAddon, StateManagerAddon, Trainer, WandBLoggerAddon
-
-CosineAnnealingScheduler = optim.lr_scheduler.CosineAnnealingLR
+from trainers.torch import (
+    CosineAnnealingScheduler,
+    MultiGPUAddon,
+    StateManagerAddon,
+    Trainer,
+    WandBLoggerAddon,
+)
 
 
 class DummyDataset(Dataset):
@@ -66,7 +70,7 @@ class BasicTrainer(Trainer.add_on(StateManagerAddon, WandBLoggerAddon)):
 def basic(out):
     my_model = nn.Linear(10, 2)
     my_optimizer = optim.Adam(my_model.parameters(), lr=0.001)
-    my_scheduler = CosineAnnealingScheduler(my_optimizer, T_max=10)
+    my_scheduler = CosineAnnealingScheduler(optimizer=my_optimizer, total_iters=10)
     train_loader = DataLoader(DummyDataset(200), batch_size=32, shuffle=True)
     valid_loader = DataLoader(DummyDataset(64), batch_size=32)
     trainer = BasicTrainer(
@@ -92,7 +96,7 @@ def mgpu(out):
     train_loader = DataLoader(dataset, batch_size=32, shuffle=True)
     model = nn.Linear(10, 2)
     optimizer = optim.Adam(model.parameters(), lr=0.001)
-    scheduler = CosineAnnealingScheduler(optimizer, T_max=100)
+    scheduler = CosineAnnealingScheduler(optimizer=optimizer, total_iters=100)
     trainer = MultiGPUTrainer(
         model=model,
         device=device_list,

@@ -370,3 +370,19 @@ def test_scheduler_step_on_batch_and_callbacks():
     assert trainer.scheduler_step == "batch"
     run(trainer, built, 2)
     assert calls == [(1, 4), (2, 4)], "each callback gets the trainer once per epoch"
+
+
+def test_the_guides_cosine_scheduler_takes_its_keywords():
+    """zae_engine.schedulers.CosineAnnealingScheduler(optimizer=..., total_iters=...)."""
+    from trainers.torch import CosineAnnealingScheduler
+
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    scheduler = CosineAnnealingScheduler(optimizer=opt, total_iters=4)
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        scheduler.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[1] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="total_iters=0"):
+        CosineAnnealingScheduler(optimizer=opt, total_iters=0)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["Trainer", "AddOn", "StateManagerAddon", "WandBLoggerAddon", "MultiGPUAddon",
-           "load_config", "metric"]
+           "CosineAnnealingScheduler", "load_config", "metric"]
 
 _LAZY = {"Trainer": "trainer", "AddOn": "trainer", "StateManagerAddon": "addons",
-         "WandBLoggerAddon": "addons", "MultiGPUAddon": "addons"}
+         "WandBLoggerAddon": "addons", "MultiGPUAddon": "addons",
+         "CosineAnnealingScheduler": "schedulers"}
 
 
 def __getattr__(name: str):
