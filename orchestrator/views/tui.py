@@ -274,6 +274,7 @@ class QueueApp(App):
         self.views: list[RowView] = []
         self.filter_text = ""
         self.running_first = False
+        self._stopping: set[str] = set()   # asked to stop while running: not yet ended
         self._edit_lock = threading.Lock()
         self.load_error = ""
         self._shown: list[RowView] = []
@@ -317,6 +318,7 @@ class QueueApp(App):
                    and before.get(v.id, crash) != crash]
         if crashed and self.sound:
             self.bell()
+        self._say_stopped()
         self._update_summary()
         self._render_rows()
 
@@ -555,5 +557,26 @@ class QueueApp(App):
 
     def _done(self, job_id: str, message: str, severity: str) -> None:
         text = message if message.startswith(job_id) else f"{job_id}: {message}"
-        self.notify(text, severity=severity, timeout=6)
+        running = message.startswith("stopping")
+        if running:   # said until the row has stopped (see _say_stopped), not for 6 s
+            self._stopping.add(job_id)
+        self.notify(text, severity=severity, timeout=120 if running else 6)
         self.reload()
+
+    def _say_stopped(self) -> None:
+        """A row asked to stop has ended: the "stopping…" note gives way to how it ended."""
+        ended = {v.id: v.status for v in self.views
+                 if v.id in self._stopping and not _running(v.status)}
+        if not ended:
+            return
+        self._stopping -= set(ended)
+        self.clear_notifications()
+        for job_id, status in ended.items():
+            self.notify(f"{job_id}: {status}", timeout=6)
+
+
+def _running(label: str) -> bool:
+    try:
+        return RowStatus.from_label(label).is_active
+    except ValueError:
+        return False

@@ -195,6 +195,38 @@ def test_stop_yes_marks_not_started_row_stopped(queue):
     assert read_rows(paths.csv)["m1"]["TrainingCheck"] == "Training"
 
 
+def test_stopping_is_said_until_the_row_has_stopped_then_how_it_ended(queue):
+    """The driver answers "stopping (SIGTERM, …)" for a running row; that note used to
+    stay 6 s whatever happened. Now it stays until the row has stopped, then says so."""
+    paths, config = queue
+    asked = []
+
+    def stop(ids):   # the running driver's answer; it writes Stopped a moment later
+        asked.extend(ids)
+        return {"m1": "stopping (SIGTERM, then SIGKILL after the grace period)"}
+
+    def shown(app):
+        return [n.message for n in app._notifications]
+
+    async def main():
+        app = QueueApp(paths, config, refresh_s=0.2, stop=stop)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await pilot.pause()
+            assert app.selected_key() == "m1"
+            await pilot.press("s", "y")
+            await _wait(pilot, lambda: any("m1: stopping (SIGTERM" in m for m in shown(app)))
+            await pilot.pause(0.6)   # refreshes while it still runs: still said
+            assert any("stopping (SIGTERM" in m for m in shown(app))
+            rows = read_rows(paths.csv)
+            rows["m1"]["TrainingCheck"] = "Stopped"
+            write_csv(paths.csv, list(rows["m1"]), [list(r.values()) for r in rows.values()])
+            await _wait(pilot, lambda: "m1: Stopped" in shown(app))
+            assert not any("stopping (SIGTERM" in m for m in shown(app))
+
+    _run(main())
+    assert asked == ["m1"]
+
+
 def test_stop_no_changes_nothing(queue):
     paths, config = queue
     before = paths.csv.read_bytes()
