@@ -14,6 +14,7 @@ import base64
 import functools
 import html
 import io
+import json
 import math
 import os
 import re
@@ -39,6 +40,8 @@ MAX_BEST = 15            # bars in the best-models chart
 MAX_PARAM_PLOTS = 4
 MAX_POINTS = 2000        # points per curve; longer curves are thinned evenly
 MAX_PARAM_COLUMNS = 8    # hyperparameter columns in the runs table (those that vary)
+COMPARE_POINTS = 120     # points per curve kept for the interactive comparison
+COMPARE_FIRST = 5        # runs compared when the page opens (the best ones)
 NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file", "epochs",
                          "total_epochs", "num_epochs", "max_epochs", "total_steps",
                          "max_steps", "num_steps", "epochs_done"})   # progress, not results
@@ -69,6 +72,11 @@ table.runs tr.more dl{display:grid;grid-template-columns:max-content 1fr;gap:.2e
 table.runs tr.more dt{color:#666}table.runs tr.more dd{margin:0;overflow-wrap:anywhere}
 table.runs tr.more pre{white-space:pre-wrap;margin:0;font-size:.95em}
 button.open{border:0;background:none;cursor:pointer;padding:0 .3em 0 0;color:#2f6fdb}
+input.pick{margin:0 .3em 0 0;vertical-align:middle}
+#compare svg{width:100%;max-width:1100px;height:auto;border:1px solid #eee}
+#compare .legend span{display:inline-block;margin-right:1em;font-size:.85em}
+#compare .legend i{display:inline-block;width:1.2em;height:.25em;vertical-align:middle;
+margin-right:.3em}
 table.runs th.param{background:#eef3fb}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .filter{margin:.4em 0}.filter input{width:22em;padding:.2em .4em}
@@ -109,6 +117,56 @@ function filter(){var text=q.value.toLowerCase(),want=st.value;
    (!text||all.toLowerCase().indexOf(text)>=0);
   r.style.display=ok?'':'none';if(more)more.style.display=ok?'':'none';});}
 q.addEventListener('input',filter);st.addEventListener('change',filter);
+})();
+(function(){
+var el=document.getElementById('compare-data');if(!el)return;
+var D=JSON.parse(el.textContent),svg=document.getElementById('compare-plot'),
+ sel=document.getElementById('compare-key'),leg=document.getElementById('compare-legend');
+var picks=Array.prototype.slice.call(document.querySelectorAll('input.pick'));
+var C=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2','#7f7f7f',
+ '#bcbd22','#17becf'];
+function esc(t){return String(t).replace(/[&<>"]/g,function(c){
+ return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c];});}
+function ticks(lo,hi,n){var s=(hi-lo)/n,m=Math.pow(10,Math.floor(Math.log10(s))),f=s/m;
+ s=(f<1.5?1:f<3?2:f<7?5:10)*m;var out=[];
+ for(var v=Math.ceil(lo/s)*s;v<=hi+s*1e-9;v+=s)out.push(v);return out;}
+function fmt(v){var a=Math.abs(v);
+ return a>=1e4||(a<1e-3&&a>0)?v.toExponential(1):String(+v.toPrecision(4));}
+function draw(){
+ var key=sel.value,W=1100,H=380,L=70,R=20,T=15,B=40,xs=[],ys=[];
+ var ids=picks.filter(function(p){return p.checked;}).map(function(p){return p.value;})
+  .filter(function(id){return D.runs[id]&&D.runs[id][key];});
+ svg.setAttribute('data-runs',ids.join(','));
+ if(!ids.length){leg.textContent='';svg.innerHTML='<text x="550" y="190" '+
+  'text-anchor="middle" fill="#888">tick runs in the table to compare them</text>';return;}
+ ids.forEach(function(id){D.runs[id][key].forEach(function(p){xs.push(p[0]);ys.push(p[1]);});});
+ var x0=Math.min.apply(null,xs),x1=Math.max.apply(null,xs);
+ var y0=Math.min.apply(null,ys),y1=Math.max.apply(null,ys),log=y0>0&&y1/y0>10;
+ var f=log?Math.log10:function(v){return v;},a=f(y0),b=f(y1);
+ if(a===b){a-=Math.abs(a)*0.05||1;b+=Math.abs(b)*0.05||1;}
+ var pad=(b-a)*0.05;a-=pad;b+=pad;if(x0===x1){x0-=1;x1+=1;}
+ function X(v){return L+(v-x0)/(x1-x0)*(W-L-R);}
+ function Y(v){return T+(b-f(v))/(b-a)*(H-T-B);}
+ var g=[];
+ ticks(x0,x1,8).forEach(function(t){g.push('<line x1="'+X(t)+'" x2="'+X(t)+'" y1="'+T+
+  '" y2="'+(H-B)+'" stroke="#eee"/><text x="'+X(t)+'" y="'+(H-B+16)+
+  '" text-anchor="middle" font-size="11">'+fmt(t)+'</text>');});
+ ticks(a,b,6).forEach(function(t){var v=log?Math.pow(10,t):t,y=T+(b-t)/(b-a)*(H-T-B);
+  g.push('<line x1="'+L+'" x2="'+(W-R)+'" y1="'+y+'" y2="'+y+'" stroke="#eee"/><text x="'+
+  (L-6)+'" y="'+(y+4)+'" text-anchor="end" font-size="11">'+fmt(v)+'</text>');});
+ ids.forEach(function(id,i){var pts=D.runs[id][key].map(function(p){
+  return X(p[0]).toFixed(1)+','+Y(p[1]).toFixed(1);}).join(' ');
+  g.push('<polyline fill="none" stroke-width="1.6" stroke="'+C[i%10]+'" points="'+pts+
+  '" data-run="'+esc(id)+'"><title>'+esc(id)+'</title></polyline>');});
+ g.push('<text x="'+((L+W-R)/2)+'" y="'+(H-6)+'" text-anchor="middle" font-size="12">step'+
+  '</text><text x="14" y="'+((T+H-B)/2)+'" font-size="12" text-anchor="middle" '+
+  'transform="rotate(-90 14 '+((T+H-B)/2)+')">'+esc(key)+(log?' (log)':'')+'</text>');
+ svg.innerHTML=g.join('');
+ leg.innerHTML=ids.map(function(id,i){return '<span><i style="background:'+C[i%10]+
+  '"></i>'+esc(id)+'</span>';}).join('');}
+picks.forEach(function(p){p.checked=D.first.indexOf(p.value)>=0;
+ p.addEventListener('change',draw);});
+sel.addEventListener('change',draw);draw();
 })();
 </script>
 """
@@ -186,6 +244,7 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
         body = [_header(queue_name, csv_path), _counts(runs),
                 _runs_table(runs, metric, goal, wandb, _hyperparameters(runs, params)),
                 _best_section(runs, metric, goal, note),
+                _compare_section(runs, metric, goal, skip=params),
                 _curves_section(runs, metric, goal, skip=params),
                 _params_section(runs, params, metric, goal), _sweeps_section(runs)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -496,7 +555,7 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
     def chars(head: str, texts=(), most: int = 12) -> float:
         return min(most, max([len(head), *(len(str(t or "")) for t in texts)])) * 1.1 + 1.5
     rows = [r.row for r in runs]
-    widths = {"ID": chars("ID", [r["id"] for r in rows]) + 2, "Status": 9.5, "Try": 4,
+    widths = {"ID": chars("ID", [r["id"] for r in rows]) + 4.5, "Status": 9.5, "Try": 4,
               best_head: chars(best_head, ["0.0000"]), "Duration": chars("Duration"),
               "Started": 11.5, "Parent": chars("Parent", [r["parent"] for r in rows])}
     for k in keys:   # many hyperparameters: narrower, so Name keeps room
@@ -528,8 +587,9 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
         own_text = f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else ""
         mine = values.get(run.id, {})
         error = (r["error"] or "").strip()
-        cells = [f'<td data-v="{_e(r["id"])}"><button class="open" title="details">▸</button>'
-                 f"{_e(r['id'])}</td>",
+        cells = [f'<td data-v="{_e(r["id"])}"><input class="pick" type="checkbox" '
+                 f'value="{_e(r["id"])}" title="compare its curves"><button class="open" '
+                 f'title="details">▸</button>{_e(r["id"])}</td>',
                  _td(r["name"], "wide"),
                  f'<td data-v="{_e(r["status"])}">{_badge(r["status"])}</td>',
                  _td(r["attempts"], "num"),
@@ -612,6 +672,41 @@ def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
             f"{'higher' if goal == 'max' else 'lower'} is better; best first: {_e(order)}"
             f"</figcaption></figure>\n<table class=\"ranking\" id=\"best-models\"><tr><th>#</th>"
             f"<th>ID</th><th>Name</th><th>{_e(metric)}</th></tr>{rows}</table>\n")
+
+
+def _compare_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
+    """The curves of the runs ticked in the table, overlaid on axes fitted to them (log
+    when they span more than 10×), one metric at a time — drawn in the page by its
+    script from the data below it (each curve thinned to ``COMPARE_POINTS``)."""
+    keys = [k for k in dict.fromkeys(k for r in runs for k in r.curves)
+            if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
+    if not keys:
+        return ""
+    keys.sort(key=lambda k: k != metric)
+    data = {}
+    for run in runs:
+        curves = {}
+        for key in keys:
+            points = run.curves.get(key) or []
+            step = max(1, math.ceil(len(points) / COMPARE_POINTS))
+            if points:
+                kept = points[::step] + ([points[-1]] if (len(points) - 1) % step else [])
+                curves[key] = [[x, y] for x, y in kept if math.isfinite(y)]
+        if curves:
+            data[run.id] = curves
+    first = [r.id for r, _ in _ranked(runs, metric, goal) if r.id in data][:COMPARE_FIRST] \
+        or list(data)[:COMPARE_FIRST]
+    blob = json.dumps({"keys": keys, "runs": data, "first": first}, separators=(",", ":"),
+                      allow_nan=False)
+    blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    options = "".join(f'<option value="{_e(k)}">{_e(k)}</option>' for k in keys)
+    return ('<h2>Compare runs</h2>\n<div id="compare"><p class="meta">Tick runs in the table '
+            f"to overlay their curves (the best {len(first)} by {_e(metric or keys[0])} to "
+            f'begin with). Metric: <select id="compare-key">{options}</select></p>'
+            '<svg id="compare-plot" viewBox="0 0 1100 380" role="img" '
+            'aria-label="curves of the ticked runs"></svg><p class="legend" '
+            f'id="compare-legend"></p></div>\n<script type="application/json" '
+            f'id="compare-data">{blob}</script>\n')
 
 
 def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:

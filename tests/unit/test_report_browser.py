@@ -44,9 +44,15 @@ var st=document.getElementById('run-status');st.value='Crash';st.dispatchEvent(n
 var crashed=column().length;st.value='';st.dispatchEvent(new Event('change'));
 var q=document.getElementById('run-filter');q.value='imagenet-b';
 q.dispatchEvent(new Event('input'));
+var svg=document.getElementById('compare-plot'),first=svg.getAttribute('data-runs');
+var pick=document.querySelector('input.pick:not(:checked)');pick.click();
+var key=document.getElementById('compare-key');key.value='loss';
+key.dispatchEvent(new Event('change'));
 document.body.setAttribute('data-probe',JSON.stringify({up:up,down:down,
  opened:!details.hidden&&details.className==='more',details:details.textContent,
- crashed:crashed,found:column().length}));});</script>"""
+ crashed:crashed,found:column().length,first:first,picked:pick.value,
+ drawn:svg.getAttribute('data-runs'),lines:svg.querySelectorAll('polyline').length,
+ ylabel:svg.textContent}));});</script>"""
 
 
 def write_queue(root, n: int):
@@ -127,3 +133,7 @@ def test_sorting_filtering_and_details_work_in_the_browser(tmp_path):
     assert "Traceback" in seen["details"] and "gpu-box-with-a-long-name" in seen["details"]
     assert seen["crashed"] == crashed
     assert seen["found"] == 15, "the filter reads the details too (the command's --data)"
+    best = re.findall(r'<td class="id">(.*?)</td>', page.read_text(encoding="utf-8"))[:5]
+    assert seen["first"].split(",") == sorted(best), "the 5 best runs' curves to begin with"
+    assert seen["drawn"].split(",") == sorted([*best, seen["picked"]]) and seen["lines"] == 6
+    assert "loss" in seen["ylabel"], "the metric chosen"

@@ -129,8 +129,12 @@ def test_cells_are_escaped_and_nothing_is_fetched(queue, tmp_path):
     _, page = report(queue, tmp_path, metric="val_acc")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     scripts = re.findall(r"<script\b[^>]*>", page, re.I)
-    assert scripts == ["<script>"], "one script: the report's own (sorting and filtering)"
+    assert [s for s in scripts if "application/json" not in s] == ["<script>"], \
+        "one script: the report's own (sorting, filtering, comparing curves)"
     assert page.index("<script>") > page.index("</table>"), "after every cell of user text"
+    data = re.search(r'<script type="application/json" id="compare-data">(.*?)</script>',
+                     page, re.S).group(1)
+    assert "<" not in data and json.loads(data)["keys"], "the curves' data cannot end it"
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
     assert "http://" not in page and "https://" not in page
     assert "<link" not in page and "@import" not in page and "url(" not in page
