@@ -17,6 +17,7 @@ bad row is refused when the queue is read.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -78,6 +79,14 @@ class BuiltinKind(Kind):
         name, own_goal = module.metric(self.load(spec.config_path, check_paths=False))
         return (name, own_goal) if name else (default, goal)
 
+    def params(self, spec: JobSpec) -> dict[str, str]:
+        """Every number, flag and short word the config sets, by its key (the dotted path
+        where two sections share a key); paths and long text are left out."""
+        leaves: dict[str, list[tuple[str, str]]] = {}
+        _leaves(self.load(spec.config_path, check_paths=False), (), leaves)
+        return {(name if len(found) == 1 else path): value
+                for name, found in leaves.items() for path, value in found}
+
     def command(self, spec: JobSpec, ctx: LaunchContext) -> str:
         """Every value quoted. ``ctx.storage`` is per run, not per attempt, so a retried
         row resumes from its last checkpoint; a worker lost inside one attempt is the
@@ -91,6 +100,24 @@ class BuiltinKind(Kind):
         else:
             argv += ["--project", str(ctx.storage)]
         return shlex.join(argv)
+
+
+def _leaves(value, path: tuple[str, ...], out: dict[str, list[tuple[str, str]]]) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _leaves(item, (*path, str(key)), out)
+        return
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        text = str(value).lower() if isinstance(value, bool) else f"{value:g}"
+    elif isinstance(value, str) and value and len(value) <= 24 and "/" not in value \
+            and not value.endswith((".yaml", ".yml", ".json", ".csv", ".txt")):
+        text = value
+    else:
+        return
+    if path:
+        out.setdefault(path[-1], []).append((".".join(path), text))
 
 
 @functools.lru_cache(maxsize=512)

@@ -80,6 +80,11 @@ class Kind:
         """The metric (and ``max``/``min``) a row is judged by; the queue's by default."""
         return default, goal
 
+    def params(self, spec: JobSpec) -> dict[str, str]:
+        """The hyperparameters the row's config sets, as ``{name: value}`` (the report
+        shows those that differ between rows); none by default."""
+        return {}
+
     def command(self, spec: JobSpec, ctx: LaunchContext) -> str:
         """The shell command of one attempt (the row's ``TrainingCommand`` by default)."""
         return spec.command

@@ -184,6 +184,7 @@ class Run:
     goal: str = ""                                             # and that metric's goal
     trials: list[dict] = field(default_factory=list)           # a sweep's, from the registry
     cells: dict = field(default_factory=dict)                  # the CSV row as written
+    params: dict = field(default_factory=dict)                 # its kind's config's values
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
@@ -279,9 +280,11 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
         exp = by_attempt.get((row["id"], attempt.get("attempt"))) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
+        params = _kind_params(row, csv_path.parent)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
-                        metric=metric, goal=goal, cells=raw.get(row["id"], {})))
+                        metric=metric, goal=goal, cells=raw.get(row["id"], {}),
+                        params=params))
     return runs
 
 
@@ -298,6 +301,19 @@ def _kind_metric(row: dict, base_dir: Path) -> tuple[str, str]:
     except Exception:  # noqa: BLE001 - a config that no longer loads: nothing to say
         return "", ""
     return (name, goal if goal in ("max", "min") else goal_of(name)) if name else ("", "")
+
+
+def _kind_params(row: dict, base_dir: Path) -> dict[str, str]:
+    """The hyperparameters a row's config file sets ({} for a command row)."""
+    if row["kind"] == "command" or not row["config"]:
+        return {}
+    path = Path(row["config"]).expanduser()
+    spec = JobSpec(id=row["id"], line=row["line"], kind=row["kind"],
+                   config_path=path if path.is_absolute() else base_dir / path)
+    try:
+        return KINDS[row["kind"]].params(spec)
+    except Exception:  # noqa: BLE001 - a config that no longer loads: nothing to say
+        return {}
 
 
 def _fill_from_record(row: dict, attempt: dict) -> None:
@@ -380,7 +396,7 @@ def _hyperparameters(runs: list[Run], reported: dict[str, dict[str, float]]
         own = {k.strip(): v.strip() for k, v in run.cells.items()
                if k and canonical_column(k) not in KNOWN_COLUMNS and v and v.strip()}
         flags = command_flags(run.row["command"]) if run.row["command"] else {}
-        values[run.id] = {**flags, **own}
+        values[run.id] = {**run.params, **flags, **own}
     for key, per_run in reported.items():
         for run_id, value in per_run.items():
             values.setdefault(run_id, {}).setdefault(key, f"{value:g}")

@@ -285,3 +285,24 @@ def test_hyperparameters_come_from_own_columns_command_flags_and_reports(tmp_pat
     assert "Same in every run: epochs=5" in page
     rows = re.findall(r'<tr class="run".*?</tr>', page, re.S)
     assert '<td class="num">0.1</td>' in rows[0] and '<td class="num">0.3</td>' in rows[1]
+
+
+def test_a_config_rows_hyperparameters_come_from_its_config_file(tmp_path):
+    """Kind=hf rows differ in their YAML, not their command: the values their configs set
+    differently are columns (the learning rate here); paths are not hyperparameters."""
+    from pathlib import Path
+
+    base = (Path(__file__).resolve().parents[2] / "examples" / "hf_tiny.yaml").read_text()
+    for name, lr in (("a", "1e-2"), ("b", "3e-4")):
+        (tmp_path / f"{name}.yaml").write_text(
+            base.replace("learning_rate: 1e-2", f"learning_rate: {lr}"), encoding="utf-8")
+    csv_path = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "Kind", "Config",
+                                              "TrainingCheck"], [
+        ["a", "", "hf", "a.yaml", "Done"], ["b", "", "hf", "b.yaml", "Done"]])
+    page = build_report(csv_path, tmp_path / "runs" / "registry.db", "q",
+                        tmp_path / "r.html").read_text()
+    assert re.findall(r'<th class="param" title="([^"]*)"', page) == ["learning_rate"]
+    rows = re.findall(r'<tr class="run".*?</tr>', page, re.S)
+    assert '<td class="num">0.01</td>' in rows[0] and '<td class="num">0.0003</td>' in rows[1]
+    assert "epochs=10" in page and "batch_size=8" in page, "what both configs share"
+    assert "checkpoint=" not in page, "a path is no hyperparameter"
