@@ -642,15 +642,9 @@ def cmd_check(args) -> int:
             for v in verdicts]}, ensure_ascii=False, indent=1))
         return 1 if bad else 0
     console = _console()
-    from rich.table import Table as RichTable
+    from orchestrator.views.check import VerdictLines
 
-    table = RichTable(title=f"{paths.name}: {paths.csv}", header_style="bold", expand=False)
-    for col in ("line", "ID", "Name", "verdict"):
-        table.add_column(col, overflow="fold")
-    for v in verdicts:
-        table.add_row(str(v.line), v.id, v.name,
-                      v.text if v.ok else f"[red]Invalid[/]: {escape(v.text)}")
-    console.print(table)
+    console.print(VerdictLines(verdicts, f"{paths.name}: {paths.csv}"), soft_wrap=True)
     for notice in notices:
         console.print(f"[yellow]warning:[/] {escape(notice)}", highlight=False)
     blocked = sum(v.ok and v.text.startswith("Blocked") for v in verdicts)
