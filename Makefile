@@ -24,8 +24,8 @@ test: $(STAMP) browser
 # message where it cannot be installed; that test then says it did not run)
 browser:
 	@command -v chromium >/dev/null || \
-	  { command -v apt-get >/dev/null && $$([ "$$(id -u)" = 0 ] || echo sudo) \
-	    apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	  { command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive timeout 600 \
+	    $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "chromium could not be installed: the report's browser test is skipped"
 
 test-fast: $(STAMP)
