@@ -510,7 +510,7 @@ def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: s
     ax.scatter(xs, [y for _, _, y in points], color="#d0342c", zorder=3)
     for run_id, x, y in points if len(points) <= MAX_RUNS_PER_FIGURE else ():
         ax.annotate(run_id, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if min(xs) > 0 and max(xs) / min(xs) >= 100:
+    if _log_scale(xs):   # a log-uniform lr spans decades
         ax.set_xscale("log")
     ax.margins(0.15)
     ax.set(xlabel=_drawable(param), ylabel=_drawable(metric),
