@@ -239,8 +239,9 @@ def cmd_run(args) -> int:
         path = write_default_config(args.create_config)
         print(f"wrote {path}")
         return 0
-    config, paths = _preflight(args)
-    said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config)[0] if not v.ok]
+    config, paths, table = _preflight(args)
+    said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config, table)[0]
+            if not v.ok]
     for message in said:   # rows that cannot run: said before Ray starts, and once
         logging.getLogger("orchestrator").error(message)
     from orchestrator.observers.notify import Notifier  # apprise: only the driver needs it
@@ -607,13 +608,12 @@ def _remote_trial_weights(trial_uri: str, storage_uri: str, metric: str, goal: s
     return storage.public(storage.join(uri, relative)) if relative else ""
 
 
-def _verdicts(paths: QueuePaths, config: Config):
-    """``check_rows`` of the queue as it is now, with the registry's models if any; and
+def _verdicts(paths: QueuePaths, config: Config, table):
+    """``check_rows`` of the queue's ``table``, with the registry's models if any; and
     the header's notices."""
     from orchestrator.store.registry import ModelRegistry
     from orchestrator.views.check import check_rows
 
-    table = paths.queue_file().read()
     models = ModelRegistry(paths.registry) if paths.registry.exists() else None
     try:
         return (check_rows(table, paths.csv.parent, models.resolve if models else None),
@@ -623,18 +623,19 @@ def _verdicts(paths: QueuePaths, config: Config):
             models.close()
 
 
-def _preflight(args) -> tuple[Config, QueuePaths]:
+def _preflight(args):
     """What ``run`` refuses before Ray starts, and ``check`` says the same way: the
-    config, a file that cannot be read as a queue, a missing setup script or conda."""
+    config, a file that cannot be read as a queue, a missing setup script or conda.
+    Returns the config, the paths and the file as read."""
     config, paths = _load(args)
-    paths.queue_file().read()
+    table = paths.queue_file().read()
     check_here(config, paths.csv.parent)
-    return config, paths
+    return config, paths, table
 
 
 def cmd_check(args) -> int:
-    config, paths = _preflight(args)
-    verdicts, notices = _verdicts(paths, config)
+    config, paths, table = _preflight(args)
+    verdicts, notices = _verdicts(paths, config, table)
     bad = [v for v in verdicts if not v.ok]
     if args.json:
         print(json.dumps({"csv": str(paths.csv), "notices": notices, "rows": [

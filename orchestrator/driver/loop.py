@@ -359,7 +359,7 @@ class Scheduler:
 
     # ============================================================== planning
     def _plan(self) -> None:
-        self._derive()
+        self.readiness.derive(self.rows, self.apply, self.fault)
         mono, cap = time.monotonic(), self.config.max_training_process
         retries_only = self._first_round_done and not self.config.auto_continue
         left = room(self._running(), cap)
@@ -402,9 +402,6 @@ class Scheduler:
                 if why:
                     waiting[st.id] = why
         return waiting
-
-    def _derive(self) -> None:
-        self.readiness.derive(self.rows, self.apply, self.fault)
 
     # ================================================================ events
     def _on_pool(self, event) -> None:

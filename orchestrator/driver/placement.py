@@ -139,17 +139,18 @@ class Placer:
         self.apply(state.id, Unplaceable(error.reason))
         return error.reason
 
-    def _never_fits(self, demand: dict) -> str:
-        """"" when ``demand`` fits the whole cluster once idle; else, in numbers, why not."""
-        totals = self.pool.totals()
+    def _never_fits(self, shape: Shape) -> str:
+        """"" when ``shape`` fits the whole cluster once idle; else, in numbers, why not."""
+        demand, totals = _demand(shape), self.pool.totals()
         if not shortfall(demand, totals):
             return ""
         return (f"needs {amounts(demand)} but the cluster has "
                 f"{amounts({k: totals.get(k, 0.0) for k in demand})}")
 
-    def _too_big(self, state: RowState, demand: dict, problem: str, cells: dict,
+    def _too_big(self, state: RowState, shape: Shape, problem: str, cells: dict,
                  fix: str) -> str:
         """The row asks for more than the whole (local) cluster has: which cell."""
+        demand = _demand(shape)
         over = shortfall(demand, self.pool.totals()) or list(demand)
         column, value = next(((c, v) for k, (c, v) in cells.items() if k in over),
                              ("Resources", ",".join(f"{k}={v:g}" for k, v in demand.items())))
@@ -174,12 +175,11 @@ class Placer:
                                      "ask for 1 GPU or less, or set allow_multi_gpu = true "
                                      "in [gpu]")
         shape = Shape(gpus, cpus, spec.resources)
-        demand = {k: v for k, v in shape.demand().items() if v > 0}
-        message = self._never_fits(demand)
+        message = self._never_fits(shape)
         if not message:
             return shape, None, False
         if self.local_ray:
-            return self._too_big(state, demand, message,
+            return self._too_big(state, shape, message,
                                  {"GPU": ("GPUs", f"{gpus:g}"), "CPU": ("CPUs", f"{cpus:g}")},
                                  "lower it, or start with --num-gpus N / --num-cpus N")
         waiting = sum(st.status is RowStatus.QUEUED for st in self.rows.values())
@@ -225,12 +225,11 @@ class Placer:
         workers = tuple((k, v * spec.workers)
                         for k, v in (("CPU", per_cpu), ("GPU", per_gpu)) if v > 0)
         shape = Shape(0.0, 0.0, spec.resources, workers=workers)
-        demand = {k: v for k, v in shape.demand().items() if v > 0}
-        message = self._never_fits(demand)
+        message = self._never_fits(shape)
         if not message:
             return shape, None, False
         if self.local_ray:
-            return self._too_big(state, demand, message,
+            return self._too_big(state, shape, message,
                                  {"GPU": ("Workers", f"{spec.workers} × {per_gpu:g} GPU"),
                                   "CPU": ("Workers", f"{spec.workers} × {per_cpu:g} CPU")},
                                  "lower Workers/GPUs/CPUs, or start with --num-gpus N")
@@ -247,9 +246,13 @@ class Placer:
         return max(done, default=0) + 1
 
 
+def _demand(shape: Shape) -> dict[str, float]:
+    """What ``shape`` asks for, the amounts above zero."""
+    return {k: v for k, v in shape.demand().items() if v > 0}
+
+
 def _demand_text(shape: Shape) -> str:
-    demand = {k: v for k, v in shape.demand().items() if v > 0}
-    return " + ".join(f"{v:g} {k}" for k, v in demand.items()) or "a runner"
+    return " + ".join(f"{v:g} {k}" for k, v in _demand(shape).items()) or "a runner"
 
 
 def new_run_id() -> str:

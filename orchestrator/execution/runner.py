@@ -13,7 +13,6 @@ says which (``killed_for``).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import select
@@ -33,6 +32,7 @@ from orchestrator.execution.launch import LaunchSpec
 from orchestrator.execution.outputs import collect, upload_outputs
 from orchestrator.infra import storage
 from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
+from orchestrator.store.record import unwritable
 
 __all__ = ["JobRunner"]
 
@@ -327,20 +327,17 @@ def _duration(seconds: float) -> str:
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
-_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
-
-
 def _unwritable(run_dir: Path, error: Exception) -> str:
-    """Why the attempt's folder cannot be written ("" when it can): from the error that
-    stopped the launch, else from a probe (the supervisor only says it failed)."""
-    if isinstance(error, OSError) and error.errno in _FULL_OR_READ_ONLY:
-        return f"{error.filename or run_dir}: {error.strerror}"
-    probe = run_dir / ".writable"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"0" * 4096)
-        probe.unlink()
-    except OSError as e:
-        if e.errno in _FULL_OR_READ_ONLY:
-            return f"{run_dir}: {e.strerror}"
-    return ""
+    """Why the attempt's folder cannot be written, as "path: reason" ("" when it can):
+    from the error that stopped the launch, else from a probe (the supervisor only says
+    it failed)."""
+    refused = unwritable(error, run_dir)
+    if refused is None:
+        probe = run_dir / ".writable"
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"0" * 4096)
+            probe.unlink()
+        except OSError as e:
+            refused = unwritable(e, run_dir)
+    return f"{refused.path}: {refused.reason}" if refused is not None else ""
