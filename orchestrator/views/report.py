@@ -60,8 +60,7 @@ h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.path,td.err{max-width:28em;overflow-wrap:anywhere}.note{color:#666;font-style:italic}
-td.notes{min-width:12em;max-width:24em}td.path{min-width:9em}
+.note{color:#666;font-style:italic}
 figure{margin:1em 0}figcaption{color:#444;font-size:.9em}img{max-width:100%}
 table.runs{width:100%;table-layout:fixed}
 table.runs td,table.runs th{white-space:nowrap;padding:.3em .4em;overflow:hidden;
@@ -606,17 +605,17 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
         cells = [f'<td data-v="{_e(r["id"])}"><input class="pick" type="checkbox" '
                  f'value="{_e(r["id"])}" title="compare its curves"><button class="open" '
                  f'title="details">▸</button>{_e(r["id"])}</td>',
-                 _td(r["name"], "wide"),
+                 _td(r["name"]),
                  f'<td data-v="{_e(r["status"])}">{_badge(r["status"])}</td>',
-                 _td(r["attempts"], "num"),
-                 *(_td(mine.get(k, ""), "param", num=bool(_NUMBER.match(mine.get(k, ""))))
+                 _td(r["attempts"], num=True),
+                 *(_td(mine.get(k, ""), num=bool(_NUMBER.match(mine.get(k, ""))))
                    for k in keys),
                  _best_cell(best, own_text),
                  _td(format_duration(r["elapsed_s"]), num=True, sort=r["elapsed_s"]),
                  _td(_short_time(r["started"]), sort=r["started"], tip=r["started"]),
                  _td(r["parent"]),
-                 _td(error.splitlines()[0] if error else "", "wide", sort=error, tip=error),
-                 _td(r["notes"], "", tip=r["notes"])]
+                 _td(error.splitlines()[0] if error else "", sort=error, tip=error),
+                 _td(r["notes"], tip=r["notes"])]
         lines.append(f'<tr class="run" data-status="{_e(r["status"])}">{"".join(cells)}</tr>')
         lines.append(f'<tr class="more" hidden><td colspan="{len(heads)}">'
                      f"{_details(run, wandb)}</td></tr>")
@@ -643,7 +642,7 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> str:
                             for name, value in items if value) + "</dl>"
 
 
-def _td(value, cls: str = "", sort=None, tip: str | None = None, num: bool = False) -> str:
+def _td(value, sort=None, tip: str | None = None, num: bool = False) -> str:
     """One cell on one line, cut with "…" past its column's width, with the whole text in
     its tooltip; ``sort``: what it sorts by; ``num``: right-aligned."""
     text = "" if value is None else str(value)
@@ -651,7 +650,7 @@ def _td(value, cls: str = "", sort=None, tip: str | None = None, num: bool = Fal
     if tip is None:
         tip = text if len(text) > 12 else ""
     tip = f' title="{_e(tip)}"' if tip else ""
-    return f"<td{_class('num' if num or cls == 'num' else '')}{key}{tip}>{_e(text)}</td>"
+    return f"<td{_class('num' if num else '')}{key}{tip}>{_e(text)}</td>"
 
 
 def _short_time(stamp: str) -> str:
