@@ -126,8 +126,10 @@ def test_ray_lists_a_running_row_as_a_task_named_after_it(head, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout) if done.stdout.lstrip().startswith("[") else []
 
-    # Ray reports task events about once a second
-    tasks = wait_for(listed, timeout=60, what="the row's task in Ray's task list")
+    # Ray reports task events about once a second: the job may already run while the
+    # list still says SUBMITTED_TO_WORKER, so wait for the list to catch up
+    tasks = wait_for(lambda: [t for t in listed() if t["state"] == "RUNNING"], timeout=60,
+                     what="the row's task RUNNING in Ray's task list")
     assert [(t["name"], t["state"], t["type"]) for t in tasks] == \
         [("q/blk", "RUNNING", "ACTOR_TASK")]
     def jobs() -> list:
