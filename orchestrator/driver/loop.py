@@ -96,6 +96,7 @@ class Scheduler:
                              waiting_path=self.paths.waiting)
         self.placer = Placer(pool, config, record, queue_name, self.queue.path, state_dir,
                              local_ray, self.rows, self.apply, self.note, self.display_path)
+        self.rows.group = self.placer.group
         self.models = ModelRegistry(record.path)
         self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)
         self._first_round_done = False
@@ -106,6 +107,7 @@ class Scheduler:
         self._notes: set[str] = set(said)
         self._stale: list[str] = []
         self._why_not_placed: dict[str, str] = {}   # from the last plan
+        self._full: dict[object, str] = {}   # the groups no runner was free for, then
         self._waiting_stale = False   # publish why rows wait with the next flush
 
     # ================================================================ the loop
@@ -364,13 +366,17 @@ class Scheduler:
         retries_only = self._first_round_done and not self.config.auto_continue
         left = room(self._running(), cap)
         not_placed: dict[str, str] = {}
-        full: dict[object, str] = {}   # shapes no runner is free for, this turn
+        full: dict[object, str] = {}   # placement groups no runner is free for, this turn
+
+        def startable(state: RowState) -> bool:
+            return may_start(state, mono, retries_only=retries_only)
+
         order = self.rows.in_start_order()   # core.start_order, one row at a time
         try:
             for state in order:
-                if left == 0:
-                    break
-                if not may_start(state, mono, retries_only=retries_only):
+                if left == 0 or (full and self.rows.exhausted(full, startable)):
+                    break   # the rows left wait for runners: not one of them can start
+                if not startable(state):
                     continue
                 try:
                     why = self.placer.launch(self.rows[state.id], full)
@@ -385,6 +391,7 @@ class Scheduler:
             order.close()
         self._first_round_done = True
         self._why_not_placed = not_placed
+        self._full = full
         self._waiting_stale = True   # worked out when it is published, not every turn
 
     def _running(self) -> list[RowState]:
@@ -399,6 +406,8 @@ class Scheduler:
         for st in self.rows.values():
             if st.id not in waiting and st.status is RowStatus.PENDING:
                 why = why_waiting(st, mono, left=left, cap=cap, retries_only=retries_only)
+                if not why and st.ready and self._full:   # not tried: its group was full
+                    why = self._full.get(self.placer.group(st), "")
                 if why:
                     waiting[st.id] = why
         return waiting

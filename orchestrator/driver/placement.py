@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 from orchestrator.core import (
@@ -65,22 +65,23 @@ class Placer:
 
     def launch(self, state: RowState, full: dict | None = None) -> str:
         """Start the next attempt of ``state`` if a runner for it is free: "" when it did,
-        else why not (what it waits for). ``full``: the shapes no runner was free for
-        earlier in this turn, with the reason (filled in here): a queue of thousands of
-        waiting rows asks the pool once per shape, not once per row."""
+        else why not (what it waits for). ``full``: the groups (``group``) no runner was
+        free for earlier in this turn, with the reason (filled in here): a queue of
+        thousands of waiting rows asks the pool once per group, not once per row."""
+        group = self.group(state)
+        if full is not None and group is not None and group in full:
+            return full[group]
         placed = self._shape(state)
         if isinstance(placed, str):
             return placed
         shape, pinned, force = placed
-        if full is not None and pinned is None and shape in full:
-            return full[shape]
         runner = self.pool.acquire(shape, state.id, force=force)
         if runner is None:
             if self.ledger is not None:
                 self.ledger.release(state.id)
             why = f"waits for {_demand_text(shape)} to free up"
-            if full is not None and pinned is None:
-                full[shape] = why
+            if full is not None and group is not None:
+                full[group] = why
             return why
         spec = dataclasses.replace(state.spec, gpus=state.asked_gpus)
         if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
@@ -109,6 +110,16 @@ class Placer:
                     "gpus": ",".join(map(str, pinned)) if pinned else ""}))
         self.pool.start(runner, spec_launch)
         return ""
+
+    def group(self, state: RowState) -> Hashable | None:
+        """The row's placement group: rows of one group ask for the same runner shape, so
+        once none is free for one of them, none is for the others this turn. None: the
+        row is placed on its own (the seed's pinned GPU modes claim GPUs row by row)."""
+        spec = state.spec
+        if spec is None or self.ledger is not None:
+            return None
+        return (KINDS[spec.kind].holds, state.asked_gpus, spec.cpus, spec.resources,
+                spec.workers)
 
     def release(self, job_id: str) -> Runner | None:
         """The attempt of ``job_id`` no longer holds its runner or pinned GPUs."""

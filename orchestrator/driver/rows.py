@@ -9,7 +9,8 @@ They are derived from the states only (the core still decides every state).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Container, Hashable, Iterator
 
 from orchestrator.core import RowState, start_key
 
@@ -18,14 +19,21 @@ __all__ = ["Rows"]
 
 class Rows(dict[str, RowState]):
     """``{job id: RowState}`` that keeps ``active`` (on a runner) and ``ready`` (may start
-    once resources are free) up to date on every assignment and deletion."""
+    once resources are free) up to date on every assignment and deletion.
 
-    def __init__(self):
+    ``group``: the ready rows' placement groups (rows of one group ask for the same
+    runner; None: placed one by one), counted so a turn can tell when no ready row is
+    left that could start (``exhausted``) without walking the queue."""
+
+    def __init__(self, group: Callable[[RowState], Hashable | None] = lambda state: None):
         super().__init__()
         self.active: set[str] = set()
         self.ready: set[str] = set()
         self.backoff: set[str] = set()   # ready, but not before a time (a retry's backoff)
         self._order: list[tuple[tuple, str]] = []   # heap of (start_key, id); stale ones skipped
+        self.group = group
+        self._group_of: dict[str, Hashable | None] = {}   # ready, not in backoff: its group
+        self._groups: Counter = Counter()
 
     def __setitem__(self, job_id: str, state: RowState) -> None:
         super().__setitem__(job_id, state)
@@ -36,6 +44,7 @@ class Rows(dict[str, RowState]):
         self.active.discard(job_id)
         self.ready.discard(job_id)
         self.backoff.discard(job_id)
+        self._ungroup(job_id)
 
     def setdefault(self, job_id: str, state: RowState) -> RowState:  # type: ignore[override]
         if job_id not in self:
@@ -59,6 +68,8 @@ class Rows(dict[str, RowState]):
         self.ready.clear()
         self.backoff.clear()
         self._order.clear()
+        self._group_of.clear()
+        self._groups.clear()
 
     def _index(self, job_id: str, state: RowState) -> None:
         self.active.add(job_id) if state.status.is_active else self.active.discard(job_id)
@@ -74,6 +85,26 @@ class Rows(dict[str, RowState]):
                 heapq.heapify(self._order)
         else:
             self.ready.discard(job_id)
+        self._ungroup(job_id)
+        if state.ready and job_id not in self.backoff:
+            group = self._group_of[job_id] = self.group(state)
+            self._groups[group] += 1
+
+    def _ungroup(self, job_id: str) -> None:
+        if job_id in self._group_of:
+            group = self._group_of.pop(job_id)
+            self._groups[group] -= 1
+            if not self._groups[group]:
+                del self._groups[group]
+
+    def exhausted(self, full: Container, may_start: Callable[[RowState], bool]) -> bool:
+        """Whether no ready row is left that could start this turn: each one's group is
+        in ``full`` (no runner free for it), or it waits out a backoff. Costs the number
+        of groups and backoff rows, not of rows."""
+        if any(group is None or group not in full for group in self._groups):
+            return False
+        return not any(may_start(self[j]) and self.group(self[j]) not in full
+                       for j in self.backoff)
 
     def in_start_order(self) -> Iterator[RowState]:
         """The ready rows, best first (``core.start_key``), as many as the caller takes:

@@ -29,7 +29,7 @@ class ProgressPrinter:
         now = datetime.fromtimestamp(change.time).strftime("%H:%M:%S") if change.time \
             else datetime.now().strftime("%H:%M:%S")
         new, old = change.new, change.old
-        name = f" ({escape(printable(change.name))})" if change.name else ""
+        name = f" ({printable(change.name)})" if change.name else ""
         extra = ""
         if new is S.QUEUED:
             extra = f" attempt {change.attempt}"
@@ -37,11 +37,16 @@ class ProgressPrinter:
                 new is S.PENDING and old.is_active):
             weight = change.row.get("WeightFile", "") if new is S.DONE else ""
             if weight:
-                extra += f" weights {escape(weight)}"
+                extra += f" weights {weight}"
             if change.error:
-                extra += f" — {escape(printable(change.error))}"
+                extra += f" — {printable(change.error)}"
         elif new is S.TRAINING:
-            extra = f" on {escape(change.row.get('Node', ''))}"
-        self.console.print(f"{now} [bold]{escape(change.job_id)}[/]{name} {old.label} → "
-                           f"[{style_of(new.label)}]{new.label}[/]{extra}", markup=True,
-                           highlight=False)
+            extra = f" on {change.row.get('Node', '')}"
+        if self.console.color_system is None:   # a pipe or a log file: no styles to draw
+            self.console.file.write(f"{now} {change.job_id}{name} {old.label} → "
+                                    f"{new.label}{extra}\n")
+            self.console.file.flush()
+            return
+        self.console.print(f"{now} [bold]{escape(change.job_id)}[/]{escape(name)} {old.label} "
+                           f"→ [{style_of(new.label)}]{new.label}[/]{escape(extra)}",
+                           markup=True, highlight=False)

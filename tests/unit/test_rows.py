@@ -42,3 +42,29 @@ def test_the_indexes_and_the_order_follow_every_change():
             order.close()
             assert first == expected[:take]
             assert [st.id for st in rows.in_start_order()] == expected, "a partial walk lost rows"
+
+
+def test_a_turn_knows_when_no_ready_row_could_start_without_walking_the_queue():
+    """Groups counted through every change: ``exhausted`` is true exactly when every
+    ready row that may start now belongs to a group with no free runner."""
+    rng = random.Random(5)
+    rows = Rows(group=lambda st: st.spec.priority % 3 if st.spec.priority != 5 else None)
+    for step in range(3000):
+        job_id = f"r{rng.randrange(40)}"
+        if rng.random() < 0.1 and job_id in rows:
+            del rows[job_id]
+        else:
+            rows[job_id] = state(rng, job_id)
+        full = set(rng.sample([0, 1, 2], rng.randrange(4)))
+        mono = rng.choice([0.0, 10.0])
+
+        def startable(st, mono=mono):
+            return st.ready and st.not_before <= mono
+
+        could = [st for st in rows.values()
+                 if startable(st) and (rows.group(st) is None or rows.group(st) not in full)]
+        if rows.exhausted(full, startable):
+            assert not could, f"step {step}: {[st.id for st in could]} could still start"
+        else:
+            assert could or any(st.ready and not st.not_before and rows.group(st) not in full
+                                for st in rows.values()), f"step {step}: said not exhausted"
