@@ -14,4 +14,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 def printable(text: str) -> str:
     """``text`` with every control character shown as ``\\xNN`` (literally, never run)."""
     text = "" if text is None else str(text)
+    if text.isprintable():   # most cells: no control character (each one is unprintable)
+        return text
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
