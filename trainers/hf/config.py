@@ -32,20 +32,21 @@ from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
 __all__ = ["HFConfig", "load", "metric", "SECTIONS", "ENV_OVERRIDES", "BUILTIN_METRICS",
-           "fp16_enabled", "parse_overrides"]
+           "ALIASES", "fp16_enabled", "parse_overrides", "resolve_key"]
 
 #: Environment variables that override a key (the names these users' scripts already set).
 ENV_OVERRIDES = {"LEARNING_RATE": "training.learning_rate", "BATCH_SIZE": "training.batch_size",
                  "NUM_EPOCHS": "training.epochs"}
 #: What an evaluation reports (``eval_loss`` keeps its prefix; "loss" is the training loss).
 BUILTIN_METRICS = ("rouge1", "rouge2", "rougeL", "rouge_sum", "rouge_combined", "eval_loss")
-_PATH_KEYS = ("data.train", "data.dev")
+_PATH_KEYS = ("data.train", "data.dev", "data.test")
 _CALLBACK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
 class Model:
     checkpoint: str | None = None        # a hub name or a local folder (--pretrained_path wins)
+    architecture: str | None = None      # a label (kobart, t5 …): recorded, not used
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,14 @@ class Training:
     callbacks: tuple[str, ...] = ()       # "module:Class" TrainerCallbacks
     resume: bool = True                   # continue from the output dir's latest checkpoint
     max_failures: int = 1                 # Ray Train worker-group restarts (-1 = no limit)
+    dataloader_num_workers: int = 0
 
 
 @dataclass(frozen=True)
 class Data:
     train: str | None = None
     dev: str | None = None
+    test: str | None = None               # optional: the guides' prepare_data() returns it
     dialogue_column: str = "dialogue"
     summary_column: str = "summary"
 
@@ -103,6 +106,17 @@ class Experiment:
 
 SECTIONS: dict[str, type] = {"model": Model, "tokenizer": Tokenizer, "training": Training,
                              "data": Data, "wandb": Wandb, "experiment": Experiment}
+
+#: Other names of keys, as the summarization guides and HF's TrainingArguments spell them
+#: (``per_device_train_batch_size``; the tracker guide's ``meta`` and ``general``).
+ALIASES = {"training.num_train_epochs": "training.epochs",
+           "training.per_device_train_batch_size": "training.batch_size",
+           "training.per_device_eval_batch_size": "training.eval_batch_size",
+           "training.generation_max_length": "training.generation_max_len",
+           "training.generation_num_beams": "training.num_beams",
+           "meta.experiment_name": "experiment.name", "meta.tags": "experiment.tags",
+           "general.seed": "training.seed"}
+_ALIAS_SECTIONS = {a.split(".")[0] for a in ALIASES} - set(SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -129,13 +143,27 @@ class HFConfig:
 # ---- loading -------------------------------------------------------------------------------
 
 
-def load(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = (),
-         environ: Mapping[str, str] | None = None) -> HFConfig:
-    """Validate the config at ``path`` (with its bases, the environment and ``overrides``)."""
-    path = Path(path).expanduser().resolve()
+def load(path: str | Path | Mapping, overrides: Iterable[str] | Mapping[str, Any] = (),
+         environ: Mapping[str, str] | None = None, *, require_data: bool = True,
+         origin: str | Path | None = None) -> HFConfig:
+    """Validate the config at ``path`` (with its bases, the environment and ``overrides``);
+    ``path`` may be the mapping itself: relative paths in it start at the folder of
+    ``origin`` (the file it was read from), else at the working folder.
+    ``require_data``: the data files must be named (not when the caller brings datasets)."""
     tree = {name: _field_defaults(cls) for name, cls in SECTIONS.items()}
-    for file, data in _file_chain(path, ()):
-        _merge_file(tree, data, file)
+    if isinstance(path, Mapping):
+        data = dict(path)
+        base = data.pop("base", None)
+        where = Path(origin).resolve() if origin else Path.cwd() / "<config>"
+        if base:
+            for file, values in _file_chain((where.parent / str(base)).resolve(), ()):
+                _merge_file(tree, values, file)
+        _merge_file(tree, data, where)
+        path = where
+    else:
+        path = Path(path).expanduser().resolve()
+        for file, data in _file_chain(path, ()):
+            _merge_file(tree, data, file)
     environ = os.environ if environ is None else environ
     for var, dotted in ENV_OVERRIDES.items():
         if environ.get(var, "").strip():
@@ -154,7 +182,7 @@ def load(path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = (),
     training["metric_for_best_model"] = _metric_name(training["metric_for_best_model"])
     cfg = HFConfig(**{name: cls(**tree[name]) for name, cls in SECTIONS.items()},
                    source=str(path), folder=str(path.parent))
-    _validate(cfg)
+    _validate(cfg, require_data)
     return cfg
 
 
@@ -214,17 +242,17 @@ def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
 
 
 def _merge_file(tree: dict, data: dict, file: Path) -> None:
-    for section, values in data.items():
-        if section not in SECTIONS:
-            raise ConfigError(file, "unknown section", key=str(section),
-                              fix=_suggest(str(section), [*SECTIONS, "base"]))
+    for written, values in data.items():
+        if written not in SECTIONS and written not in _ALIAS_SECTIONS:
+            raise ConfigError(file, "unknown section", key=str(written),
+                              fix=_suggest(str(written), [*SECTIONS, "base"]))
         if values is None:
             continue
-        if not isinstance(values, dict):
-            raise ConfigError(file, "a section must be a mapping of key: value", key=section,
-                              value=values, fix=f"write {section}: {{key: value}}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(file, "a section must be a mapping of key: value", key=written,
+                              value=values, fix=f"write {written}: {{key: value}}")
         for raw_key, value in values.items():
-            _, key = _resolve_key(file, f"{section}.{raw_key}", f"{section}.{raw_key}")
+            section, key = _resolve_key(file, f"{written}.{raw_key}", f"{written}.{raw_key}")
             dotted = f"{section}.{key}"
             value = _coerce(file, dotted, value, tree)
             tree[section][key] = _relative_path(dotted, value, file.parent)
@@ -242,10 +270,23 @@ def _relative_path(dotted: str, value: Any, folder: Path) -> Any:
     return value
 
 
+def resolve_key(where, name: str) -> tuple[str, str]:
+    """Where ``name`` goes: ``section.key``, one of the guides' names (``ALIASES``) or a
+    bare key unique across sections → ``(section, key)``; ``ConfigError`` naming ``where``
+    and the valid keys otherwise."""
+    return _resolve_key(where, name, name)
+
+
 def _resolve_key(where, name: str, shown: str) -> tuple[str, str]:
     """``section.key`` or a bare ``key`` unique across sections → ``(section, key)``."""
     name = name.replace("-", "_")
     all_keys = [f"{s}.{k}" for s in SECTIONS for k in _field_types(s)]
+    if name in ALIASES:
+        return tuple(ALIASES[name].split("."))
+    by_bare = [a for a in ALIASES if a.split(".")[1] == name]
+    if "." not in name and len(by_bare) == 1 and not any(
+            name in _field_types(s) for s in SECTIONS):
+        return tuple(ALIASES[by_bare[0]].split("."))
     if "." in name:
         section, _, key = name.partition(".")
         if section in SECTIONS and key in _field_types(section):
@@ -361,10 +402,11 @@ _MINIMUM = {"tokenizer.encoder_max_len": 1, "tokenizer.decoder_max_len": 1,
             "training.save_total_limit": 0, "training.logging_steps": 1,
             "training.early_stopping_patience": 0, "training.gradient_accumulation_steps": 1,
             "training.generation_max_len": 1, "training.num_beams": 1,
-            "training.predict_samples": 0, "training.max_failures": -1}
+            "training.predict_samples": 0, "training.max_failures": -1,
+            "training.dataloader_num_workers": 0}
 
 
-def _validate(cfg: HFConfig) -> None:
+def _validate(cfg: HFConfig, require_data: bool = True) -> None:
     where = cfg.source
     for dotted, low in _MINIMUM.items():
         section, key = dotted.split(".")
@@ -375,7 +417,7 @@ def _validate(cfg: HFConfig) -> None:
     if not cfg.training.learning_rate > 0:
         raise ConfigError(where, "must be > 0", key="training.learning_rate",
                           value=cfg.training.learning_rate, fix="e.g. learning_rate: 1e-5")
-    for key in ("train", "dev"):
+    for key in ("train", "dev") if require_data else ():
         if not getattr(cfg.data, key):
             raise ConfigError(where, "missing: the CSV of dialogue/summary pairs",
                               key=f"data.{key}", fix=f"add data: {{{key}: data/{key}.csv}}")

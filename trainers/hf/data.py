@@ -62,6 +62,7 @@ class SummaryDataset:
     """Tokenized pairs as the dicts a ``DataCollatorForSeq2Seq`` pads."""
 
     def __init__(self, pairs: Pairs, tokenizer, encoder_max_len: int, decoder_max_len: int):
+        self.pairs = pairs   # the texts, for predictions beside their inputs and references
         inputs = tokenizer(pairs.dialogues, max_length=encoder_max_len, truncation=True)
         labels = tokenizer(text_target=pairs.summaries, max_length=decoder_max_len,
                            truncation=True)

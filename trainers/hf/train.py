@@ -46,7 +46,8 @@ from trainers.hf.rouge import compute_rouge
 from trainers.hf.runtime import latest_checkpoint, load_callbacks, pick_device, world_rank
 
 __all__ = ["Job", "train", "local_resume", "public_metrics", "ProgressReport", "BEST_DIR",
-           "PREDICTIONS", "METRICS"]
+           "PREDICTIONS", "METRICS", "load_model", "training_arguments", "seq2seq_trainer",
+           "decode"]
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,18 @@ def _last_train_loss(state) -> dict:
 
 
 class ProgressReport(TrainerCallback):
-    """Rank 0 reports each evaluation (``step`` = epoch) to the orchestrator, and prints it."""
+    """Rank 0 reports each evaluation (``step`` = epoch) to the orchestrator, and prints it.
+    ``also``: more names for the same numbers (a guide's ``rouge1_f1``), reported too."""
+
+    def __init__(self, also=None):
+        self.also = also
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
             return
         line = {**_last_train_loss(state), **public_metrics(metrics)}
+        if self.also is not None:
+            line.update(self.also(line))
         epoch = round(state.epoch or 0)
         total = round(state.num_train_epochs or 0) or None   # the views' "epoch x/y"
         report(step=epoch, epoch=epoch, **({"epochs": total} if total else {}),
@@ -151,7 +158,7 @@ def _loss_ignores_item_count(model) -> bool:
     return "loss_function" not in source and "num_items_in_batch" not in source
 
 
-def _decode(tokenizer, ids) -> list[str]:
+def decode(tokenizer, ids) -> list[str]:
     ids = ids[0] if isinstance(ids, tuple) else ids
     ids = np.where(ids < 0, tokenizer.pad_token_id, ids)  # -100 marks label padding
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -159,45 +166,57 @@ def _decode(tokenizer, ids) -> list[str]:
 
 def _compute_metrics(tokenizer):
     def compute(eval_pred) -> dict:
-        return compute_rouge(_decode(tokenizer, eval_pred.predictions),
-                             _decode(tokenizer, eval_pred.label_ids))
+        return compute_rouge(decode(tokenizer, eval_pred.predictions),
+                             decode(tokenizer, eval_pred.label_ids))
 
     return compute
 
 
-def _load_model(job: Job):
-    tokenizer = AutoTokenizer.from_pretrained(job.checkpoint)
-    model = AutoModelForSeq2SeqLM.from_pretrained(job.checkpoint)
+def load_model(checkpoint: str, cfg: HFConfig):
+    """``(tokenizer, model)`` from ``checkpoint`` with the config's special tokens added."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
     if _loss_ignores_item_count(model):
         model.accepts_loss_kwargs = False
-    specials = [t for t in job.cfg.tokenizer.special_tokens if t not in tokenizer.get_vocab()]
+    specials = [t for t in cfg.tokenizer.special_tokens if t not in tokenizer.get_vocab()]
     if specials:
         tokenizer.add_special_tokens({"additional_special_tokens": specials})
         model.resize_token_embeddings(len(tokenizer))
     return tokenizer, model
 
 
-def _arguments(job: Job, device: str) -> Seq2SeqTrainingArguments:
-    cfg, t = job.cfg, job.cfg.training
+def training_arguments(cfg: HFConfig, output_dir: str, device: str, *,
+                       wandb: bool | None = None, evaluate: bool = True
+                       ) -> Seq2SeqTrainingArguments:
+    """The config as ``Seq2SeqTrainingArguments`` (the trainer guide's mapping): an
+    evaluation and a checkpoint each epoch, the best by ``metric_for_best_model`` loaded
+    at the end, generation for ROUGE, fp16 only on CUDA. ``wandb``: report to W&B
+    (default: ``wandb.enabled``); ``evaluate``: false when there is no dev set (then
+    nothing is evaluated and the last model is the one kept)."""
+    t = cfg.training
     if t.fp16 is True and device != "cuda":
         log.warning("training.fp16 = true but there is no CUDA here: training in fp32")
     name, goal = metric(cfg)
+    wandb = cfg.wandb.enabled if wandb is None else wandb
     return Seq2SeqTrainingArguments(
-        output_dir=job.output_dir, num_train_epochs=t.epochs,
+        output_dir=output_dir, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
         learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
-        eval_strategy="epoch", save_strategy="epoch", logging_strategy="steps",
+        eval_strategy="epoch" if evaluate else "no", save_strategy="epoch",
+        logging_strategy="steps",
         logging_steps=t.logging_steps, save_total_limit=t.save_total_limit or None,
-        load_best_model_at_end=True, metric_for_best_model=name, greater_is_better=goal == "max",
+        load_best_model_at_end=evaluate, metric_for_best_model=name if evaluate else None,
+        greater_is_better=goal == "max" if evaluate else None,
         predict_with_generate=True, generation_max_length=t.generation_max_len,
         generation_num_beams=t.num_beams, seed=t.seed, fp16=fp16_enabled(t.fp16, device == "cuda"),
         activation_checkpointing=t.gradient_checkpointing,  # 5.x name of gradient checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing
         else None,
         use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
-        report_to=["wandb"] if cfg.wandb.enabled else "none", run_name=cfg.run_name,
+        dataloader_num_workers=t.dataloader_num_workers,
+        report_to=["wandb"] if wandb else "none", run_name=cfg.run_name,
         disable_tqdm=not sys.stderr.isatty())
 
 
@@ -208,22 +227,31 @@ def _callbacks(job: Job, extra: list) -> list:
     return [*callbacks, ProgressReport(), *extra]
 
 
+def seq2seq_trainer(args: Seq2SeqTrainingArguments, model, tokenizer, train_dataset=None,
+                    eval_dataset=None, callbacks: list = ()) -> SummaryTrainer:
+    """The ``Seq2SeqTrainer`` every face uses: ROUGE on generated summaries, one row per
+    evaluation sample, labels padded by ``DataCollatorForSeq2Seq``."""
+    return SummaryTrainer(
+        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        processing_class=tokenizer, compute_metrics=_compute_metrics(tokenizer),
+        callbacks=list(callbacks))
+
+
 def build_trainer(job: Job, *, extra_callbacks: list = ()):
     """The ``Seq2SeqTrainer`` for ``job`` and the dev pairs (for prediction samples)."""
     cfg, device = job.cfg, pick_device()
     set_seed(cfg.training.seed)
     train_pairs, dev_pairs = check_data(cfg)
-    tokenizer, model = _load_model(job)
+    tokenizer, model = load_model(job.checkpoint, cfg)
     lengths = (cfg.tokenizer.encoder_max_len, cfg.tokenizer.decoder_max_len)
     print(f"[hf] {job.checkpoint} on {device}: {len(train_pairs)} train / {len(dev_pairs)} dev "
           f"pairs, output {job.output_dir}", flush=True)
-    trainer = SummaryTrainer(
-        model=model, args=_arguments(job, device),
-        train_dataset=SummaryDataset(train_pairs, tokenizer, *lengths),
-        eval_dataset=SummaryDataset(dev_pairs, tokenizer, *lengths),
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-        processing_class=tokenizer, compute_metrics=_compute_metrics(tokenizer),
-        callbacks=_callbacks(job, list(extra_callbacks)))
+    trainer = seq2seq_trainer(
+        training_arguments(cfg, job.output_dir, device), model, tokenizer,
+        SummaryDataset(train_pairs, tokenizer, *lengths),
+        SummaryDataset(dev_pairs, tokenizer, *lengths),
+        _callbacks(job, list(extra_callbacks)))
     return trainer, dev_pairs
 
 
@@ -278,7 +306,7 @@ def _predictions(trainer, cfg: HFConfig, dev: Pairs) -> list[dict]:
     sample, tok = dev.head(n), trainer.processing_class
     dataset = SummaryDataset(sample, tok, cfg.tokenizer.encoder_max_len,
                              cfg.tokenizer.decoder_max_len)
-    texts = _decode(tok, trainer.predict(dataset).predictions)
+    texts = decode(tok, trainer.predict(dataset).predictions)
     return [{"dialogue": d, "reference": r, "prediction": p}
             for d, r, p in zip(sample.dialogues, sample.summaries, texts, strict=True)]
 
