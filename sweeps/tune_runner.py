@@ -362,6 +362,18 @@ def _scheduler(spec: SweepSpec):
                          max_t=int(et.max_iter) if et.max_iter else 10 ** 9)
 
 
+def program_folder(spec: SweepSpec) -> Path:
+    """Where the sweep's program runs: the sweep file's folder, unless its ``program:``
+    is not there but is in the folder the sweep runs from (``wandb agent`` runs the
+    program from its own working folder: a guide's ``program: trainer.py`` beside
+    ``config/sweep/x.yaml`` is at the project's top)."""
+    beside = Path(spec.source).parent
+    program = spec.program if spec.program and not spec.program_argv else None
+    if program and not (beside / program).exists() and (Path.cwd() / program).exists():
+        return Path.cwd()
+    return beside
+
+
 def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str | os.PathLike,
               name: str | None = None, gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
               max_concurrent_trials: int = 0, workdir: str | os.PathLike | None = None,
@@ -370,7 +382,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
               resume: bool = True, pretrained_path: str | None = None) -> SweepOutcome:
     """Run the sweep on the connected Ray cluster; results land in ``storage_path/name``.
 
-    ``workdir`` (default: the sweep file's folder) is each program's cwd; ``env``
+    ``workdir`` (default: ``program_folder``) is each program's cwd; ``env``
     adds variables. ``max_failures``: retries of a crashed trial. With ``resume``
     an interrupted sweep under the same name continues (finished trials are kept).
     ``storage_path`` may be a URI (``s3://…``); each trial uploads its folder there, and
@@ -384,7 +396,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
         raise ValueError(f"{spec.source}: the sweep has no program: — add one, or give it "
                          "with spec.with_program('train.py')")
     name = name or spec.name or Path(spec.source).stem
-    workdir = str(Path(workdir if workdir is not None else Path(spec.source).parent).resolve())
+    workdir = str(Path(workdir if workdir is not None else program_folder(spec)).resolve())
     remote = is_uri(str(storage_path))
     storage = str(storage_path) if remote else str(Path(storage_path).resolve())
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")

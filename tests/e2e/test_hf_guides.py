@@ -287,10 +287,13 @@ print("evaluate:", json.dumps(trainer.evaluate()))
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("guides"))
+
+
+def make_project(root: Path) -> Path:
     """A user's folder as the guides lay it out, with a tiny BART in ``model/``."""
     from trainers.hf.tiny import make_data, make_tiny
 
-    root = tmp_path_factory.mktemp("guides")
     train_csv, dev_csv = make_data(root / "data", n=32)
     make_tiny(root / "model", train_csv, arch="bart")
     for name in ("validation", "test"):
