@@ -110,3 +110,25 @@ def test_an_unknown_key_in_a_guides_file_is_refused_with_the_near_name(tmp_path)
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert "num_train_epoch" in str(e.value)
+
+
+def test_the_guides_names_read_and_write_the_keys_they_mean(tracker_yaml):
+    """The tracker guide's save_experiment_summary reads num_train_epochs and
+    per_device_train_batch_size back; example 3 writes meta.experiment_name."""
+    config = load_config(tracker_yaml)
+    assert config["training"]["num_train_epochs"] == 3
+    assert config["training"]["per_device_train_batch_size"] == 16
+    config["training"]["num_train_epochs"] = 5
+    assert config.training.epochs == 5 and config["training"]["num_train_epochs"] == 5
+    config["meta"]["experiment_name"] = "kobart_optimized_v1"
+    assert config.experiment.name == "kobart_optimized_v1"
+    assert config["meta"]["experiment_name"] == "kobart_optimized_v1"
+    assert _typed(config).experiment.name == "kobart_optimized_v1"
+
+
+def test_a_section_of_the_users_own_is_kept_and_said_not_refused(tracker_yaml, capsys):
+    config = load_config(tracker_yaml)
+    config["reproducibility"] = {"seed": 42, "torch_version": "2.x"}
+    assert _typed(config).training.seed == 7
+    assert config["reproducibility"]["seed"] == 42
+    assert "'reproducibility' is not one the trainer reads" in capsys.readouterr().err

@@ -116,7 +116,7 @@ ALIASES = {"training.num_train_epochs": "training.epochs",
            "training.generation_num_beams": "training.num_beams",
            "meta.experiment_name": "experiment.name", "meta.tags": "experiment.tags",
            "general.seed": "training.seed"}
-_ALIAS_SECTIONS = {a.split(".")[0] for a in ALIASES} - set(SECTIONS)
+ALIAS_SECTIONS = {a.split(".")[0] for a in ALIASES} - set(SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
 
 def _merge_file(tree: dict, data: dict, file: Path) -> None:
     for written, values in data.items():
-        if written not in SECTIONS and written not in _ALIAS_SECTIONS:
+        if written not in SECTIONS and written not in ALIAS_SECTIONS:
             raise ConfigError(file, "unknown section", key=str(written),
                               fix=_suggest(str(written), [*SECTIONS, "base"]))
         if values is None:

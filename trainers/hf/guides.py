@@ -63,6 +63,7 @@ __all__ = ["ConfigDict", "load_config", "merge_sweep_params", "ConfigManager",
            "DialogueSummarizationTrainer", "TrainingResult", "create_trainer"]
 
 #: The tracker guide's names of the best evaluation's numbers.
+_said: set[str] = set()   # unused sections already named
 GUIDE_METRICS = {"rouge1": "rouge1_f1", "rouge2": "rouge2_f1", "rougeL": "rougeL_f1",
                  "rouge_combined": "rouge_combined_f1", "eval_loss": "loss"}
 
@@ -73,29 +74,49 @@ GUIDE_METRICS = {"rouge1": "rouge1_f1", "rouge2": "rouge2_f1", "rougeL": "rougeL
 class ConfigDict(dict):
     """A config both ways the guides use it: ``config['training']['epochs']`` and
     ``config.training.epochs`` (reading and writing). At the top, a section not there yet
-    is made on first use, so ``config['meta']['experiment_name'] = …`` works."""
+    is made on first use, so ``config['meta']['experiment_name'] = …`` works; in a
+    section, the guides' names (``num_train_epochs``, ``meta.experiment_name``: ``ALIASES``)
+    read and write the key they mean."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, _top: bool = False, _section: str = "", _root=None,
+                 **kwargs):
         super().__init__()
-        object.__setattr__(self, "_top", kwargs.pop("_top", False))
+        object.__setattr__(self, "_top", _top)
+        object.__setattr__(self, "_section", _section)
+        object.__setattr__(self, "_root", _root)
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
+    def _alias(self, key) -> tuple[str, str] | None:
+        target = hfconfig.ALIASES.get(f"{self._section}.{key}") if self._section else None
+        return tuple(target.split(".")) if target else None
+
     def __setitem__(self, key, value):
+        alias = self._alias(key) if self._root is not None else None
+        if alias is not None:
+            self._root[alias[0]][alias[1]] = value
+            return
         if isinstance(value, Mapping) and not isinstance(value, ConfigDict):
-            value = ConfigDict(value)
+            value = ConfigDict(value, _section=str(key) if self._top else "",
+                               _root=self if self._top else None)
         super().__setitem__(key, value)
 
     def __missing__(self, key):
-        if not self._top:
-            raise KeyError(key)
-        section = self[key] = ConfigDict()
-        return section
+        if self._top:
+            self[key] = {}
+            return dict.__getitem__(self, key)
+        alias = self._alias(key) if self._root is not None else None
+        if alias is not None and alias[0] in self._root and alias[1] in self._root[alias[0]]:
+            return self._root[alias[0]][alias[1]]
+        raise KeyError(key)
 
     def __getattr__(self, name: str):
-        if name.startswith("__") or name not in self:
-            raise AttributeError(f"the config has no {name!r}")
-        return self[name]
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:   # at the top only sections there already: ``config.x`` makes none
+            return dict.__getitem__(self, name) if self._top else self[name]
+        except KeyError:
+            raise AttributeError(f"the config has no {name!r}") from None
 
     def __setattr__(self, name: str, value) -> None:
         self[name] = value
@@ -112,8 +133,19 @@ def _as_config(cfg: HFConfig) -> ConfigDict:
 
 
 def _typed(config: Mapping, environ: Mapping[str, str] | None = None) -> HFConfig:
-    """A guide's config (a mapping with any of the guides' key names) checked as ours."""
+    """A guide's config (a mapping with any of the guides' key names) checked as ours. A
+    top-level section that is not the trainer's (the tracker guide keeps its own
+    ``reproducibility`` notes there) stays in the config and is said once, not used; a
+    key the trainer does not know inside one of its sections is refused."""
     plain = config.to_dict() if isinstance(config, ConfigDict) else dict(config)
+    known = (*hfconfig.SECTIONS, *hfconfig.ALIAS_SECTIONS, "base")
+    for name in [k for k in plain if k not in known]:
+        plain.pop(name)
+        if name not in _said:
+            _said.add(name)
+            print(f"[hf] config section {name!r} is not one the trainer reads (it reads "
+                  f"{', '.join(hfconfig.SECTIONS)}): kept in the config, not used",
+                  file=sys.stderr)
     return hfconfig.load(plain, environ={} if environ is None else environ,
                          require_data=False, origin=getattr(config, "_source", None))
 
