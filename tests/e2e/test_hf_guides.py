@@ -291,11 +291,14 @@ def project(tmp_path_factory):
 
 
 def make_project(root: Path) -> Path:
-    """A user's folder as the guides lay it out, with a tiny BART in ``model/``."""
-    from trainers.hf.tiny import make_data, make_tiny
-
-    train_csv, dev_csv = make_data(root / "data", n=32)
-    make_tiny(root / "model", train_csv, arch="bart")
+    """A user's folder as the guides lay it out, with a tiny BART in ``model/`` (made as
+    a user makes one: ``python -m trainers.hf make-data`` / ``make-tiny``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for tool in (["make-data", "data", "--n", "32"],
+                 ["make-tiny", "model", "--data", "data/train.csv", "--arch", "bart"]):
+        subprocess.run([sys.executable, "-m", "trainers.hf", *tool], cwd=root, check=True,
+                       capture_output=True, timeout=120)
+    train_csv, dev_csv = root / "data" / "train.csv", root / "data" / "dev.csv"
     for name in ("validation", "test"):
         shutil.copy(dev_csv, root / "data" / f"{name}.csv")
     (root / "data" / "raw").mkdir()
