@@ -10,8 +10,9 @@ export OMP_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned in the same pip command as everything that depends on it
-	$(PY) -m pip install --quiet -e ".[test]"
+	# every kind's extra and the test tools, in one pip command (torch is pinned with
+	# everything that depends on it); `pip install .` alone is the light core
+	$(PY) -m pip install --quiet -e ".[all,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -29,7 +29,7 @@ from rich.markup import escape
 
 from orchestrator.cli import registry as registry_cli
 from orchestrator.core import ATTEMPT_ACTIVE
-from orchestrator.driver.control import stop_rows, stop_rows_isolated
+from orchestrator.driver.control import NoPool, nothing_to_run, stop_rows, stop_rows_isolated
 from orchestrator.driver.session import connect_ray
 from orchestrator.infra import storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
@@ -255,6 +255,13 @@ def cmd_run(args) -> int:
                               str(e)) from None
     console = _console()
     with DriverLock(paths) as lock:
+        if nothing_to_run(paths, config):   # all finished, held or Invalid: no Ray needed
+            record_run_config(paths, config)
+            try:
+                return drive(paths, config, True, console, notifier=notifier, said=said,
+                             pool=NoPool())
+            finally:
+                notifier.close(timeout=10)
         import ray
 
         left = reap_session(lock.stale.get("ray_session", ""))
@@ -277,18 +284,23 @@ def cmd_run(args) -> int:
 
 def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
           install_signals: bool = True, notifier: Notifier | None = None,
-          said: Iterable[str] = ()) -> int:
-    """Run the queue on the Ray this process is connected to; print the summary."""
-    import ray
-
+          said: Iterable[str] = (), pool=None) -> int:
+    """Run the queue on the Ray this process is connected to (``pool``: another pool,
+    a ``NoPool`` when nothing runs and Ray was not started); print the summary."""
     from orchestrator.driver.loop import Scheduler
 
     record = RunRecord(paths.registry)
-    resources = ray.cluster_resources()
-    console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
-                  f"{'started here' if local else 'cluster'} with "
-                  f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
-    if dashboard_url():
+    if isinstance(pool, NoPool):
+        console.print(f"[bold]{paths.name}[/]: {paths.csv} — nothing to run (every row is "
+                      "finished, held or Invalid), so Ray was not started")
+    else:
+        import ray
+
+        resources = ray.cluster_resources()
+        console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
+                      f"{'started here' if local else 'cluster'} with "
+                      f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    if pool is None and dashboard_url():
         token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
         console.print(f"Ray dashboard: {dashboard_url()}" + (
             " — it asks for the cluster's token: `ray get-auth-token` prints it" if token
@@ -299,13 +311,13 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
 
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent, config.metric,
                            config.goal)
-    ui = console.is_terminal and not config.no_ui
+    ui = console.is_terminal and not config.no_ui and not isinstance(pool, NoPool)
     printer = () if ui else (ProgressPrinter(console),)
     scheduler = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
                           observers=(*printer, tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])),
-                          said=said)
+                          said=said, pool=pool)
     received: list[int] = []   # the signals that stopped the run
     try:
         if ui:

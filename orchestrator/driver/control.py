@@ -1,4 +1,5 @@
-"""Acting on a queue from outside its driver: stop rows (CLI ``stop``, a TUI's ``s``).
+"""Acting on a queue from outside its driver: stop rows (CLI ``stop``, a TUI's ``s``);
+and telling whether a driver would run anything at all (``nothing_to_run``).
 
 With a driver running, the request goes to it (``requests``): its loop applies the stop
 to its own rows, so nothing else writes the file meanwhile. With none, this process
@@ -14,14 +15,14 @@ import subprocess
 import sys
 import time
 
-from orchestrator.core import AttemptReport, Reattached, RowStatus
+from orchestrator.core import AttemptReport, Reattached, RowStatus, can_progress
 from orchestrator.driver import requests
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.record import RunRecord
 
-__all__ = ["stop_rows", "stop_rows_isolated", "stop_job"]
+__all__ = ["stop_rows", "stop_rows_isolated", "stop_job", "NoPool", "nothing_to_run"]
 
 #: Seconds to wait for the driver to answer a request (it answers within a loop turn).
 ANSWER_S = 30.0
@@ -55,7 +56,7 @@ def _stop_without_driver(paths: QueuePaths, config: Config,
     tracking = JobTracking(paths.registry, paths.name, paths.csv.parent)
     loop = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                      queue_name=paths.name, local_ray=False, observers=(tracking,),
-                     pool=_NoPool())
+                     pool=NoPool())
     try:
         loop.load()
         active = {a["job_id"]: a for a in record.active(paths.name)}
@@ -135,8 +136,9 @@ def stop_job(job_id: str, runner_name: str, namespace: str) -> bool:
         raise OrchestratorError(f"could not reach the runner of {job_id}: {e}") from e
 
 
-class _NoPool:
-    """The pool of a process that runs nothing (a stop without a driver)."""
+class NoPool:
+    """The pool of a driver that runs nothing: a stop without a driver, or a queue with
+    nothing to run (``nothing_to_run``), where Ray is never started."""
 
     node_id = address = ""
 
@@ -145,6 +147,56 @@ class _NoPool:
 
     def stop(self, runner, job_id) -> None:
         pass
+
+    def acquire(self, shape, job_id, force=False):
+        return None
+
+    def poll(self, timeout: float) -> list:
+        time.sleep(timeout)
+        return []
+
+    def adopt(self, name, shape, job_id, attempt):
+        return None
+
+    def release(self, runner) -> None:
+        pass
+
+    discard = forget = release
+
+    def reap_idle(self, idle_s: float) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+def nothing_to_run(paths: QueuePaths, config: Config) -> bool:
+    """Whether a driver on this queue would stop before starting anything: no row runs or
+    may run (``core.can_progress``, the driver's own test), the run record holds no
+    attempt or runner of an earlier driver to re-attach or clean up, and the driver
+    does not watch the file. Then ``run`` needs no Ray. Decided by the driver's own
+    reading of the file (a loop on a ``NoPool``, its effects not kept)."""
+    from orchestrator.driver.loop import Scheduler
+
+    if config.watch:
+        return False
+    record = RunRecord(paths.registry)
+    try:
+        if record.active(paths.name) or record.runners(paths.name):
+            return False
+        class Silent(Scheduler):   # it only looks: the driver that runs says what it finds
+            def note(self, message, level=0):
+                pass
+
+        loop = Silent(paths.queue_file(), config, paths.state_dir, record,
+                      queue_name=paths.name, local_ray=True, pool=NoPool())
+        try:
+            loop.load()
+        finally:
+            loop.models.close()
+        return not loop.rows.active and not can_progress(loop.rows)
+    finally:
+        record.close()
 
 
 def stop_rows_isolated(paths: QueuePaths, config: Config, ids: list[str]) -> dict[str, str]:

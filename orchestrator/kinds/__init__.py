@@ -37,6 +37,8 @@ def parse_row(row: dict[str, str], line: int, path: str | Path,
         return QueueFileError(path, problem, line=line, job_id=spec.id, column=column,
                               value=value, fix=fix)
 
+    if missing := kind.missing():   # its extra is not installed: the row cannot run here
+        raise err("Kind", row.get("Kind") or spec.kind, *missing)
     if spec.config_path is not None and not spec.config_path.exists():
         raise err("Config", spec.config_text, f"no such file ({spec.config_path})",
                   "fix the path; relative paths start at the queue file's folder")

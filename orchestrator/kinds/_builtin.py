@@ -36,8 +36,10 @@ class BuiltinKind(Kind):
     """A kind whose job is ``python -m trainers.<package> [verb] CONFIG``."""
 
     def __init__(self, name: str, package: str, *, verb: str = "", ray_train: bool = False,
-                 loader: str = "load", knows_batch: bool = False):
+                 loader: str = "load", knows_batch: bool = False,
+                 requires: tuple[str, ...] = (), extra: str = ""):
         self.name, self.package, self.verb, self.loader = name, package, verb, loader
+        self.requires, self.extra = requires, extra
         self.ray_train = ray_train
         self.holds = Holds.WORKERS if ray_train else Holds.RUNNER
         self.uri_aware = ray_train    # Ray Train keeps its checkpoints at the storage URI

@@ -10,6 +10,10 @@ its name.
 from __future__ import annotations
 
 import enum
+import functools
+import importlib.util
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +70,14 @@ class Kind:
     uri_aware: bool = False
     #: the folder under ``runs/<ID>/`` its checkpoints live in ("" = none)
     storage_name: str = ""
+    #: the modules its jobs import, and the package extra that installs them
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+    def missing(self) -> tuple[str, str] | None:
+        """What its jobs need that this Python cannot import, and the exact install
+        command that adds it (None when nothing is missing). Asked once per process."""
+        return _missing(self.requires, self.extra)
 
     def check(self, spec: JobSpec, *, check_paths: bool = True) -> None:
         """Raise ``KindError`` when a row of this kind cannot run as written.
@@ -102,3 +114,22 @@ def require_config(spec: JobSpec, what: str, fix: str) -> Path:
     if spec.config_path is None:
         raise KindError("Config", spec.config_text, f"a {spec.kind} row needs its {what}", fix)
     return spec.config_path
+
+
+@functools.cache
+def _missing(modules: tuple[str, ...], extra: str) -> tuple[str, str] | None:
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not absent:
+        return None
+    return (f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not installed in "
+            f"{sys.executable}", f"install the {extra} extra: {install_command(extra)}")
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds ``extra`` to this installation (an editable one from a
+    source checkout, else the released package)."""
+    root = Path(__file__).resolve().parents[2]
+    pip = f"{shlex.quote(sys.executable)} -m pip install"
+    if (root / "pyproject.toml").is_file():
+        return f"{pip} -e {shlex.quote(f'{root}[{extra}]')}"
+    return f"{pip} {shlex.quote(f'ray-orchestrator[{extra}]')}"

@@ -24,4 +24,5 @@ class DDPKind(BuiltinKind):
         return ""
 
 
-KIND = DDPKind("ddp", "torch", ray_train=True, knows_batch=True)
+KIND = DDPKind("ddp", "torch", ray_train=True, knows_batch=True,
+               requires=("torch", "safetensors"), extra="ddp")

@@ -3,4 +3,5 @@ competition's config format; ``on_oom = halve_batch`` divides ``training.batch_s
 
 from orchestrator.kinds._builtin import BuiltinKind
 
-KIND = BuiltinKind("hf", "hf", ray_train=True, knows_batch=True)
+KIND = BuiltinKind("hf", "hf", ray_train=True, knows_batch=True,
+                  requires=("torch", "transformers", "accelerate", "rouge_score"), extra="hf")

@@ -3,4 +3,5 @@
 
 from orchestrator.kinds._builtin import BuiltinKind
 
-KIND = BuiltinKind("yolo", "yolo", verb="train", knows_batch=True)
+KIND = BuiltinKind("yolo", "yolo", verb="train", knows_batch=True,
+                  requires=("torch", "ultralytics"), extra="yolo")

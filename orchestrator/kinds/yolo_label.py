@@ -3,4 +3,5 @@
 
 from orchestrator.kinds._builtin import BuiltinKind
 
-KIND = BuiltinKind("yolo_label", "yolo", verb="label", loader="load_label")
+KIND = BuiltinKind("yolo_label", "yolo", verb="label", loader="load_label",
+                  requires=("torch", "ultralytics"), extra="yolo")

@@ -189,7 +189,9 @@ def test_dashboard_is_not_exposed(text, raw):
 def _pins() -> dict[str, str]:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     out = {}
-    for dep in deps["project"]["dependencies"]:
+    extras = deps["project"]["optional-dependencies"]
+    for dep in [*deps["project"]["dependencies"], *extras["ddp"], *extras["hf"],
+                *extras["yolo"]]:
         name, _, version = dep.partition("==")
         out[name.split("[")[0].strip().lower()] = version.strip()
     return out
@@ -202,6 +204,7 @@ def test_setup_installs_the_project_with_torch_pinned_in_the_same_command(raw):
     installs = [c for c in raw["setup_commands"] if "pip install" in c and project in c]
     assert len(installs) == 1, installs
     words = set(shlex.split(installs[0]))
+    assert f"{project}[all]" in words, "a node may run a row of any kind: every extra"
     assert {
         "torch==2.14.1",
         "torchvision==0.29.1",
