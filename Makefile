@@ -52,8 +52,12 @@ bench: $(STAMP) bench-peers
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/storage.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check orchestrator trainers sweeps tests bench examples configs
+	$(VENV)/bin/ruff check orchestrator trainers sweeps tests bench examples configs tools
 	$(VENV)/bin/lint-imports
+	# the code keeps to Python 3.10; every pin installs on 3.10, 3.12, 3.13 (asks the index)
+	$(VENV)/bin/vermin --no-tips --violations -t=3.10- --eval-annotations \
+	  orchestrator trainers sweeps tests bench examples tools
+	$(PY) tools/check_wheels.py
 
 clean:
 	rm -rf demo .pytest_cache

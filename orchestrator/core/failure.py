@@ -20,8 +20,11 @@ CONDA_FAILED = 98
 _SIGKILL_EXIT = 137
 
 
-class FailureKind(enum.StrEnum):
+class FailureKind(str, enum.Enum):
     """Why an attempt did not end Done."""
+
+    def __str__(self) -> str:   # the value, as enum.StrEnum (Python 3.11+) gives it
+        return self.value
 
     SETUP = "setup"        # setup script, conda or the environment failed before the command
     OOM = "oom"            # out of memory (CUDA/torch/ultralytics text, or a kernel OOM kill)

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 __all__ = ["RowStatus", "Word", "read_word", "USER_WORDS", "registry_word", "ATTEMPT_ACTIVE"]
 
 
-class RowStatus(enum.StrEnum):
+class RowStatus(str, enum.Enum):
     """A row's state; the value is what ``TrainingCheck`` holds."""
+
+    def __str__(self) -> str:   # the value, as enum.StrEnum (Python 3.11+) gives it
+        return self.value
 
     PENDING = ""           # blank: waits for resources or for its parent to be Done
     HOLD = "Hold"          # the user's: do not start; the word is kept as written

@@ -11,7 +11,11 @@ import copy
 import re
 import shlex
 import socket
-import tomllib
+
+try:
+    import tomllib  # novermin - tomli below before 3.11
+except ModuleNotFoundError:   # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import jsonschema
@@ -192,7 +196,9 @@ def _pins() -> dict[str, str]:
     extras = deps["project"]["optional-dependencies"]
     for dep in [*deps["project"]["dependencies"], *extras["ddp"], *extras["hf"],
                 *extras["yolo"]]:
-        name, _, version = dep.partition("==")
+        if "python_version <" in dep:   # the older pins of Python 3.10
+            continue
+        name, _, version = dep.split(";")[0].partition("==")
         out[name.split("[")[0].strip().lower()] = version.strip()
     return out
 
