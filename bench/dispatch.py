@@ -167,7 +167,7 @@ def child_env(ray_tmp: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env.update(RAY_TMPDIR=ray_tmp, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               RAY_USAGE_STATS_ENABLED="0")
+               RAY_USAGE_STATS_ENABLED="0", ORCH_RAY_KEEP_ALIVE="0")   # a Ray per run
     return env
 
 

@@ -34,7 +34,8 @@ def run_row(work: Path, kind: str, config: Path, *, row_id: str = "bench", worke
     ini.write_text(f"[ray]\ndashboard = false\nnum_cpus = {cpus:g}\n", encoding="utf-8")
     tmp = tempfile.mkdtemp(prefix="bench-row-rt-", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0",
-           "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+           "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
+           "ORCH_RAY_KEEP_ALIVE": "0"}   # its own Ray, started and stopped: the cold figure
     env.pop("RAY_ADDRESS", None)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(queue), "--config",

@@ -28,7 +28,8 @@ from tests.helpers import probe, probe_records, read_rows, wait_for, write_csv  
 
 def env() -> dict:
     out = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-           "RAY_TMPDIR": tempfile.mkdtemp(prefix="bench-rec-", dir="/tmp")}
+           "RAY_TMPDIR": tempfile.mkdtemp(prefix="bench-rec-", dir="/tmp"),
+           "ORCH_RAY_KEEP_ALIVE": "0"}   # a Ray that dies with its driver, as measured
     out.pop("RAY_ADDRESS", None)
     return out
 

@@ -206,7 +206,7 @@ def run_variant(name: str, source: str, n: int, work: Path, timeout: float) -> d
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env.update(RAY_TMPDIR=ray_tmp, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), ORCH_RAY_KEEP_ALIVE="0")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--name", name,
            "--program", str(program), "--work", str(work), "--trials", str(n)]
     log_path = work / f"{name}.child.log"

@@ -11,6 +11,9 @@ os.environ.pop("RAY_ADDRESS", None)
 os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="orch-rt-", dir="/tmp")  # short: unix sockets
 os.environ["WANDB_MODE"] = "offline"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# A run starts a Ray of its own and stops it (no local Ray kept between runs) unless a test
+# asks for one (tests/e2e/test_kept_ray.py, with a state folder of its own).
+os.environ["ORCH_RAY_KEEP_ALIVE"] = "0"
 
 
 @pytest.fixture(scope="session")

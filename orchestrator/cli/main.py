@@ -9,6 +9,7 @@ keep working: every long flag takes dashes or underscores (help shows dashes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import io
@@ -31,7 +32,7 @@ from orchestrator.cli import registry as registry_cli
 from orchestrator.core import ATTEMPT_ACTIVE
 from orchestrator.driver.control import NoPool, nothing_to_run, stop_rows, stop_rows_isolated
 from orchestrator.driver.session import connect_ray
-from orchestrator.infra import storage
+from orchestrator.infra import localray, storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
 from orchestrator.infra.raycluster import dashboard_url, reap_session, session_dir
 from orchestrator.store.config import Config, check_here, load_config, write_default_config
@@ -186,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "row's weights; a URI is downloaded onto each trial's node)")
     q.add_argument("--report", action="store_true",
                    help="report the best metric, config and weights to $ORCH_METRICS_FILE")
+    p = sub.add_parser("ray", help="the local Ray kept running between runs ([ray] "
+                       "keep_alive)")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    q = verbs.add_parser("status", help="where it is, what it was started with, what uses it")
+    q.add_argument("--json", action="store_true")
+    verbs.add_parser("stop", help="stop it now (and whatever still runs on it)")
     p = sub.add_parser("report", help="one self-contained HTML page with tables and plots")
     _add_queue_args(p)
     p.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
@@ -254,7 +261,7 @@ def cmd_run(args) -> int:
             raise ConfigError(config.source, "storage", storage.public(config.storage),
                               str(e)) from None
     console = _console()
-    with DriverLock(paths) as lock:
+    with DriverLock(paths) as lock, contextlib.ExitStack() as held:
         if nothing_to_run(paths, config):   # all finished, held or Invalid: no Ray needed
             record_run_config(paths, config)
             try:
@@ -262,21 +269,28 @@ def cmd_run(args) -> int:
                              pool=NoPool())
             finally:
                 notifier.close(timeout=10)
-        import ray
-
         left = reap_session(lock.stale.get("ray_session", ""))
         if left:
             logging.getLogger("orchestrator").info(
                 "stopped %d process(es) the local Ray of a killed driver (pid %s) left "
                 "running", left, lock.stale.get("pid", "?"))
-        local = connect_ray(config)
+        kept = None
+        idle = localray.keep_alive(config.keep_alive)
+        if idle > 0 and not (config.address or os.environ.get("RAY_ADDRESS")):
+            held.enter_context(localray.lease())   # before it starts: never idle meanwhile
+            kept = localray.ensure(config.num_cpus, config.num_gpus, config.dashboard, idle)
+        started_here = connect_ray(config, kept.address if kept else None)
+        import ray  # after connect: joining sets the token mode Ray reads when it loads
+
+        here = started_here or kept is not None   # this machine's Ray: resources fixed
         try:
-            if local:   # pinned GPUs this machine does not have: refused before a row runs
+            if here:   # pinned GPUs this machine does not have: refused before a row runs
                 check_here(config, paths.csv.parent, ray.cluster_resources().get("GPU", 0.0))
             record_run_config(paths, config)
             lock.publish(ray.get_runtime_context().gcs_address, config.namespace,
-                         ray_session=session_dir() if local else "")
-            return drive(paths, config, local, console, notifier=notifier, said=said)
+                         ray_session=session_dir() if started_here else "")
+            return drive(paths, config, here, console, notifier=notifier, said=said,
+                         owns_ray=started_here, kept=kept)
         finally:
             notifier.close(timeout=10)
             ray.shutdown()
@@ -284,9 +298,13 @@ def cmd_run(args) -> int:
 
 def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
           install_signals: bool = True, notifier: Notifier | None = None,
-          said: Iterable[str] = (), pool=None) -> int:
+          said: Iterable[str] = (), pool=None, owns_ray: bool | None = None,
+          kept: localray.KeptRay | None = None) -> int:
     """Run the queue on the Ray this process is connected to (``pool``: another pool,
-    a ``NoPool`` when nothing runs and Ray was not started); print the summary."""
+    a ``NoPool`` when nothing runs and Ray was not started); print the summary.
+    ``local``: this machine's Ray; ``owns_ray``: it ends with this process (default:
+    ``local``); ``kept``: the local Ray kept running between runs, which this joined."""
+    owns_ray = local if owns_ray is None else owns_ray
     from orchestrator.driver.loop import Scheduler
 
     record = RunRecord(paths.registry)
@@ -297,8 +315,10 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
         import ray
 
         resources = ray.cluster_resources()
-        console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray "
-                      f"{'started here' if local else 'cluster'} with "
+        where = ("local, kept running between runs (stops after "
+                 f"{kept.keep_alive:g} s idle; `orchestrator ray stop` ends it)" if kept
+                 else "started here" if owns_ray else "cluster")
+        console.print(f"[bold]{paths.name}[/]: {paths.csv} — Ray {where} with "
                       f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     if pool is None and dashboard_url():
         token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
@@ -317,14 +337,14 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
                           queue_name=paths.name, local_ray=local,
                           observers=(*printer, tracking, QueueMetrics(paths.name),
                                      *([notifier] if notifier is not None else [])),
-                          said=said, pool=pool)
+                          said=said, pool=pool, owns_ray=owns_ray)
     received: list[int] = []   # the signals that stopped the run
     try:
         if ui:
-            code = _drive_with_ui(paths, config, scheduler, local)
+            code = _drive_with_ui(paths, config, scheduler, owns_ray)
         else:
             if install_signals:
-                received = _install_interrupt(scheduler, console, local)
+                received = _install_interrupt(scheduler, console, owns_ray)
             code = scheduler.run()
         rows = _print_summary(console, paths, config)
         if notifier is not None:
@@ -676,10 +696,34 @@ def cmd_tui(args) -> int:
     return 0
 
 
+def cmd_ray(args) -> int:
+    """``orchestrator ray status|stop``: this user's kept local Ray."""
+    if args.verb == "stop":
+        kept = localray.stop()
+        print(f"stopped the local Ray at {kept.address}" if kept
+              else "no local Ray is kept running")
+        return 0
+    found = localray.status()
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    if found is None:
+        print("no local Ray is kept running (the next `orchestrator run` starts one)")
+        return 0
+    age = time.time() - found["started"]
+    sizes = ", ".join(f"{'detected' if found[k] < 0 else f'{found[k]:g}'} {what}"
+                      for k, what in (("num_gpus", "GPUs"), ("num_cpus", "CPUs")))
+    print(f"local Ray at {found['address']} ({sizes}), up {age / 60:.0f} min, stops after "
+          f"{found['keep_alive']:g} s idle\n"
+          f"in use by: {found['busy'] or 'nothing (idle)'}\n"
+          f"dashboard: {found['dashboard'] or 'off'}\nfolder:    {found['folder']}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "check": cmd_check,
             "stop": cmd_stop,
             "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
-            "sweep": cmd_sweep}
+            "sweep": cmd_sweep, "ray": cmd_ray}
 
 
 class _ReaderMayLeave(io.TextIOBase):

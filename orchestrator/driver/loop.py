@@ -75,13 +75,17 @@ class Scheduler:
     def __init__(self, queue_file: QueueFile, config: Config, state_dir: Path,
                  record: RunRecord, *, queue_name: str, local_ray: bool,
                  observers: tuple[Observer, ...] = (), pool: Pool | None = None,
-                 said: Iterable[str] = ()):
+                 said: Iterable[str] = (), owns_ray: bool | None = None):
         """``said``: messages the user was already shown (``run`` checks the rows before
-        Ray starts); the loop does not repeat them."""
+        Ray starts); the loop does not repeat them. ``local_ray``: the Ray is this
+        machine's, its resources fixed (a row that can never fit is Invalid);
+        ``owns_ray`` (default: ``local_ray``): it ends with this driver, so running jobs
+        are stopped when the driver is (a kept local Ray outlives it: they detach)."""
         self.queue = QueueFile(queue_file.path, writable=OWNED_COLUMNS,
                                encoding=queue_file.encoding)
         self.config, self.state_dir, self.record = config, state_dir, record
         self.queue_name, self.local_ray = queue_name, local_ray
+        self.owns_ray = local_ray if owns_ray is None else owns_ray
         self.paths = QueuePaths(self.queue.path, state_dir, queue_name, queue_file.encoding or "")
         self.base_dir = self.queue.path.parent
         self.observers = observers
@@ -230,9 +234,9 @@ class Scheduler:
     def interrupt(self, stop_jobs: bool | None = None) -> None:
         """Wind down (any thread): launch nothing more and exit. Running jobs are stopped
         (they go back to pending) when ``stop_jobs``, else left running for a rerun to
-        re-attach; the default stops them only on a Ray we started (they could not
-        outlive it)."""
-        self._stop_on_interrupt = self.local_ray if stop_jobs is None else stop_jobs
+        re-attach; the default stops them only on a Ray that ends with this driver (they
+        could not outlive it)."""
+        self._stop_on_interrupt = self.owns_ray if stop_jobs is None else stop_jobs
         self._interrupt += 1
 
     def request_stop(self, ids: list[str] | None, timeout: float = 30.0) -> dict[str, str]:

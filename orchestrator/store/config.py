@@ -129,6 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ray", "dashboard", "dashboard", bool, True,
             "start the dashboard with a new local Ray (bound to 127.0.0.1)"),
     Setting("ray", "namespace", "namespace", str, "orchestrator", "Ray namespace of the actors"),
+    Setting("ray", "keep_alive", "keep_alive", float, 300.0,
+            "seconds a local Ray started by a run stays up idle, for the next runs to join "
+            "(0 = each run starts its own and stops it; ORCH_RAY_KEEP_ALIVE overrides)"),
 )
 
 _FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
@@ -178,6 +181,7 @@ class Config:
     num_cpus: float = -1.0
     dashboard: bool = True
     namespace: str = "orchestrator"
+    keep_alive: float = 300.0
     # not from the file
     watch: bool = False
     no_ui: bool = False

@@ -1,0 +1,136 @@
+"""The local Ray kept running between runs (``[ray] keep_alive``): the first run starts
+it, the next one joins it, it stops itself once idle, and it is never joined by a run
+that did not ask for it (the suite's own runs set ``ORCH_RAY_KEEP_ALIVE=0``) nor found
+in a folder that is not the user's own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import read_rows, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def state():
+    """A state folder of this test's own (short: Ray's socket paths live under it)."""
+    folder = Path(tempfile.mkdtemp(prefix="k", dir="/tmp"))
+    yield folder
+    subprocess.run([sys.executable, "-m", "orchestrator", "ray", "stop"], env=env_for(folder),
+                   capture_output=True, timeout=60)
+    _kill_marked(str(folder))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def env_for(folder: Path, keep: str = "8") -> dict:
+    env = {**os.environ, "XDG_STATE_HOME": str(folder), "ORCH_RAY_KEEP_ALIVE": keep}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _kill_marked(marker: str) -> None:
+    procs = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                procs.append(proc)
+        except psutil.Error:
+            pass
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def run(queue: Path, env: dict) -> subprocess.CompletedProcess:
+    ini = queue.parent / "q.ini"
+    ini.write_text("[ray]\ndashboard = false\nnum_cpus = 2\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(queue), "--config",
+                           str(ini), "--no_ui"], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def info(folder: Path) -> dict | None:
+    path = folder / "orchestrator" / "ray" / "ray.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def processes_of(temp_dir: str) -> list:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp_dir in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_a_second_run_joins_the_kept_ray_which_stops_itself_when_idle(state, tmp_path):
+    env = env_for(state)
+    queue = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GPUs"],
+                      [["a", "echo one", "0"]])
+    first = run(queue, env)
+    said = " ".join(first.stdout.split())
+    assert "Ray local, kept running between runs (stops after 8 s idle" in said
+    kept = info(state)
+    assert kept is not None and processes_of(kept["temp_dir"]), "no Ray kept running"
+    mode = (state / "orchestrator" / "ray").stat().st_mode & 0o777
+    assert mode == 0o700
+
+    write_csv(queue, ["ID", "TrainingCommand", "GPUs"], [["b", "echo two", "0"]])
+    second = run(queue, env)
+    assert "kept running between runs" in " ".join(second.stdout.split())
+    assert info(state) == kept, "the second run started another Ray instead of joining"
+    assert read_rows(queue)["b"]["TrainingCheck"] == "Done"
+
+    shown = subprocess.run([sys.executable, "-m", "orchestrator", "ray", "status", "--json"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    status = json.loads(shown.stdout)
+    assert status["address"] == kept["address"] and status["busy"] == ""
+
+    deadline = time.monotonic() + 60   # 8 s idle, then the watchdog stops it
+    while time.monotonic() < deadline and (info(state) or processes_of(kept["temp_dir"])):
+        time.sleep(1)
+    assert info(state) is None and not processes_of(kept["temp_dir"]), \
+        "the kept Ray did not stop after its idle time"
+
+
+def test_a_run_that_did_not_ask_for_it_never_joins_it(state, tmp_path):
+    queue = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GPUs"],
+                      [["a", "echo one", "0"]])
+    run(queue, env_for(state, keep="60"))
+    kept = info(state)
+    write_csv(queue, ["ID", "TrainingCommand", "GPUs"], [["b", "echo two", "0"]])
+    own = run(queue, env_for(state, keep="0"))   # as every run of the suite is
+    assert "Ray started here" in own.stdout
+    assert info(state) == kept and processes_of(kept["temp_dir"]), \
+        "the kept Ray was touched by a run that did not use it"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a folder to another user needs root")
+def test_a_state_folder_of_another_user_is_refused(state, tmp_path):
+    folder = state / "orchestrator" / "ray"
+    folder.mkdir(parents=True)
+    os.chown(folder, 65534, 65534)   # nobody's
+    queue = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand"], [["a", "echo one"]])
+    done = subprocess.run([sys.executable, "-m", "orchestrator.run", str(queue), "--no_ui"],
+                          env=env_for(state), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "belongs to another user" in said and "Traceback" not in said
+    assert read_rows(queue)["a"].get("TrainingCheck", "") == "", "nothing ran"
