@@ -43,6 +43,7 @@ bench-peers:
 bench: $(STAMP) bench-peers
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/dispatch.py --jobs 2000 --sleep 0 --skip-old
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/startup.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/status_rows.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/recovery.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
