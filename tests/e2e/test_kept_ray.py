@@ -134,3 +134,36 @@ def test_a_state_folder_of_another_user_is_refused(state, tmp_path):
     said = " ".join((done.stdout + done.stderr).split())
     assert "belongs to another user" in said and "Traceback" not in said
     assert read_rows(queue)["a"].get("TrainingCheck", "") == "", "nothing ran"
+
+
+def test_ctrl_c_on_the_kept_ray_detaches_and_the_next_run_reattaches(state, tmp_path):
+    """Jobs on the kept Ray behave as on a cluster: Ctrl-C leaves them running, the
+    same command again re-attaches and sees them end."""
+    import signal
+
+    from tests.helpers import wait_for
+
+    done_file = tmp_path / "finished"
+    queue = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GPUs"],
+                      [["long", f"sleep 8; echo ok > {done_file}", "0"]])
+    ini = tmp_path / "q.ini"
+    ini.write_text("[ray]\ndashboard = false\nnum_cpus = 2\n", encoding="utf-8")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.run", str(queue),
+                               "--config", str(ini), "--no_ui"], env=env_for(state, "60"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: read_rows(queue)["long"].get("TrainingCheck") == "Training",
+                 timeout=120, what="the row to run")
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=60) == 130
+        said = " ".join(driver.stdout.read().split())
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert "detaching: jobs keep running" in said
+    assert read_rows(queue)["long"]["TrainingCheck"] == "Training"
+    assert not done_file.exists(), "the job ended before it could be seen detached"
+    again = run(queue, env_for(state, "60"))   # re-attaches, waits for the job's end
+    assert done_file.read_text().strip() == "ok"
+    row = read_rows(queue)["long"]
+    assert (row["TrainingCheck"], row["Attempts"]) == ("Done", "1"), again.stdout[-2000:]
