@@ -27,12 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "startup.json"
 sys.path.insert(0, str(ROOT / "bench"))
 from dispatch import job_command  # noqa: E402
+
+from orchestrator.infra.raycluster import end_processes, processes_naming  # noqa: E402
 
 TARGET_SECOND_S, TARGET_FIRST_OVER_RAY_S = 1.5, 0.5
 
@@ -94,24 +94,9 @@ def ray_start_alone(work: Path) -> float:
                     "--disable-usage-stats"], capture_output=True, timeout=180,
                    env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     took = time.time() - t0
-    _kill_marked(str(temp))
+    end_processes(processes_naming(str(temp)), grace=1)
     shutil.rmtree(temp, ignore_errors=True)
     return took
-
-
-def _kill_marked(marker: str) -> None:
-    procs = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in proc.info["cmdline"] or []):
-                procs.append(proc)
-        except psutil.Error:
-            pass
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
 
 
 def main() -> int:
@@ -133,7 +118,7 @@ def main() -> int:
     finally:
         subprocess.run([sys.executable, "-m", "orchestrator", "ray", "stop"], env=kept_env,
                        capture_output=True, timeout=60)
-        _kill_marked(str(state))
+        end_processes(processes_naming(str(state)), grace=1)
         shutil.rmtree(state, ignore_errors=True)
     print(f"{'':40} {'first job (s)':>14} {'command wall (s)':>17}")
     for name, res in results.items():

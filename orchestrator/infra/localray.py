@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.infra.errors import OrchestratorError
+from orchestrator.infra.raycluster import end_processes, processes_naming
 
 __all__ = ["KEEP_ALIVE_ENV", "KeptRay", "keep_alive", "state_folder", "find", "ensure",
            "stop", "lease", "status", "busy"]
@@ -138,13 +139,7 @@ def _processes(kept: KeptRay) -> list:
     """Its processes: those naming its temp folder, and the raylet's children."""
     import psutil
 
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if any(kept.temp_dir in part for part in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except (psutil.Error, TypeError):
-            continue
+    found = processes_naming(kept.temp_dir)
     raylet = _raylet(kept)
     if raylet is not None:
         try:
@@ -293,20 +288,7 @@ def _start(folder: Path, num_cpus: float, num_gpus: float, dashboard: bool,
 def _end(kept: KeptRay, folder: Path, grace: float = 5.0) -> None:
     """Stop every process of ``kept`` (never ``ray stop``: that ends every Ray of the
     machine) and forget it."""
-    import psutil
-
-    procs = _processes(kept)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    end_processes(_processes(kept), grace)
     current = _read(folder)
     if current is not None and current.temp_dir == kept.temp_dir and \
             current.started == kept.started:

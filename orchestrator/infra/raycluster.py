@@ -10,7 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["connect", "use_token_auth", "dashboard_url", "session_dir", "reap_session"]
+__all__ = ["connect", "use_token_auth", "dashboard_url", "session_dir", "reap_session",
+           "processes_naming", "end_processes"]
 
 _connected = {"dashboard_url": ""}   # what the last connect() found
 
@@ -100,28 +101,40 @@ def reap_session(folder: str, grace: float = 3.0) -> int:
     """End the processes a local Ray left running after its driver was killed: those
     whose command line names its session ``folder`` (never matched by process name).
     Returns how many there were."""
-    import psutil
-
     if not folder or not Path(folder).name.startswith("session_"):
         return 0
-    mine = os.getpid()
-    found = []
+    found = processes_naming(folder)
+    end_processes(found, grace)
+    return len(found)
+
+
+def processes_naming(marker: str) -> list:
+    """This machine's processes (not this one) with ``marker`` in their command line."""
+    import psutil
+
+    mine, found = os.getpid(), []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if proc.info["pid"] != mine and any(folder in part
+            if proc.info["pid"] != mine and any(marker in part
                                                 for part in proc.info["cmdline"] or ()):
                 found.append(proc)
         except (psutil.Error, TypeError):
             continue
-    for proc in found:
+    return found
+
+
+def end_processes(procs: list, grace: float = 3.0) -> None:
+    """SIGTERM, ``grace`` seconds, then SIGKILL for those still there."""
+    import psutil
+
+    for proc in procs:
         try:
             proc.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(found, timeout=grace)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
     for proc in alive:
         try:
             proc.kill()
         except psutil.Error:
             pass
-    return len(found)

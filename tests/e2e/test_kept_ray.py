@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from orchestrator.infra.raycluster import end_processes, processes_naming
 from tests.helpers import read_rows, write_csv
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def state():
     yield folder
     subprocess.run([sys.executable, "-m", "orchestrator", "ray", "stop"], env=env_for(folder),
                    capture_output=True, timeout=60)
-    _kill_marked(str(folder))
+    end_processes(processes_naming(str(folder)), grace=1)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -37,21 +37,6 @@ def env_for(folder: Path, keep: str = "8") -> dict:
     env = {**os.environ, "XDG_STATE_HOME": str(folder), "ORCH_RAY_KEEP_ALIVE": keep}
     env.pop("RAY_ADDRESS", None)
     return env
-
-
-def _kill_marked(marker: str) -> None:
-    procs = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in proc.info["cmdline"] or []):
-                procs.append(proc)
-        except psutil.Error:
-            pass
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
 
 
 def run(queue: Path, env: dict) -> subprocess.CompletedProcess:
@@ -70,14 +55,7 @@ def info(folder: Path) -> dict | None:
 
 
 def processes_of(temp_dir: str) -> list:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp_dir in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
+    return processes_naming(temp_dir)
 
 
 def test_a_second_run_joins_the_kept_ray_which_stops_itself_when_idle(state, tmp_path):
