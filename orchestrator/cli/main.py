@@ -335,7 +335,10 @@ def drive(paths: QueuePaths, config: Config, local: bool, console: Console,
     printer = () if ui else (ProgressPrinter(console),)
     scheduler = Scheduler(paths.queue_file(), config, paths.state_dir, record,
                           queue_name=paths.name, local_ray=local,
-                          observers=(*printer, tracking, QueueMetrics(paths.name),
+                          observers=(*printer, tracking,
+                                     # Ray's metrics: only with a Ray (import ray loads it)
+                                     *([] if isinstance(pool, NoPool)
+                                       else [QueueMetrics(paths.name)]),
                                      *([notifier] if notifier is not None else [])),
                           said=said, pool=pool, owns_ray=owns_ray)
     received: list[int] = []   # the signals that stopped the run
