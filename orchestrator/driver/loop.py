@@ -16,6 +16,7 @@ the orchestrator's own cells are restored when a stale save puts back older valu
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -49,7 +50,7 @@ from orchestrator.core import (
 )
 from orchestrator.driver import reconcile, requests
 from orchestrator.driver.filesync import FileSync
-from orchestrator.driver.placement import Placer
+from orchestrator.driver.placement import Placer, inherited_env
 from orchestrator.driver.readiness import ReadinessTracker
 from orchestrator.driver.rows import Rows
 from orchestrator.execution.pool import Ended, Lost, Pool, Started
@@ -101,6 +102,8 @@ class Scheduler:
         self.placer = Placer(pool, config, record, queue_name, self.queue.path, state_dir,
                              local_ray, self.rows, self.apply, self.note, self.display_path)
         self.rows.group = self.placer.group
+        if self.local_ray and not self.owns_ray:   # the kept local Ray: jobs get our shell's
+            self.placer.driver_env = inherited_env(os.environ)
         self.models = ModelRegistry(record.path)
         self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)
         self._first_round_done = False

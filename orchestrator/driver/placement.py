@@ -34,7 +34,7 @@ from orchestrator.kinds import KINDS, Holds
 from orchestrator.store.config import Config
 from orchestrator.store.record import RunRecord
 
-__all__ = ["Placer", "new_run_id", "MAX_WAITING_FOR_NODES"]
+__all__ = ["Placer", "new_run_id", "MAX_WAITING_FOR_NODES", "inherited_env"]
 
 #: Rows queued on Ray for resources no node has yet (an autoscaler's demand), at most.
 MAX_WAITING_FOR_NODES = 8
@@ -58,6 +58,10 @@ class Placer:
     note: Callable[..., None]
     display_path: Callable[[Path | str], str]
     runners: dict[str, Runner] = dataclasses.field(default_factory=dict)  # job id -> runner
+    #: the driver's environment for every job (the kept local Ray's workers have the
+    #: environment of the run that started it: a job must see this run's shell, its PATH,
+    #: conda env and keys, as with a Ray of the driver's own)
+    driver_env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         self.base_dir = self.queue_path.parent
@@ -96,6 +100,9 @@ class Placer:
             state_dir=self.state_dir, wandb_run_id=wandb_run_id, pinned=pinned,
             pretrained_path=readiness.pretrained_path, cluster_address=self.pool.address,
             generation=self._generation(state.id), batch_divisor=state.batch_divisor)
+        if self.driver_env:   # the job's own variables win
+            spec_launch = dataclasses.replace(spec_launch,
+                                              env=(*self.driver_env, *spec_launch.env))
         log_path = Path(spec_launch.run_dir) / "run.log"
         if readiness.missing_weights:
             self.note(f"{state.id}: {readiness.reason}")
@@ -270,3 +277,13 @@ def new_run_id() -> str:
     """An 8-character id in W&B's style, assigned before the run starts."""
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+#: Variables of the driver's environment a job never gets from it: Ray's own (the runner
+#: has those of its Ray) and what the runner sets for each job.
+_NOT_INHERITED = ("RAY_", "CUDA_VISIBLE_DEVICES", "ORCH_", "PYTHONUNBUFFERED")
+
+
+def inherited_env(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The driver's environment as jobs on a kept local Ray get it."""
+    return tuple((k, v) for k, v in environ.items() if not k.startswith(_NOT_INHERITED))

@@ -61,8 +61,8 @@ def processes_of(temp_dir: str) -> list:
 def test_a_second_run_joins_the_kept_ray_which_stops_itself_when_idle(state, tmp_path):
     env = env_for(state)
     queue = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "GPUs"],
-                      [["a", "echo one", "0"]])
-    first = run(queue, env)
+                      [["a", f"echo $WHO > {tmp_path}/a", "0"]])
+    first = run(queue, {**env, "WHO": "first shell"})
     said = " ".join(first.stdout.split())
     assert "Ray local, kept running between runs (stops after 8 s idle" in said
     kept = info(state)
@@ -70,11 +70,15 @@ def test_a_second_run_joins_the_kept_ray_which_stops_itself_when_idle(state, tmp
     mode = (state / "orchestrator" / "ray").stat().st_mode & 0o777
     assert mode == 0o700
 
-    write_csv(queue, ["ID", "TrainingCommand", "GPUs"], [["b", "echo two", "0"]])
-    second = run(queue, env)
+    write_csv(queue, ["ID", "TrainingCommand", "GPUs"],
+              [["b", f"echo $WHO > {tmp_path}/b", "0"]])
+    second = run(queue, {**env, "WHO": "second shell"})
     assert "kept running between runs" in " ".join(second.stdout.split())
     assert info(state) == kept, "the second run started another Ray instead of joining"
     assert read_rows(queue)["b"]["TrainingCheck"] == "Done"
+    # each run's jobs see that run's shell, not the one that started the Ray
+    assert (tmp_path / "a").read_text().strip() == "first shell"
+    assert (tmp_path / "b").read_text().strip() == "second shell"
 
     shown = subprocess.run([sys.executable, "-m", "orchestrator", "ray", "status", "--json"],
                            env=env, capture_output=True, text=True, timeout=60)
