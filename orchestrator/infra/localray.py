@@ -54,6 +54,7 @@ class KeptRay:
     num_gpus: float
     keep_alive: float
     started: float
+    python: str = ""        # the interpreter (so the venv) its workers run: joined only by it
 
     @property
     def port(self) -> int:
@@ -215,10 +216,12 @@ def ensure(num_cpus: float, num_gpus: float, dashboard: bool, idle_s: float) -> 
             if holder:
                 raise OrchestratorError(
                     f"the local Ray kept running for your runs was started with "
-                    f"{_sizes(kept)} and {holder} uses it; this run asks for "
+                    f"{_sizes(kept)} from {kept.python} and {holder} uses it; this run "
+                    f"asks for "
                     f"{_sizes(dataclasses.replace(kept, num_cpus=num_cpus, num_gpus=num_gpus))}"
-                    ": ask for the same (--num-gpus/--num-cpus or [ray]), wait for it to "
-                    "finish, or `orchestrator ray stop` ends it and what runs on it")
+                    f" from {sys.executable}: ask for the same (--num-gpus/--num-cpus or "
+                    "[ray], the same venv), wait for it to finish, or `orchestrator ray "
+                    "stop` ends it and what runs on it")
             _end(kept, folder)
         return _start(folder, num_cpus, num_gpus, dashboard, idle_s)
 
@@ -230,8 +233,10 @@ def _sizes(kept: KeptRay) -> str:
 
 def _fits(kept: KeptRay, num_cpus: float, num_gpus: float) -> bool:
     """Joined only as asked: a Ray started with 4 logical GPUs (a demo, a laptop try) is
-    not what a run that lets Ray detect the GPUs wants, nor the other way round."""
-    return num_cpus == kept.num_cpus and num_gpus == kept.num_gpus
+    not what a run that lets Ray detect the GPUs wants, nor the other way round; and only
+    from the same Python (its workers import this installation's code)."""
+    return num_cpus == kept.num_cpus and num_gpus == kept.num_gpus and \
+        kept.python == sys.executable   # another venv: another orchestrator in the workers
 
 
 def _free_port() -> int:
@@ -267,7 +272,7 @@ def _start(folder: Path, num_cpus: float, num_gpus: float, dashboard: bool,
     kept = KeptRay(address=f"127.0.0.1:{port}",
                    dashboard=f"http://127.0.0.1:{dash}" if dashboard else "",
                    temp_dir=str(temp), num_cpus=num_cpus, num_gpus=num_gpus, keep_alive=idle_s,
-                   started=time.time())
+                   started=time.time(), python=sys.executable)
     if done.returncode != 0:
         _end(kept, folder)
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
