@@ -46,7 +46,7 @@ from orchestrator.store.paths import (
     recorded_encoding,
 )
 from orchestrator.store.record import RunRecord
-from orchestrator.views.table import QueueSource, render_status, row_views
+from orchestrator.views.table import QueueSource, print_status, row_views
 
 if TYPE_CHECKING:
     from orchestrator.observers.notify import Notifier
@@ -422,8 +422,7 @@ def _print_summary(console: Console, paths: QueuePaths, config: Config) -> list[
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    console.print(render_status(row_views(rows), console.width,
-                                title=f"{paths.name}: {paths.csv}"))
+    print_status(console, row_views(rows), title=f"{paths.name}: {paths.csv}")
     console.print(" · ".join(f"{k} {v}" for k, v in counts.items()))
     console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
                   f"\nregistry:    {paths.registry}")
@@ -448,8 +447,7 @@ def cmd_status(args) -> int:
                           "notices": source.notices}, ensure_ascii=False, indent=1))
         return 0
     console = _console()
-    console.print(render_status(row_views(rows), console.width,
-                                title=f"{paths.name}: {paths.csv}"))
+    print_status(console, row_views(rows), title=f"{paths.name}: {paths.csv}")
     for notice in source.notices:
         console.print(f"[yellow]warning:[/] {escape(notice)}", highlight=False)
     console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")

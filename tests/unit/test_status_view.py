@@ -220,3 +220,21 @@ def test_a_training_row_shows_its_best_so_far_beside_its_latest(tmp_path):
     [view] = row_views(source.rows())
     assert view.cells["best"] == "0.2"
     source.close()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_pipe_gets_the_same_text_as_the_terminal(queue, width):
+    """To a pipe the table is written as text at once; the words and layout are the
+    terminal's, styles aside."""
+    import io
+
+    from orchestrator.views.table import print_status
+
+    views = row_views(queue.rows())
+    piped = Console(file=io.StringIO(), width=width)
+    assert not piped.is_terminal
+    print_status(piped, views, title="queue")
+    terminal = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    print_status(terminal, views, title="queue")
+    assert piped.file.getvalue() == terminal.file.getvalue()
+    assert "crashed-resnet" in piped.file.getvalue()
