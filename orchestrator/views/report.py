@@ -565,8 +565,9 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
              *((k, "param") for k in keys), (best_head, ""), ("Duration", ""),
              ("Started", ""), ("Parent", ""), ("Error", ""), ("Notes", "")]
     # The table is as wide as the window whatever the cells hold: the short columns as
-    # wide as their heading and values (at most 12 characters), Name, Error and Notes
-    # share the rest; a longer cell ends in "…", whole in its tooltip and its details.
+    # wide as their heading and values (at most 12 characters), Name a share of the
+    # window, Error and Notes the rest; a longer cell ends in "…", whole in its tooltip
+    # and its details.
     def chars(head: str, texts=(), most: int = 12) -> float:
         return min(most, max([len(head), *(len(str(t or "")) for t in texts)])) * 1.1 + 1.5
     rows = [r.row for r in runs]
@@ -575,8 +576,11 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
               "Started": 11.5, "Parent": chars("Parent", [r["parent"] for r in rows])}
     for k in keys:   # many hyperparameters: narrower, so Name keeps room
         widths[k] = chars(k, [values.get(r.id, {}).get(k, "") for r in runs],
-                          most=12 if len(keys) <= 4 else 8)
-    cols = "".join(f'<col style="width:{widths[h]:.1f}ch">' if h in widths else "<col>"
+                          most=12 if len(keys) <= 4 else 8 if len(keys) <= 6 else 6)
+    # Name before Error and Notes: a share of the window of its own (they are whole in
+    # the ▸ details); the two share what is left
+    sizes = {**{h: f"{w:.1f}ch" for h, w in widths.items()}, "Name": "11%"}
+    cols = "".join(f'<col style="width:{sizes[h]}">' if h in sizes else "<col>"
                    for h, _ in heads)
     statuses = list(dict.fromkeys(r.row["status"] for r in runs))
     options = "".join(f'<option value="{_e(s)}">{_e(s)}</option>' for s in statuses)
