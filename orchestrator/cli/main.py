@@ -247,8 +247,8 @@ def cmd_run(args) -> int:
         print(f"wrote {path}")
         return 0
     config, paths, table = _preflight(args)
-    said = [f"{paths.csv} {v.message}" for v in _verdicts(paths, config, table)[0]
-            if not v.ok]
+    verdicts = _verdicts(paths, config, table)[0]
+    said = [f"{paths.csv} {v.message}" for v in verdicts if not v.ok]
     for message in said:   # rows that cannot run: said before Ray starts, and once
         logging.getLogger("orchestrator").error(message)
     from orchestrator.observers.notify import Notifier  # apprise: only the driver needs it
@@ -262,7 +262,9 @@ def cmd_run(args) -> int:
                               str(e)) from None
     console = _console()
     with DriverLock(paths) as lock, contextlib.ExitStack() as held:
-        if nothing_to_run(paths, config):   # all finished, held or Invalid: no Ray needed
+        # all finished, held or Invalid: no Ray needed (the driver's own reading decides,
+        # asked only when the check found no row that would move)
+        if not any(v.moves for v in verdicts) and nothing_to_run(paths, config):
             record_run_config(paths, config)
             try:
                 return drive(paths, config, True, console, notifier=notifier, said=said,

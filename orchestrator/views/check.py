@@ -8,6 +8,7 @@ same way before Ray starts, so nobody waits for Ray to learn of a typo.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Verdict:
     name: str
     ok: bool            # False: the row is Invalid as written
     text: str           # what happens to it (or what is wrong and the fix)
+    moves: bool = False  # a driver would run it, wait to run it, or re-attach it
 
     @property
     def message(self) -> str:
@@ -79,10 +81,30 @@ def check_rows(table: Table, base_dir: Path,
     for job_id, (line, name, spec, word) in parsed.items():
         out[line] = Verdict(line, job_id, name, *_verdict(job_id, spec, word, lines, parsed,
                                                           cycles, models))
+    # a row that waits on a parent in the file moves only if its parent will be Done:
+    # it is Done, or moves itself (core.can_progress's rule, from the file)
+    by_id = {v.id: v for v in out.values() if v.id in parsed}
+
+    def moves(job_id: str, seen: frozenset = frozenset()) -> bool:
+        verdict = by_id.get(job_id)
+        if verdict is None or not verdict.moves or job_id in seen:
+            return False
+        parent, word = parsed[job_id][2].parent_id, parsed[job_id][3]
+        if not parent or parent not in by_id or word.rerun or (
+                word.status is not None and word.status.is_active):
+            return True
+        above = parsed[parent][3]
+        return (above.status is S.DONE and not above.rerun) or moves(parent, seen | {job_id})
+
+    for line, verdict in list(out.items()):
+        if verdict.moves and not moves(verdict.id):
+            out[line] = dataclasses.replace(verdict, moves=False)
     return [out[line] for line in sorted(out)]
 
 
-def _verdict(job_id, spec, word, ids, parsed, cycles, models) -> tuple[bool, str]:
+def _verdict(job_id, spec, word, ids, parsed, cycles, models) -> tuple:
+    """``(ok, text, moves)``; ``moves`` (a driver would run, wait to run or re-attach it)
+    is left out where it is false."""
     status = word.status
     parent = spec.parent_id
     if parent and job_id in cycles:
@@ -93,13 +115,14 @@ def _verdict(job_id, spec, word, ids, parsed, cycles, models) -> tuple[bool, str
                        "model has that id or name[:version] — use another row's ID or a "
                        "model from `orchestrator registry models`")
     if word.rerun:
-        return True, "runs again from scratch (Rerun)"
+        return True, "runs again from scratch (Rerun)", True
     if status is S.HOLD:
         return True, "held (Hold): it waits until you clear TrainingCheck"
     if status is S.DONE:
         return True, "Done: it does not run again (write Rerun to run it again)"
     if status is not None and status.is_active:
-        return True, f"{status.value}: a driver ran it; the next one re-attaches or re-queues it"
+        return (True, f"{status.value}: a driver ran it; the next one re-attaches or "
+                "re-queues it", True)
     if status is not None and status.is_finished:
         return True, (f"{status.value}: it does not run again until you clear TrainingCheck "
                       "(or write Rerun)")
@@ -109,10 +132,10 @@ def _verdict(job_id, spec, word, ids, parsed, cycles, models) -> tuple[bool, str
     if ended in (S.CRASH, S.STOPPED):
         return True, f"Blocked: its parent {parent} ended {ended.value} — fix and rerun it"
     if parent and parent in ids:
-        return True, f"runs after {parent} is Done, with its weights"
+        return True, f"runs after {parent} is Done, with its weights", True
     if parent:
-        return True, f"runs, from the registered model {parent}"
-    return True, "runs"
+        return True, f"runs, from the registered model {parent}", True
+    return True, "runs", True
 
 
 class VerdictLines:

@@ -56,3 +56,19 @@ def test_check_prints_the_verdicts_and_exits_1_when_a_row_is_invalid(tmp_path, c
     assert "Invalid: GPUs='abc'" in text and "1 Blocked; 1 Invalid — fix them, then run" in text
     good = write_csv(tmp_path / "good.csv", HEADER, [ROWS[4], ROWS[7]])
     assert main(["check", str(good)]) == 0
+
+
+def test_which_rows_would_move_follows_the_drivers_rule(tmp_path):
+    """``moves``: a driver would run, wait to run or re-attach the row (what ``run``
+    asks before deciding it needs Ray): a child moves only once its parent will be Done."""
+    q = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "TrainingCheck",
+                                       "PretrainedModelId"], [
+        ["done", "true", "Done", ""], ["held", "true", "Hold", ""],
+        ["free", "true", "", ""], ["after-done", "true", "", "done"],
+        ["after-held", "true", "", "held"], ["after-that", "true", "", "after-held"],
+        ["after-free", "true", "", "free"], ["again", "true", "Rerun", ""],
+        ["running", "true", "Training", ""], ["crashed", "true", "Crash", ""],
+        ["empty", "", "", ""]])
+    moves = {v.id: v.moves for v in check_rows(QueueFile(q).read(), tmp_path)}
+    assert [i for i, m in moves.items() if m] == [
+        "free", "after-done", "after-free", "again", "running"]
