@@ -56,10 +56,6 @@ class KeptRay:
     started: float
     python: str = ""        # the interpreter (so the venv) its workers run: joined only by it
 
-    @property
-    def port(self) -> int:
-        return int(self.address.rsplit(":", 1)[1])
-
 
 def keep_alive(configured: float) -> float:
     """Seconds a local Ray stays up idle: ``ORCH_RAY_KEEP_ALIVE`` if set, else the config's."""
@@ -130,18 +126,19 @@ def find(folder: Path | None = None) -> KeptRay | None:
     kept = _read(folder)
     if kept is None:
         return None
-    if _answers(kept.address) and _raylet(kept) is not None:
+    if _answers(kept.address) and _raylet(processes_naming(kept.temp_dir)) is not None:
         return kept
     _end(kept, folder)
     return None
 
 
 def _processes(kept: KeptRay) -> list:
-    """Its processes: those naming its temp folder, and the raylet's children."""
+    """Its processes: those naming its temp folder, and the raylet's children (workers
+    whose titles no longer name it)."""
     import psutil
 
     found = processes_naming(kept.temp_dir)
-    raylet = _raylet(kept)
+    raylet = _raylet(found)
     if raylet is not None:
         try:
             found += raylet.children(recursive=True)
@@ -150,16 +147,17 @@ def _processes(kept: KeptRay) -> list:
     return list({p.pid: p for p in found}.values())
 
 
-def _raylet(kept: KeptRay):
+def _raylet(procs: list):
+    """The raylet among ``procs`` (``processes_naming`` of a kept Ray's folder)."""
     import psutil
 
-    for proc in psutil.process_iter(["cmdline"]):
+    for proc in procs:
         try:
-            cmd = proc.info["cmdline"] or ()
-            if cmd and cmd[0].endswith("raylet") and any(kept.temp_dir in c for c in cmd):
-                return proc
-        except (psutil.Error, TypeError):
+            cmd = proc.cmdline()
+        except psutil.Error:
             continue
+        if cmd and cmd[0].endswith("raylet"):
+            return proc
     return None
 
 
@@ -176,7 +174,7 @@ def busy(kept: KeptRay, folder: Path) -> str:
         except (OSError, ValueError, psutil.Error):
             pass
         path.unlink(missing_ok=True)   # a driver that is gone
-    raylet = _raylet(kept)
+    raylet = _raylet(processes_naming(kept.temp_dir))
     for proc in raylet.children(recursive=False) if raylet is not None else ():
         try:
             title = " ".join(proc.cmdline()[:1])
@@ -316,7 +314,7 @@ def status(folder: Path | None = None) -> dict | None:
     kept = find(folder)
     if kept is None:
         return None
-    return {**asdict(kept), "busy": busy(kept, folder) or "", "folder": str(folder)}
+    return {**asdict(kept), "busy": busy(kept, folder), "folder": str(folder)}
 
 
 def watch(folder: Path) -> int:
@@ -329,7 +327,8 @@ def watch(folder: Path) -> int:
     while True:
         time.sleep(_WATCH_S)
         current = _read(folder)
-        if current is None or current.started != mine.started or _raylet(mine) is None:
+        if current is None or current.started != mine.started or \
+                _raylet(processes_naming(mine.temp_dir)) is None:
             return 0
         if busy(mine, folder):
             idle_since = time.monotonic()
