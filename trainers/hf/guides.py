@@ -36,7 +36,7 @@ from trainers.hf.runtime import set_offline
 
 set_offline()   # before transformers is imported: a hub name never waits on the network
 
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed  # noqa: E402
+from transformers import TrainerCallback, set_seed  # noqa: E402
 
 from orchestrator.api import RUN_DIR_ENV, report  # noqa: E402
 from trainers.errors import ConfigError  # noqa: E402
@@ -44,17 +44,20 @@ from trainers.hf import config as hfconfig  # noqa: E402
 from trainers.hf.config import HFConfig  # noqa: E402
 from trainers.hf.data import Pairs, SummaryDataset, read_pairs  # noqa: E402
 from trainers.hf.rouge import compute_rouge  # noqa: E402
-from trainers.hf.runtime import load_callbacks, pick_device, resolve_checkpoint  # noqa: E402
+from trainers.hf.runtime import pick_device, resolve_checkpoint  # noqa: E402
 from trainers.hf.train import (  # noqa: E402
     BEST_DIR,
     Job,
     ProgressReport,
     _best_evaluation,
     _write_best_files,
+    callbacks_for,
     decode,
     load_model,
     public_metrics,
+    safe_name,
     seq2seq_trainer,
+    start_wandb,
     training_arguments,
 )
 
@@ -220,7 +223,7 @@ def _active_wandb():
 def _output_dir(name: str) -> Path:
     """Inside a queue row: the attempt's folder; else ``outputs/<name>`` here."""
     run_dir = os.environ.get(RUN_DIR_ENV)
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "model"
+    safe = safe_name(name) or "model"
     return Path(run_dir) / "outputs" if run_dir else Path("outputs") / safe
 
 
@@ -261,11 +264,6 @@ def _guide_names(metrics: Mapping) -> dict:
     return {GUIDE_METRICS[k]: v for k, v in metrics.items() if k in GUIDE_METRICS}
 
 
-def _early_stopping(cfg: HFConfig, evaluates: bool) -> list:
-    patience = cfg.training.early_stopping_patience
-    return [EarlyStoppingCallback(patience)] if patience and evaluates else []
-
-
 # ---- the trainer guide's face ----------------------------------------------------------------
 
 
@@ -300,11 +298,8 @@ class ModelTrainer:
                              decode(self.tokenizer, eval_preds.label_ids))
 
     def _create_trainer(self):
-        evaluates = self.eval_dataset is not None
-        callbacks = [*load_callbacks(self.cfg), *_early_stopping(self.cfg, evaluates),
-                     ProgressReport()]
-        if self.logger is not None:
-            callbacks.append(_ToLogger(self.logger))
+        callbacks = callbacks_for(self.cfg, evaluates=self.eval_dataset is not None,
+                                  extra=[_ToLogger(self.logger)] if self.logger else [])
         set_seed(self.cfg.training.seed)
         return seq2seq_trainer(self.training_args, self.model, self.tokenizer,
                                self.train_dataset, self.eval_dataset, callbacks)
@@ -318,12 +313,8 @@ class ModelTrainer:
         """Train; the final (best) model is saved to ``<output>/final_model``. Returns
         ``final_model_path``, ``eval_metrics`` (``eval_rouge1`` … ``eval_rouge_sum``,
         ``eval_loss``) and ``train_metrics``."""
-        if self.use_wandb and _active_wandb() is None:
-            import wandb
-
-            wandb.init(project=self.cfg.wandb.project, entity=self.cfg.wandb.entity,
-                       name=self.cfg.run_name, tags=list(self.cfg.experiment.tags),
-                       config=self.config.to_dict())
+        if self.use_wandb and _active_wandb() is None:   # so wandb.enabled: ours to open
+            start_wandb(self.cfg, self.config.to_dict())   # the user's whole config
             self._own_wandb = True
         self._say(f"[hf] training {self.cfg.run_name}: {len(self.train_dataset)} pairs, "
                   f"output {self.output_dir}")
@@ -386,8 +377,7 @@ class DialogueSummarizationTrainer:
         wandb = self.cfg.wandb.enabled or _active_wandb() is not None
         args = training_arguments(self.cfg, str(self.output_dir / "checkpoints"),
                                   pick_device(), wandb=wandb)
-        callbacks = [*load_callbacks(self.cfg), *_early_stopping(self.cfg, True),
-                     ProgressReport(also=_guide_names)]
+        callbacks = callbacks_for(self.cfg, progress=ProgressReport(also=_guide_names))
         # made now so a script can add callbacks before training (the guide's
         # ``trainer.trainer.add_callback``); ``train`` hands it the datasets
         self.trainer = seq2seq_trainer(args, self.model, self.tokenizer, train_dataset=[],

@@ -47,7 +47,7 @@ from trainers.hf.runtime import latest_checkpoint, load_callbacks, pick_device, 
 
 __all__ = ["Job", "train", "local_resume", "public_metrics", "ProgressReport", "BEST_DIR",
            "PREDICTIONS", "METRICS", "load_model", "training_arguments", "seq2seq_trainer",
-           "decode"]
+           "decode", "callbacks_for", "safe_name", "start_wandb"]
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +220,19 @@ def training_arguments(cfg: HFConfig, output_dir: str, device: str, *,
         disable_tqdm=not sys.stderr.isatty())
 
 
-def _callbacks(job: Job, extra: list) -> list:
-    callbacks = load_callbacks(job.cfg)  # first: a metric they add to `metrics` is reported
-    if job.cfg.training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(job.cfg.training.early_stopping_patience))
-    return [*callbacks, ProgressReport(), *extra]
+def callbacks_for(cfg: HFConfig, *, evaluates: bool = True,
+                  progress: ProgressReport | None = None, extra: list = ()) -> list:
+    """The config's callbacks first (a metric they add to ``metrics`` is reported), early
+    stopping (when there is a dev set to stop on), the progress report, ``extra``."""
+    callbacks = load_callbacks(cfg)
+    if cfg.training.early_stopping_patience and evaluates:
+        callbacks.append(EarlyStoppingCallback(cfg.training.early_stopping_patience))
+    return [*callbacks, progress or ProgressReport(), *extra]
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file or artifact name: letters, digits, ``-_.``; others become ``-``."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
 def seq2seq_trainer(args: Seq2SeqTrainingArguments, model, tokenizer, train_dataset=None,
@@ -251,7 +259,7 @@ def build_trainer(job: Job, *, extra_callbacks: list = ()):
         training_arguments(cfg, job.output_dir, device), model, tokenizer,
         SummaryDataset(train_pairs, tokenizer, *lengths),
         SummaryDataset(dev_pairs, tokenizer, *lengths),
-        _callbacks(job, list(extra_callbacks)))
+        callbacks_for(cfg, extra=list(extra_callbacks)))
     return trainer, dev_pairs
 
 
@@ -271,7 +279,7 @@ def train(job: Job, *, resume=local_resume, extra_callbacks: list = (), prepare=
     if is_uri(job.checkpoint):   # a parent's best model in object storage: onto this node
         job = dataclasses.replace(job, checkpoint=local_copy(job.checkpoint))
     if rank == 0:
-        _start_wandb(job.cfg)
+        start_wandb(job.cfg)
     trainer, dev_pairs = build_trainer(job, extra_callbacks=extra_callbacks)
     trainer = prepare(trainer) if prepare else trainer
     with resume(job) as checkpoint:
@@ -345,15 +353,17 @@ def _write_best_files(job: Job, state, best: dict, rows: list[dict]) -> None:
 # ---- Weights & Biases ------------------------------------------------------------------------
 
 
-def _start_wandb(cfg: HFConfig) -> None:
-    """Rank 0 opens the run (the Trainer's W&B callback then logs into it)."""
+def start_wandb(cfg: HFConfig, config: dict | None = None) -> None:
+    """Rank 0 opens the run (the Trainer's W&B callback then logs into it); ``config``:
+    what the run records as its config (default: the resolved config)."""
     if not cfg.wandb.enabled:
         return
     import wandb
 
     if wandb.run is None:
         wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, name=cfg.run_name,
-                   tags=list(cfg.experiment.tags), config=cfg.to_dict(), resume="allow")
+                   tags=list(cfg.experiment.tags),
+                   config=cfg.to_dict() if config is None else config, resume="allow")
 
 
 def _log_wandb_model(job: Job, best: dict) -> None:
@@ -364,8 +374,8 @@ def _log_wandb_model(job: Job, best: dict) -> None:
     if wandb.run is None:
         return
     if job.cfg.wandb.log_model:
-        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in job.cfg.run_name)
-        artifact = wandb.Artifact(f"{safe}-best", type="model", metadata=best)
+        artifact = wandb.Artifact(f"{safe_name(job.cfg.run_name)}-best", type="model",
+                                  metadata=best)
         artifact.add_dir(str(job.best_dir))
         wandb.run.log_artifact(artifact, aliases=["best"])
     wandb.run.summary.update({f"best/{k}": v for k, v in best.items()})
