@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from orchestrator.core import (
+    ATTEMPT_ACTIVE,
     OWNED_COLUMNS,
     AttemptEnded,
     Context,
@@ -54,6 +55,7 @@ from orchestrator.driver.placement import Placer, inherited_env
 from orchestrator.driver.readiness import ReadinessTracker
 from orchestrator.driver.rows import Rows
 from orchestrator.execution.pool import Ended, Lost, Pool, Started
+from orchestrator.infra import failpoints
 from orchestrator.infra.errors import QueueFileError, StateUnwritable
 from orchestrator.infra.storage import is_uri
 from orchestrator.kinds import KINDS, parse_row
@@ -199,9 +201,12 @@ class Scheduler:
             if effect.begin:
                 self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
                                           **fields)
+                failpoints.reach("after-record-begin")
             else:
                 self.record.update_attempt(self.queue_name, effect.job_id, effect.attempt,
                                            **fields)
+                if fields.get("status") not in (None, *ATTEMPT_ACTIVE):
+                    failpoints.reach("after-record-end")
         elif isinstance(effect, Kill):
             runner = self.placer.runners.get(effect.job_id)
             if runner is not None:

@@ -1,0 +1,87 @@
+"""Faults on a real Ray: the driver killed (SIGKILL) at named moments of an attempt's
+life (``orchestrator.infra.failpoints``), on a Ray of its own and on the kept one. Each
+case counts what a user would: rows lost, rows run twice, edits lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.infra.raycluster import end_processes, processes_naming
+from tests.helpers import probe, probe_records, read_rows, write_csv
+
+pytestmark = pytest.mark.slow
+HEADER = ["ID", "TrainingCommand", "TrainingCheck", "GPUs", "Notes"]
+INI = "[ray]\ndashboard = false\nnum_cpus = 2\n[general]\nmax_training_process = 2\n"
+ROWS = 6
+
+
+def driver(csv: Path, env: dict) -> subprocess.CompletedProcess:
+    ini = csv.parent / "q.ini"
+    ini.write_text(INI, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "orchestrator.run", str(csv), "--config",
+                           str(ini), "--no_ui"], env=env, capture_output=True, text=True,
+                          timeout=240, start_new_session=True)
+
+
+@pytest.fixture
+def kept_state():
+    """A state folder for a kept Ray of this test's own (short: Ray's sockets live in it)."""
+    folder = Path(tempfile.mkdtemp(prefix="f", dir="/tmp"))
+    yield folder
+    subprocess.run([sys.executable, "-m", "orchestrator", "ray", "stop"],
+                   env={**os.environ, "XDG_STATE_HOME": str(folder)}, capture_output=True,
+                   timeout=60)
+    end_processes(processes_naming(str(folder)), grace=1)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("ray_kind, moment", [
+    ("own", "after-record-end:3"),      # the record says Done, the CSV still Training
+    ("kept", "after-record-end:2"),     # the same, the runners outliving the driver
+    ("kept", "after-record-begin:4"),   # an attempt recorded, its runner not yet asked
+])
+def test_a_driver_killed_at_a_named_moment_loses_nothing_and_runs_nothing_twice(
+        tmp_path, kept_state, ray_kind, moment):
+    out = tmp_path / "out"
+    csv = write_csv(tmp_path / "queue.csv", HEADER,
+                    [[f"r{i}", probe(f"r{i}", out, "--sleep", "0.3"), "", "0", f"note {i}"]
+                     for i in range(ROWS)])
+    env = {**os.environ, "ORCH_FAILPOINT": moment}
+    if ray_kind == "kept":
+        env.update(XDG_STATE_HOME=str(kept_state), ORCH_RAY_KEEP_ALIVE="30")
+    first = driver(csv, env)
+    assert first.returncode == -signal.SIGKILL, first.stdout[-2000:] + first.stderr[-2000:]
+    info = json.loads((tmp_path / "runs" / ".driver-queue.json").read_text())
+    session = info.get("ray_session") or ""   # the driver's own Ray's folder (none when kept)
+    # the user edits the file while no driver runs
+    rows = read_rows(csv)
+    edited = {job_id: f"edited {job_id}" for job_id in rows}
+    text = csv.read_text(encoding="utf-8")
+    for i in range(ROWS):
+        text = text.replace(f"note {i}", edited[f"r{i}"])
+    csv.write_text(text, encoding="utf-8")
+
+    del env["ORCH_FAILPOINT"]
+    try:
+        again = driver(csv, env)
+    finally:
+        if session:   # what the killed driver's own Ray left, should the rerun not reap it
+            end_processes(processes_naming(session), grace=1)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    final = read_rows(csv)
+    assert {i: r["TrainingCheck"] for i, r in final.items()} == \
+        {f"r{i}": "Done" for i in range(ROWS)}, "rows lost"
+    finished = sorted(r["name"] for r in probe_records(out) if "end" in r)
+    assert finished == sorted(f"r{i}" for i in range(ROWS)), \
+        f"each row must finish exactly once, got {finished}"
+    assert {i: r["Notes"] for i, r in final.items()} == edited, "edits lost"
+    assert "Traceback" not in again.stdout + again.stderr
