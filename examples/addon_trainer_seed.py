@@ -5,8 +5,9 @@ their import lines changed: ``zae_engine.trainer``, ``zae_engine.trainer.addons(
 ``python examples/addon_trainer_seed.py basic OUT`` runs the basic example
 (StateManagerAddon + WandBLoggerAddon, ``save_path=``, ``web_logger=``) with a
 ``metric_on_epoch_end`` reading ``np.mean(self.log_test["loss"])``; ``mgpu OUT`` runs the
-MultiGPUAddon example (``device`` a list, ``init_method``) on whatever devices there are:
-the CUDA GPUs, else two CPU entries. Both print one ``RESULT {json}`` line.
+MultiGPUAddon example (``device`` a list, ``init_method``: one DDP process per device) on
+whatever devices there are: the CUDA GPUs, else two CPU entries (gloo). Both print one
+``RESULT {json}`` line.
 """
 
 import json
@@ -107,7 +108,8 @@ def mgpu(out):
     )
     trainer.run(n_epoch=2, loader=train_loader)
     torch.save(model.state_dict(), os.path.join(out, 'dummy_model_mgpu.pth'))
-    return {"history": trainer.history, "device": str(trainer.device)}
+    return {"history": trainer.history, "device": str(trainer.device),
+            "batches": len(trainer.log_train["loss"]), "processes": len(device_list)}
 
 
 if __name__ == "__main__":

@@ -359,6 +359,9 @@ def test_the_guides_multi_gpu_example_runs_with_a_device_list_and_init_method(tm
     result, stderr = _seed_example("mgpu", tmp_path)
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert stderr.count("Ray's process group") == 1, "said once, never an error"
+    assert "one process per device (DDP)" in stderr
+    per_rank = math.ceil(1000 / result["processes"] / 32)
+    assert result["batches"] == per_rank, "each device's process read its share of the data"
     assert (tmp_path / "dummy_model_mgpu.pth").exists()
 
 
@@ -386,3 +389,57 @@ def test_the_guides_cosine_scheduler_takes_its_keywords():
     assert lrs[1] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="total_iters=0"):
         CosineAnnealingScheduler(optimizer=opt, total_iters=0)
+
+
+# -- MultiGPUAddon outside Ray Train: one process per device -------------------------------------
+
+class PlainTrainer(Trainer):
+    """Defined here (importable by name): the processes MultiGPUAddon spawns unpickle it."""
+
+    def train_step(self, batch):
+        x, y = batch
+        return {"loss": nn.functional.cross_entropy(self.model(x), y)}
+
+    def test_step(self, batch):
+        return self.train_step(batch)
+
+
+def _data(n=128):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 10, generator=g)
+    return torch.utils.data.TensorDataset(x, (x.mean(1) > 0.5).long())
+
+
+def _sgd_run(devices, batch_size, cls):
+    torch.manual_seed(1)
+    model = nn.Linear(10, 2)
+    trainer = cls(model, devices, optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
+                  log_bar=False)
+    history = trainer.run(2, DataLoader(_data(), batch_size=batch_size),
+                          DataLoader(_data(64), batch_size=batch_size))
+    return model, trainer, history
+
+
+def test_multi_gpu_addon_outside_ray_trains_one_ddp_process_per_device(capfd):
+    """Two CPU devices (gloo): each process reads half the data and DDP averages the
+    gradients, so the weights equal one process's with twice the batch — and they come
+    back into the model the caller passed (the add-on Trainer left them in its workers)."""
+    mixed = PlainTrainer.add_on(MultiGPUAddon)   # no importable name: pickled as the mix
+    model, trainer, history = _sgd_run(["cpu", "cpu"], 32, mixed)
+    assert "one process per device (DDP)" in capfd.readouterr().err
+    single, _, single_history = _sgd_run("cpu", 64, PlainTrainer)
+    for name, value in single.state_dict().items():
+        assert torch.allclose(model.state_dict()[name], value, atol=1e-5), name
+    assert len(trainer.log_train["loss"]) == 2, "each rank read 64 of the 128 samples"
+    assert [h["epoch"] for h in history] == [1, 2] and trainer.epoch == 2
+    assert history[-1]["valid_loss"] == pytest.approx(single_history[-1]["valid_loss"],
+                                                      abs=1e-5), "logs averaged over ranks"
+
+
+def test_multi_gpu_addon_says_what_to_change_when_the_trainer_does_not_pickle():
+    model = nn.Linear(10, 2)
+    trainer = PlainTrainer.add_on(MultiGPUAddon)(
+        model, ["cpu", "cpu"], optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        log_bar=False, callbacks=[lambda t: None])
+    with pytest.raises(RuntimeError, match="must pickle.*at module level"):
+        trainer.run(1, DataLoader(_data(), batch_size=32))

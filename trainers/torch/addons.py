@@ -1,13 +1,14 @@
-"""Add-ons for ``Trainer.add_on``: checkpoints with resume, wandb logging, DDP on Ray Train.
+"""Add-ons for ``Trainer.add_on``: checkpoints with resume, wandb logging, DDP.
 
     MyTrainer.add_on(MultiGPUAddon, StateManagerAddon, WandBLoggerAddon)(
         model, device, optimizer=opt, checkpoint_dir="ckpts", num_to_keep=2,
         wandb_config={"project": "demo"}).run(10, loader, valid_loader)
 
 Each add-on takes its own keyword arguments and passes the rest on. Outside Ray
-Train ``MultiGPUAddon`` does nothing and ``StateManagerAddon`` keeps checkpoints in a
-folder; inside, checkpoints go through ``ray.train.report`` and resume from
-``ray.train.get_checkpoint()``, which is how a restarted worker group continues.
+Train ``MultiGPUAddon`` runs one process per device (nothing on one device) and
+``StateManagerAddon`` keeps checkpoints in a folder; inside, checkpoints go through
+``ray.train.report`` and resume from ``ray.train.get_checkpoint()``, which is how a
+restarted worker group continues.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from trainers.torch import spawn
 from trainers.torch.context import in_ray_train
 from trainers.torch.trainer import AddOn
 from trainers.torch.weights import read_checkpoint, write_checkpoint
@@ -196,12 +198,16 @@ class WandBLoggerAddon(AddOn):
 
 
 class MultiGPUAddon(AddOn):
-    """DDP through Ray Train inside a Ray Train worker; nothing at all outside one.
+    """DDP over several devices: Ray Train's inside a Ray Train worker (a ``Kind=ddp``
+    row), else one process per device as the add-on Trainer did; nothing on one device.
 
-    ``ray.train.torch.prepare_model`` wraps the model (the CUDA device Ray gave this
-    worker, or the CPU when there is no CUDA — e.g. logical GPUs on a test machine),
-    ``prepare_data_loader`` gives each rank its shard, and every epoch's logs are
-    averaged over the ranks (one all_reduce).
+    In a Ray Train worker ``ray.train.torch.prepare_model`` wraps the model (the CUDA
+    device Ray gave this worker, or the CPU when there is no CUDA — e.g. logical GPUs on
+    a test machine) and ``prepare_data_loader`` gives each rank its shard. Given
+    ``device=[...]`` with several devices in a plain process, ``run`` spawns one process per
+    device joined by ``init_method`` (``trainers.torch.spawn``); the trained weights come
+    back into this trainer's model. Either way every epoch's logs are averaged over the
+    ranks (one all_reduce).
     """
 
     def setup(self) -> None:
@@ -214,8 +220,17 @@ class MultiGPUAddon(AddOn):
         self.device = ray.train.torch.get_device() if cuda else torch.device("cpu")
         self.model = ray.train.torch.prepare_model(self.model, move_to_device=self.device)
 
+    def run(self, n_epoch: int, loader, valid_loader=None) -> list[dict]:
+        if len(self.devices) < 2 or in_ray_train() or spawn.spawned() is not None \
+                or (dist.is_available() and dist.is_initialized()):
+            return super().run(n_epoch, loader, valid_loader)
+        return spawn.run_per_device(self, n_epoch, loader, valid_loader)
+
     def prepare_loaders(self, loader, valid_loader):
         loader, valid_loader = super().prepare_loaders(loader, valid_loader)
+        if spawn.spawned() is not None:
+            rank, world = spawn.spawned()
+            return spawn.shard(loader, rank, world), spawn.shard(valid_loader, rank, world)
         if not in_ray_train() or self.world_size < 2:
             return loader, valid_loader
         from ray.train.torch import prepare_data_loader

@@ -38,6 +38,14 @@ from trainers.torch.weights import load_weights, save_weights, unwrap
 
 __all__ = ["Trainer", "AddOn"]
 
+_COMPOSED: dict[tuple, type] = {}   # (class, add-ons) -> the class add_on made of them
+
+
+def _remake(recipe: tuple) -> Trainer:
+    base, addons = recipe
+    cls = base.add_on(*addons)
+    return cls.__new__(cls)
+
 
 class AddOn:
     """Base of the mix-ins ``Trainer.add_on`` accepts; their hooks call ``super()``."""
@@ -76,11 +84,16 @@ class Trainer:
             raise ValueError("device=[]: give a device, e.g. 'cpu' or 'cuda:0'")
         self.init_method = init_method
         if (len(self.devices) > 1 or init_method) and self.rank == 0:
+            from trainers.torch.addons import MultiGPUAddon
+
+            plain = "one process per device (DDP)" if isinstance(self, MultiGPUAddon) \
+                and len(self.devices) > 1 else f"it trains on {self.devices[0]}" + \
+                (" (MultiGPUAddon uses them all)" if len(self.devices) > 1 else "")
             print(f"[trainer] device={[str(d) for d in self.devices]}"
                   + (f", init_method={init_method!r}" if init_method else "")
                   + ": under Ray Train (a Kind=ddp row, Workers=N) Ray's process group and "
-                  "the device Ray gives each worker replace these; in one plain process "
-                  f"it trains on {self.devices[0]}", file=sys.stderr, flush=True)
+                  f"the device Ray gives each worker replace these; in a plain process {plain}",
+                  file=sys.stderr, flush=True)
         self.device = self.devices[0]
         self.model = model.to(self.device)
         self.mode, self.optimizer, self.scheduler = mode, optimizer, scheduler
@@ -117,8 +130,20 @@ class Trainer:
         new = tuple(a for a in addons if not issubclass(cls, a))
         if not new:
             return cls
-        name = "+".join([cls.__name__, *(a.__name__ for a in new)])
-        return type(name, (*new, cls), {"__module__": cls.__module__, "__qualname__": name})
+        key = (cls, new)
+        if key not in _COMPOSED:   # the same mix twice is the same class (and pickles)
+            name = "+".join([cls.__name__, *(a.__name__ for a in new)])
+            _COMPOSED[key] = type(name, (*new, cls), {"__module__": cls.__module__,
+                                                      "__qualname__": name, "_composed": key})
+        return _COMPOSED[key]
+
+    def __reduce_ex__(self, protocol):
+        """A trainer of a class ``add_on`` made (no importable name) pickles as the mix
+        that makes it again; ``MultiGPUAddon`` sends trainers to its processes."""
+        recipe = type(self).__dict__.get("_composed")
+        if recipe is None:
+            return super().__reduce_ex__(protocol)
+        return _remake, (recipe,), self.__dict__
 
     # -- running ------------------------------------------------------------------------------
     @property
