@@ -62,7 +62,7 @@ from orchestrator.kinds import KINDS, parse_row
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths
 from orchestrator.store.queue_file import QueueFile, Table
-from orchestrator.store.record import RunRecord, unwritable
+from orchestrator.store.record import RunRecord, refused_write, unwritable
 from orchestrator.store.registry import ModelRegistry
 
 __all__ = ["Scheduler", "Observer"]
@@ -447,9 +447,16 @@ class Scheduler:
                                                    report.gpu_ids))
         elif isinstance(event, Ended):
             self.placer.release(event.job_id)
-            if event.report.unwritable:   # the disk, not the job: the driver stops
+            if event.report.unwritable:   # the disk, not the job
                 path, _, reason = event.report.unwritable.rpartition(": ")
-                raise StateUnwritable(path or self.state_dir, reason)
+                if refused_write(path or self.state_dir) is not None:   # still: we stop
+                    raise StateUnwritable(path or self.state_dir, reason)
+                # it takes writes again (an end held by a runner while no driver ran):
+                # what the attempt left is lost, it runs again without spending a retry
+                self.apply(event.job_id, RunnerLost(
+                    event.attempt, f"its end could not be written ({reason}); the disk "
+                    "takes writes again"))
+                return
             self.ended(event.job_id, event.report)
         elif isinstance(event, Lost):
             self.placer.release(event.job_id)

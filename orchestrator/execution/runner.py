@@ -32,7 +32,7 @@ from orchestrator.execution.launch import LaunchSpec
 from orchestrator.execution.outputs import collect, upload_outputs
 from orchestrator.infra import storage
 from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
-from orchestrator.store.record import unwritable
+from orchestrator.store.record import refused_write, unwritable
 
 __all__ = ["JobRunner"]
 
@@ -333,13 +333,5 @@ def _unwritable(run_dir: Path, error: Exception) -> str:
     """Why the attempt's folder cannot be written, as "path: reason" ("" when it can):
     from the error that stopped the launch, else from a probe (the supervisor only says
     it failed)."""
-    refused = unwritable(error, run_dir)
-    if refused is None:
-        probe = run_dir / ".writable"
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"0" * 4096)
-            probe.unlink()
-        except OSError as e:
-            refused = unwritable(e, run_dir)
+    refused = unwritable(error, run_dir) or refused_write(run_dir)
     return f"{refused.path}: {refused.reason}" if refused is not None else ""

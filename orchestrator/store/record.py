@@ -163,6 +163,22 @@ def unwritable(error: BaseException, path: str | Path) -> StateUnwritable | None
     return None
 
 
+def refused_write(folder: str | Path) -> StateUnwritable | None:
+    """Why ``folder`` (made if missing) takes no 4 KiB file now (full, read-only, not
+    allowed); None when it does."""
+    folder = Path(folder)
+    probe = folder / ".writable"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        return unwritable(e, folder)
+    return None
+
+
 class RunRecord:
     """Attempts and runners of the queues that share one state directory. A write the
     disk refuses (full, read-only, not allowed) raises ``StateUnwritable``."""

@@ -111,8 +111,9 @@ def fill(folder: Path) -> None:
             pass
 
 
+@pytest.mark.parametrize("ray_kind", ["own", "kept"])
 def test_a_state_dir_whose_disk_fills_mid_run_stops_the_driver_not_the_rows(
-        tmp_path, small_disk):
+        tmp_path, small_disk, kept_state, ray_kind):
     """Earlier: SIGBUS in SQLite, or a job's end counted as its crash. A read-only remount
     cannot be made while the driver holds files open for writing ("mount point is busy"),
     and root ignores mode bits: a full disk is the fault here."""
@@ -124,8 +125,11 @@ def test_a_state_dir_whose_disk_fills_mid_run_stops_the_driver_not_the_rows(
     ini.write_text(INI + f"state_dir = {small_disk}\n", encoding="utf-8")
     command = [sys.executable, "-m", "orchestrator.run", str(csv), "--config", str(ini),
                "--no_ui"]
+    env = dict(os.environ)
+    if ray_kind == "kept":
+        env.update(XDG_STATE_HOME=str(kept_state), ORCH_RAY_KEEP_ALIVE="30")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, env=env)
     try:
         wait_for(lambda: sum(r["TrainingCheck"] == "Training"
                              for r in read_rows(csv).values()) == 2, timeout=90)
@@ -146,7 +150,7 @@ def test_a_state_dir_whose_disk_fills_mid_run_stops_the_driver_not_the_rows(
     assert not any(r["TrainingCheck"] in ("Crash", "Failed") for r in rows.values())
 
     (small_disk / "filler").unlink()
-    again = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert [r["TrainingCheck"] for r in read_rows(csv).values()] == ["Done"] * 4
     # a row running when the disk refused its end runs again (nothing of that end could be
