@@ -1,16 +1,16 @@
 """Configuration: the seed's INI format (and the same in YAML), validated once.
 
-One table, ``SETTINGS``, names every key: its section, type, default and help.
-Loading, the unknown-key check, ``--create_config`` and the CLI overlay all read
-that table, so a key is declared in exactly one place.
-Precedence: command line > config file > defaults.
+Each key is one field of ``Config`` (a frozen pydantic dataclass): its section, key,
+type, default and help. ``SETTINGS`` is read off those fields; loading, the unknown-key
+check, ``--create_config``, the CLI overlay and docs/settings.md all use it, so adding a
+setting is adding one field. Precedence: command line > config file > defaults.
 """
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
-import difflib
+import functools
 import os
 import re
 import shutil
@@ -19,17 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from orchestrator.api import goal_of
 from orchestrator.core import ON_OOM, RetryPolicy, parse_duration, parse_gpu_ids
 from orchestrator.infra.errors import ConfigError
 from orchestrator.infra.storage import StorageError, check, is_uri, public
+from orchestrator.infra.validation import Bool, Float, Int, Str, did_you_mean, fix_for
 
 __all__ = ["Config", "SETTINGS", "load_config", "write_default_config", "parse_env_vars"]
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One key of the file, as ``Config``'s field declares it."""
+
     section: str
     key: str
     field: str
@@ -38,158 +43,127 @@ class Setting:
     help: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("general", "csv_file", "csv_file", str, "", "queue CSV (the command line's path wins)"),
-    Setting("general", "encoding", "csv_encoding", str, "",
-            "the queue CSV's encoding when it is not UTF-8, e.g. cp949 (Korean Excel) or "
-            "cp1252; empty = UTF-8 (or UTF-16 with a BOM)"),
-    Setting("general", "own_columns", "own_columns", str, "",
-            "your own columns whose names look like ours (e.g. GPU, Notes2), comma-separated: "
-            "not taken for a misspelled column"),
-    Setting("general", "check_interval", "check_interval", float, 30.0,
-            "seconds between full re-reads of the CSV (edits are also seen when the file changes)"),
-    Setting("general", "max_training_process", "max_training_process", int, 0,
-            "most jobs running at once; 0 = as many as the cluster's resources allow"),
-    Setting("general", "process_gpu_mapping", "process_gpu_mapping", str, "",
-            "pin GPUs per concurrent slot, e.g. process0=0+1,process1=2 (needs "
-            "enable_gpu_assignment = true)"),
-    Setting("general", "auto_continue", "auto_continue", bool, True,
-            "keep starting rows as slots free; false = run the rows that fit now, then exit"),
-    Setting("general", "state_dir", "state_dir", str, "",
-            "where runs/<ID>/attempt-N/ and registry.db live (default: runs/ beside the CSV)"),
-    Setting("general", "storage", "storage", str, "",
-            "where run outputs are kept on a cluster without a shared filesystem: a URI such "
-            "as s3://bucket/runs (pyarrow options may follow, ?endpoint_override=host:port; "
-            "credentials come from the environment); empty = the state dir"),
-    Setting("general", "queue_name", "queue_name", str, "",
-            "name of this queue on Ray (actor names <queue>/...); default: the CSV's file name"),
-    Setting("general", "default_gpus", "default_gpus", str, "auto",
-            "GPUs for a row with an empty GPUs cell: a number, or auto = 1 when the cluster "
-            "has GPUs, else 0"),
-    Setting("general", "default_cpus", "default_cpus", float, 0.0,
-            "CPUs Ray reserves for a row with an empty CPUs cell"),
-    Setting("general", "weight_glob", "weight_glob", str,
-            "*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5",
-            "files in a run's directory that count as weights (comma-separated globs)"),
-    Setting("general", "metric", "metric", str, "",
-            "metric that picks the best weights and fills BestMetric, e.g. val_loss"),
-    Setting("general", "metric_goal", "metric_goal", str, "",
-            "max or min; empty: from the metric's name (loss, error, wer, mse … are "
-            "minimised, anything else maximised)"),
-    Setting("general", "retry_backoff", "retry_backoff", float, 5.0,
-            "seconds before the first retry of a crashed row (doubles per attempt, max 300)"),
-    Setting("general", "stop_grace", "stop_grace", float, 10.0,
-            "seconds between SIGTERM and SIGKILL when stopping a job"),
-    Setting("general", "runner_idle", "runner_idle", float, 10.0,
-            "seconds an idle warm runner is kept for the next job of the same shape"),
-    Setting("general", "max_concurrent_trials", "max_concurrent_trials", int, 0,
-            "trials of one Kind=sweep row running at once; 0 = as many as fit"),
-    Setting("retry", "lost", "retry_lost", int, 3,
-            "free re-queues of an attempt whose runner or node went away (then Crash)"),
-    Setting("retry", "on_oom", "on_oom", str, "fail",
-            "after an out-of-memory attempt: fail, more_gpu (double the GPUs: 0.25 → 0.5 → 1 "
-            "→ 2 …) or halve_batch (hf, yolo, ddp rows with params.batch_size); a row's OnOOM "
-            "column wins"),
-    Setting("retry", "oom", "retry_oom", int, 3, "retries after out-of-memory (more_gpu, "
-            "halve_batch)"),
-    Setting("retry", "stall_timeout", "stall_timeout", float, 0.0,
-            "seconds without log output and without a metric before an attempt counts as "
-            "stalled and is stopped (0 = never)"),
-    Setting("retry", "stalled", "retry_stalled", int, 1, "retries after a stall"),
-    Setting("retry", "time_limit", "time_limit", str, "",
-            "how long an attempt may run before it is stopped: seconds or 90m, 2h, 1h30m "
-            "(empty = no limit); a row's TimeLimit column wins"),
-    Setting("retry", "timeout", "retry_timeout", int, 0, "retries after the time limit"),
-    Setting("wandb", "entity", "wandb_entity", str, "", "W&B entity passed as WANDB_ENTITY"),
-    Setting("wandb", "project", "wandb_project", str, "", "W&B project passed as WANDB_PROJECT"),
-    Setting("environment", "setup_script", "setup_script", str, "",
-            "bash script sourced before each command (relative to the CSV's folder)"),
-    Setting("environment", "use_conda", "use_conda", bool, False, "activate conda_env first"),
-    Setting("environment", "conda_env", "conda_env", str, "", "conda environment name"),
-    Setting("environment", "env_vars", "env_vars", str, "",
-            "extra environment, e.g. PYTHONPATH=/src,TOKENIZERS_PARALLELISM=false"),
-    Setting("gpu", "enable_gpu_assignment", "enable_gpu_assignment", bool, False,
-            "true = pin physical GPU ids yourself (seed modes below); false = Ray assigns GPUs "
-            "from each row's GPUs column"),
-    Setting("gpu", "default_gpu", "default_gpu", int, 0, "GPU for a row with an empty GpuID"),
-    Setting("gpu", "gpu_list", "gpu_list", str, "",
-            "GPUs the pinned modes may use, e.g. 0,1,2,3 (one slot per GPU)"),
-    Setting("gpu", "use_process_order", "use_process_order", bool, True,
-            "true = slot i gets process_gpu_mapping[i] (or gpu_list[i]); false = the GpuID column"),
-    Setting("gpu", "allow_multi_gpu", "allow_multi_gpu", bool, True,
-            "allow one job to hold several GPUs (GPUs > 1, GpuID 0+1, a mapping like 0+1)"),
-    Setting("ray", "address", "address", str, "",
-            "Ray cluster to join (ray://… or host:port); empty = RAY_ADDRESS, else a new "
-            "local Ray"),
-    Setting("ray", "num_gpus", "num_gpus", float, -1.0,
-            "GPUs a new local Ray declares (-1 = detect); logical GPUs let you try GPU "
-            "logic on a laptop"),
-    Setting("ray", "num_cpus", "num_cpus", float, -1.0,
-            "CPUs a new local Ray declares (-1 = detect)"),
-    Setting("ray", "dashboard", "dashboard", bool, True,
-            "start the dashboard with a new local Ray (bound to 127.0.0.1)"),
-    Setting("ray", "namespace", "namespace", str, "orchestrator", "Ray namespace of the actors"),
-    Setting("ray", "keep_alive", "keep_alive", float, 300.0,
-            "seconds a local Ray started by a run stays up idle, for the next runs to join "
-            "(0 = each run starts its own and stops it; ORCH_RAY_KEEP_ALIVE overrides)"),
-)
+def setting(section: str, default: Any, help: str, key: str = "") -> Any:
+    """A ``Config`` field read from ``[section] key`` (``key``: the field's name unless
+    given); ``help`` is what ``--create_config`` and docs/settings.md say of it."""
+    return dataclasses.field(default=default,
+                             metadata={"section": section, "key": key, "help": help})
+
 
 _FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Config:
-    csv_file: str = ""
-    csv_encoding: str = ""
-    own_columns: str = ""
-    check_interval: float = 30.0
-    max_training_process: int = 0
-    process_gpu_mapping: str = ""
-    auto_continue: bool = True
-    state_dir: str = ""
-    storage: str = ""
-    queue_name: str = ""
-    default_gpus: str = "auto"
-    default_cpus: float = 0.0
-    weight_glob: str = "*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5"
-    metric: str = ""
-    metric_goal: str = ""      # as written; ``goal`` is what it means
-    retry_backoff: float = 5.0
-    stop_grace: float = 10.0
-    runner_idle: float = 10.0
-    max_concurrent_trials: int = 0
-    retry_lost: int = 3
-    on_oom: str = "fail"
-    retry_oom: int = 3
-    stall_timeout: float = 0.0
-    retry_stalled: int = 1
-    time_limit: str = ""
-    retry_timeout: int = 0
-    wandb_entity: str = ""
-    wandb_project: str = ""
-    setup_script: str = ""
-    use_conda: bool = False
-    conda_env: str = ""
-    env_vars: str = ""
-    enable_gpu_assignment: bool = False
-    default_gpu: int = 0
-    gpu_list: str = ""
-    use_process_order: bool = True
-    allow_multi_gpu: bool = True
-    address: str = ""
-    num_gpus: float = -1.0
-    num_cpus: float = -1.0
-    dashboard: bool = True
-    namespace: str = "orchestrator"
-    keep_alive: float = 300.0
-    # not from the file
+    """Every setting, declared once: its field is its section, key, type, default and
+    help. Values are parsed when the object is made (``1e3``, ``yes``, ``2.0`` as the
+    file writes them); derived values are parsed once, on first use."""
+
+    # [general] -------------------------------------------------------------------------------
+    csv_file: Str = setting('general', '', "queue CSV (the command line's path wins)")
+    csv_encoding: Str = setting('general', '',
+        "the queue CSV's encoding when it is not UTF-8, e.g. cp949 (Korean Excel) or cp1252; "
+        'empty = UTF-8 (or UTF-16 with a BOM)', key='encoding')
+    own_columns: Str = setting('general', '',
+        'your own columns whose names look like ours (e.g. GPU, Notes2), comma-separated: not '
+        'taken for a misspelled column')
+    check_interval: Float = setting('general', 30.0,
+        'seconds between full re-reads of the CSV (edits are also seen when the file changes)')
+    max_training_process: Int = setting('general', 0,
+        "most jobs running at once; 0 = as many as the cluster's resources allow")
+    process_gpu_mapping: Str = setting('general', '',
+        'pin GPUs per concurrent slot, e.g. process0=0+1,process1=2 (needs '
+        'enable_gpu_assignment = true)')
+    auto_continue: Bool = setting('general', True,
+        'keep starting rows as slots free; false = run the rows that fit now, then exit')
+    state_dir: Str = setting('general', '',
+        'where runs/<ID>/attempt-N/ and registry.db live (default: runs/ beside the CSV)')
+    storage: Str = setting('general', '',
+        'where run outputs are kept on a cluster without a shared filesystem: a URI such as '
+        's3://bucket/runs (pyarrow options may follow, ?endpoint_override=host:port; '
+        'credentials come from the environment); empty = the state dir')
+    queue_name: Str = setting('general', '',
+        "name of this queue on Ray (actor names <queue>/...); default: the CSV's file name")
+    default_gpus: Str = setting('general', 'auto',
+        'GPUs for a row with an empty GPUs cell: a number, or auto = 1 when the cluster has '
+        'GPUs, else 0')
+    default_cpus: Float = setting('general', 0.0,
+        'CPUs Ray reserves for a row with an empty CPUs cell')
+    weight_glob: Str = setting('general', '*.pt,*.pth,*.ckpt,*.safetensors,*.bin,*.h5',
+        "files in a run's directory that count as weights (comma-separated globs)")
+    metric: Str = setting('general', '',
+        'metric that picks the best weights and fills BestMetric, e.g. val_loss')
+    metric_goal: Str = setting('general', '',
+        "max or min; empty: from the metric's name (loss, error, wer, mse … are minimised, "
+        'anything else maximised)')
+    retry_backoff: Float = setting('general', 5.0,
+        'seconds before the first retry of a crashed row (doubles per attempt, max 300)')
+    stop_grace: Float = setting('general', 10.0,
+        'seconds between SIGTERM and SIGKILL when stopping a job')
+    runner_idle: Float = setting('general', 10.0,
+        'seconds an idle warm runner is kept for the next job of the same shape')
+    max_concurrent_trials: Int = setting('general', 0,
+        'trials of one Kind=sweep row running at once; 0 = as many as fit')
+    # [retry] ---------------------------------------------------------------------------------
+    retry_lost: Int = setting('retry', 3,
+        'free re-queues of an attempt whose runner or node went away (then Crash)', key='lost')
+    on_oom: Str = setting('retry', 'fail',
+        'after an out-of-memory attempt: fail, more_gpu (double the GPUs: 0.25 → 0.5 → 1 → 2 '
+        "…) or halve_batch (hf, yolo, ddp rows with params.batch_size); a row's OnOOM column "
+        'wins')
+    retry_oom: Int = setting('retry', 3,
+        'retries after out-of-memory (more_gpu, halve_batch)', key='oom')
+    stall_timeout: Float = setting('retry', 0.0,
+        'seconds without log output and without a metric before an attempt counts as stalled '
+        'and is stopped (0 = never)')
+    retry_stalled: Int = setting('retry', 1, 'retries after a stall', key='stalled')
+    time_limit: Str = setting('retry', '',
+        'how long an attempt may run before it is stopped: seconds or 90m, 2h, 1h30m (empty = '
+        "no limit); a row's TimeLimit column wins")
+    retry_timeout: Int = setting('retry', 0, 'retries after the time limit', key='timeout')
+    # [wandb] ---------------------------------------------------------------------------------
+    wandb_entity: Str = setting('wandb', '', 'W&B entity passed as WANDB_ENTITY', key='entity')
+    wandb_project: Str = setting('wandb', '', 'W&B project passed as WANDB_PROJECT', key='project')
+    # [environment] ---------------------------------------------------------------------------
+    setup_script: Str = setting('environment', '',
+        "bash script sourced before each command (relative to the CSV's folder)")
+    use_conda: Bool = setting('environment', False, 'activate conda_env first')
+    conda_env: Str = setting('environment', '', 'conda environment name')
+    env_vars: Str = setting('environment', '',
+        'extra environment, e.g. PYTHONPATH=/src,TOKENIZERS_PARALLELISM=false')
+    # [gpu] -----------------------------------------------------------------------------------
+    enable_gpu_assignment: Bool = setting('gpu', False,
+        'true = pin physical GPU ids yourself (seed modes below); false = Ray assigns GPUs '
+        "from each row's GPUs column")
+    default_gpu: Int = setting('gpu', 0, 'GPU for a row with an empty GpuID')
+    gpu_list: Str = setting('gpu', '',
+        'GPUs the pinned modes may use, e.g. 0,1,2,3 (one slot per GPU)')
+    use_process_order: Bool = setting('gpu', True,
+        'true = slot i gets process_gpu_mapping[i] (or gpu_list[i]); false = the GpuID column')
+    allow_multi_gpu: Bool = setting('gpu', True,
+        'allow one job to hold several GPUs (GPUs > 1, GpuID 0+1, a mapping like 0+1)')
+    # [ray] -----------------------------------------------------------------------------------
+    address: Str = setting('ray', '',
+        'Ray cluster to join (ray://… or host:port); empty = RAY_ADDRESS, else a new local '
+        'Ray')
+    num_gpus: Float = setting('ray', -1.0,
+        'GPUs a new local Ray declares (-1 = detect); logical GPUs let you try GPU logic on a '
+        'laptop')
+    num_cpus: Float = setting('ray', -1.0, 'CPUs a new local Ray declares (-1 = detect)')
+    dashboard: Bool = setting('ray', True,
+        'start the dashboard with a new local Ray (bound to 127.0.0.1)')
+    namespace: Str = setting('ray', 'orchestrator', 'Ray namespace of the actors')
+    keep_alive: Float = setting('ray', 300.0,
+        'seconds a local Ray started by a run stays up idle, for the next runs to join (0 = '
+        'each run starts its own and stops it; ORCH_RAY_KEEP_ALIVE overrides)')
+    # not from the file ------------------------------------------------------------------
     watch: bool = False
     no_ui: bool = False
     source: str = "defaults"
     extra_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
-    # --------------------------------------------------------------- derived
-    @property
+    # --------------------------------------------------------------- derived (parsed once)
+    @functools.cached_property
     def slots(self) -> tuple[tuple[int, ...], ...]:
         """Pinned GPU slots (``process_gpu_mapping`` or one per ``gpu_list`` entry)."""
         if self.process_gpu_mapping.strip():
@@ -205,16 +179,21 @@ class Config:
             return "gpu_id"
         return "slots" if self.slots else "ray"
 
+    @functools.cached_property
+    def _env(self) -> tuple[tuple[str, str], ...]:
+        return tuple(parse_env_vars(self.env_vars, self.source).items())
+
     @property
     def env(self) -> dict[str, str]:
-        return parse_env_vars(self.env_vars, self.source)
+        """``env_vars`` as a dict (a new one each time: callers may add to it)."""
+        return dict(self._env)
 
     @property
     def goal(self) -> str:
         """``max`` or ``min``: ``metric_goal``, else what the metric's name says."""
         return self.metric_goal or goal_of(self.metric)
 
-    @property
+    @functools.cached_property
     def retry(self) -> RetryPolicy:
         """What a failed attempt does next, by its failure kind."""
         return RetryPolicy(backoff=self.retry_backoff, lost=self.retry_lost,
@@ -222,16 +201,17 @@ class Config:
                            timeout=self.retry_timeout, stall_timeout=self.stall_timeout,
                            time_limit=parse_duration(self.time_limit) if self.time_limit else 0.0)
 
-    @property
+    @functools.cached_property
     def own_column_names(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.own_columns.split(",") if c.strip())
 
-    @property
+    @functools.cached_property
     def weight_globs(self) -> tuple[str, ...]:
         return tuple(g.strip() for g in self.weight_glob.split(",") if g.strip())
 
     def replace(self, **changes) -> Config:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (field names), checked as the file's values are."""
+        return _build(lambda: dataclasses.replace(self, **changes), self.source, changes)
 
     def validate(self) -> Config:
         """Check cross-field rules; return self (so calls chain)."""
@@ -256,10 +236,8 @@ class Config:
                 raise ConfigError(src, f"[retry] {key.removeprefix('retry_')}",
                                   getattr(self, key), "use a whole number >= 0")
         if self.on_oom not in ON_OOM:
-            near = difflib.get_close_matches(self.on_oom, ON_OOM, n=1)
             raise ConfigError(src, "[retry] on_oom", self.on_oom,
-                              (f"did you mean {near[0]}? " if near else "") + "use "
-                              + ", ".join(ON_OOM))
+                              did_you_mean(self.on_oom, ON_OOM) + "use " + ", ".join(ON_OOM))
         if self.time_limit:
             try:
                 parse_duration(self.time_limit)
@@ -344,34 +322,36 @@ def parse_env_vars(text: str, source: str = "config") -> dict[str, str]:
     return out
 
 
-def _convert(setting: Setting, raw, source: str):
-    if raw is None:  # YAML's empty value
-        return setting.default
-    if setting.type is bool:
-        if isinstance(raw, bool):
-            return raw
-        norm = str(raw).strip().lower()
-        if norm in ("1", "true", "yes", "on"):
-            return True
-        if norm in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(source, f"[{setting.section}] {setting.key}", raw, "use true or false")
-    if setting.type in (int, float):
-        text = str(raw).strip()
-        if text == "":
-            return setting.default
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(source, f"[{setting.section}] {setting.key}", raw,
-                              f"use a number ({setting.help})") from None
-        if setting.type is int:
-            if value != int(value):
-                raise ConfigError(source, f"[{setting.section}] {setting.key}", raw,
-                                  "use a whole number")
-            return int(value)
-        return value
-    return "" if raw is None else str(raw).strip()
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.metadata["section"], f.metadata["key"] or f.name, f.name, type(f.default),
+            f.default, f.metadata["help"])
+    for f in dataclasses.fields(Config) if "section" in f.metadata)
+_BY_FIELD = {s.field: s for s in SETTINGS}
+
+
+def _build(make, source: str, given: dict) -> Config:
+    """``make()`` (a ``Config``), with pydantic's complaint said as a ``ConfigError``:
+    the key as the file writes it, the value as given, the fix."""
+    try:
+        return make()
+    except ValidationError as e:
+        error = e.errors()[0]
+        name = str(error["loc"][0]) if error.get("loc") else ""
+        s = _BY_FIELD.get(name)
+        key = f"[{s.section}] {s.key}" if s else name
+        raise ConfigError(source, key, given.get(name, error.get("input")),
+                          fix_for(error, s.help if s else "")) from None
+
+
+def _raw(setting: Setting, raw: Any) -> Any:
+    """A value as the file gives it, or ``_DEFAULT`` when it leaves the key empty
+    (YAML's empty value; an empty number). An empty boolean is false."""
+    if raw is None or (setting.type in (int, float) and str(raw).strip() == ""):
+        return _DEFAULT
+    return raw
+
+
+_DEFAULT = object()
 
 
 def _sections_from_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -427,23 +407,24 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
             known = [s.key for s in SETTINGS if s.section == section]
             if not known:
                 sections = sorted({s.section for s in SETTINGS} | set(_FREE_SECTIONS))
-                near = difflib.get_close_matches(section, sections, n=1)
                 raise ConfigError(path, f"[{section}]", "",
-                                  (f"did you mean [{near[0]}]? " if near else "")
+                                  did_you_mean(section, sections, "[{}]")
                                   + f"valid sections: {', '.join(sections)}")
             for key, raw in items.items():
                 setting = by_key.get((section, key.lower()))
                 if setting is None:
-                    near = difflib.get_close_matches(key.lower(), known, n=1)
                     raise ConfigError(path, f"[{section}] {key}", raw,
-                                      (f"did you mean {near[0]}? " if near else "")
+                                      did_you_mean(key.lower(), known)
                                       + f"valid keys in [{section}]: {', '.join(known)}")
-                values[setting.field] = _convert(setting, raw, source)
+                value = _raw(setting, raw)
+                if value is not _DEFAULT:
+                    values[setting.field] = value
     for name, value in overrides.items():
         if value is not None:
             values[name] = value
     extra_t = tuple((s, tuple(sorted(d.items()))) for s, d in sorted(extra.items()))
-    return Config(source=source, extra_sections=extra_t, **values).validate()
+    return _build(lambda: Config(source=source, extra_sections=extra_t, **values), source,
+                  values).validate()
 
 
 def write_default_config(path: str | Path) -> Path:

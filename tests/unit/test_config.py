@@ -2,6 +2,8 @@
 
 import configparser
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,11 +249,41 @@ def test_default_config_file_reads_back_to_the_defaults(tmp_path):
     assert parser.has_section("email")
 
 
-def test_settings_and_config_fields_agree():
-    fields = {f.name: f.default for f in dataclasses.fields(Config)}
-    for s in SETTINGS:
-        assert fields[s.field] == s.default, s.key
-        assert isinstance(s.default, s.type), s.key
+def test_every_setting_is_one_field_and_the_reference_is_current():
+    """A setting is declared once (a ``Config`` field); docs/settings.md is generated
+    from those fields and must be regenerated when one changes."""
+    fields = {f.name for f in dataclasses.fields(Config)}
+    assert {s.field for s in SETTINGS} <= fields
+    assert len({(s.section, s.key) for s in SETTINGS}) == len(SETTINGS)
+    assert all(s.help for s in SETTINGS)
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "settings_reference.py"),
+                           "--check"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    reference = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert all(f"| `{s.key}` |" in reference for s in SETTINGS)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[general]\nmax_training_process = 1e1\n", {"max_training_process": 10}),
+    ("[general]\nmax_training_process = 2.0\n", {"max_training_process": 2}),
+    ("[ray]\ndashboard = off\nnum_gpus = 0.5\n", {"dashboard": False, "num_gpus": 0.5}),
+    ("[general]\nauto_continue = yes\n", {"auto_continue": True}),
+    ("[general]\nmax_training_process = 2.5\n",
+     "[general] max_training_process='2.5' — use a whole number"),
+    ("[ray]\ndashboard = maybe\n", "[ray] dashboard='maybe' — use true or false"),
+    ("[general]\nretry_backoff = soon\n", "[general] retry_backoff='soon' — use a number "
+     "(seconds before the first retry"),
+])
+def test_values_are_parsed_as_the_file_writes_them(tmp_path, text, expected):
+    path = tmp_path / "c.ini"
+    path.write_text(text, encoding="utf-8")
+    if isinstance(expected, dict):
+        config = load_config(path)
+        assert {k: getattr(config, k) for k in expected} == expected
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert expected in str(raised.value), str(raised.value)
 
 
 def test_seed_email_section_is_accepted(tmp_path):

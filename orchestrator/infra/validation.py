@@ -1,0 +1,99 @@
+"""What every file a user writes is checked with: the value types they expect (``1e-6``
+as a float, ``yes``/``on`` as true, numbers for whole numbers written ``2.0``), the
+nearest valid word for a typo, and pydantic's errors said as our messages (the key,
+the value, the fix) instead of pydantic's own.
+
+A model (a pydantic dataclass) declares each field with one of the types below; the
+loader turns a ``ValidationError`` into the file's own error with ``fix_for``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+__all__ = ["Bool", "Int", "Float", "Str", "TRUE_WORDS", "FALSE_WORDS", "parse_bool",
+           "nearest", "did_you_mean", "fix_for"]
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def parse_bool(raw: Any) -> bool | None:
+    """``raw`` as a boolean (the words INI files use, or a bool), None when it is none."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def _bool(raw: Any) -> Any:
+    value = parse_bool(raw) if raw is not None else None
+    return raw if value is None else value
+
+
+def _number(raw: Any) -> Any:
+    """A number written as text (``1e-6``, ``2.0``, `` 3 ``) as a float; pydantic then
+    takes it as the field's type (a whole number for an int) or says why not."""
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            return raw
+    return raw
+
+
+def _text(raw: Any) -> Any:
+    if raw is None:
+        return ""
+    return raw.strip() if isinstance(raw, str) else str(raw) if isinstance(
+        raw, (int, float)) else raw
+
+
+Bool = Annotated[bool, BeforeValidator(_bool)]
+Int = Annotated[int, BeforeValidator(_number)]
+Float = Annotated[float, BeforeValidator(_number)]
+Str = Annotated[str, BeforeValidator(_text)]
+
+
+def nearest(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice closest to ``word`` (difflib's ratio ≥ ``cutoff``), or None."""
+    found = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(word: Any, choices: Iterable[str], shown: str = "{}",
+                 cutoff: float = 0.6) -> str:
+    """``"did you mean X? "`` for the nearest choice (``shown`` formats it, e.g. "'{}'"
+    or "[{}]"), or ``""`` when none is near."""
+    near = nearest(word, choices, cutoff)
+    return f"did you mean {shown.format(near)}? " if near else ""
+
+
+def fix_for(error: dict, meaning: str = "") -> str:
+    """The fix for one of pydantic's errors (``ValidationError.errors()``), in our words;
+    ``meaning`` says what the value is for (shown when a number was expected)."""
+    kind = error.get("type", "")
+    if kind == "bool_parsing" or kind == "bool_type":
+        return "use true or false"
+    if kind == "int_from_float":
+        return "use a whole number"
+    if kind in ("int_parsing", "float_parsing", "int_type", "float_type"):
+        return f"use a number ({meaning})" if meaning else "use a number"
+    if kind == "string_type":
+        return "use text"
+    limit = (error.get("ctx") or {})
+    if kind == "greater_than_equal":
+        return f"use a number >= {limit.get('ge')}"
+    if kind == "greater_than":
+        return f"use a number > {limit.get('gt')}"
+    if kind == "less_than_equal":
+        return f"use a number <= {limit.get('le')}"
+    return str(error.get("msg", "invalid value"))
