@@ -19,7 +19,6 @@ lists them all; what W&B would only warn about lands in ``SweepSpec.warnings``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 import shlex
@@ -32,6 +31,7 @@ import numpy as np
 import yaml
 
 from orchestrator.infra.errors import OrchestratorError
+from orchestrator.infra.validation import did_you_mean
 
 __all__ = [
     "SweepSpec", "Param", "Metric", "EarlyTerminate", "Issue", "SweepError",
@@ -188,6 +188,11 @@ class Metric:
     name: str
     goal: str = "minimize"
     target: float | None = None
+
+    @property
+    def mode(self) -> str:
+        """``max`` or ``min``: the goal as Ray Tune, Optuna and our registry say it."""
+        return "max" if self.goal == "maximize" else "min"
 
 
 @dataclass(frozen=True)
@@ -374,8 +379,7 @@ def _grid_key(value: Any) -> str:
 
 
 def _hint(word: Any, choices) -> str:
-    near = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{near[0]}'? " if near else ""
+    return did_you_mean(word, choices, "'{}'")
 
 
 class _Parser:

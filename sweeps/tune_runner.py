@@ -343,7 +343,7 @@ def _search(spec: SweepSpec, seed: int, max_concurrent: int = 0):
                         "running random search instead of bayes", spec.source)
         else:
             from ray.tune.search.optuna import OptunaSearch
-            mode = "max" if spec.metric.goal == "maximize" else "min"
+            mode = spec.metric.mode
             return space, num, OptunaSearch(metric=spec.metric.name, mode=mode, seed=seed), \
                 "bayes"
     return space, num, basic, "random"
@@ -357,7 +357,7 @@ def _scheduler(spec: SweepSpec):
 
     grace = et.min_iter or (et.brackets() or [1])[0] or 1
     return ASHAScheduler(time_attr="training_iteration", metric=spec.metric.name,
-                         mode="max" if spec.metric.goal == "maximize" else "min",
+                         mode=spec.metric.mode,
                          grace_period=int(grace), reduction_factor=et.eta,
                          max_t=int(et.max_iter) if et.max_iter else 10 ** 9)
 
@@ -408,7 +408,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     space, num_samples, search_alg, method = _search(spec, seed, max_concurrent_trials)
     searcher_limit = max_concurrent_trials if method == "bayes" else 0
     metric = spec.metric.name if spec.metric else None
-    mode = None if metric is None else ("max" if spec.metric.goal == "maximize" else "min")
+    mode = None if metric is None else spec.metric.mode
     log.info("sweep %s: method %s, %s trial(s), seed %d, storage %s", spec.source, method,
              "grid" if method == "grid" else num_samples, seed,
              public(join(storage, name)) if remote else os.path.join(storage, name))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import difflib
 import io
 import json
 import logging
@@ -35,6 +34,7 @@ from orchestrator.driver.session import connect_ray
 from orchestrator.infra import localray, storage
 from orchestrator.infra.errors import ConfigError, OrchestratorError
 from orchestrator.infra.raycluster import dashboard_url, reap_session, session_dir
+from orchestrator.infra.validation import nearest
 from orchestrator.store.config import Config, check_here, load_config, write_default_config
 from orchestrator.store.paths import (
     DriverLock,
@@ -127,9 +127,9 @@ class _Parser(argparse.ArgumentParser):
             flags = sorted(set(self._flags()))
             hints = []
             for word in found.group(1).split():
-                near = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+                near = nearest(word.split("=")[0], flags)
                 if word.startswith("-") and near:
-                    hints.append(f"{word}: did you mean {near[0]}?")
+                    hints.append(f"{word}: did you mean {near}?")
             if hints:
                 message += " (" + "; ".join(hints) + ")"
         super().error(message)
@@ -593,7 +593,7 @@ def _sweep_run(args) -> int:
         ray.shutdown()
     metric = spec.metric.name if spec.metric else "metric"
     for trial in sorted(outcome.trials, key=lambda t: (t["metric"] is None, t["metric"] or 0),
-                        reverse=bool(spec.metric and spec.metric.goal == "maximize")):
+                        reverse=bool(spec.metric and spec.metric.mode == "max")):
         print(f"{trial['status']:<10} {metric}={trial['metric']}  {json.dumps(trial['config'])}")
     print(f"{outcome.num_trials} trials, {outcome.errors} failed; best {metric}="
           f"{outcome.best_metric} with {json.dumps(outcome.best_config)}")
@@ -614,7 +614,7 @@ def _sweep_run(args) -> int:
                      outcome.trials)
     if args.report and outcome.best_metric is not None:
         weights = ""
-        goal = "max" if spec.metric and spec.metric.goal == "maximize" else "min"
+        goal = spec.metric.mode if spec.metric else "min"
         if outcome.best_trial_dir and remote:   # its folder is in the bucket
             weights = _remote_trial_weights(outcome.best_trial_dir, args.storage, metric, goal)
         elif outcome.best_trial_dir:  # what the best trial reported, else the weights it left

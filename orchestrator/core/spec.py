@@ -8,7 +8,6 @@ knows the cells every row has.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Collection, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.infra.errors import QueueFileError
+from orchestrator.infra.validation import did_you_mean, nearest
 
 __all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS", "KNOWN_COLUMNS",
            "canonical_column", "column_typos",
@@ -53,9 +53,9 @@ def column_typos(header: Sequence[str], own: Collection[str] = ()) -> list[tuple
         if not name or canonical_column(name) in KNOWN_COLUMNS or \
                 name.lower() in mine:
             continue
-        near = difflib.get_close_matches(name.lower(), list(_KNOWN_BY_KEY), n=1, cutoff=0.8)
-        if near and _KNOWN_BY_KEY[near[0]] not in present:
-            out.append((cell, _KNOWN_BY_KEY[near[0]]))
+        near = nearest(name.lower(), _KNOWN_BY_KEY, cutoff=0.8)
+        if near and _KNOWN_BY_KEY[near] not in present:
+            out.append((cell, _KNOWN_BY_KEY[near]))
     return out
 
 
@@ -118,8 +118,7 @@ class JobSpec:
                       "extra cell")
         kind = (row.get("Kind") or "").strip().lower() or "command"
         if kind not in kinds:
-            near = difflib.get_close_matches(kind, kinds, n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
+            hint = did_you_mean(kind, kinds, "'{}'")
             raise err("Kind", row.get("Kind"), "unknown kind",
                       f"{hint}valid kinds: {', '.join(kinds)}")
         config_text = (row.get("Config") or "").strip()
@@ -147,9 +146,8 @@ class JobSpec:
                       "write name=amount pairs, e.g. 'a100=1,bigmem=0.5'") from None
         on_oom = (row.get("OnOOM") or "").strip().lower()
         if on_oom and on_oom not in ON_OOM:
-            near = difflib.get_close_matches(on_oom, ON_OOM, n=1)
             raise err("OnOOM", row.get("OnOOM"), "not a way to handle an out-of-memory attempt",
-                      (f"did you mean '{near[0]}'? " if near else "") + "use "
+                      did_you_mean(on_oom, ON_OOM, "'{}'") + "use "
                       + ", ".join(ON_OOM) + ", or leave it empty for [retry] on_oom")
         limit_text = (row.get("TimeLimit") or "").strip()
         try:

@@ -4,7 +4,8 @@ nearest valid word for a typo, and pydantic's errors said as our messages (the k
 the value, the fix) instead of pydantic's own.
 
 A model (a pydantic dataclass) declares each field with one of the types below; the
-loader turns a ``ValidationError`` into the file's own error with ``fix_for``.
+loader turns a ``ValidationError`` into the file's own error with ``fix_for``. The word
+helpers are light: pydantic loads only when a model takes one of the types.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
-
-__all__ = ["Bool", "Int", "Float", "Str", "TRUE_WORDS", "FALSE_WORDS", "parse_bool",
+__all__ = ["TRUE_WORDS", "FALSE_WORDS", "parse_bool",  # and Bool, Int, Float, Str (lazy)
            "nearest", "did_you_mean", "fix_for"]
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -57,10 +56,19 @@ def _text(raw: Any) -> Any:
         raw, (int, float)) else raw
 
 
-Bool = Annotated[bool, BeforeValidator(_bool)]
-Int = Annotated[int, BeforeValidator(_number)]
-Float = Annotated[float, BeforeValidator(_number)]
-Str = Annotated[str, BeforeValidator(_text)]
+_TYPES = {"Bool": (bool, _bool), "Int": (int, _number), "Float": (float, _number),
+          "Str": (str, _text)}
+
+
+def __getattr__(name: str) -> Any:
+    """``Bool``, ``Int``, ``Float``, ``Str``: the field types, made on first use."""
+    if name not in _TYPES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydantic import BeforeValidator
+
+    base, before = _TYPES[name]
+    globals()[name] = made = Annotated[base, BeforeValidator(before)]
+    return made
 
 
 def nearest(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -54,7 +54,7 @@ class SweepKind(Kind):
         sweep = load_sweep(spec.config_path)
         if sweep.metric is None:
             return "", "max"
-        return sweep.metric.name, "max" if sweep.metric.goal == "maximize" else "min"
+        return sweep.metric.name, sweep.metric.mode
 
     def command(self, spec: JobSpec, ctx: LaunchContext) -> str:
         argv = [sys.executable, "-m", "orchestrator", "sweep", "run", str(spec.config_path),

@@ -42,6 +42,7 @@ import apprise
 
 from orchestrator.core import RowStatus, StatusChanged
 from orchestrator.infra.errors import ConfigError
+from orchestrator.infra.validation import parse_bool
 
 __all__ = ["JobEvent", "Notifier", "EVENTS", "DEFAULT_EVENTS", "email_url", "redact_url"]
 
@@ -437,12 +438,10 @@ def _mail_mode(server: str, port: int | None, has_password: bool) -> str:
 
 
 def _bool(text: str, source: str, key: str) -> bool:
-    norm = str(text).strip().lower()
-    if norm in ("1", "true", "yes", "on"):
-        return True
-    if norm in ("", "0", "false", "no", "off"):
-        return False
-    raise ConfigError(source, key, text, "use true or false")
+    value = parse_bool(text)
+    if value is None:
+        raise ConfigError(source, key, text, "use true or false")
+    return value
 
 
 def _pick(d: Mapping, *keys):

@@ -31,6 +31,7 @@ from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.infra.nvml import gpu_usage
 from orchestrator.infra.text import printable
+from orchestrator.infra.validation import parse_bool
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.views.table import (
@@ -326,7 +327,7 @@ class QueueApp(App):
     def sound(self) -> bool:
         """``[notify] sound = true``: ring the terminal bell when a row crashes."""
         notify = dict(dict(self.config.extra_sections).get("notify", ()))
-        return str(notify.get("sound", "")).strip().lower() in ("1", "true", "yes", "on")
+        return parse_bool(notify.get("sound", "")) is True
 
     def _update_summary(self) -> None:
         self.summary.update(self.summary_text())

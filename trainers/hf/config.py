@@ -17,7 +17,6 @@ how a W&B sweep passes its parameters.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from orchestrator.api import batch_divisor
+from orchestrator.infra.validation import did_you_mean, nearest, parse_bool
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
@@ -305,21 +305,16 @@ def _resolve_key(where, name: str, shown: str) -> tuple[str, str]:
                           fix="name it with its section: " + ", ".join(
                               f"--{s}.{name}" for s in owners))
     bare = {k.split(".")[1]: k for k in all_keys}
-    near = difflib.get_close_matches(name, list(bare), n=1, cutoff=0.6)
-    hint = f"did you mean {bare[near[0]]}? " if near else ""
+    near = nearest(name, bare)
+    hint = f"did you mean {bare[near]}? " if near else ""
     raise ConfigError(where, "unknown key", key=shown, fix=hint + "valid: " + ", ".join(all_keys))
 
 
 def _suggest(word: str, choices: list[str], valid: list[str] | None = None) -> str:
-    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    hint = f"did you mean {near[0]}? " if near else ""
-    return hint + "valid: " + ", ".join(valid or sorted(set(choices)))
+    return did_you_mean(word, choices) + "valid: " + ", ".join(valid or sorted(set(choices)))
 
 
 # ---- coercion --------------------------------------------------------------------------------
-
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
 
 def _coerce(where, dotted: str, value: Any, tree: dict) -> Any:
     section, key = dotted.split(".")
@@ -358,12 +353,10 @@ def _to_float(value: Any) -> float:
 
 
 def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise ValueError
+    parsed = parse_bool(value) if str(value).strip() else None
+    if parsed is None:
+        raise ValueError
+    return parsed
 
 
 def _to_auto_bool(value: Any) -> bool | str:

@@ -13,6 +13,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from orchestrator.infra.validation import parse_bool
 from trainers.configfile import TargetError, import_target
 from trainers.errors import ConfigError
 
@@ -31,7 +32,7 @@ def set_offline(environ: MutableMapping[str, str] = os.environ) -> None:
 
 
 def is_offline(environ: MutableMapping[str, str] = os.environ) -> bool:
-    return environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return parse_bool(environ.get("HF_HUB_OFFLINE", "")) is True
 
 
 class ModelNotFound(ConfigError):

@@ -21,13 +21,13 @@ torch.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.api import batch_divisor, goal_of
+from orchestrator.infra.validation import did_you_mean
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 
@@ -114,8 +114,7 @@ def load(path: str | Path, environ=None) -> DDPConfig:
 def _no_unknown(path: Path, raw: dict, valid: tuple[str, ...], prefix: str) -> None:
     for key in raw:
         if key not in valid:
-            near = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f"did you mean {prefix}{near[0]}? " if near else ""
+            hint = did_you_mean(key, valid, prefix + "{}")
             raise ConfigError(path, "unknown key", key=f"{prefix}{key}",
                               fix=f"{hint}valid keys: {', '.join(valid)}")
 

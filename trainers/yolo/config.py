@@ -8,7 +8,6 @@ Relative paths are relative to the YAML file's folder.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from orchestrator.infra.validation import did_you_mean
 from trainers.configfile import read_mapping
 from trainers.errors import ConfigError
 from trainers.yolo.device import parse_device
@@ -102,8 +102,7 @@ def _unknown(path: Path, keys, valid, where: str = "", hint: str = "") -> None:
     for key in keys:
         if key in valid:
             continue
-        close = difflib.get_close_matches(str(key), list(valid), n=1)
-        fix = (f"did you mean {close[0]!r}? " if close else "") + hint + \
+        fix = did_you_mean(key, valid, "{!r}") + hint + \
             f"valid {where or 'keys'}: {', '.join(valid)}"
         raise ConfigError(path, f"unknown key {key!r}" + (f" in {where}" if where else ""),
                           key=str(key), fix=fix)
@@ -240,9 +239,8 @@ def _activation(path: Path, value, model: str) -> str | None:
     name = m.group(1) if m else ""
     match = {**{a.lower(): a for a in ACTIVATIONS}, "swish": "SiLU"}.get(name.lower())
     if match is None:
-        close = difflib.get_close_matches(name, ACTIVATIONS, n=1)
         raise ConfigError(path, "not a torch.nn activation", key="activation", value=value,
-                          fix=(f"did you mean {close[0]}? " if close else "")
+                          fix=did_you_mean(name, ACTIVATIONS)
                           + f"use one of {', '.join(ACTIVATIONS)}")
     if model.endswith(".pt"):
         raise ConfigError(path, "a .pt file fixes its activation", key="activation", value=value,
