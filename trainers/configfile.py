@@ -20,7 +20,7 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(named_by or path, f"cannot read {path}: {e.strerror or e}",
+        raise ConfigError(named_by or path, problem=f"cannot read {path}: {e.strerror or e}",
                           key="base" if named_by else "",
                           fix="check the path (relative paths start at the folder of the file "
                           "that names them)") from None
@@ -29,12 +29,12 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(path, f"not valid YAML{line}: {getattr(e, 'problem', None) or e}",
+        raise ConfigError(path, problem=f"not valid YAML{line}: {getattr(e, 'problem', None) or e}",
                           fix="fix the YAML syntax") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(path, "the file must be a mapping of key: value",
+        raise ConfigError(path, problem="the file must be a mapping of key: value",
                           value=type(data).__name__, fix=f"see {example}")
     return data
 

@@ -41,6 +41,7 @@ from orchestrator.core.failure import Failure, FailureKind
 from orchestrator.core.retry import RetryPolicy, decide
 from orchestrator.core.row import HISTORY, RowState, Spent
 from orchestrator.core.status import RowStatus, read_word, unknown_word_message
+from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["apply", "Context", "TRANSITIONS", "IllegalTransition", "NotRunning", "safe_cell",
            "format_time", "INTERRUPTED"]
@@ -72,7 +73,7 @@ TRANSITIONS: dict[RowStatus, frozenset[RowStatus]] = {
 }
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(OrchestratorError, RuntimeError):
     """A move the table does not allow (a bug in the caller, never a user's doing)."""
 
 

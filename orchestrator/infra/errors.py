@@ -1,4 +1,6 @@
-"""The orchestrator's errors: one base class and a few subclasses with fields.
+"""The errors of the orchestrator and its trainers: one base class and a few subclasses
+with fields (``KindError``, ``StorageError``, ``IllegalTransition``, ``SweepError`` and
+``RegistryError`` derive from ``OrchestratorError`` where they live).
 
 Every error that may cross a Ray boundary defines ``__reduce__`` so it pickles
 with its fields intact.
@@ -59,18 +61,36 @@ class QueueFileError(OrchestratorError):
             "value": self.value, "fix": self.fix}))
 
 
-class ConfigError(OrchestratorError):
-    """A bad setting in the INI/YAML config or on the command line."""
+_UNSET = object()
 
-    def __init__(self, source, key: str, value, fix: str):
-        self.source = str(source)
-        self.key = key
-        self.value = value
-        self.fix = fix
-        super().__init__(f"{self.source}: {key}={value!r} — {fix}")
+
+class ConfigError(OrchestratorError, ValueError):
+    """A bad setting in a file the user wrote (the INI/YAML config, a kind's YAML) or on
+    the command line: the file, the key, the value, what is wrong and the fix.
+
+    Two forms of message: ``ConfigError(source, key, value, fix)`` says
+    ``source: key='value' — fix``; with ``problem=`` it says
+    ``source: key = 'value': problem — fix`` (the value left out when not given).
+    """
+
+    def __init__(self, source, key: str = "", value=_UNSET, fix: str = "", *,
+                 problem: str = ""):
+        self.source = str(source) if source else "config"
+        self.path = source
+        self.key, self.fix, self.problem = key, fix, problem
+        self._value = value
+        self.value = None if value is _UNSET else value
+        if problem:
+            where = self.source + (f": {key}" if key else "")
+            shown = f" = {self.value!r}" if self.value is not None else ""
+            text = f"{where}{shown}: {problem}" + (f" — {fix}" if fix else "")
+        else:
+            text = f"{self.source}: {key}={self.value!r} — {fix}"
+        super().__init__(text)
 
     def __reduce__(self):
-        return (ConfigError, (self.source, self.key, self.value, self.fix))
+        return (_rebuild, (ConfigError, (self.path, self.key, self._value, self.fix),
+                           {"problem": self.problem}))
 
 
 class JobError(OrchestratorError):

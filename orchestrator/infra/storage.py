@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from orchestrator.infra.errors import OrchestratorError
+
 __all__ = ["StorageError", "is_uri", "check", "probe", "join", "public", "with_options",
            "basename", "upload", "fetch", "read_text", "write_text", "local_copy", "STORAGE_ENV"]
 
@@ -41,7 +43,7 @@ _CREDENTIALS_FIX = ("put credentials in the environment (AWS_ACCESS_KEY_ID/"
                     "in the Ray dashboard")
 
 
-class StorageError(ValueError):
+class StorageError(OrchestratorError, ValueError):
     """A storage URI that cannot be used, or a transfer that failed (the message says why)."""
 
 

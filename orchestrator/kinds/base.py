@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.core import AttemptReport, JobSpec
+from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Kind", "Holds", "LaunchContext", "KindError", "Ended"]
 
@@ -52,12 +53,15 @@ class Ended:
     details: tuple[tuple[str, object], ...] = ()
 
 
-class KindError(ValueError):
+class KindError(OrchestratorError, ValueError):
     """A row's config cannot run: the cell, its value, what is wrong and the fix."""
 
     def __init__(self, column: str, value: str, problem: str, fix: str):
         self.column, self.value, self.problem, self.fix = column, value, problem, fix
         super().__init__(f"{column}={value!r}: {problem} — {fix}")
+
+    def __reduce__(self):
+        return (KindError, (self.column, self.value, self.problem, self.fix))
 
 
 class Kind:

@@ -178,3 +178,31 @@ def test_errors_pickle_with_their_fields(tmp_path):
     for e in (ConfigError("c.ini", "metric_goal", "avg", "use max or min"), JobError("m1", "x")):
         again = pickle.loads(pickle.dumps(e))
         assert type(again) is type(e) and str(again) == str(e)
+
+
+def test_one_error_hierarchy_whose_errors_pickle_with_their_fields():
+    """The trainers' config errors are the orchestrator's ConfigError (one class, two
+    message forms); kind, storage and transition errors are OrchestratorErrors, so one
+    ``except OrchestratorError`` keeps every deliberate error from reaching a user as a
+    traceback."""
+    from orchestrator.core.lifecycle import IllegalTransition
+    from orchestrator.infra.errors import OrchestratorError
+    from orchestrator.infra.storage import StorageError
+    from orchestrator.kinds.base import KindError
+    from trainers.errors import ConfigError as TrainerConfigError
+
+    assert TrainerConfigError is ConfigError
+    problem = ConfigError("hf.yaml", problem="must be > 0", key="training.learning_rate",
+                          value=-1, fix="e.g. learning_rate: 3e-5")
+    assert str(problem) == ("hf.yaml: training.learning_rate = -1: must be > 0 — "
+                            "e.g. learning_rate: 3e-5")
+    assert str(ConfigError(None, problem="no such file")) == "config: no such file"
+    kind = KindError("Config", "x.yaml", "cannot run", "fix x.yaml")
+    for e in (problem, kind, StorageError("s3://b: no such bucket")):
+        again = pickle.loads(pickle.dumps(e))
+        assert type(again) is type(e) and str(again) == str(e)
+        assert isinstance(again, OrchestratorError) and isinstance(again, ValueError)
+    assert issubclass(IllegalTransition, OrchestratorError)
+    back = pickle.loads(pickle.dumps(problem))
+    assert (back.problem, back.key, back.value, back.fix) == (
+        "must be > 0", "training.learning_rate", -1, "e.g. learning_rate: 3e-5")

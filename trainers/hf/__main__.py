@@ -79,7 +79,7 @@ def _train(argv: list[str]) -> int:
         train(job)
         return 0
     if args.workers < 1 or args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
-        raise ConfigError("command line", "need --workers >= 1, --gpus-per-worker >= 0 and "
+        raise ConfigError("command line", problem="need --workers >= 1, --gpus-per-worker >= 0 and "
                           "--cpus-per-worker > 0", fix="fix the row's Workers/GPUs/CPUs")
     from trainers.hf.driver import run_on_ray
 

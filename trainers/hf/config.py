@@ -198,12 +198,12 @@ def parse_overrides(args: Iterable[str]) -> list[tuple[str, str]]:
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--") or len(arg) < 3:
-            raise ConfigError("command line", "expected --key=value", value=arg,
+            raise ConfigError("command line", problem="expected --key=value", value=arg,
                               fix="write overrides as --training.learning_rate=1e-4")
         name, eq, value = arg[2:].partition("=")
         if not eq:
             if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                raise ConfigError("command line", "an override needs a value", key=name,
+                raise ConfigError("command line", problem="an override needs a value", key=name,
                                   fix=f"write --{name}=VALUE")
             value, i = args[i + 1], i + 1
         pairs.append((name, value))
@@ -227,7 +227,7 @@ def _field_types(section: str) -> dict[str, str]:
 def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
     """``[(base, data), ..., (path, data)]``: the base files first."""
     if path in seen:
-        raise ConfigError(seen[-1], "base files name each other in a loop", key="base",
+        raise ConfigError(seen[-1], problem="base files name each other in a loop", key="base",
                           value=str(path), fix="remove one of the base: lines")
     data = read_mapping(path, example="examples/hf_tiny.yaml",
                         named_by=seen[-1] if seen else None)
@@ -235,7 +235,7 @@ def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
     if base in (None, ""):
         return [(path, data)]
     if not isinstance(base, str):
-        raise ConfigError(path, "must be a file name", key="base", value=base,
+        raise ConfigError(path, problem="must be a file name", key="base", value=base,
                           fix="write base: other.yaml")
     base_path = (path.parent / Path(base).expanduser()).resolve()
     return _file_chain(base_path, (*seen, path)) + [(path, data)]
@@ -244,12 +244,13 @@ def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
 def _merge_file(tree: dict, data: dict, file: Path) -> None:
     for written, values in data.items():
         if written not in SECTIONS and written not in ALIAS_SECTIONS:
-            raise ConfigError(file, "unknown section", key=str(written),
+            raise ConfigError(file, problem="unknown section", key=str(written),
                               fix=_suggest(str(written), [*SECTIONS, "base"]))
         if values is None:
             continue
         if not isinstance(values, Mapping):
-            raise ConfigError(file, "a section must be a mapping of key: value", key=written,
+            raise ConfigError(file, problem="a section must be a mapping of key: value",
+                              key=written,
                               value=values, fix=f"write {written}: {{key: value}}")
         for raw_key, value in values.items():
             section, key = _resolve_key(file, f"{written}.{raw_key}", f"{written}.{raw_key}")
@@ -292,22 +293,23 @@ def _resolve_key(where, name: str, shown: str) -> tuple[str, str]:
         if section in SECTIONS and key in _field_types(section):
             return section, key
         if section not in SECTIONS:
-            raise ConfigError(where, "unknown section", key=shown,
+            raise ConfigError(where, problem="unknown section", key=shown,
                               fix=_suggest(section, list(SECTIONS)))
-        raise ConfigError(where, "unknown key", key=shown,
+        raise ConfigError(where, problem="unknown key", key=shown,
                           fix=_suggest(name, all_keys, [f"{section}.{k}"
                                                         for k in _field_types(section)]))
     owners = [s for s in SECTIONS if name in _field_types(s)]
     if len(owners) == 1:
         return owners[0], name
     if owners:
-        raise ConfigError(where, "the key is in several sections", key=shown,
+        raise ConfigError(where, problem="the key is in several sections", key=shown,
                           fix="name it with its section: " + ", ".join(
                               f"--{s}.{name}" for s in owners))
     bare = {k.split(".")[1]: k for k in all_keys}
     near = nearest(name, bare)
     hint = f"did you mean {bare[near]}? " if near else ""
-    raise ConfigError(where, "unknown key", key=shown, fix=hint + "valid: " + ", ".join(all_keys))
+    raise ConfigError(where, problem="unknown key", key=shown,
+                      fix=hint + "valid: " + ", ".join(all_keys))
 
 
 def _suggest(word: str, choices: list[str], valid: list[str] | None = None) -> str:
@@ -325,7 +327,7 @@ def _coerce(where, dotted: str, value: Any, tree: dict) -> Any:
         wanted = {"int": "a whole number", "float": "a number", "bool": "true or false",
                   "bool | str": "auto, true or false", "tuple[str, ...]": "a list of names",
                   }.get(kind, "text")
-        raise ConfigError(where, f"must be {wanted}", key=dotted, value=value,
+        raise ConfigError(where, problem=f"must be {wanted}", key=dotted, value=value,
                           fix=f"e.g. {dotted.split('.')[1]}: {_example(tree[section][key])}"
                           ) from None
 
@@ -405,21 +407,22 @@ def _validate(cfg: HFConfig, require_data: bool = True) -> None:
         section, key = dotted.split(".")
         value = getattr(getattr(cfg, section), key)
         if value < low:
-            raise ConfigError(where, f"must be >= {low}", key=dotted, value=value,
+            raise ConfigError(where, problem=f"must be >= {low}", key=dotted, value=value,
                               fix=f"set {dotted} to {low} or more")
     if not cfg.training.learning_rate > 0:
-        raise ConfigError(where, "must be > 0", key="training.learning_rate",
+        raise ConfigError(where, problem="must be > 0", key="training.learning_rate",
                           value=cfg.training.learning_rate, fix="e.g. learning_rate: 1e-5")
     for key in ("train", "dev") if require_data else ():
         if not getattr(cfg.data, key):
-            raise ConfigError(where, "missing: the CSV of dialogue/summary pairs",
+            raise ConfigError(where, problem="missing: the CSV of dialogue/summary pairs",
                               key=f"data.{key}", fix=f"add data: {{{key}: data/{key}.csv}}")
     for spec in cfg.training.callbacks:
         if not _CALLBACK_RE.match(spec):
-            raise ConfigError(where, "a callback is named module:Class", key="training.callbacks",
+            raise ConfigError(where, problem="a callback is named module:Class",
+                              key="training.callbacks",
                               value=spec, fix="e.g. callbacks: [my_callbacks:LengthMetric]")
     if cfg.wandb.enabled and not cfg.wandb.project:
-        raise ConfigError(where, "W&B needs a project", key="wandb.project",
+        raise ConfigError(where, problem="W&B needs a project", key="wandb.project",
                           fix="set wandb.project or wandb.enabled: false")
     _validate_metric(cfg)
 
@@ -435,6 +438,6 @@ def _validate_metric(cfg: HFConfig) -> None:
     name = cfg.training.metric_for_best_model
     if name in BUILTIN_METRICS or cfg.training.callbacks:  # a callback may add its own metric
         return
-    raise ConfigError(cfg.source, "not a metric an evaluation reports",
+    raise ConfigError(cfg.source, problem="not a metric an evaluation reports",
                       key="training.metric_for_best_model", value=name,
                       fix=_suggest(name, list(BUILTIN_METRICS)))

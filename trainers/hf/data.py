@@ -38,16 +38,17 @@ def read_pairs(path: str | Path, dialogue_column: str = "dialogue",
             columns = reader.fieldnames or []
             missing = [c for c in (dialogue_column, summary_column) if c not in columns]
             if missing:
-                raise ConfigError(path, f"no column {', '.join(missing)} (columns: "
+                raise ConfigError(path, problem=f"no column {', '.join(missing)} (columns: "
                                   f"{', '.join(columns) or 'none'})", key=key,
                                   fix="rename the columns or set data.dialogue_column / "
                                       "data.summary_column")
             rows = [(r[dialogue_column] or "", r[summary_column] or "") for r in reader]
     except OSError as e:
-        raise ConfigError(path, f"cannot read: {e.strerror or e}", key=key,
+        raise ConfigError(path, problem=f"cannot read: {e.strerror or e}", key=key,
                           fix="check the path (relative to the YAML's folder)") from None
     if not rows:
-        raise ConfigError(path, "no rows", key=key, fix="the CSV needs dialogue/summary pairs")
+        raise ConfigError(path, problem="no rows", key=key,
+                          fix="the CSV needs dialogue/summary pairs")
     return Pairs([d for d, _ in rows], [s for _, s in rows])
 
 

@@ -174,7 +174,7 @@ def _find(path_or_name: str | Path) -> Path:
                 sorted(place.glob(f"{path.name}{suffix}"))
             if found:
                 return found[0]
-    raise ConfigError(str(path_or_name), "no such config file or name", fix=(
+    raise ConfigError(str(path_or_name), problem="no such config file or name", fix=(
         f"give its path, or put {path.name}.yaml under configs/ or config/ "
         f"(looked in {Path.cwd()})"))
 
@@ -393,7 +393,7 @@ class DialogueSummarizationTrainer:
                  "test": test_path or data.test}
         for split, key in (("train", "data.train"), ("validation", "data.dev")):
             if not paths[split]:
-                raise ConfigError(cfg.source, "missing: the CSV of dialogue/summary pairs",
+                raise ConfigError(cfg.source, problem="missing: the CSV of dialogue/summary pairs",
                                   key=key, fix=f"set {key} or pass prepare_data("
                                   f"{'train_path' if split == 'train' else 'val_path'}=...)")
         return {split: SummaryDataset(read_pairs(path, data.dialogue_column,

@@ -39,7 +39,7 @@ class ModelNotFound(ConfigError):
     """A hub name that is neither a local folder nor in the HF cache, while offline."""
 
     def __init__(self, name: str):
-        super().__init__(None, "not a local folder and not in the HF cache (offline)",
+        super().__init__(None, problem="not a local folder and not in the HF cache (offline)",
                          key="model.checkpoint", value=name,
                          fix=f"download it first (huggingface-cli download {name}) "
                              "or point to a folder")
@@ -54,13 +54,15 @@ def resolve_checkpoint(cfg, pretrained_path: str | None = None) -> str:
     if pretrained_path:
         path = Path(pretrained_path).expanduser()
         if not (path / "config.json").is_file():
-            raise ConfigError("--pretrained_path", "not a saved model folder (no config.json)",
+            raise ConfigError("--pretrained_path",
+                              problem="not a saved model folder (no config.json)",
                               value=str(path), fix="chain from a row whose WeightFile is an hf "
                               "best_model folder, or drop PretrainedModelId")
         return str(path.resolve())
     name = cfg.model.checkpoint
     if not name:
-        raise ConfigError(cfg.source, "missing: which model to fine-tune", key="model.checkpoint",
+        raise ConfigError(cfg.source, problem="missing: which model to fine-tune",
+                          key="model.checkpoint",
                           fix="set model: {checkpoint: <hub name or folder>}")
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve())
@@ -108,12 +110,13 @@ def load_callbacks(cfg) -> list:
         try:
             cls = import_target(spec, [cfg.folder] if cfg.folder else [])
         except TargetError as e:
-            raise ConfigError(cfg.source, f"cannot import it: {e}", key="training.callbacks",
+            raise ConfigError(cfg.source, problem=f"cannot import it: {e}",
+                              key="training.callbacks",
                               value=spec, fix="put the module beside the YAML or on "
                               "PYTHONPATH, and check the class name") from None
         callback = cls() if isinstance(cls, type) else cls
         if not isinstance(callback, TrainerCallback):
-            raise ConfigError(cfg.source, "not a transformers.TrainerCallback",
+            raise ConfigError(cfg.source, problem="not a transformers.TrainerCallback",
                               key="training.callbacks", value=spec,
                               fix="subclass transformers.TrainerCallback")
         callbacks.append(callback)

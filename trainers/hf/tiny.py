@@ -62,7 +62,7 @@ def _texts(data: Path) -> list[str]:
         with open(data, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
-        raise ConfigError(data, f"cannot read the data: {e.strerror or e}",
+        raise ConfigError(data, problem=f"cannot read the data: {e.strerror or e}",
                           fix="pass --data train.csv (make one with make-data)") from None
     return [row.get(col) or "" for row in rows for col in ("dialogue", "summary")]
 
@@ -107,7 +107,7 @@ def make_tiny(out_dir: str | Path, data: str | Path, arch: str = "bart", vocab: 
     from transformers import AutoModelForSeq2SeqLM, set_seed
 
     if arch not in ("bart", "t5"):
-        raise ConfigError("command line", "unknown architecture", key="--arch", value=arch,
+        raise ConfigError("command line", problem="unknown architecture", key="--arch", value=arch,
                           fix="use --arch bart or --arch t5")
     set_seed(seed)
     tokenizer = _train_tokenizer(_texts(Path(data)), vocab)

@@ -89,7 +89,8 @@ def load(path: str | Path, environ=None) -> DDPConfig:
     entry = _target(path, raw, "entry", required=True)
     name = str(raw.get("metric", "valid_loss") or "")
     if not name:
-        raise ConfigError(path, "is empty", key="metric", fix="name a logged value: valid_loss")
+        raise ConfigError(path, problem="is empty", key="metric",
+                          fix="name a logged value: valid_loss")
     params = _mapping(path, raw, "params")
     size, divisor = params.get("batch_size"), batch_divisor(environ)
     if divisor > 1 and isinstance(size, int) and not isinstance(size, bool):
@@ -115,7 +116,7 @@ def _no_unknown(path: Path, raw: dict, valid: tuple[str, ...], prefix: str) -> N
     for key in raw:
         if key not in valid:
             hint = did_you_mean(key, valid, prefix + "{}")
-            raise ConfigError(path, "unknown key", key=f"{prefix}{key}",
+            raise ConfigError(path, problem="unknown key", key=f"{prefix}{key}",
                               fix=f"{hint}valid keys: {', '.join(valid)}")
 
 
@@ -125,7 +126,8 @@ def _target(path: Path, raw: dict, key: str, *, required: bool) -> str:
         return ""
     if not isinstance(value, str) or not _TARGET.match(value.strip()):
         example = "build" if key == "build" else "MyTrainer"
-        raise ConfigError(path, "must be 'module:name'" if value is not None else "is missing",
+        raise ConfigError(path,
+                          problem="must be 'module:name'" if value is not None else "is missing",
                           key=key, value=value, fix=f"write it as {key}: my_module:{example} "
                           "(the module is found on python_path)")
     return value.strip()
@@ -134,7 +136,7 @@ def _target(path: Path, raw: dict, key: str, *, required: bool) -> str:
 def _mapping(path: Path, raw: dict, key: str) -> dict:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(path, "must be a mapping", key=key, value=value,
+        raise ConfigError(path, problem="must be a mapping", key=key, value=value,
                           fix=f"write it as {key}: {{lr: 0.01, batch_size: 32}}")
     return dict(value)
 
@@ -142,7 +144,7 @@ def _mapping(path: Path, raw: dict, key: str) -> dict:
 def _int(path: Path, raw: dict, key: str, default: int, *, low: int) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(path, f"must be a whole number >= {low}", key=key, value=value,
+        raise ConfigError(path, problem=f"must be a whole number >= {low}", key=key, value=value,
                           fix=f"e.g. {key}: {max(default, low)}")
     return value
 
@@ -150,7 +152,7 @@ def _int(path: Path, raw: dict, key: str, default: int, *, low: int) -> int:
 def _number(path: Path, raw: dict, key: str, default: float) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(path, "must be a number >= 0 (0 = off)", key=key, value=value,
+        raise ConfigError(path, problem="must be a number >= 0 (0 = off)", key=key, value=value,
                           fix=f"e.g. {key}: 1.0")
     return float(value)
 
@@ -158,7 +160,8 @@ def _number(path: Path, raw: dict, key: str, default: float) -> float:
 def _choice(path: Path, raw: dict, key: str, default: str, choices: tuple[str, ...]) -> str:
     value = raw.get(key, default)
     if value not in choices:
-        raise ConfigError(path, f"must be one of {', '.join(choices)}", key=key, value=value,
+        raise ConfigError(path, problem=f"must be one of {', '.join(choices)}", key=key,
+                          value=value,
                           fix=f"e.g. {key}: {choices[0]}")
     return value
 
@@ -170,7 +173,7 @@ def _default_goal(name: str) -> str:
 def _checkpoint(path: Path, value: Any) -> dict:
     value = {} if value is None else value
     if not isinstance(value, dict):
-        raise ConfigError(path, "must be a mapping", key="checkpoint", value=value,
+        raise ConfigError(path, problem="must be a mapping", key="checkpoint", value=value,
                           fix="e.g. checkpoint: {num_to_keep: 2, format: ckpt}")
     _no_unknown(path, value, CHECKPOINT_KEYS, "checkpoint.")
     keep = _int(path, {"checkpoint.num_to_keep": value.get("num_to_keep", 2)},
@@ -184,14 +187,14 @@ def _wandb(path: Path, value: Any) -> WandbSettings:
     if value is None or isinstance(value, bool):
         return WandbSettings(enabled=bool(value))
     if not isinstance(value, dict):
-        raise ConfigError(path, "must be a mapping or true/false", key="wandb", value=value,
+        raise ConfigError(path, problem="must be a mapping or true/false", key="wandb", value=value,
                           fix="e.g. wandb: {enabled: true, project: my-project}")
     _no_unknown(path, value, WANDB_KEYS, "wandb.")
     tags = value.get("tags") or ()
     if isinstance(tags, str):
         tags = (tags,)
     if not isinstance(tags, (list, tuple)):
-        raise ConfigError(path, "must be a list of strings", key="wandb.tags", value=tags,
+        raise ConfigError(path, problem="must be a list of strings", key="wandb.tags", value=tags,
                           fix="e.g. tags: [baseline, ddp]")
     text = {k: str(value.get(k) or "") for k in ("project", "entity", "name", "group")}
     return WandbSettings(enabled=bool(value.get("enabled", True)), tags=tuple(map(str, tags)),
@@ -202,13 +205,13 @@ def _python_path(path: Path, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(path, "must be a list of folders", key="python_path", value=value,
+        raise ConfigError(path, problem="must be a list of folders", key="python_path", value=value,
                           fix='e.g. python_path: ["."] (relative to this file)')
     folders = []
     for item in value:
         folder = (path.parent / Path(item).expanduser()).resolve()
         if not folder.is_dir():
-            raise ConfigError(path, f"folder {folder} does not exist", key="python_path",
+            raise ConfigError(path, problem=f"folder {folder} does not exist", key="python_path",
                               value=item, fix="list folders relative to this YAML file")
         folders.append(str(folder))
     return tuple(folders)

@@ -89,7 +89,8 @@ def metric(cfg: TrainConfig | LabelConfig) -> tuple[str, str]:
 def load(path: str | Path, kind: str = "yolo", *, check_paths: bool = True):
     """The checked config of a ``yolo`` (TrainConfig) or ``yolo_label`` (LabelConfig) row."""
     if kind not in KINDS:
-        raise ConfigError(path, f"unknown kind {kind!r}", fix=f"use one of {', '.join(KINDS)}")
+        raise ConfigError(path, problem=f"unknown kind {kind!r}",
+                          fix=f"use one of {', '.join(KINDS)}")
     return (load_train if kind == "yolo" else load_label)(path, check_paths=check_paths)
 
 
@@ -104,7 +105,7 @@ def _unknown(path: Path, keys, valid, where: str = "", hint: str = "") -> None:
             continue
         fix = did_you_mean(key, valid, "{!r}") + hint + \
             f"valid {where or 'keys'}: {', '.join(valid)}"
-        raise ConfigError(path, f"unknown key {key!r}" + (f" in {where}" if where else ""),
+        raise ConfigError(path, problem=f"unknown key {key!r}" + (f" in {where}" if where else ""),
                           key=str(key), fix=fix)
 
 
@@ -113,23 +114,24 @@ def _int(path, data, key, default, minimum=None):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, "must be a whole number", key=key, value=value)
+        raise ConfigError(path, problem="must be a whole number", key=key, value=value)
     if minimum is not None and value < minimum:
-        raise ConfigError(path, f"must be >= {minimum}", key=key, value=value)
+        raise ConfigError(path, problem=f"must be >= {minimum}", key=key, value=value)
     return value
 
 
 def _float(path, data, key, default, low, high):
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-        raise ConfigError(path, f"must be a number in ({low:g}, {high:g}]", key=key, value=value)
+        raise ConfigError(path, problem=f"must be a number in ({low:g}, {high:g}]", key=key,
+                          value=value)
     return float(value)
 
 
 def _choice(path, data, key, default, choices):
     value = data.get(key, default)
     if value not in choices:
-        raise ConfigError(path, "not a valid choice", key=key, value=value,
+        raise ConfigError(path, problem="not a valid choice", key=key, value=value,
                           fix=f"use one of {', '.join(map(str, choices))}")
     return value
 
@@ -137,21 +139,21 @@ def _choice(path, data, key, default, choices):
 def _bool(path, data, key, default):
     value = data.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(path, "must be true or false", key=key, value=value)
+        raise ConfigError(path, problem="must be true or false", key=key, value=value)
     return value
 
 
 def _local(path: Path, value, key: str, *, must_exist: bool, kind: str = "") -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
-        raise ConfigError(path, "must be a path", key=key, value=value)
+        raise ConfigError(path, problem="must be a path", key=key, value=value)
     p = Path(str(value)).expanduser()
     p = (p if p.is_absolute() else path.parent / p).resolve()
     if must_exist and not p.exists():
-        raise ConfigError(path, f"{p} does not exist", key=key, value=str(value),
+        raise ConfigError(path, problem=f"{p} does not exist", key=key, value=str(value),
                           fix=f"give an existing {kind or 'path'} (relative paths start at the "
                               f"config's folder {path.parent})")
     if must_exist and kind == "folder" and not p.is_dir():
-        raise ConfigError(path, f"{p} is not a folder", key=key, value=str(value))
+        raise ConfigError(path, problem=f"{p} is not a folder", key=key, value=str(value))
     return p
 
 
@@ -169,7 +171,7 @@ def ultralytics_args() -> dict:
     """ultralytics' train arguments and their defaults, from its ``cfg/default.yaml``."""
     root = _ultralytics_dir()
     if root is None:
-        raise ConfigError(None, "ultralytics is not installed",
+        raise ConfigError(None, problem="ultralytics is not installed",
                           fix="pip install ultralytics==8.4.190 (and cloudpickle for multi-GPU)")
     return yaml.safe_load((root / "cfg" / "default.yaml").read_text(encoding="utf-8"))
 
@@ -187,14 +189,15 @@ def _builtin_model(name: str) -> bool:
 def _data(path: Path, data: dict, check: bool) -> tuple[tuple[Path, ...], bool]:
     value = data.get("data")
     if value is None:
-        raise ConfigError(path, "missing", key="data",
+        raise ConfigError(path, problem="missing", key="data",
                           fix="give a data.yaml, or a folder of images + YOLO labels + classes.txt")
     values = value if isinstance(value, list) else [value]
     if not values:
-        raise ConfigError(path, "an empty list", key="data", fix="name at least one folder")
+        raise ConfigError(path, problem="an empty list", key="data", fix="name at least one folder")
     yamls = [str(v).lower().endswith((".yaml", ".yml")) for v in values]
     if any(yamls) and len(values) > 1:
-        raise ConfigError(path, "a list may only hold image folders", key="data", value=value,
+        raise ConfigError(path, problem="a list may only hold image folders", key="data",
+                          value=value,
                           fix="give one data.yaml, or a list of folders")
     kind = "file" if yamls[0] else "folder"
     return tuple(_local(path, v, "data", must_exist=check, kind=kind) for v in values), yamls[0]
@@ -204,12 +207,13 @@ def _model(path: Path, data: dict, check: bool) -> tuple[str, str]:
     family = data.get("family")
     model = data.get("model", "n")
     if family is not None and family not in FAMILIES:
-        raise ConfigError(path, "unknown model family", key="family", value=family,
+        raise ConfigError(path, problem="unknown model family", key="family", value=family,
                           fix=f"use one of {', '.join(FAMILIES)}")
     if isinstance(model, str) and model in SIZES:
         return f"{family or 'yolov8'}{model}.yaml", family or "yolov8"
     if family is not None:
-        raise ConfigError(path, "family goes with a size letter (n, s, m, l, x) only", key="family",
+        raise ConfigError(path, problem="family goes with a size letter (n, s, m, l, x) only",
+                          key="family",
                           value=family, fix="remove family, or set model to a size letter")
     text = str(model)
     if text.lower().endswith((".yaml", ".yml")):
@@ -218,17 +222,17 @@ def _model(path: Path, data: dict, check: bool) -> tuple[str, str]:
             return str(local), "yolov8"
         if "/" not in text and _builtin_model(text):
             return text, "yolov8"
-        raise ConfigError(path, f"no model YAML {local} and ultralytics has no {text}",
+        raise ConfigError(path, problem=f"no model YAML {local} and ultralytics has no {text}",
                           key="model", value=model, fix="use n, s, m, l, x, a model YAML or a .pt")
     if text.lower().endswith(".pt"):
         local = _local(path, text, "model", must_exist=False)
         if check and not local.exists():
-            raise ConfigError(path, f"{local} does not exist (nothing is downloaded here)",
+            raise ConfigError(path, problem=f"{local} does not exist (nothing is downloaded here)",
                               key="model", value=model,
                               fix=f"use a size letter (n → {text[:-3]}.yaml, from scratch), or "
                                   "a local .pt; a queue row fine-tunes with PretrainedModelId")
         return str(local), "yolov8"
-    raise ConfigError(path, "not a model", key="model", value=model,
+    raise ConfigError(path, problem="not a model", key="model", value=model,
                       fix="use a size (n, s, m, l, x), a model YAML or a .pt file")
 
 
@@ -239,11 +243,12 @@ def _activation(path: Path, value, model: str) -> str | None:
     name = m.group(1) if m else ""
     match = {**{a.lower(): a for a in ACTIVATIONS}, "swish": "SiLU"}.get(name.lower())
     if match is None:
-        raise ConfigError(path, "not a torch.nn activation", key="activation", value=value,
+        raise ConfigError(path, problem="not a torch.nn activation", key="activation", value=value,
                           fix=did_you_mean(name, ACTIVATIONS)
                           + f"use one of {', '.join(ACTIVATIONS)}")
     if model.endswith(".pt"):
-        raise ConfigError(path, "a .pt file fixes its activation", key="activation", value=value,
+        raise ConfigError(path, problem="a .pt file fixes its activation", key="activation",
+                          value=value,
                           fix="use a size letter or a model YAML to choose the activation")
     return f"nn.{match}{m.group(2) or '()'}"
 
@@ -251,12 +256,12 @@ def _activation(path: Path, value, model: str) -> str | None:
 def _amp(path: Path, data: dict):
     value = data.get("amp", "auto")
     if value is True or str(value).lower() == "fp16":
-        raise ConfigError(path, "fp16 AMP runs ultralytics' AMP check, which downloads yolo26n.pt",
-                          key="amp", value=value,
+        raise ConfigError(path, problem="fp16 AMP runs ultralytics' AMP check, which "
+                          "downloads yolo26n.pt", key="amp", value=value,
                           fix="use amp: auto (bf16 where the GPU has it), bf16, or false")
     if value is False or str(value).lower() in ("auto", "bf16", "fp32", "false"):
         return False if str(value).lower() in ("false", "fp32") else str(value).lower()
-    raise ConfigError(path, "not a precision", key="amp", value=value,
+    raise ConfigError(path, problem="not a precision", key="amp", value=value,
                       fix="use auto, bf16 or false")
 
 
@@ -264,22 +269,23 @@ def _check_arg_type(path: Path, key: str, value, default) -> None:
     if key in _LOOSE_TYPES or default is None or value is None:
         return
     if isinstance(default, bool) and not isinstance(value, bool):
-        raise ConfigError(path, "must be true or false", key=f"train_args.{key}", value=value)
+        raise ConfigError(path, problem="must be true or false", key=f"train_args.{key}",
+                          value=value)
     if isinstance(default, (int, float)) and not isinstance(default, bool) and \
             (isinstance(value, (bool, str)) or not isinstance(value, (int, float))):
-        raise ConfigError(path, "must be a number", key=f"train_args.{key}", value=value,
+        raise ConfigError(path, problem="must be a number", key=f"train_args.{key}", value=value,
                           fix=f"ultralytics' default is {default!r}")
 
 
 def _train_args(path: Path, data: dict) -> dict:
     extra = data.get("train_args") or {}
     if not isinstance(extra, dict):
-        raise ConfigError(path, "must be a mapping of ultralytics argument: value",
+        raise ConfigError(path, problem="must be a mapping of ultralytics argument: value",
                           key="train_args", value=extra)
     known = ultralytics_args()
     for key in extra:
         if key in MANAGED:
-            raise ConfigError(path, f"{key!r} is set by this kind, not under train_args",
+            raise ConfigError(path, problem=f"{key!r} is set by this kind, not under train_args",
                               key=f"train_args.{key}", value=extra[key],
                               fix=f"use the top-level key {key}" if key in TRAIN_KEYS else
                               "remove it (the row's project folder, name and resume are managed)")
@@ -294,7 +300,7 @@ def _top_level(path: Path, data: dict) -> None:
     known = ultralytics_args()
     for key in data:
         if key not in TRAIN_KEYS and key in known and key not in MANAGED:
-            raise ConfigError(path, f"{key!r} is an ultralytics argument", key=key,
+            raise ConfigError(path, problem=f"{key!r} is an ultralytics argument", key=key,
                               fix=f"put it under train_args: ({key}: {data[key]!r})")
     _unknown(path, data, TRAIN_KEYS)
 
@@ -303,11 +309,12 @@ def _batches(path: Path, data: dict) -> tuple[int | None, int | None, int]:
     per_gpu = _int(path, data, "batch_per_gpu", None, 1)
     total = _int(path, data, "batch", None, 1)
     if per_gpu is not None and total is not None:
-        raise ConfigError(path, "batch_per_gpu and batch are both set", key="batch", value=total,
+        raise ConfigError(path, problem="batch_per_gpu and batch are both set", key="batch",
+                          value=total,
                           fix="keep one: batch_per_gpu (each GPU's share) or batch (the total)")
     min_batch = _int(path, data, "min_batch", 1, 1)
     if per_gpu is not None and min_batch > per_gpu:
-        raise ConfigError(path, f"larger than batch_per_gpu {per_gpu}", key="min_batch",
+        raise ConfigError(path, problem=f"larger than batch_per_gpu {per_gpu}", key="min_batch",
                           value=min_batch, fix="min_batch is per GPU; make it <= batch_per_gpu")
     return per_gpu, total, min_batch
 
@@ -316,7 +323,7 @@ def _integrations(path: Path, data: dict) -> tuple[str, ...]:
     value = data.get("integrations") or []
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list):
-        raise ConfigError(path, "must be a list", key="integrations", value=value)
+        raise ConfigError(path, problem="must be a list", key="integrations", value=value)
     _unknown(path, names, INTEGRATIONS, "integrations")
     return tuple(names)
 
@@ -347,7 +354,8 @@ def load_label(path: str | Path, *, check_paths: bool = True) -> LabelConfig:
     path, data = _read(path)
     _unknown(path, data, LABEL_KEYS)
     if data.get("source") is None:
-        raise ConfigError(path, "missing", key="source", fix="name the folder of unlabelled images")
+        raise ConfigError(path, problem="missing", key="source",
+                          fix="name the folder of unlabelled images")
     weights = data.get("weights")
     output = data.get("output")
     return LabelConfig(

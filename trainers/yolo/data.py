@@ -52,12 +52,12 @@ def read_classes(folder: Path) -> list[str]:
     try:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except OSError:
-        raise ConfigError(folder, f"no {CLASSES_FILE} in the data folder", key="data",
+        raise ConfigError(folder, problem=f"no {CLASSES_FILE} in the data folder", key="data",
                           fix=f"write {path} with one class name a line (line 1 = class 0)") \
             from None
     names = [n for n in names if n]
     if not names:
-        raise ConfigError(path, "lists no class names", key="data",
+        raise ConfigError(path, problem="lists no class names", key="data",
                           fix="write one class name a line (line 1 = class 0)")
     return names
 
@@ -98,13 +98,14 @@ def _merge(folders: tuple[Path, ...]) -> tuple[list[str], list[Sample]]:
     for i, folder in enumerate(folders):
         these = read_classes(folder)
         if names is not None and these != names:
-            raise ConfigError(folder / CLASSES_FILE, f"classes {these} differ from {names} in "
+            raise ConfigError(folder / CLASSES_FILE,
+                              problem=f"classes {these} differ from {names} in "
                               f"{folders[0]}", key="data",
                               fix="merged folders need the same classes.txt")
         names = these
         found = find_samples(folder, prefix=f"{i}_" if len(folders) > 1 else "")
         if not found:
-            raise ConfigError(folder, "holds no images", key="data",
+            raise ConfigError(folder, problem="holds no images", key="data",
                               fix=f"put images ({', '.join(IMAGE_SUFFIXES)}) in it or images/")
         samples += found
     return names or [], samples
@@ -121,7 +122,8 @@ def write_split(folders: tuple[Path, ...], out: Path, val_fraction: float,
     ``out/data.yaml``; returns the data.yaml path and counts."""
     names, samples = _merge(folders)
     if len(samples) < 2:
-        raise ConfigError(folders[0], f"{len(samples)} image(s): too few to split", key="data",
+        raise ConfigError(folders[0], problem=f"{len(samples)} image(s): too few to split",
+                          key="data",
                           fix="add images (at least 2: one to train, one to validate)")
     train, val = split_samples(samples, val_fraction, seed)
     if out.exists():

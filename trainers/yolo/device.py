@@ -37,7 +37,7 @@ class DevicePlan:
 
 
 def _device_error(path, value, problem: str, fix: str) -> ConfigError:
-    return ConfigError(path, problem, key="device", value=value, fix=fix)
+    return ConfigError(path, problem=problem, key="device", value=value, fix=fix)
 
 
 def parse_device(value: object, path: str | Path | None = None) -> str | tuple[int, ...]:
@@ -125,7 +125,7 @@ def per_gpu_batch(batch_per_gpu: int | None, batch: int | None, replicas: int,
     if batch is None:
         return batch_per_gpu or 16
     if batch % replicas:
-        raise ConfigError(path, f"batch {batch} does not split evenly over {replicas} GPUs",
+        raise ConfigError(path, problem=f"batch {batch} does not split evenly over {replicas} GPUs",
                           key="batch", value=batch,
                           fix=f"use a multiple of {replicas}, or batch_per_gpu instead")
     return batch // replicas

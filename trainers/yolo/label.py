@@ -59,7 +59,7 @@ def write_classes(folder: Path, names: dict | list, overwrite: bool) -> Path:
     if path.is_file() and not overwrite:
         existing = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
         if existing != ordered:
-            raise ConfigError(path, f"lists {existing}, the weights know {ordered}",
+            raise ConfigError(path, problem=f"lists {existing}, the weights know {ordered}",
                               key="output", fix="label into another output folder, or set "
                                                 "overwrite: true to relabel everything")
         return path
@@ -75,7 +75,7 @@ def _weights(cfg: LabelConfig, pretrained: str | None) -> Path:
         return cfg.weights
     if pretrained:
         return pretrained_file(pretrained)
-    raise ConfigError(cfg.path, "no weights to label with", key="weights",
+    raise ConfigError(cfg.path, problem="no weights to label with", key="weights",
                       fix="set weights: to a .pt, or chain the row from a yolo row "
                           "(PretrainedModelId) so --pretrained_path brings its best.pt")
 
@@ -83,12 +83,13 @@ def _weights(cfg: LabelConfig, pretrained: str | None) -> Path:
 def _images(cfg: LabelConfig) -> list[Path]:
     images = list_images(cfg.source)
     if not images:
-        raise ConfigError(cfg.path, f"no images in {cfg.source}", key="source",
+        raise ConfigError(cfg.path, problem=f"no images in {cfg.source}", key="source",
                           fix="use a folder of .jpg, .jpeg, .png, .bmp, .tif, .tiff or .webp files")
     stems: dict[str, Path] = {}
     for image in images:
         if image.stem in stems:
-            raise ConfigError(cfg.path, f"{image.name} and {stems[image.stem].name} would share "
+            raise ConfigError(cfg.path,
+                              problem=f"{image.name} and {stems[image.stem].name} would share "
                               f"{image.stem}.txt", key="source", fix="rename one of them")
         stems[image.stem] = image
     return images

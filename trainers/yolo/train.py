@@ -95,7 +95,7 @@ def pretrained_file(path: str | Path) -> Path:
     for candidate in (p, p / "weights" / "best.pt", p / "best.pt", p / "train/weights/best.pt"):
         if candidate.is_file():
             return candidate
-    raise ConfigError(None, f"no weights at {p}", key="--pretrained_path", value=str(path),
+    raise ConfigError(None, problem=f"no weights at {p}", key="--pretrained_path", value=str(path),
                       fix="point it at a .pt file or a YOLO run folder with weights/best.pt")
 
 
