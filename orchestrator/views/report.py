@@ -5,14 +5,15 @@
 metric curves, the best models by a metric, and the metric against
 hyperparameters for sweeps. Charts are PNGs drawn with matplotlib's Agg canvas
 and the bundled DejaVu font, embedded as base64; the page loads nothing from
-anywhere else. Every CSV cell is user input and is escaped.
+anywhere else. The page is Jinja2 templates (``templates/report.html.j2``, a partial
+per section, the stylesheet and script beside them) rendered with autoescape: every CSV
+cell is user input, and a template escapes whatever the code did not mark ``Markup``.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import html
 import io
 import json
 import math
@@ -23,6 +24,8 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from markupsafe import Markup
 
 from orchestrator.api import goal_of, read_metrics
 from orchestrator.core import KNOWN_COLUMNS, JobSpec, RowStatus, canonical_column
@@ -52,123 +55,19 @@ _BADGE = {s.label: color for s, color in (
     (RowStatus.TRAINING, "#2f6fdb"), (RowStatus.DONE, "#2e9e4f"), (RowStatus.CRASH, "#d0342c"),
     (RowStatus.STOPPED, "#d99a00"), (RowStatus.BLOCKED, "#a347ba"),
     (RowStatus.INVALID, "#8b1e1e"))}
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em 1.5em;color:#222}
-section,h1,h2,p,figure{max-width:1200px}
-h1{margin-bottom:.2em}.meta{color:#666;font-size:.9em}
-.badge{display:inline-block;padding:.15em .6em;border-radius:1em;color:#fff;font-size:.85em}
-.counts .badge{font-size:1em;margin-right:.4em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.note{color:#666;font-style:italic}
-figure{margin:1em 0}figcaption{color:#444;font-size:.9em}img{max-width:100%}
-table.runs{width:100%;table-layout:fixed}
-table.runs td,table.runs th{white-space:nowrap;padding:.3em .4em;overflow:hidden;
-text-overflow:ellipsis}
-table.runs th{cursor:pointer;position:sticky;top:0}
-table.runs tr.more td{white-space:normal;background:#fafafa}
-table.runs tr.more dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:.3em}
-table.runs tr.more dt{color:#666}table.runs tr.more dd{margin:0;overflow-wrap:anywhere}
-table.runs tr.more pre{white-space:pre-wrap;margin:0;font-size:.95em}
-button.open{border:0;background:none;cursor:pointer;padding:0 .3em 0 0;color:#2f6fdb}
-input.pick{margin:0 .3em 0 0;vertical-align:middle}
-#compare svg{width:100%;max-width:1100px;height:auto;border:1px solid #eee}
-#compare .legend span{display:inline-block;margin-right:1em;font-size:.85em}
-#compare .legend i{display:inline-block;width:1.2em;height:.25em;vertical-align:middle;
-margin-right:.3em}
-table.runs th.param{background:#eef3fb}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-.filter{margin:.4em 0}.filter input{width:22em;padding:.2em .4em}
-.sub{color:#666;font-size:.85em}
-"""
-#: Sorting (click a heading; numbers as numbers) and filtering (text, status) of the
-#: runs table: our one script, inline; the page still loads nothing.
-_SCRIPT = """<script>
-(function(){
-var t=document.querySelector('table.runs');if(!t)return;
-var body=t.tBodies[0],q=document.getElementById('run-filter'),
- st=document.getElementById('run-status');
-function key(td){var v=td.getAttribute('data-v');return v===null?td.textContent.trim():v;}
-function num(v){return v!==''&&isFinite(v)?parseFloat(v):null;}
-Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
- th.addEventListener('click',function(){
-  var down=th.getAttribute('aria-sort')==='ascending';
-  Array.prototype.forEach.call(t.tHead.rows[0].cells,function(h){h.removeAttribute('aria-sort');});
-  th.setAttribute('aria-sort',down?'descending':'ascending');
-  var rows=Array.prototype.filter.call(body.rows,function(r){return r.className==='run';});
-  var vals=rows.map(function(r){return key(r.cells[i]);});
-  var numeric=vals.every(function(v){return v===''||num(v)!==null;});
-  var order=rows.map(function(r,j){return j;});
-  order.sort(function(a,b){var x=vals[a],y=vals[b];
-   if(x===''||y===''){return x===y?a-b:(x===''?1:-1);}
-   var c=numeric?num(x)-num(y):x.localeCompare(y,undefined,{numeric:true});
-   return (down?-c:c)||a-b;});
-  order.forEach(function(j){var more=rows[j].nextElementSibling;body.appendChild(rows[j]);
-   if(more&&more.className==='more')body.appendChild(more);});
- });});
-body.addEventListener('click',function(e){var b=e.target.closest('button.open');if(!b)return;
- var more=b.closest('tr').nextElementSibling;more.hidden=!more.hidden;
- b.textContent=more.hidden?'\u25B8':'\u25BE';});
-function filter(){var text=q.value.toLowerCase(),want=st.value;
- Array.prototype.forEach.call(body.rows,function(r){if(r.className!=='run')return;
-  var more=r.nextElementSibling,all=r.textContent+' '+(more?more.textContent:'');
-  var ok=(!want||r.getAttribute('data-status')===want)&&
-   (!text||all.toLowerCase().indexOf(text)>=0);
-  r.style.display=ok?'':'none';if(more)more.style.display=ok?'':'none';});}
-q.addEventListener('input',filter);st.addEventListener('change',filter);
-})();
-(function(){
-var el=document.getElementById('compare-data');if(!el)return;
-var D=JSON.parse(el.textContent),svg=document.getElementById('compare-plot'),
- sel=document.getElementById('compare-key'),leg=document.getElementById('compare-legend');
-var picks=Array.prototype.slice.call(document.querySelectorAll('input.pick'));
-var C=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2','#7f7f7f',
- '#bcbd22','#17becf'];
-function esc(t){return String(t).replace(/[&<>"]/g,function(c){
- return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c];});}
-function ticks(lo,hi,n){var s=(hi-lo)/n,m=Math.pow(10,Math.floor(Math.log10(s))),f=s/m;
- s=(f<1.5?1:f<3?2:f<7?5:10)*m;var out=[];
- for(var v=Math.ceil(lo/s)*s;v<=hi+s*1e-9;v+=s)out.push(v);return out;}
-function fmt(v){var a=Math.abs(v);
- return a>=1e4||(a<1e-3&&a>0)?v.toExponential(1):String(+v.toPrecision(4));}
-function draw(){
- var key=sel.value,W=1100,H=380,L=70,R=20,T=15,B=40,xs=[],ys=[];
- var ids=picks.filter(function(p){return p.checked;}).map(function(p){return p.value;})
-  .filter(function(id){return D.runs[id]&&D.runs[id][key];});
- svg.setAttribute('data-runs',ids.join(','));
- if(!ids.length){leg.textContent='';svg.innerHTML='<text x="550" y="190" '+
-  'text-anchor="middle" fill="#888">tick runs in the table to compare them</text>';return;}
- ids.forEach(function(id){D.runs[id][key].forEach(function(p){xs.push(p[0]);ys.push(p[1]);});});
- var x0=Math.min.apply(null,xs),x1=Math.max.apply(null,xs);
- var y0=Math.min.apply(null,ys),y1=Math.max.apply(null,ys),log=y0>0&&y1/y0>10;
- var f=log?Math.log10:function(v){return v;},a=f(y0),b=f(y1);
- if(a===b){a-=Math.abs(a)*0.05||1;b+=Math.abs(b)*0.05||1;}
- var pad=(b-a)*0.05;a-=pad;b+=pad;if(x0===x1){x0-=1;x1+=1;}
- function X(v){return L+(v-x0)/(x1-x0)*(W-L-R);}
- function Y(v){return T+(b-f(v))/(b-a)*(H-T-B);}
- var g=[];
- ticks(x0,x1,8).forEach(function(t){g.push('<line x1="'+X(t)+'" x2="'+X(t)+'" y1="'+T+
-  '" y2="'+(H-B)+'" stroke="#eee"/><text x="'+X(t)+'" y="'+(H-B+16)+
-  '" text-anchor="middle" font-size="11">'+fmt(t)+'</text>');});
- ticks(a,b,6).forEach(function(t){var v=log?Math.pow(10,t):t,y=T+(b-t)/(b-a)*(H-T-B);
-  g.push('<line x1="'+L+'" x2="'+(W-R)+'" y1="'+y+'" y2="'+y+'" stroke="#eee"/><text x="'+
-  (L-6)+'" y="'+(y+4)+'" text-anchor="end" font-size="11">'+fmt(v)+'</text>');});
- ids.forEach(function(id,i){var pts=D.runs[id][key].map(function(p){
-  return X(p[0]).toFixed(1)+','+Y(p[1]).toFixed(1);}).join(' ');
-  g.push('<polyline fill="none" stroke-width="1.6" stroke="'+C[i%10]+'" points="'+pts+
-  '" data-run="'+esc(id)+'"><title>'+esc(id)+'</title></polyline>');});
- g.push('<text x="'+((L+W-R)/2)+'" y="'+(H-6)+'" text-anchor="middle" font-size="12">step'+
-  '</text><text x="14" y="'+((T+H-B)/2)+'" font-size="12" text-anchor="middle" '+
-  'transform="rotate(-90 14 '+((T+H-B)/2)+')">'+esc(key)+(log?' (log)':'')+'</text>');
- svg.innerHTML=g.join('');
- leg.innerHTML=ids.map(function(id,i){return '<span><i style="background:'+C[i%10]+
-  '"></i>'+esc(id)+'</span>';}).join('');}
-picks.forEach(function(p){p.checked=D.first.indexOf(p.value)>=0;
- p.addEventListener('change',draw);});
-sel.addEventListener('change',draw);draw();
-})();
-</script>
-"""
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+@functools.lru_cache(maxsize=1)
+def _environment():
+    """The report's Jinja2 templates (``templates/report*.j2``), autoescaped: every value
+    a template prints is escaped unless the code made it ``Markup``."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.globals["BADGES"] = _BADGE
+    return env
 
 
 @dataclass
@@ -233,23 +132,28 @@ def build_report(csv_path: str | Path, registry_path: str | Path, queue_name: st
         why = "" if goal else " (from its name)"
         goal = goal or goal_of(metric)
         better = "higher" if goal == "max" else "lower"
-        note = (f"Ranked by <b>{_e(metric)}</b>, {better} is better{why}" if given else
-                f"No metric was given; using <b>{_e(metric)}</b>, the first numeric metric "
-                f"found, {better} is better{why}") + " — choose with --metric and --goal."
+        note = (Markup("Ranked by <b>{}</b>, {} is better{}").format(metric, better, why)
+                if given else
+                Markup("No metric was given; using <b>{}</b>, the first numeric metric "
+                       "found, {} is better{}").format(metric, better, why)) \
+            + " — choose with --metric and --goal."
     goal = goal or "max"
     params.pop(metric, None)
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")  # DejaVu lacks CJK
         wandb = (wandb_entity, wandb_project) if wandb_entity and wandb_project else None
-        body = [_header(queue_name, csv_path), _counts(runs),
-                _runs_table(runs, metric, goal, wandb, _hyperparameters(runs, params)),
-                _best_section(runs, metric, goal, note),
-                _compare_section(runs, metric, goal, skip=params),
-                _curves_section(runs, metric, goal, skip=params),
-                _params_section(runs, params, metric, goal), _sweeps_section(runs)]
-    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(queue_name)} report</title><style>{_CSS}</style></head>"
-            f"<body>\n{''.join(body)}{_SCRIPT}</body></html>\n")
+        context = {
+            "queue_name": queue_name, "csv_path": str(csv_path.resolve()),
+            "generated": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "counts": _counts(runs), "n_runs": len(runs),
+            "table": _runs_table(runs, metric, goal, wandb, _hyperparameters(runs, params)),
+            "best": _best_section(runs, metric, goal, note),
+            "compare": _compare_section(runs, metric, goal, skip=params),
+            "curves": _curves_section(runs, metric, goal, skip=params),
+            "params": _params_section(runs, params, metric, goal),
+            "sweeps": _sweeps_section(runs),
+            "css": _static("report.css"), "script": _static("report.js")}
+    page = _environment().get_template("report.html.j2").render(context)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -443,14 +347,14 @@ def _drawable(text: str) -> str:
     return text if all(ord(c) in _dejavu_chars() for c in text) else ""
 
 
-def _img(fig, alt: str) -> str:
+def _img(fig, alt: str) -> dict:
+    """The figure as a PNG the page embeds (base64): ``{"alt", "data"}``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return {"alt": alt, "data": base64.b64encode(buf.getvalue()).decode("ascii")}
 
 
-def _curve_chart(key: str, runs: list[Run]) -> str:
+def _curve_chart(key: str, runs: list[Run]) -> dict:
     import matplotlib
 
     fig = _figure(7.5, 3.6)
@@ -477,7 +381,7 @@ def _log_scale(values: list[float]) -> bool:
     return bool(values) and min(values) > 0 and max(values) / min(values) > 10
 
 
-def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
+def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> dict:
     """A dot per run on an axis fitted to the values (bars from 0 would make 0.2500 and
     0.2514 look equal); log when they span more than 10×."""
     fig = _figure(7.5, 0.9 + 0.32 * len(ranked))
@@ -502,7 +406,7 @@ def _best_chart(ranked: list[tuple[Run, float]], metric: str) -> str:
     return _img(fig, f"best {metric} per run")
 
 
-def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: str) -> str:
+def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: str) -> dict:
     fig = _figure(4.6, 3.4)
     ax = fig.add_subplot()
     xs = [x for _, x, _ in points]
@@ -518,47 +422,31 @@ def _scatter_chart(param: str, points: list[tuple[str, float, float]], metric: s
 
 
 # ------------------------------------------------------------------ HTML
-def _e(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+# What each section's template (templates/report_*.html.j2) shows, as plain values: the
+# templates escape them.
+
+@functools.lru_cache(maxsize=4)
+def _static(name: str) -> Markup:
+    """The page's own stylesheet or script, inlined as written (no template syntax)."""
+    return Markup((_TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def _badge(status: str, label: str = "") -> str:
-    colour = _BADGE.get(status, "#555")
-    return f'<span class="badge" style="background:{colour}">{_e(label or status)}</span>'
-
-
-def _class(name: str) -> str:
-    return f' class="{name}"' if name else ""
-
-
-def _nothing(text: str) -> str:
-    return f'<p class="note">{_e(text)}</p>\n'
-
-
-def _header(queue_name: str, csv_path: Path) -> str:
-    when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    return (f"<h1>Queue {_e(queue_name)}</h1>\n<p class=\"meta\">CSV: <code>"
-            f"{_e(csv_path.resolve())}</code><br>generated {_e(when)}</p>\n")
-
-
-def _counts(runs: list[Run]) -> str:
+def _counts(runs: list[Run]) -> list[tuple[str, int]]:
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.row["status"]] = counts.get(run.row["status"], 0) + 1
     order = [s for s in _BADGE if s in counts] + [s for s in counts if s not in _BADGE]
-    badges = " ".join(_badge(s, f"{s} {counts[s]}") for s in order)
-    return f'<h2>Status</h2>\n<p class="counts">{badges or "no rows"} ' \
-           f'<span class="meta">({len(runs)} rows)</span></p>\n'
+    return [(s, counts[s]) for s in order]
 
 
 def _runs_table(runs: list[Run], metric: str, goal: str,
                 wandb: tuple[str, str] | None = None,
-                hyper: tuple[list[str], dict, dict] = ([], {}, {})) -> str:
+                hyper: tuple[list[str], dict, dict] = ([], {}, {})) -> dict | None:
     """One line per run — what tells runs apart: status, the hyperparameters that differ,
     the metric, time, the error's first line — sortable and filterable; the rest (where
     it ran, weights, W&B, command and config, the whole error) a click away (▸)."""
     if not runs:
-        return "<h2>Runs</h2>\n" + _nothing("The queue has no rows.")
+        return None
     keys, values, same = hyper
     best_head = f"Best {metric}" if metric else "Best metric"
     heads = [("ID", ""), ("Name", ""), ("Status", ""), ("Try", ""),
@@ -580,81 +468,49 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
     # Name before Error and Notes: a share of the window of its own (they are whole in
     # the ▸ details); the two share what is left
     sizes = {**{h: f"{w:.1f}ch" for h, w in widths.items()}, "Name": "11%"}
-    cols = "".join(f'<col style="width:{sizes[h]}">' if h in sizes else "<col>"
-                   for h, _ in heads)
-    statuses = list(dict.fromkeys(r.row["status"] for r in runs))
-    options = "".join(f'<option value="{_e(s)}">{_e(s)}</option>' for s in statuses)
-    lines = ["<h2>Runs</h2>\n<p class=\"meta\">Click a heading to sort, ▸ for a run's "
-             "details (where it ran, weights, W&amp;B, command, the whole error). Best: the "
-             "run's best value of the metric"
-             + (f" ({'higher' if goal == 'max' else 'lower'} is better)" if metric else "")
-             + "; below it, the row's own metric when its kind has one (a sweep's, YOLO's "
-             "mAP, the summarizer's ROUGE).</p>\n"
-             + (f'<p class="meta">Same in every run: '
-                f"{_e(', '.join(f'{k}={v}' for k, v in same.items()))}</p>\n" if same else "")
-             + '<p class="filter"><input id="run-filter" type="search" placeholder="filter: '
-             f'any text of a run"> <select id="run-status"><option value="">every status'
-             f"</option>{options}</select></p>\n"
-             f"<table class=\"runs\"><colgroup>{cols}</colgroup><thead><tr>"
-             + "".join(f"<th{_class(c)} title=\"{_e(h)}\">{_e(h)}</th>" for h, c in heads)
-             + "</tr></thead><tbody>"]
+    table_rows = []
     for run in runs:
         r = run.row
         best = run.best(metric, goal) if metric else None
         best = best if best is not None else (r["best_metric"] if not run.own_metric else None)
         own = run.own_metric
-        own_text = f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else ""
         mine = values.get(run.id, {})
         error = (r["error"] or "").strip()
-        cells = [f'<td data-v="{_e(r["id"])}"><input class="pick" type="checkbox" '
-                 f'value="{_e(r["id"])}" title="compare its curves"><button class="open" '
-                 f'title="details">▸</button>{_e(r["id"])}</td>',
-                 _td(r["name"]),
-                 f'<td data-v="{_e(r["status"])}">{_badge(r["status"])}</td>',
-                 _td(r["attempts"], num=True),
-                 *(_td(mine.get(k, ""), num=bool(_NUMBER.match(mine.get(k, ""))))
-                   for k in keys),
-                 _best_cell(best, own_text),
-                 _td(format_duration(r["elapsed_s"]), num=True, sort=r["elapsed_s"]),
-                 _td(_short_time(r["started"]), sort=r["started"], tip=r["started"]),
-                 _td(r["parent"]),
-                 _td(error.splitlines()[0] if error else "", sort=error, tip=error),
-                 _td(r["notes"], tip=r["notes"])]
-        lines.append(f'<tr class="run" data-status="{_e(r["status"])}">{"".join(cells)}</tr>')
-        lines.append(f'<tr class="more" hidden><td colspan="{len(heads)}">'
-                     f"{_details(run, wandb)}</td></tr>")
-    return "\n".join(lines) + "</tbody></table>\n"
+        table_rows.append({
+            "id": r["id"], "name": r["name"], "status": r["status"], "attempts": r["attempts"],
+            "params": [(mine.get(k, ""), bool(_NUMBER.match(mine.get(k, "")))) for k in keys],
+            "best": f"{best:.4g}" if best is not None else "",
+            "best_sort": "" if best is None else f"{best:.10g}",
+            "own": f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else "",
+            "duration": format_duration(r["elapsed_s"]), "elapsed": r["elapsed_s"],
+            "started_short": _short_time(r["started"]), "started": r["started"],
+            "parent": r["parent"], "error_line": error.splitlines()[0] if error else "",
+            "error": error, "notes": r["notes"], "details": _details(run, wandb)})
+    return {"metric": metric, "goal": goal, "heads": heads,
+            "cols": [(h, sizes.get(h, "")) for h, _ in heads],
+            "same": ", ".join(f"{k}={v}" for k, v in same.items()),
+            "statuses": list(dict.fromkeys(r.row["status"] for r in runs)),
+            "rows": table_rows}
 
 
-def _details(run: Run, wandb: tuple[str, str] | None) -> str:
-    """What a run's ▸ opens: everything the line leaves out."""
+def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object, str]]:
+    """What a run's ▸ opens: everything the line leaves out, as (name, value, how it is
+    shown: "" text, "code", "pre" or "link")."""
     r = run.row
     where = " · ".join(x for x in (r["node"], f"GPUs {r['gpus']}" if r["gpus"] else "") if x)
-    items = [("Where", _e(where)), ("Ended", _e(r.get("ended", ""))),
-             ("Weight file", f"<code>{_e(r['weight_file'])}</code>" if r["weight_file"] else ""),
-             ("W&B run", _wandb_link(r["wandb_run_id"], wandb)),
-             ("Command", f"<code>{_e(r['command'])}</code>" if r["command"] else ""),
-             ("Config", f"<code>{_e(r['config'])}</code>" if r["config"] else ""),
-             ("Notes", _e(r["notes"])),
-             ("Error", f"<pre>{_e(r['error'])}</pre>" if r["error"] else "")]
+    run_id = r["wandb_run_id"]
+    link = (f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}", run_id) \
+        if run_id and wandb is not None else None
+    items = [("Where", where, ""), ("Ended", r.get("ended", ""), ""),
+             ("Weight file", r["weight_file"], "code"),
+             ("W&B run", link or run_id, "link" if link else ""),
+             ("Command", r["command"], "code"), ("Config", r["config"], "code"),
+             ("Notes", r["notes"], ""), ("Error", r["error"], "pre")]
     config = run.experiment.get("config") or {}
-    ran = "".join(f"{_e(k)}={_e(v)} " for k, v in config.items()
-                  if k != "command" and v not in (None, "", {}))
-    if ran:
-        items.append(("Ran with", f"<code>{ran.strip()}</code>"))
-    return "<dl>" + "".join(f"<dt>{name}</dt><dd>{value}</dd>"
-                            for name, value in items if value) + "</dl>"
-
-
-def _td(value, sort=None, tip: str | None = None, num: bool = False) -> str:
-    """One cell on one line, cut with "…" past its column's width, with the whole text in
-    its tooltip; ``sort``: what it sorts by; ``num``: right-aligned."""
-    text = "" if value is None else str(value)
-    key = f' data-v="{_e(sort)}"' if sort is not None else ""
-    if tip is None:
-        tip = text if len(text) > 12 else ""
-    tip = f' title="{_e(tip)}"' if tip else ""
-    return f"<td{_class('num' if num else '')}{key}{tip}>{_e(text)}</td>"
+    ran = " ".join(f"{k}={v}" for k, v in config.items()
+                   if k != "command" and v not in (None, "", {}))
+    items.append(("Ran with", ran, "code"))
+    return [item for item in items if item[1]]
 
 
 def _short_time(stamp: str) -> str:
@@ -663,44 +519,22 @@ def _short_time(stamp: str) -> str:
     return f"{match.group(1)} {match.group(2)}" if match else (stamp or "")
 
 
-def _best_cell(best: float | None, own_text: str) -> str:
-    value = f"{best:.4g}" if best is not None else ""
-    sub = f'<br><span class="sub">{_e(own_text)}</span>' if own_text else ""
-    return (f'<td class="num" data-v="{"" if best is None else f"{best:.10g}"}">'
-            f"{_e(value)}{sub}</td>")
-
-
-def _wandb_link(run_id: str, wandb: tuple[str, str] | None) -> str:
-    if not run_id or wandb is None:
-        return _e(run_id)
-    url = f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}"
-    return f'<a href="{_e(url)}">{_e(run_id)}</a>'
-
-
-def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> str:
-    out = f"<h2>Best models</h2>\n{f'<p>{note}</p>' if note else ''}"
+def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> dict:
     ranked = _ranked(runs, metric, goal)[:MAX_BEST]
-    if not ranked:
-        return out + _nothing("Nothing to plot: no run reported a numeric metric"
-                              + (f" named {metric!r}." if metric else "."))
-    order = ", ".join(r.id for r, _ in ranked)
-    rows = "".join(f'<tr><td class="num">{i}</td><td class="id">{_e(r.id)}</td>'
-                   f'<td>{_e(r.row["name"])}</td><td class="num">{v:.6g}</td></tr>'
-                   for i, (r, v) in enumerate(ranked, 1))
-    return (out + f"<figure>{_best_chart(ranked, metric)}<figcaption>{_e(metric)}, "
-            f"{'higher' if goal == 'max' else 'lower'} is better; best first: {_e(order)}"
-            f"</figcaption></figure>\n<table class=\"ranking\" id=\"best-models\"><tr><th>#</th>"
-            f"<th>ID</th><th>Name</th><th>{_e(metric)}</th></tr>{rows}</table>\n")
+    return {"note": note, "metric": metric, "metric_repr": repr(metric), "goal": goal,
+            "ranked": [(r.id, r.row["name"], f"{v:.6g}") for r, v in ranked],
+            "order": ", ".join(r.id for r, _ in ranked),
+            "chart": _best_chart(ranked, metric) if ranked else None}
 
 
-def _compare_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
+def _compare_section(runs: list[Run], metric: str, goal: str, skip=()) -> dict | None:
     """The curves of the runs ticked in the table, overlaid on axes fitted to them (log
     when they span more than 10×), one metric at a time — drawn in the page by its
     script from the data below it (each curve thinned to ``COMPARE_POINTS``)."""
     keys = [k for k in dict.fromkeys(k for r in runs for k in r.curves)
             if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
     if not keys:
-        return ""
+        return None
     keys.sort(key=lambda k: k != metric)
     data = {}
     for run in runs:
@@ -717,28 +551,19 @@ def _compare_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
         or list(data)[:COMPARE_FIRST]
     blob = json.dumps({"keys": keys, "runs": data, "first": first}, separators=(",", ":"),
                       allow_nan=False)
+    # inside <script>: no "<", ">" or "&" can end it or start markup (unicode escapes)
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    options = "".join(f'<option value="{_e(k)}">{_e(k)}</option>' for k in keys)
-    return ('<h2>Compare runs</h2>\n<div id="compare"><p class="meta">Tick runs in the table '
-            f"to overlay their curves (the best {len(first)} by {_e(metric or keys[0])} to "
-            f'begin with). Metric: <select id="compare-key">{options}</select></p>'
-            '<svg id="compare-plot" viewBox="0 0 1100 380" role="img" '
-            'aria-label="curves of the ticked runs"></svg><p class="legend" '
-            f'id="compare-legend"></p></div>\n<script type="application/json" '
-            f'id="compare-data">{blob}</script>\n')
+    return {"keys": keys, "first": len(first), "by": metric or keys[0], "blob": Markup(blob)}
 
 
-def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
-    out = "<h2>Metric curves</h2>\n"
+def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> dict:
     keys = list(dict.fromkeys(k for r in runs for k in r.curves))
     own = {r.metric for r in runs if r.metric}   # each kind's own metric (ROUGE, mAP…) next
     keys = sorted(keys, key=lambda k: (k != metric, k not in own))  # the chosen one first
     curved = [k for k in keys if k not in skip and any(len(set(r.values(k))) > 1 for r in runs)]
-    if not curved:
-        return out + _nothing("Nothing to plot: no run's metrics.jsonl has a metric that "
-                              "changes during the run.")
     ranked = [r for r, _ in _ranked(runs, metric, goal)]
     order = ranked + [r for r in runs if r not in ranked]
+    figures = []
     for key in curved[:MAX_METRIC_FIGURES]:
         with_key = [r for r in order if r.curves.get(key)]
         shown = with_key[:MAX_RUNS_PER_FIGURE]
@@ -746,34 +571,27 @@ def _curves_section(runs: list[Run], metric: str, goal: str, skip=()) -> str:
         if len(with_key) > len(shown):
             caption += f" of {len(with_key)}, the best by {metric} first"
         caption += "; x is the step (the line number where a run reports none)"
-        out += (f"<figure>{_curve_chart(key, shown)}<figcaption>{_e(caption)}</figcaption>"
-                "</figure>\n")
-    if len(curved) > MAX_METRIC_FIGURES:
-        out += _nothing(f"Not drawn: {', '.join(curved[MAX_METRIC_FIGURES:])}.")
-    return out
+        figures.append((_curve_chart(key, shown), caption))
+    return {"figures": figures, "not_drawn": ", ".join(curved[MAX_METRIC_FIGURES:])}
 
 
-def _params_section(runs: list[Run], params: dict, metric: str, goal: str) -> str:
+def _params_section(runs: list[Run], params: dict, metric: str, goal: str) -> list:
     best = {r.id: v for r, v in _ranked(runs, metric, goal)}
     plots = []
     for param, values in params.items():
         points = [(run_id, x, best[run_id]) for run_id, x in values.items() if run_id in best]
         if len(points) >= 2:
-            plots.append(f"<figure>{_scatter_chart(param, points, metric)}<figcaption>best "
-                         f"{_e(metric)} against {_e(param)} ({len(points)} runs)</figcaption>"
-                         f"</figure>")
+            plots.append((_scatter_chart(param, points, metric),
+                          f"best {metric} against {param} ({len(points)} runs)"))
         if len(plots) == MAX_PARAM_PLOTS:
             break
-    if not plots:
-        return ""
-    return ("<h2>Metric vs parameter</h2>\n<div style=\"display:flex;flex-wrap:wrap;gap:1em\">"
-            + "\n".join(plots) + "</div>\n")
+    return plots
 
 
 MAX_TRIALS_SHOWN = 50
 
 
-def _sweeps_section(runs: list[Run]) -> str:
+def _sweeps_section(runs: list[Run]) -> list[dict]:
     """Per sweep row: its trials (the registry's), each parameter against the metric, and
     every trial across all parameters (parallel coordinates)."""
     out = []
@@ -785,17 +603,13 @@ def _sweeps_section(runs: list[Run]) -> str:
         scored = [t for t in trials if _trial_value(t, metric) is not None]
         scored.sort(key=lambda t: _trial_value(t, metric), reverse=goal == "max")
         rest = [t for t in trials if t not in scored]
-        head = "".join(f"<th>{_e(p)}</th>" for p in params)
         rows = []
-        for i, t in enumerate((scored + rest)[:MAX_TRIALS_SHOWN], 1):
+        for t in (scored + rest)[:MAX_TRIALS_SHOWN]:
             value = _trial_value(t, metric)
             cfg = t.get("config") or {}
-            rows.append(f'<tr><td class="num">{i}</td><td>{_e(t.get("name", ""))}</td>'
-                        f'<td>{_e(t.get("status", ""))}</td>'
-                        + "".join(f'<td class="num">{_e(_short(cfg.get(p)))}</td>'
-                                  for p in params)
-                        + f'<td class="num">{"" if value is None else f"{value:.6g}"}</td>'
-                        "</tr>")
+            rows.append((t.get("name", ""), t.get("status", ""),
+                         [_short(cfg.get(p)) for p in params],
+                         "" if value is None else f"{value:.6g}"))
         figures = []
         numeric = [p for p in params   # numbers that differ between trials
                    if len({t["config"][p] for t in scored
@@ -803,23 +617,16 @@ def _sweeps_section(runs: list[Run]) -> str:
         for p in numeric[:MAX_PARAM_PLOTS]:
             points = [(str(i), float(t["config"][p]), _trial_value(t, metric))
                       for i, t in enumerate(scored, 1) if _is_number(t["config"].get(p))]
-            figures.append(f"<figure>{_scatter_chart(p, points, metric)}<figcaption>"
-                           f"{_e(metric)} against {_e(p)} ({len(points)} trials)"
-                           "</figcaption></figure>")
+            figures.append((_scatter_chart(p, points, metric),
+                            f"{metric} against {p} ({len(points)} trials)"))
         if len(numeric) >= 2 and len(scored) >= 2:
-            figures.append(f"<figure>{_parallel_chart(scored, numeric, metric, goal)}"
-                           f"<figcaption>every trial across its parameters; colour: "
-                           f"{_e(metric)}, {'higher' if goal == 'max' else 'lower'} is better"
-                           "</figcaption></figure>")
-        out.append(
-            f'<h2 id="sweep-{_e(run.id)}">Sweep {_e(run.id)}</h2>\n<p class="meta">'
-            f"{len(trials)} trials, {len(scored)} with {_e(metric or 'a metric')}; best first"
-            f" ({'higher' if goal == 'max' else 'lower'} is better)</p>\n"
-            f'<table class="trials"><tr><th>#</th><th>trial</th><th>status</th>{head}'
-            f"<th>{_e(metric)}</th></tr>{''.join(rows)}</table>\n"
-            + (f'<div style="display:flex;flex-wrap:wrap;gap:1em">{"".join(figures)}</div>\n'
-               if figures else ""))
-    return "".join(out)
+            figures.append((_parallel_chart(scored, numeric, metric, goal),
+                            f"every trial across its parameters; colour: {metric}, "
+                            f"{'higher' if goal == 'max' else 'lower'} is better"))
+        out.append({"id": run.id, "n_trials": len(trials), "n_scored": len(scored),
+                    "metric": metric, "goal": goal, "params": params, "rows": rows,
+                    "figures": figures})
+    return out
 
 
 def _trial_value(trial: dict, metric: str) -> float | None:
@@ -834,7 +641,7 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
-def _parallel_chart(trials: list[dict], params: list[str], metric: str, goal: str) -> str:
+def _parallel_chart(trials: list[dict], params: list[str], metric: str, goal: str) -> dict:
     import matplotlib
 
     axes = [*params, metric]
