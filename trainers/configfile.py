@@ -3,15 +3,19 @@ importing the ``module:name`` targets it names (entry points, callbacks)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from trainers.errors import ConfigError
 
-__all__ = ["read_mapping", "import_target", "TargetError"]
+__all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located"]
+
+_LINES: dict[str, dict[str, int]] = {}   # file -> its keys' lines, as read_mapping saw it
 
 
 def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> dict:
@@ -36,7 +40,48 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
     if not isinstance(data, dict):
         raise ConfigError(path, problem="the file must be a mapping of key: value",
                           value=type(data).__name__, fix=f"see {example}")
+    _LINES[str(path)] = _LINES[str(Path(path).expanduser().resolve())] = key_lines(text)
     return data
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Each key of a YAML mapping, dotted (``training.learning_rate``), and the line it
+    is written on (from 1)."""
+    lines: dict[str, int] = {}
+
+    def walk(node, prefix: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                dotted = prefix + str(key.value)
+                lines.setdefault(dotted, key.start_mark.line + 1)
+                walk(value, dotted + ".")
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    except yaml.YAMLError:
+        pass
+    return lines
+
+
+def located(load: Callable) -> Callable:
+    """``load`` whose ``ConfigError``s say the line of their key in the file they name
+    (``hf.yaml line 12: training.learning_rate = -1: must be > 0``)."""
+    @functools.wraps(load)
+    def wrapper(*args, **kwargs):
+        try:
+            return load(*args, **kwargs)
+        except ConfigError as e:
+            if e.line is not None or not e.key or e.path is None:
+                raise
+            lines = _LINES.get(str(Path(e.path).expanduser().resolve())) \
+                or _LINES.get(str(e.path)) or {}
+            line = lines.get(e.key)
+            if line is None:
+                raise
+            raise e.at(line) from None
+    return wrapper
 
 
 class TargetError(ImportError):

@@ -74,23 +74,28 @@ class ConfigError(OrchestratorError, ValueError):
     """
 
     def __init__(self, source, key: str = "", value=_UNSET, fix: str = "", *,
-                 problem: str = ""):
+                 problem: str = "", line: int | None = None):
         self.source = str(source) if source else "config"
         self.path = source
-        self.key, self.fix, self.problem = key, fix, problem
+        self.key, self.fix, self.problem, self.line = key, fix, problem, line
         self._value = value
         self.value = None if value is _UNSET else value
         if problem:
-            where = self.source + (f": {key}" if key else "")
+            where = self.source + (f" line {line}" if line else "") + (f": {key}" if key else "")
             shown = f" = {self.value!r}" if self.value is not None else ""
             text = f"{where}{shown}: {problem}" + (f" — {fix}" if fix else "")
         else:
             text = f"{self.source}: {key}={self.value!r} — {fix}"
         super().__init__(text)
 
+    def at(self, line: int | None) -> ConfigError:
+        """The same error, said at ``line`` of its file."""
+        return ConfigError(self.path, self.key, self._value, self.fix, problem=self.problem,
+                           line=line)
+
     def __reduce__(self):
         return (_rebuild, (ConfigError, (self.path, self.key, self._value, self.fix),
-                           {"problem": self.problem}))
+                           {"problem": self.problem, "line": self.line}))
 
 
 class JobError(OrchestratorError):

@@ -56,8 +56,9 @@ class BuiltinKind(Kind):
         try:
             self.load(path, check_paths=check_paths)
         except ConfigError as e:
-            key = (f" (key {e.key!r}" + (f" = {e.value!r})" if e.value is not None else ")")
-                   if e.key else "")
+            where = f"{e.path} line {e.line}" if e.line else ""
+            key = (f" (key {e.key!r}" + (f" = {e.value!r}" if e.value is not None else "")
+                   + (f", {where})" if where else ")") if e.key else "")
             raise KindError("Config", spec.config_text,
                             f"the {self.name} config cannot run: {e.problem}{key}",
                             e.fix or f"fix {path}") from None

@@ -224,4 +224,27 @@ def test_entry_point_reports_a_bad_config_in_one_line(tmp_path):
     result = _run(["-m", "trainers.hf", str(cfg), "--in-process"], tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: {cfg}: training.epochs = 0: must be >= 1")
+        f"error: {cfg} line 1: training.epochs = 0: must be >= 1")
+
+
+def test_a_config_error_names_the_line_of_its_key_in_every_kind(tmp_path):
+    """The three kinds' YAMLs say where the bad key is written: the file, the line, the
+    key, the value, the fix (a flow mapping's keys are on its line; a base file's key is
+    found in the base file)."""
+    from trainers.torch.config import load as load_ddp
+    from trainers.yolo.config import load_train
+
+    hf = write(tmp_path / "hf.yaml", "# my run\ndata: {train: a.csv, dev: b.csv}\n"
+               "training:\n  learning_rate: 1e-4\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        load(hf)
+    assert str(raised.value).startswith(f"{hf} line 5: training.epochs = 0: must be >= 1")
+    ddp = write(tmp_path / "ddp.yaml", "entry: m:T\n\ncheckpoint:\n  num_to_keep: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        load_ddp(ddp)
+    assert str(raised.value).startswith(f"{ddp.resolve()} line 4: checkpoint.num_to_keep = 0")
+    yolo = write(tmp_path / "y.yaml", "model: yolo26n.yaml\ndata: d.yaml\nepochs: -2\n")
+    with pytest.raises(ConfigError) as raised:
+        load_train(yolo, check_paths=False)
+    assert " line 3: epochs = -2" in str(raised.value), str(raised.value)
+    assert raised.value.line == 3

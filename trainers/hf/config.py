@@ -28,7 +28,7 @@ import yaml
 
 from orchestrator.api import batch_divisor
 from orchestrator.infra.validation import did_you_mean, nearest, parse_bool
-from trainers.configfile import read_mapping
+from trainers.configfile import located, read_mapping
 from trainers.errors import ConfigError
 
 __all__ = ["HFConfig", "load", "metric", "SECTIONS", "ENV_OVERRIDES", "BUILTIN_METRICS",
@@ -143,6 +143,7 @@ class HFConfig:
 # ---- loading -------------------------------------------------------------------------------
 
 
+@located
 def load(path: str | Path | Mapping, overrides: Iterable[str] | Mapping[str, Any] = (),
          environ: Mapping[str, str] | None = None, *, require_data: bool = True,
          origin: str | Path | None = None) -> HFConfig:

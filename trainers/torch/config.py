@@ -28,7 +28,7 @@ from typing import Any
 
 from orchestrator.api import batch_divisor, goal_of
 from orchestrator.infra.validation import did_you_mean
-from trainers.configfile import read_mapping
+from trainers.configfile import located, read_mapping
 from trainers.errors import ConfigError
 
 __all__ = ["DDPConfig", "WandbSettings", "load", "metric", "KEYS"]
@@ -79,6 +79,7 @@ def metric(cfg: DDPConfig) -> tuple[str, str]:
     return cfg.metric, cfg.goal
 
 
+@located
 def load(path: str | Path, environ=None) -> DDPConfig:
     """Read and validate a ``Kind=ddp`` YAML; raises ConfigError naming the key and the fix.
     After an out-of-memory attempt under ``on_oom = halve_batch`` (``ORCH_BATCH_DIVISOR``

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.infra.validation import did_you_mean
-from trainers.configfile import read_mapping
+from trainers.configfile import located, read_mapping
 from trainers.errors import ConfigError
 from trainers.yolo.device import parse_device
 
@@ -328,6 +328,7 @@ def _integrations(path: Path, data: dict) -> tuple[str, ...]:
     return tuple(names)
 
 
+@located
 def load_train(path: str | Path, *, check_paths: bool = True) -> TrainConfig:
     """The checked config of a ``yolo`` (training) row."""
     path, data = _read(path)
@@ -349,6 +350,7 @@ def load_train(path: str | Path, *, check_paths: bool = True) -> TrainConfig:
 
 
 # ----------------------------------------------------------------- label
+@located
 def load_label(path: str | Path, *, check_paths: bool = True) -> LabelConfig:
     """The checked config of a ``yolo_label`` (auto-labelling) row."""
     path, data = _read(path)
