@@ -23,7 +23,7 @@ from rich.style import Style
 from rich.text import Text
 
 from orchestrator.api import goal_of
-from orchestrator.core import Failure, RowStatus, read_word
+from orchestrator.core import Failure, FailureKind, RowStatus, read_word
 from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
@@ -232,6 +232,20 @@ def _log_path(base_dir: str, row: dict, attempt: dict) -> str:
     return text if os.path.isabs(text) or not base_dir else os.path.join(base_dir, text)
 
 
+def _failure_kind(status: RowStatus, latest: dict, error: str) -> str | None:
+    """Why a Crash, Stopped or Invalid row is so: the run record's field for its last
+    attempt; the ``Error`` cell's first word only for a row the record has no attempt of
+    (stopped before it started, or a CSV carried away from its record)."""
+    if status is RowStatus.INVALID:
+        return FailureKind.INVALID.value
+    if status not in (RowStatus.CRASH, RowStatus.STOPPED):
+        return None
+    if latest:
+        return latest.get("failure") or None
+    failure = Failure.parse(error)
+    return failure.kind.value if failure is not None else None
+
+
 def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
                 base_dir: Path | None = None, metrics: MetricsTail | None = None,
                 metric: str = "", default_gpus: str = "",
@@ -258,7 +272,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
         if started and (status is RowStatus.TRAINING or status.is_finished):
             elapsed = now - started if status is RowStatus.TRAINING else (ended or now) - started
         error = row.get("Error", "")
-        failure = Failure.parse(error)
+        failure = _failure_kind(status, latest, error)
         log = _log_path(base, row, latest)
         lines = os.path.join(os.path.dirname(log), "metrics.jsonl") if log else ""
         last = metrics.last(lines) if lines else {}
@@ -292,7 +306,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "best_metric": best,
             "weight_file": row.get("WeightFile", ""),
             "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
-            "error": error, "failure": failure.kind.value if failure is not None else None,
+            "error": error, "failure": failure,
             "waiting": (waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
             "log": log,
         })

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from orchestrator.store.config import load_config
 from orchestrator.store.paths import DriverLock, queue_paths
+from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
 from orchestrator.views.table import QueueSource, render_status, row_views
 from tests.helpers import write_csv
@@ -42,7 +43,8 @@ def queue(tmp_path):
                              log_path=str(run_dir / "run.log"))
         record.update_attempt("queue", job_id, attempt, status=status, node="node-a",
                               started=time.time() - 125, gpus="0,1" if job_id == "done" else "1",
-                              ended=time.time() - 5 if status != "Training" else None)
+                              ended=time.time() - 5 if status != "Training" else None,
+                              **({"failure": "oom"} if status == "Crash" else {}))
     record.close()
     csv_path = write_csv(tmp_path / "queue.csv", HEADER, [
         ["train-long-name-01", "a long descriptive run name", "python t.py", "0.5", "3", "",
@@ -84,6 +86,15 @@ def test_json_has_numbers_as_numbers_and_what_each_row_asked_for(queue):
         ("done", -1, 0.25)
     assert rows["gpu-wait"]["gpus"] == 8.0 and rows["typo"]["gpus"] == 1.0, "default_gpus"
     assert rows["gpu-wait"]["attempts"] is None and rows["gpu-wait"]["best_metric"] is None
+
+
+def test_the_failure_kind_is_the_records_not_a_reading_of_the_error_text(queue):
+    """A user who rewrites a Crash row's Error cell (or a message that happens to start
+    with another kind's word) does not change why the attempt failed."""
+    QueueFile(queue.paths.csv).update({"crashed-resnet": {"Error": "exit: I looked at it"}})
+    rows = {r["id"]: r for r in queue.rows()}
+    assert rows["crashed-resnet"]["failure"] == "oom"
+    assert rows["done"]["failure"] is None and rows["child"]["failure"] is None
 
 
 @pytest.mark.parametrize("width", [80, 120])
