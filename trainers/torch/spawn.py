@@ -142,6 +142,12 @@ def _rank_main(rank: int, world: int, blob: bytes, address: str, backend: str,
         dist.barrier()   # no rank leaves while another still talks (gloo aborts: SIGABRT)
     finally:
         dist.destroy_process_group()
+    # done: leave without the interpreter's and the C++ libraries' teardown, where gloo's
+    # threads may abort the process (SIGABRT, "terminate called without an active
+    # exception") after the work is saved
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _track_steps(optimizer) -> None:
