@@ -51,6 +51,7 @@ bench: $(STAMP) bench-peers
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ddp_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/yolo_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/storage.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/snapshot.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check orchestrator trainers sweeps tests bench examples configs tools

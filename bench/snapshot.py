@@ -1,0 +1,69 @@
+"""What recording a row's code costs (printed, not asserted): ``orchestrator.store.snapshot``
+on a git repository of 3,000 files (20 edited, 50 untracked) and on the same folder
+without git, first (every blob new) and again (blobs shared). The peer: ``git stash
+create`` plus ``git ls-files --others``, what a hand-rolled "record the commit and diff"
+script runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.store.snapshot import SnapshotStore, take  # noqa: E402
+
+FILES = 3000
+ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
+       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
+
+
+def make(folder: Path, with_git: bool) -> None:
+    for i in range(FILES):
+        path = folder / f"pkg{i % 30}" / f"mod{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# module {i}\n" + "x = 1\n" * 40)
+    if with_git:
+        for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "base"]):
+            subprocess.run(["git", "-C", str(folder), *args], check=True, env=ENV)
+    for i in range(20):
+        (folder / f"pkg{i % 30}" / f"mod{i}.py").write_text("edited\n")
+    for i in range(50):
+        (folder / f"new{i}.py").write_text(f"new {i}\n")
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for with_git in (True, False):
+            folder = Path(tmp) / ("repo" if with_git else "plain")
+            folder.mkdir()
+            make(folder, with_git)
+            store = SnapshotStore(Path(tmp) / f"store-{with_git}")
+            first = timed(lambda: take(folder, [], store))
+            again = timed(lambda: take(folder, [], store))
+            label = "git, 3,000 files" if with_git else "no git, 3,000 .py files"
+            line = f"snapshot, {label}: first {first * 1000:.0f} ms, again {again * 1000:.0f} ms"
+            if with_git:
+                peer = timed(lambda: [subprocess.run(["git", "-C", str(folder), *a],
+                                                     capture_output=True, check=True)
+                                      for a in (["stash", "create"],
+                                                ["ls-files", "--others",
+                                                 "--exclude-standard"])])
+                line += f"; peer (git stash create + ls-files) {peer * 1000:.0f} ms, " \
+                        f"ratio {again / peer:.1f}"
+            print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""What code a row was queued with: a snapshot of the folder its command runs in, taken
+when the driver first reads the row (not when it starts), kept content-addressed in the
+state dir and pointed at by each of its attempts.
+
+In a git work tree: the HEAD commit, the diff of tracked files against it
+(``git diff HEAD --binary``) and the untracked files git does not ignore. Elsewhere: the
+files under ``snapshot_globs``. Both add the files the row names (its ``Config``, a
+``--config X`` in its command). Left out, and said in ``skipped``: files over the size cap,
+secrets (``.env``, keys, credentials), symlinks that leave the tree, the state dir and the
+queue file itself (the driver writes it). A snapshot's id is the hash of what it holds,
+so rows queued from the same code share one; blobs are shared across snapshots.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["Snapshot", "SnapshotStore", "take", "named_files", "SECRET_PATTERNS"]
+
+#: Files a snapshot never holds, whatever git says of them.
+SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
+                   "id_ed25519*", "id_ecdsa*", ".netrc", "*secret*", "*credential*",
+                   "*.kdbx", ".pypirc", ".git-credentials")
+MAX_FILE_BYTES = 1 << 20          # a file larger than this is named, not kept
+MAX_TOTAL_BYTES = 32 << 20        # what one snapshot keeps at most
+_SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
+              ".mypy_cache", ".pytest_cache", ".ruff_cache", "wandb"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One code state. ``files``: path (relative to ``root``) → blob hash; ``diff``: the
+    blob of git's diff against ``commit`` ("" when clean or without git)."""
+
+    id: str
+    root: str
+    commit: str = ""
+    dirty: bool = False
+    diff: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+class SnapshotStore:
+    """Blobs and manifests under ``<state dir>/snapshots``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.folder / "blobs" / digest[:2] / digest
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{digest}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return digest
+
+    def blob(self, digest: str) -> bytes:
+        return (self.folder / "blobs" / digest[:2] / digest).read_bytes()
+
+    def save(self, snapshot: Snapshot) -> None:
+        path = self.folder / f"{snapshot.id}.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{snapshot.id}.tmp")
+            tmp.write_text(snapshot.to_json(), encoding="utf-8")
+            os.replace(tmp, path)
+
+    def load(self, snapshot_id: str) -> Snapshot:
+        data = json.loads((self.folder / f"{snapshot_id}.json").read_text(encoding="utf-8"))
+        data["skipped"] = tuple(data.get("skipped") or ())
+        return Snapshot(**data)
+
+
+def named_files(command: str, config: str, base: Path) -> list[Path]:
+    """The files a row names: its ``Config`` cell and the value of ``--config``/``-c``
+    (``--config=X`` too) in its command, where they exist."""
+    names = [config] if config else []
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        words = (command or "").split()
+    for i, word in enumerate(words):
+        if word in ("--config", "-c", "--cfg") and i + 1 < len(words):
+            names.append(words[i + 1])
+        elif word.startswith(("--config=", "--cfg=")):
+            names.append(word.split("=", 1)[1])
+    out = []
+    for name in names:
+        path = (base / Path(name).expanduser()).resolve()
+        if path.is_file():
+            out.append(path)
+    return out
+
+
+def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
+         leave_out: Iterable[Path] = (), globs: Iterable[str] = ("*.py",)) -> Snapshot:
+    """Snapshot ``folder`` (and the ``named`` files) into ``store``; ``leave_out``: paths
+    never kept (the state dir, the queue file)."""
+    folder = Path(folder).resolve()
+    left = [Path(p).resolve() for p in leave_out]
+    skipped: list[str] = []
+    root, commit, diff, candidates = _git(folder, store, left)
+    untracked = set(candidates) if root is not None else set()
+    if root is None:
+        root = folder
+        candidates = _walk(folder, tuple(globs))
+    files: dict[str, str] = {}
+    total, dirty = 0, bool(diff)
+    for path in [*candidates, *named]:
+        path = Path(path)
+        rel = _relative(path, root)
+        if rel is None or rel in files:
+            continue
+        why = _why_not(path, root, left)
+        if why:
+            skipped.append(f"{rel}: {why}")
+            continue
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
+            skipped.append(f"{rel}: {size:,} bytes, over the snapshot's cap "
+                           f"({MAX_FILE_BYTES >> 20} MiB a file, {MAX_TOTAL_BYTES >> 20} MiB "
+                           "in all): commit it, or add it to .gitignore if it is data")
+            continue
+        files[rel] = store.put(path.read_bytes())
+        total += size
+        dirty = dirty or path in untracked
+    body = {"root": str(root), "commit": commit, "diff": diff, "files": files,
+            "skipped": sorted(skipped)}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    snapshot = Snapshot(id=digest, root=str(root), commit=commit, dirty=dirty,
+                        diff=diff, files=files, skipped=tuple(sorted(skipped)))
+    store.save(snapshot)
+    return snapshot
+
+
+def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
+         ) -> tuple[Path | None, str, str, list[Path]]:
+    """``(work tree root, HEAD, diff blob, untracked files)``; root None without git.
+    ``leave_out`` inside the tree is not even listed (a state dir holds thousands of
+    logs)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                              timeout=60)
+    try:
+        top = git("rev-parse", "--show-toplevel")
+    except (OSError, subprocess.TimeoutExpired):   # no git on this machine
+        return None, "", "", []
+    if top.returncode != 0:
+        return None, "", "", []
+    root = Path(top.stdout.decode().strip()).resolve()
+    head = git("rev-parse", "--verify", "-q", "HEAD")
+    commit = head.stdout.decode().strip() if head.returncode == 0 else ""
+    diff = ""
+    if commit:
+        out = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
+        if out.returncode == 0 and out.stdout:
+            diff = store.put(out.stdout)
+    excluded = [f":(exclude,top){p.relative_to(root).as_posix()}" for p in leave_out
+                if root in p.parents]
+    untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name",
+                    ":/", *excluded)
+    names = [n for n in untracked.stdout.decode(errors="replace").split("\0") if n] \
+        if untracked.returncode == 0 else []
+    return root, commit, diff, [root / n for n in names]
+
+
+def _walk(folder: Path, globs: tuple[str, ...]) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):   # never follows a linked folder
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            if any(fnmatch.fnmatch(name, g) for g in globs):
+                out.append(Path(dirpath) / name)
+    return out
+
+
+def _relative(path: Path, root: Path) -> str | None:
+    try:
+        return path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return path.absolute().as_posix()   # a named file outside the tree: by its path
+
+
+def _why_not(path: Path, root: Path, leave_out: list[Path]) -> str:
+    name = path.name
+    if any(fnmatch.fnmatch(name.lower(), p) for p in SECRET_PATTERNS):
+        return "left out: it may hold secrets"
+    if path.is_symlink():
+        target = path.resolve()
+        if target != root and root not in target.parents:
+            return f"left out: a symlink out of the work tree (to {target})"
+    real = path.resolve()
+    if any(real == p or p in real.parents for p in leave_out):
+        return "left out: the orchestrator's own file"
+    if not real.is_file():
+        return "left out: not a file"
+    return ""

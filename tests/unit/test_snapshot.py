@@ -1,0 +1,92 @@
+"""Code snapshots (orchestrator.store.snapshot) on real git repositories and plain
+folders the tests make: what is kept, what is left out and why, and that equal code
+gives one snapshot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from orchestrator.store.snapshot import MAX_FILE_BYTES, SnapshotStore, named_files, take
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"})
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "train.py").write_text("print('v1')\n")
+    (repo / ".gitignore").write_text("data/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    return repo
+
+
+def test_a_clean_tree_is_its_commit_and_equal_code_is_one_snapshot(repo, tmp_path):
+    store = SnapshotStore(tmp_path / "snaps")
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    first = take(repo, [], store)
+    assert (first.commit, first.dirty, first.diff, first.files) == (head, False, "", {})
+    assert take(repo, [], store).id == first.id, "the same code, the same snapshot"
+    assert store.load(first.id) == first
+
+
+def test_edits_and_untracked_files_are_kept_ignored_and_secret_ones_are_not(repo, tmp_path):
+    store = SnapshotStore(tmp_path / "snaps")
+    runs = repo / "runs"          # the state dir inside the tree, not ignored
+    (runs / "a" / "attempt-1").mkdir(parents=True)
+    (runs / "a" / "attempt-1" / "run.log").write_text("log\n")
+    (repo / "train.py").write_text("print('v2')\n")
+    (repo / "model.py").write_text("class M: pass\n")
+    (repo / ".env").write_text("WANDB_API_KEY=PLANTED-VALUE-7\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "big.bin").write_bytes(b"0" * 10)
+    (repo / "weights.pt").write_bytes(b"0" * (MAX_FILE_BYTES + 1))
+    (repo / "outside").symlink_to(tmp_path)
+    (tmp_path / "elsewhere.py").write_text("x = 1\n")
+    (repo / "link.py").symlink_to(tmp_path / "elsewhere.py")
+    (repo / "queue.csv").write_text("ID,TrainingCommand\n")
+    snap = take(repo, [], store, leave_out=[runs, repo / "queue.csv"])
+    assert snap.dirty and snap.diff
+    assert b"+print('v2')" in store.blob(snap.diff)
+    assert set(snap.files) == {"model.py"}, snap.files
+    assert store.blob(snap.files["model.py"]) == b"class M: pass\n"
+    said = "\n".join(snap.skipped)
+    assert ".env: left out: it may hold secrets" in said
+    assert "weights.pt:" in said and "over the snapshot's cap" in said
+    assert "link.py: left out: a symlink out of the work tree" in said
+    assert "outside: left out: a symlink out of the work tree" in said
+    assert "runs/" not in said and "queue.csv" not in said, \
+        "the state dir and the queue file are not even listed"
+    assert "data/" not in said, "ignored files are not the code"
+    kept = b"".join(p.read_bytes() for p in (tmp_path / "snaps").rglob("*") if p.is_file())
+    assert b"PLANTED-VALUE-7" not in kept
+
+
+def test_a_folder_without_git_is_its_files_and_a_row_adds_the_files_it_names(tmp_path):
+    folder = tmp_path / "plain"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "train.py").write_text("print(1)\n")
+    (folder / "pkg" / "net.py").write_text("W = 2\n")
+    (folder / "notes.md").write_text("not code\n")
+    (folder / "cfg.yaml").write_text("lr: 0.1\n")
+    store = SnapshotStore(tmp_path / "snaps")
+    named = named_files("python train.py --config cfg.yaml --lr 1", "", folder)
+    assert named == [folder / "cfg.yaml"]
+    snap = take(folder, named, store, globs=("*.py",))
+    assert (snap.commit, snap.diff) == ("", "")
+    assert set(snap.files) == {"train.py", "pkg/net.py", "cfg.yaml"}
+    (folder / "cfg.yaml").write_text("lr: 0.2\n")
+    assert take(folder, named, store, globs=("*.py",)).id != snap.id, "a config edit is code"
