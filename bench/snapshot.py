@@ -37,10 +37,15 @@ def make(folder: Path, with_git: bool) -> None:
         (folder / f"new{i}.py").write_text(f"new {i}\n")
 
 
-def timed(fn) -> float:
+def timed(fn, *args) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
+
+
+def peer(folder: Path) -> None:
+    for args in (["stash", "create"], ["ls-files", "--others", "--exclude-standard"]):
+        subprocess.run(["git", "-C", str(folder), *args], capture_output=True, check=True)
 
 
 def main() -> None:
@@ -50,18 +55,14 @@ def main() -> None:
             folder.mkdir()
             make(folder, with_git)
             store = SnapshotStore(Path(tmp) / f"store-{with_git}")
-            first = timed(lambda: take(folder, [], store))
-            again = timed(lambda: take(folder, [], store))
+            first = timed(take, folder, [], store)
+            again = timed(take, folder, [], store)
             label = "git, 3,000 files" if with_git else "no git, 3,000 .py files"
             line = f"snapshot, {label}: first {first * 1000:.0f} ms, again {again * 1000:.0f} ms"
             if with_git:
-                peer = timed(lambda: [subprocess.run(["git", "-C", str(folder), *a],
-                                                     capture_output=True, check=True)
-                                      for a in (["stash", "create"],
-                                                ["ls-files", "--others",
-                                                 "--exclude-standard"])])
-                line += f"; peer (git stash create + ls-files) {peer * 1000:.0f} ms, " \
-                        f"ratio {again / peer:.1f}"
+                theirs = timed(peer, folder)
+                line += f"; peer (git stash create + ls-files) {theirs * 1000:.0f} ms, " \
+                        f"ratio {again / theirs:.1f}"
             print(line)
 
 
