@@ -46,9 +46,8 @@ def kept_state():
 
 @pytest.mark.parametrize("ray_kind, moment", [
     ("own", "after-record-end:3"),      # the record says Done, the CSV still Training
-    ("kept", "after-record-end:2"),     # the same, the runners outliving the driver
-    ("kept", "after-record-begin:4"),   # an attempt recorded, its runner not yet asked
-])
+    ("kept", "after-record-begin:4"),   # an attempt recorded, its runner not yet asked,
+])                                      # the runners outliving the driver
 def test_a_driver_killed_at_a_named_moment_loses_nothing_and_runs_nothing_twice(
         tmp_path, kept_state, ray_kind, moment):
     out = tmp_path / "out"
