@@ -11,9 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from orchestrator.infra.validation import did_you_mean
 from trainers.errors import ConfigError
 
-__all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located"]
+__all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located", "say",
+           "validated"]
 
 _LINES: dict[str, dict[str, int]] = {}   # file -> its keys' lines, as read_mapping saw it
 
@@ -42,6 +44,58 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
                           value=type(data).__name__, fix=f"see {example}")
     _LINES[str(path)] = _LINES[str(Path(path).expanduser().resolve())] = key_lines(text)
     return data
+
+
+def say(problem: str, fix: str = "") -> dict:
+    """A schema field's own words for a bad value (``Field(json_schema_extra=say(...))``)."""
+    return {"problem": problem, "fix": fix}
+
+
+def validated(model, raw: dict, path: Path):
+    """``raw`` (a YAML mapping) as ``model`` (a pydantic model); a bad key or value is a
+    ``ConfigError`` in the model's own words (``say``): the key dotted, the value, the fix,
+    and for an unknown key the nearest valid one."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise schema_error(path, model, e.errors()[0]) from None
+
+
+def schema_error(path: Path, model, error: dict) -> ConfigError:
+    loc = [str(p) for p in error.get("loc", ()) if isinstance(p, str)]
+    owner, info = model, None
+    for i, name in enumerate(loc):
+        fields = owner.model_fields
+        if name not in fields:
+            break
+        info = fields[name]
+        sub = _model_of(info.annotation)
+        if sub is not None and i < len(loc) - 1:
+            owner = sub
+    dotted = ".".join(loc)
+    if error.get("type") == "extra_forbidden":
+        valid = list(owner.model_fields)
+        prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
+        return ConfigError(path, problem="unknown key", key=dotted,
+                           fix=did_you_mean(loc[-1], valid, prefix + "{}")
+                           + f"valid keys: {', '.join(valid)}")
+    words = (info.json_schema_extra if info is not None else None) or {}
+    if error.get("type") == "missing":
+        return ConfigError(path, problem="is missing", key=dotted, fix=words.get("fix", ""))
+    return ConfigError(path, problem=words.get("problem") or str(error.get("msg")),
+                       key=dotted, value=error.get("input"), fix=words.get("fix", ""))
+
+
+def _model_of(annotation):
+    """The pydantic model a field holds (also inside ``X | None``), or None."""
+    from pydantic import BaseModel
+
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def key_lines(text: str) -> dict[str, int]:
