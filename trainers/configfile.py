@@ -17,7 +17,7 @@ from trainers.errors import ConfigError
 __all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located", "say",
            "validated"]
 
-_LINES: dict[str, dict[str, int]] = {}   # file -> its keys' lines, as read_mapping saw it
+_TEXTS: dict[str, str] = {}   # file -> its text as read_mapping read it (lines on an error)
 
 
 def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> dict:
@@ -42,7 +42,7 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
     if not isinstance(data, dict):
         raise ConfigError(path, problem="the file must be a mapping of key: value",
                           value=type(data).__name__, fix=f"see {example}")
-    _LINES[str(path)] = _LINES[str(Path(path).expanduser().resolve())] = key_lines(text)
+    _TEXTS[str(Path(path).expanduser().resolve())] = text
     return data
 
 
@@ -129,9 +129,8 @@ def located(load: Callable) -> Callable:
         except ConfigError as e:
             if e.line is not None or not e.key or e.path is None:
                 raise
-            lines = _LINES.get(str(Path(e.path).expanduser().resolve())) \
-                or _LINES.get(str(e.path)) or {}
-            line = lines.get(e.key)
+            text = _TEXTS.get(str(Path(e.path).expanduser().resolve()))
+            line = key_lines(text).get(e.key) if text is not None else None
             if line is None:
                 raise
             raise e.at(line) from None

@@ -245,7 +245,9 @@ class JobRunner:
         report = report.replace(ended=time.time(), stopped=self._stop_requested,
                                 killed_for=self._killed[0], kill_note=self._killed[1])
         if rc == -1:   # no exit code written: the disk under the folder may have refused it
-            report = report.replace(unwritable=_unwritable(Path(spec.run_dir), OSError()))
+            refused = refused_write(spec.run_dir)
+            if refused is not None:
+                report = report.replace(unwritable=f"{refused.path}: {refused.reason}")
         report = collect(report, Path(spec.run_dir), rc, spec.weight_globs, spec.metric,
                          spec.metric_goal)
         if spec.upload_to:
