@@ -51,19 +51,19 @@ def say(problem: str, fix: str = "") -> dict:
     return {"problem": problem, "fix": fix}
 
 
-def validated(model, raw: dict, path: Path):
+def validated(model, raw: dict, path: Path, shown: str = "{}"):
     """``raw`` (a YAML mapping) as ``model`` (a pydantic model); a bad key or value is a
     ``ConfigError`` in the model's own words (``say``): the key dotted, the value, the fix,
-    and for an unknown key the nearest valid one."""
+    and for an unknown key or word the nearest valid one (written as ``shown`` formats it)."""
     from pydantic import ValidationError
 
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        raise schema_error(path, model, e.errors()[0]) from None
+        raise schema_error(path, model, e.errors()[0], shown) from None
 
 
-def schema_error(path: Path, model, error: dict) -> ConfigError:
+def schema_error(path: Path, model, error: dict, shown: str = "{}") -> ConfigError:
     loc = [str(p) for p in error.get("loc", ()) if isinstance(p, str)]
     owner, info = model, None
     for i, name in enumerate(loc):
@@ -79,13 +79,25 @@ def schema_error(path: Path, model, error: dict) -> ConfigError:
         valid = list(owner.model_fields)
         prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
         return ConfigError(path, problem="unknown key", key=dotted,
-                           fix=did_you_mean(loc[-1], valid, prefix + "{}")
+                           fix=did_you_mean(loc[-1], valid, shown.format(prefix + "{}"))
                            + f"valid keys: {', '.join(valid)}")
     words = (info.json_schema_extra if info is not None else None) or {}
     if error.get("type") == "missing":
         return ConfigError(path, problem="is missing", key=dotted, fix=words.get("fix", ""))
+    fix = words.get("fix", "")
+    if error.get("type") == "literal_error" and info is not None:
+        fix = did_you_mean(error.get("input"), _choices(info.annotation), shown) + fix
     return ConfigError(path, problem=words.get("problem") or str(error.get("msg")),
-                       key=dotted, value=error.get("input"), fix=words.get("fix", ""))
+                       key=dotted, value=error.get("input"), fix=fix)
+
+
+def _choices(annotation) -> list[str]:
+    """The words a ``Literal`` allows, also inside ``X | None`` and ``list[...]``."""
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return [c for arg in get_args(annotation) for c in _choices(arg)]
 
 
 def _model_of(annotation):

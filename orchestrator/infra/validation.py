@@ -40,7 +40,10 @@ def _bool(raw: Any) -> Any:
 
 def _number(raw: Any) -> Any:
     """A number written as text (``1e-6``, ``2.0``, `` 3 ``) as a float; pydantic then
-    takes it as the field's type (a whole number for an int) or says why not."""
+    takes it as the field's type (a whole number for an int) or says why not. A boolean
+    is not a number (``epochs: yes`` is a mistake, not 1)."""
+    if isinstance(raw, bool):
+        raise ValueError("not a number")
     if isinstance(raw, str):
         try:
             return float(raw.strip())

@@ -1,9 +1,11 @@
 """The YAML a ``Kind=yolo`` or ``Kind=yolo_label`` row names, checked when the queue loads.
 
-Light on purpose: stdlib and yaml only. The list of ultralytics train arguments is read
-from its ``cfg/default.yaml`` file (found with ``importlib.util.find_spec``, which does
-not import ultralytics), so a typo under ``train_args:`` is caught before any GPU waits.
-Relative paths are relative to the YAML file's folder.
+Light on purpose: stdlib, yaml and pydantic only (the keys, their types and the words
+for a bad value are the schemas in ``trainers/yolo/schema.py``). The list of ultralytics
+train arguments is read from its ``cfg/default.yaml`` file (found with
+``importlib.util.find_spec``, which does not import ultralytics), so a typo under
+``train_args:`` is caught before any GPU waits. Relative paths are relative to the YAML
+file's folder.
 """
 
 from __future__ import annotations
@@ -17,22 +19,15 @@ from pathlib import Path
 import yaml
 
 from orchestrator.infra.validation import did_you_mean
-from trainers.configfile import located, read_mapping
+from trainers.configfile import located, read_mapping, validated
 from trainers.errors import ConfigError
 from trainers.yolo.device import parse_device
 
 __all__ = ["TrainConfig", "LabelConfig", "load", "load_train", "load_label", "metric",
-           "ultralytics_args", "KINDS", "TRAIN_KEYS", "LABEL_KEYS", "SIZES", "FAMILIES"]
+           "ultralytics_args", "KINDS", "SIZES"]
 
 KINDS = ("yolo", "yolo_label")
 SIZES = ("n", "s", "m", "l", "x")
-FAMILIES = ("yolov8", "yolo11", "yolo26")
-INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
-TRAIN_KEYS = ("data", "val_fraction", "split_seed", "model", "family", "activation", "epochs",
-              "imgsz", "batch_per_gpu", "batch", "workers", "device", "on_oom", "min_batch", "amp",
-              "plots", "integrations", "train_args")
-LABEL_KEYS = ("source", "weights", "output", "conf", "iou", "imgsz", "device", "batch",
-              "overwrite")
 #: ultralytics arguments this kind sets itself (top-level keys, the row, or the run folder).
 MANAGED = ("model", "data", "epochs", "imgsz", "batch", "workers", "device", "amp", "plots",
            "project", "name", "exist_ok", "resume", "mode", "cfg")
@@ -95,52 +90,25 @@ def load(path: str | Path, kind: str = "yolo", *, check_paths: bool = True):
 
 
 # ----------------------------------------------------------------- reading
-def _read(path: str | Path) -> tuple[Path, dict]:
+def _read(path: str | Path, model) -> tuple[Path, object]:
+    """The file at ``path`` checked against ``model`` (``trainers/yolo/schema.py``)."""
     path = Path(path).expanduser().resolve()
-    return path, read_mapping(path, example="examples/yolo_tiny.yaml")
-
-def _unknown(path: Path, keys, valid, where: str = "", hint: str = "") -> None:
-    for key in keys:
-        if key in valid:
-            continue
-        fix = did_you_mean(key, valid, "{!r}") + hint + \
-            f"valid {where or 'keys'}: {', '.join(valid)}"
-        raise ConfigError(path, problem=f"unknown key {key!r}" + (f" in {where}" if where else ""),
-                          key=str(key), fix=fix)
+    raw = read_mapping(path, example="examples/yolo_tiny.yaml")
+    if model.__name__ == "Train":
+        _ultralytics_key(path, raw, model.model_fields)
+    return path, validated(model, raw, path, shown="'{}'")
 
 
-def _int(path, data, key, default, minimum=None):
-    value = data.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, problem="must be a whole number", key=key, value=value)
-    if minimum is not None and value < minimum:
-        raise ConfigError(path, problem=f"must be >= {minimum}", key=key, value=value)
-    return value
-
-
-def _float(path, data, key, default, low, high):
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-        raise ConfigError(path, problem=f"must be a number in ({low:g}, {high:g}]", key=key,
-                          value=value)
-    return float(value)
-
-
-def _choice(path, data, key, default, choices):
-    value = data.get(key, default)
-    if value not in choices:
-        raise ConfigError(path, problem="not a valid choice", key=key, value=value,
-                          fix=f"use one of {', '.join(map(str, choices))}")
-    return value
-
-
-def _bool(path, data, key, default):
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(path, problem="must be true or false", key=key, value=value)
-    return value
+def _ultralytics_key(path: Path, raw: dict, keys) -> None:
+    """An ultralytics argument written at the top level belongs under ``train_args``."""
+    unknown = [key for key in raw if key not in keys]
+    if not unknown or _ultralytics_dir() is None:
+        return
+    known = ultralytics_args()
+    for key in unknown:
+        if key in known and key not in MANAGED:
+            raise ConfigError(path, problem=f"{key!r} is an ultralytics argument", key=key,
+                              fix=f"put it under train_args: ({key}: {raw[key]!r})")
 
 
 def _local(path: Path, value, key: str, *, must_exist: bool, kind: str = "") -> Path:
@@ -186,10 +154,9 @@ def _builtin_model(name: str) -> bool:
 
 
 # ----------------------------------------------------------------- train
-def _data(path: Path, data: dict, check: bool) -> tuple[tuple[Path, ...], bool]:
-    value = data.get("data")
+def _data(path: Path, value, check: bool) -> tuple[tuple[Path, ...], bool]:
     if value is None:
-        raise ConfigError(path, problem="missing", key="data",
+        raise ConfigError(path, problem="is missing", key="data",
                           fix="give a data.yaml, or a folder of images + YOLO labels + classes.txt")
     values = value if isinstance(value, list) else [value]
     if not values:
@@ -203,12 +170,7 @@ def _data(path: Path, data: dict, check: bool) -> tuple[tuple[Path, ...], bool]:
     return tuple(_local(path, v, "data", must_exist=check, kind=kind) for v in values), yamls[0]
 
 
-def _model(path: Path, data: dict, check: bool) -> tuple[str, str]:
-    family = data.get("family")
-    model = data.get("model", "n")
-    if family is not None and family not in FAMILIES:
-        raise ConfigError(path, problem="unknown model family", key="family", value=family,
-                          fix=f"use one of {', '.join(FAMILIES)}")
+def _model(path: Path, model, family: str | None, check: bool) -> tuple[str, str]:
     if isinstance(model, str) and model in SIZES:
         return f"{family or 'yolov8'}{model}.yaml", family or "yolov8"
     if family is not None:
@@ -253,8 +215,7 @@ def _activation(path: Path, value, model: str) -> str | None:
     return f"nn.{match}{m.group(2) or '()'}"
 
 
-def _amp(path: Path, data: dict):
-    value = data.get("amp", "auto")
+def _amp(path: Path, value):
     if value is True or str(value).lower() == "fp16":
         raise ConfigError(path, problem="fp16 AMP runs ultralytics' AMP check, which "
                           "downloads yolo26n.pt", key="amp", value=value,
@@ -277,96 +238,74 @@ def _check_arg_type(path: Path, key: str, value, default) -> None:
                           fix=f"ultralytics' default is {default!r}")
 
 
-def _train_args(path: Path, data: dict) -> dict:
-    extra = data.get("train_args") or {}
+def _train_args(path: Path, extra, top_level) -> dict:
+    """``train_args:``, checked against ultralytics' own ``cfg/default.yaml`` (its keys
+    and the types of their defaults), so a typo is caught before any GPU waits."""
     if not isinstance(extra, dict):
         raise ConfigError(path, problem="must be a mapping of ultralytics argument: value",
                           key="train_args", value=extra)
-    known = ultralytics_args()
+    known = ultralytics_args() if extra else {}
     for key in extra:
         if key in MANAGED:
             raise ConfigError(path, problem=f"{key!r} is set by this kind, not under train_args",
                               key=f"train_args.{key}", value=extra[key],
-                              fix=f"use the top-level key {key}" if key in TRAIN_KEYS else
+                              fix=f"use the top-level key {key}" if key in top_level else
                               "remove it (the row's project folder, name and resume are managed)")
-    valid = [k for k in known if k not in MANAGED]
-    _unknown(path, extra, valid, "train_args", "see ultralytics' cfg/default.yaml; ")
-    for key, value in extra.items():
-        _check_arg_type(path, key, value, known[key])
+        if key not in known:
+            valid = [k for k in known if k not in MANAGED]
+            raise ConfigError(path, problem=f"unknown key {key!r} in train_args", key=str(key),
+                              fix=did_you_mean(key, valid, "{!r}") + "see ultralytics' "
+                              f"cfg/default.yaml; valid train_args: {', '.join(valid)}")
+        _check_arg_type(path, key, extra[key], known[key])
     return dict(extra)
 
 
-def _top_level(path: Path, data: dict) -> None:
-    known = ultralytics_args()
-    for key in data:
-        if key not in TRAIN_KEYS and key in known and key not in MANAGED:
-            raise ConfigError(path, problem=f"{key!r} is an ultralytics argument", key=key,
-                              fix=f"put it under train_args: ({key}: {data[key]!r})")
-    _unknown(path, data, TRAIN_KEYS)
-
-
-def _batches(path: Path, data: dict) -> tuple[int | None, int | None, int]:
-    per_gpu = _int(path, data, "batch_per_gpu", None, 1)
-    total = _int(path, data, "batch", None, 1)
+def _batches(path: Path, per_gpu: int | None, total: int | None, min_batch: int) -> None:
     if per_gpu is not None and total is not None:
         raise ConfigError(path, problem="batch_per_gpu and batch are both set", key="batch",
                           value=total,
                           fix="keep one: batch_per_gpu (each GPU's share) or batch (the total)")
-    min_batch = _int(path, data, "min_batch", 1, 1)
     if per_gpu is not None and min_batch > per_gpu:
         raise ConfigError(path, problem=f"larger than batch_per_gpu {per_gpu}", key="min_batch",
                           value=min_batch, fix="min_batch is per GPU; make it <= batch_per_gpu")
-    return per_gpu, total, min_batch
-
-
-def _integrations(path: Path, data: dict) -> tuple[str, ...]:
-    value = data.get("integrations") or []
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list):
-        raise ConfigError(path, problem="must be a list", key="integrations", value=value)
-    _unknown(path, names, INTEGRATIONS, "integrations")
-    return tuple(names)
 
 
 @located
 def load_train(path: str | Path, *, check_paths: bool = True) -> TrainConfig:
     """The checked config of a ``yolo`` (training) row."""
-    path, data = _read(path)
-    _top_level(path, data)
-    sources, is_yaml = _data(path, data, check_paths)
-    model, family = _model(path, data, check_paths)
-    per_gpu, total, min_batch = _batches(path, data)
+    from trainers.yolo.schema import Train  # pydantic, loaded when a yolo row is read
+
+    path, data = _read(path, Train)
+    sources, is_yaml = _data(path, data.data, check_paths)
+    model, family = _model(path, data.model, data.family, check_paths)
+    _batches(path, data.batch_per_gpu, data.batch, data.min_batch)
     return TrainConfig(
         path=path, data=sources, data_is_yaml=is_yaml, model=model, family=family,
-        activation=_activation(path, data.get("activation"), model),
-        val_fraction=_float(path, data, "val_fraction", 0.2, 0.0, 0.9),
-        split_seed=_int(path, data, "split_seed", 0),
-        epochs=_int(path, data, "epochs", 100, 1), imgsz=_int(path, data, "imgsz", 640, 32),
-        batch_per_gpu=per_gpu, batch=total, workers=_int(path, data, "workers", 8, 0),
-        device=parse_device(data.get("device", "auto"), path),
-        on_oom=_choice(path, data, "on_oom", "fail", ("fail", "halve_batch")),
-        min_batch=min_batch, amp=_amp(path, data), plots=_bool(path, data, "plots", False),
-        integrations=_integrations(path, data), train_args=_train_args(path, data))
+        activation=_activation(path, data.activation, model),
+        val_fraction=data.val_fraction, split_seed=data.split_seed, epochs=data.epochs,
+        imgsz=data.imgsz, batch_per_gpu=data.batch_per_gpu, batch=data.batch,
+        workers=data.workers, device=parse_device(data.device, path), on_oom=data.on_oom,
+        min_batch=data.min_batch, amp=_amp(path, data.amp), plots=data.plots,
+        integrations=tuple(data.integrations),
+        train_args=_train_args(path, data.train_args, Train.model_fields))
 
 
 # ----------------------------------------------------------------- label
 @located
 def load_label(path: str | Path, *, check_paths: bool = True) -> LabelConfig:
     """The checked config of a ``yolo_label`` (auto-labelling) row."""
-    path, data = _read(path)
-    _unknown(path, data, LABEL_KEYS)
-    if data.get("source") is None:
-        raise ConfigError(path, problem="missing", key="source",
+    from trainers.yolo.schema import Label
+
+    path, data = _read(path, Label)
+    if data.source is None:
+        raise ConfigError(path, problem="is missing", key="source",
                           fix="name the folder of unlabelled images")
-    weights = data.get("weights")
-    output = data.get("output")
     return LabelConfig(
-        path=path, source=_local(path, data["source"], "source", must_exist=check_paths,
+        path=path, source=_local(path, data.source, "source", must_exist=check_paths,
                                  kind="folder"),
-        weights=None if weights is None else
-        _local(path, weights, "weights", must_exist=check_paths, kind="file"),
-        output=None if output is None else _local(path, output, "output", must_exist=False),
-        conf=_float(path, data, "conf", 0.25, 0.0, 1.0),
-        iou=_float(path, data, "iou", 0.7, 0.0, 1.0),
-        imgsz=_int(path, data, "imgsz", None, 32), device=parse_device(data.get("device"), path),
-        batch=_int(path, data, "batch", 16, 1), overwrite=_bool(path, data, "overwrite", False))
+        weights=None if data.weights is None else
+        _local(path, data.weights, "weights", must_exist=check_paths, kind="file"),
+        output=None if data.output is None else
+        _local(path, data.output, "output", must_exist=False),
+        conf=data.conf, iou=data.iou, imgsz=data.imgsz, device=parse_device(data.device, path),
+        batch=data.batch, overwrite=data.overwrite)
