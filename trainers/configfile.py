@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.infra.validation import did_you_mean
+from orchestrator.infra.validation import did_you_mean, problem_for
 from trainers.errors import ConfigError
 
 __all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located", "say",
@@ -87,7 +87,7 @@ def schema_error(path: Path, model, error: dict, shown: str = "{}") -> ConfigErr
     fix = words.get("fix", "")
     if error.get("type") == "literal_error" and info is not None:
         fix = did_you_mean(error.get("input"), _choices(info.annotation), shown) + fix
-    return ConfigError(path, problem=words.get("problem") or str(error.get("msg")),
+    return ConfigError(path, problem=words.get("problem") or problem_for(error),
                        key=dotted, value=error.get("input"), fix=fix)
 
 

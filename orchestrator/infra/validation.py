@@ -15,7 +15,11 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 __all__ = ["TRUE_WORDS", "FALSE_WORDS", "parse_bool",  # and Bool, Int, Float, Str (lazy)
-           "nearest", "did_you_mean", "fix_for"]
+           "nearest", "did_you_mean", "fix_for", "problem_for", "RANGE_ERRORS"]
+
+#: pydantic's error types for a value of the right type outside its bounds.
+RANGE_ERRORS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+                "less_than": "<"}
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -86,6 +90,28 @@ def did_you_mean(word: Any, choices: Iterable[str], shown: str = "{}",
     or "[{}]"), or ``""`` when none is near."""
     near = nearest(word, choices, cutoff)
     return f"did you mean {shown.format(near)}? " if near else ""
+
+
+def problem_for(error: dict) -> str:
+    """What is wrong, in our words, for one of pydantic's errors: ``must be a whole
+    number``, ``must be >= 1`` … (a validator's own ``ValueError`` text as it wrote it)."""
+    kind = error.get("type", "")
+    if kind in RANGE_ERRORS:
+        bound = next(iter((error.get("ctx") or {}).values()), "")
+        return f"must be {RANGE_ERRORS[kind]} {bound}"
+    if kind.startswith("int_"):
+        return "must be a whole number"
+    if kind.startswith("float_"):
+        return "must be a number"
+    if kind.startswith("bool_"):
+        return "must be true or false"
+    if kind.startswith("string_"):
+        return "must be text"
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list"
+    if kind == "literal_error":
+        return "not a valid choice"
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def fix_for(error: dict, meaning: str = "") -> str:

@@ -1,17 +1,18 @@
 """The ``hf`` kind's YAML: defaults < base file(s) < the experiment file < environment < CLI.
 
 The queue reads this module when it loads a row (to refuse a bad config early and
-to learn the row's metric), so it imports only the standard library and yaml.
+to learn the row's metric), so it imports only the standard library, yaml and pydantic.
 
-The section dataclasses below are the one table of keys: their fields are the
-valid keys, their defaults are the base config, and their annotations say how a
-value is coerced (``1e-5`` is a string to YAML; ``"4"`` from the command line is
-an int). A file may name a base file with ``base: other.yaml``; relative paths in
-a file (``data.*``, a local ``model.checkpoint``, ``base``) are relative to that
-file's folder. ``LEARNING_RATE``, ``BATCH_SIZE`` and ``NUM_EPOCHS`` in the
-environment override the files, and ``--training.learning_rate=1e-4`` (or
-``--learning_rate=1e-4`` where the name is unique) overrides everything: that is
-how a W&B sweep passes its parameters.
+The section dataclasses below (frozen pydantic dataclasses) are the one table of keys:
+their fields are the valid keys, their defaults are the base config, and their types say
+how a value is read and bounded (``1e-5`` is a string to YAML; ``"4"`` from the command
+line is an int; ``epochs`` is at least 1). Values are merged as written and checked once,
+so an error names the file, ``$VAR`` or command line that wrote the bad value. A file
+may name a base file with ``base: other.yaml``; relative paths in a file (``data.*``, a
+local ``model.checkpoint``, ``base``) are relative to that file's folder.
+``LEARNING_RATE``, ``BATCH_SIZE`` and ``NUM_EPOCHS`` in the environment override the
+files, and ``--training.learning_rate=1e-4`` (or ``--learning_rate=1e-4`` where the name
+is unique) overrides everything: that is how a W&B sweep passes its parameters.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from orchestrator.api import batch_divisor
-from orchestrator.infra.validation import did_you_mean, nearest, parse_bool
+from orchestrator.infra.validation import (
+    Bool,
+    Float,
+    Int,
+    did_you_mean,
+    nearest,
+    parse_bool,
+    problem_for,
+)
 from trainers.configfile import located, read_mapping
 from trainers.errors import ConfigError
 
@@ -43,65 +54,106 @@ _PATH_KEYS = ("data.train", "data.dev", "data.test")
 _CALLBACK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-@dataclass(frozen=True)
+def _opt_text(value: Any) -> Any:
+    return None if value is None or value == "" else _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else value
+
+
+def _names(value: Any) -> Any:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list of names")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _auto_bool(value: Any) -> Any:
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    parsed = parse_bool(value) if str(value).strip() else None
+    if parsed is None:
+        raise ValueError("must be auto, true or false")
+    return parsed
+
+
+# The value types of the sections' keys (``Int``, ``Float``, ``Bool``: ``1e-5`` and ``"4"``
+# as numbers, ``yes`` as true; see orchestrator.infra.validation).
+Text = Annotated[str, BeforeValidator(_plain)]
+OptText = Annotated[str | None, BeforeValidator(_opt_text)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+AutoBool = Annotated[bool | Literal["auto"], BeforeValidator(_auto_bool)]
+Count = Annotated[Int, Field(ge=0)]
+Positive = Annotated[Int, Field(ge=1)]
+Restarts = Annotated[Int, Field(ge=-1)]
+Rate = Annotated[Float, Field(gt=0)]
+NonNegative = Annotated[Float, Field(ge=0)]
+
+
+@pydantic_dataclass(frozen=True)
 class Model:
-    checkpoint: str | None = None        # a hub name or a local folder (--pretrained_path wins)
-    architecture: str | None = None      # a label (kobart, t5 …): recorded, not used
+    checkpoint: OptText = None           # a hub name or a local folder (--pretrained_path wins)
+    architecture: OptText = None         # a label (kobart, t5 …): recorded, not used
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Tokenizer:
-    encoder_max_len: int = 512
-    decoder_max_len: int = 100
-    special_tokens: tuple[str, ...] = ()  # added to the tokenizer, e.g. ["#Person1#"]
+    encoder_max_len: Positive = 512
+    decoder_max_len: Positive = 100
+    special_tokens: Names = ()            # added to the tokenizer, e.g. ["#Person1#"]
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Training:
-    epochs: int = 20
-    batch_size: int = 50
-    eval_batch_size: int = 0              # 0 = batch_size
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    save_total_limit: int = 3             # 0 = keep every checkpoint
-    logging_steps: int = 100
-    early_stopping_patience: int = 3      # 0 = no early stopping
-    gradient_accumulation_steps: int = 1
-    seed: int = 42
-    gradient_checkpointing: bool = False
-    fp16: bool | str = "auto"             # auto = only where CUDA is present
-    metric_for_best_model: str = "rouge_combined"
-    generation_max_len: int = 100
-    num_beams: int = 4
-    predict_samples: int = 100            # dev predictions saved beside the best model
-    callbacks: tuple[str, ...] = ()       # "module:Class" TrainerCallbacks
-    resume: bool = True                   # continue from the output dir's latest checkpoint
-    max_failures: int = 1                 # Ray Train worker-group restarts (-1 = no limit)
-    dataloader_num_workers: int = 0
+    epochs: Positive = 20
+    batch_size: Positive = 50
+    eval_batch_size: Count = 0            # 0 = batch_size
+    learning_rate: Rate = 1e-5
+    weight_decay: NonNegative = 0.01
+    warmup_steps: Count = 500
+    save_total_limit: Count = 3           # 0 = keep every checkpoint
+    logging_steps: Positive = 100
+    early_stopping_patience: Count = 3    # 0 = no early stopping
+    gradient_accumulation_steps: Positive = 1
+    seed: Int = 42
+    gradient_checkpointing: Bool = False
+    fp16: AutoBool = "auto"               # auto = only where CUDA is present
+    metric_for_best_model: Text = "rouge_combined"
+    generation_max_len: Positive = 100
+    num_beams: Positive = 4
+    predict_samples: Count = 100          # dev predictions saved beside the best model
+    callbacks: Names = ()                 # "module:Class" TrainerCallbacks
+    resume: Bool = True                   # continue from the output dir's latest checkpoint
+    max_failures: Restarts = 1            # Ray Train worker-group restarts (-1 = no limit)
+    dataloader_num_workers: Count = 0
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Data:
-    train: str | None = None
-    dev: str | None = None
-    test: str | None = None               # optional: the guides' prepare_data() returns it
-    dialogue_column: str = "dialogue"
-    summary_column: str = "summary"
+    train: OptText = None
+    dev: OptText = None
+    test: OptText = None                  # optional: the guides' prepare_data() returns it
+    dialogue_column: Text = "dialogue"
+    summary_column: Text = "summary"
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Wandb:
-    enabled: bool = False
-    project: str = "hf-summarization"
-    entity: str | None = None
-    log_model: bool = False               # the best model as a W&B artifact
+    enabled: Bool = False
+    project: Text = "hf-summarization"
+    entity: OptText = None
+    log_model: Bool = False               # the best model as a W&B artifact
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class Experiment:
-    name: str | None = None
-    tags: tuple[str, ...] = ()
+    name: OptText = None
+    tags: Names = ()
 
 
 SECTIONS: dict[str, type] = {"model": Model, "tokenizer": Tokenizer, "training": Training,
@@ -151,40 +203,61 @@ def load(path: str | Path | Mapping, overrides: Iterable[str] | Mapping[str, Any
     ``path`` may be the mapping itself: relative paths in it start at the folder of
     ``origin`` (the file it was read from), else at the working folder.
     ``require_data``: the data files must be named (not when the caller brings datasets)."""
-    tree = {name: _field_defaults(cls) for name, cls in SECTIONS.items()}
+    tree = {name: {} for name in SECTIONS}   # the values as written, later ones winning
+    origins: dict[str, Any] = {}             # section.key -> where its value was written
     if isinstance(path, Mapping):
         data = dict(path)
         base = data.pop("base", None)
         where = Path(origin).resolve() if origin else Path.cwd() / "<config>"
         if base:
             for file, values in _file_chain((where.parent / str(base)).resolve(), ()):
-                _merge_file(tree, values, file)
-        _merge_file(tree, data, where)
+                _merge_file(tree, origins, values, file)
+        _merge_file(tree, origins, data, where)
         path = where
     else:
         path = Path(path).expanduser().resolve()
         for file, data in _file_chain(path, ()):
-            _merge_file(tree, data, file)
+            _merge_file(tree, origins, data, file)
     environ = os.environ if environ is None else environ
     for var, dotted in ENV_OVERRIDES.items():
         if environ.get(var, "").strip():
             section, key = dotted.split(".")
-            tree[section][key] = _coerce(f"${var}", dotted, environ[var].strip(), tree)
+            tree[section][key], origins[dotted] = environ[var].strip(), f"${var}"
     items = overrides.items() if isinstance(overrides, Mapping) else parse_overrides(overrides)
     for name, raw in items:
         section, key = _resolve_key("command line", name, str(name))
-        tree[section][key] = _coerce("command line", f"{section}.{key}", raw, tree)
-    training = tree["training"]
+        tree[section][key], origins[f"{section}.{key}"] = raw, "command line"
+    sections = {name: _section(name, tree[name], origins, path) for name in SECTIONS}
+    training = sections["training"]
+    changes = {"metric_for_best_model": _metric_name(training.metric_for_best_model)}
     divisor = batch_divisor(environ)   # an earlier attempt ran out of memory (halve_batch)
     if divisor > 1:
         for key in ("batch_size", "eval_batch_size"):
-            if training.get(key):
-                training[key] = max(1, int(training[key]) // divisor)
-    training["metric_for_best_model"] = _metric_name(training["metric_for_best_model"])
-    cfg = HFConfig(**{name: cls(**tree[name]) for name, cls in SECTIONS.items()},
-                   source=str(path), folder=str(path.parent))
+            if getattr(training, key):
+                changes[key] = max(1, getattr(training, key) // divisor)
+    sections["training"] = dataclasses.replace(training, **changes)
+    cfg = HFConfig(**sections, source=str(path), folder=str(path.parent))
     _validate(cfg, require_data)
     return cfg
+
+
+def _section(name: str, values: dict, origins: dict, source: Path):
+    """The section ``name`` made from ``values``; a bad value is a ``ConfigError`` that
+    names where it was written (the file, ``$VAR`` or the command line), the key, the
+    value and the fix."""
+    cls = SECTIONS[name]
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        error = e.errors()[0]
+        key = str(error["loc"][0])
+        dotted = f"{name}.{key}"
+        default = {f.name: f.default for f in dataclasses.fields(cls)}[key]
+        fix = (f"set {dotted} to {(error.get('ctx') or {}).get('ge')} or more"
+               if error.get("type") == "greater_than_equal" else
+               f"e.g. {key}: {_example(default)}")
+        raise ConfigError(origins.get(dotted, source), problem=problem_for(error), key=dotted,
+                          value=values.get(key), fix=fix) from None
 
 
 def metric(cfg: HFConfig) -> tuple[str, str]:
@@ -217,12 +290,8 @@ def fp16_enabled(setting: bool | str, cuda: bool) -> bool:
     return bool(cuda) and setting in (True, "auto")
 
 
-def _field_defaults(cls) -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(cls)}
-
-
-def _field_types(section: str) -> dict[str, str]:
-    return {f.name: str(f.type) for f in dataclasses.fields(SECTIONS[section])}
+def _field_types(section: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(SECTIONS[section])]
 
 
 def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
@@ -242,7 +311,7 @@ def _file_chain(path: Path, seen: tuple[Path, ...]) -> list[tuple[Path, dict]]:
     return _file_chain(base_path, (*seen, path)) + [(path, data)]
 
 
-def _merge_file(tree: dict, data: dict, file: Path) -> None:
+def _merge_file(tree: dict, origins: dict, data: dict, file: Path) -> None:
     for written, values in data.items():
         if written not in SECTIONS and written not in ALIAS_SECTIONS:
             raise ConfigError(file, problem="unknown section", key=str(written),
@@ -256,8 +325,8 @@ def _merge_file(tree: dict, data: dict, file: Path) -> None:
         for raw_key, value in values.items():
             section, key = _resolve_key(file, f"{written}.{raw_key}", f"{written}.{raw_key}")
             dotted = f"{section}.{key}"
-            value = _coerce(file, dotted, value, tree)
             tree[section][key] = _relative_path(dotted, value, file.parent)
+            origins[dotted] = file
 
 
 def _relative_path(dotted: str, value: Any, folder: Path) -> Any:
@@ -317,22 +386,6 @@ def _suggest(word: str, choices: list[str], valid: list[str] | None = None) -> s
     return did_you_mean(word, choices) + "valid: " + ", ".join(valid or sorted(set(choices)))
 
 
-# ---- coercion --------------------------------------------------------------------------------
-
-def _coerce(where, dotted: str, value: Any, tree: dict) -> Any:
-    section, key = dotted.split(".")
-    kind = _field_types(section)[key]
-    try:
-        return _COERCERS[kind](value)
-    except (TypeError, ValueError):
-        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false",
-                  "bool | str": "auto, true or false", "tuple[str, ...]": "a list of names",
-                  }.get(kind, "text")
-        raise ConfigError(where, problem=f"must be {wanted}", key=dotted, value=value,
-                          fix=f"e.g. {dotted.split('.')[1]}: {_example(tree[section][key])}"
-                          ) from None
-
-
 def _example(default: Any) -> str:
     if isinstance(default, tuple):
         return "[a, b]"
@@ -340,79 +393,10 @@ def _example(default: Any) -> str:
         else str(default)
 
 
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError
-    number = float(value) if isinstance(value, str) else value
-    if not isinstance(number, (int, float)) or number != int(number):
-        raise ValueError
-    return int(number)
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise TypeError
-    return float(value)
-
-
-def _to_bool(value: Any) -> bool:
-    parsed = parse_bool(value) if str(value).strip() else None
-    if parsed is None:
-        raise ValueError
-    return parsed
-
-
-def _to_auto_bool(value: Any) -> bool | str:
-    return "auto" if str(value).strip().lower() == "auto" else _to_bool(value)
-
-
-def _to_str(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple)) or value is None:
-        raise TypeError
-    return str(value)
-
-
-def _to_opt_str(value: Any) -> str | None:
-    return None if value is None or value == "" else _to_str(value)
-
-
-def _to_names(value: Any) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",")
-    if not isinstance(value, (list, tuple)):
-        raise TypeError
-    return tuple(_to_str(v).strip() for v in value if str(v).strip())
-
-
-_COERCERS = {"int": _to_int, "float": _to_float, "bool": _to_bool, "bool | str": _to_auto_bool,
-             "str": _to_str, "str | None": _to_opt_str, "tuple[str, ...]": _to_names}
-
-
 # ---- validation ------------------------------------------------------------------------------
-
-_MINIMUM = {"tokenizer.encoder_max_len": 1, "tokenizer.decoder_max_len": 1,
-            "training.epochs": 1, "training.batch_size": 1, "training.eval_batch_size": 0,
-            "training.weight_decay": 0, "training.warmup_steps": 0,
-            "training.save_total_limit": 0, "training.logging_steps": 1,
-            "training.early_stopping_patience": 0, "training.gradient_accumulation_steps": 1,
-            "training.generation_max_len": 1, "training.num_beams": 1,
-            "training.predict_samples": 0, "training.max_failures": -1,
-            "training.dataloader_num_workers": 0}
-
 
 def _validate(cfg: HFConfig, require_data: bool = True) -> None:
     where = cfg.source
-    for dotted, low in _MINIMUM.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value < low:
-            raise ConfigError(where, problem=f"must be >= {low}", key=dotted, value=value,
-                              fix=f"set {dotted} to {low} or more")
-    if not cfg.training.learning_rate > 0:
-        raise ConfigError(where, problem="must be > 0", key="training.learning_rate",
-                          value=cfg.training.learning_rate, fix="e.g. learning_rate: 1e-5")
     for key in ("train", "dev") if require_data else ():
         if not getattr(cfg.data, key):
             raise ConfigError(where, problem="missing: the CSV of dialogue/summary pairs",
