@@ -470,22 +470,22 @@ def cmd_logs(args) -> int:
     record = _record(paths)
     attempts = record.attempts(paths.name, args.id) if record else []
     if args.attempt:
-        attempts = [a for a in attempts if a["attempt"] == args.attempt]
+        attempts = [a for a in attempts if a.attempt == args.attempt]
     if not attempts:
         raise OrchestratorError(f"no attempt of {args.id} recorded in {paths.registry}")
     attempt = attempts[-1]
-    path = Path(attempt["log_path"])
+    path = Path(attempt.log_path)
     if not path.parent.exists() and not args.follow:   # it ran on a node whose disk is not ours
         if config.storage:
-            uri = storage.join(config.storage, args.id, f"attempt-{attempt['attempt']}", "run.log")
+            uri = storage.join(config.storage, args.id, f"attempt-{attempt.attempt}", "run.log")
             try:
                 sys.stdout.write(storage.read_text(uri))
                 return 0
             except storage.StorageError as e:
                 raise OrchestratorError(f"{args.id}: no log at {path} here, and {e}") from None
         raise OrchestratorError(
-            f"{args.id}: no log at {path} on this machine (attempt {attempt['attempt']} ran on "
-            f"{attempt.get('node') or 'another node'}): read it there, or run the queue with "
+            f"{args.id}: no log at {path} on this machine (attempt {attempt.attempt} ran on "
+            f"{attempt.node or 'another node'}): read it there, or run the queue with "
             "storage = s3://… so each attempt's log is uploaded")
     pos = 0
     while True:
@@ -502,8 +502,8 @@ def cmd_logs(args) -> int:
         if not args.follow:
             return 0
         latest = record.latest(paths.name, args.id)
-        if latest and (latest["attempt"] != attempt["attempt"] or
-                       latest["status"] not in ATTEMPT_ACTIVE):
+        if latest and (latest.attempt != attempt.attempt or
+                       latest.status not in ATTEMPT_ACTIVE):
             if not chunk:
                 return 0
         time.sleep(0.3)

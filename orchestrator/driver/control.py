@@ -20,7 +20,7 @@ from orchestrator.driver import requests
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.record import RunRecord
+from orchestrator.store.record import Attempt, RunRecord
 
 __all__ = ["stop_rows", "stop_rows_isolated", "stop_job", "NoPool", "nothing_to_run"]
 
@@ -59,13 +59,13 @@ def _stop_without_driver(paths: QueuePaths, config: Config,
                      pool=NoPool())
     try:
         loop.load()
-        active = {a["job_id"]: a for a in record.active(paths.name)}
+        active = {a.job_id: a for a in record.active(paths.name)}
         targets = ids if ids is not None else list(loop.rows)
         running = [i for i in targets if loop.rows[i].status.is_active and i in active]
         for job_id in running:
             attempt = active[job_id]
-            loop.apply(job_id, Reattached(attempt["attempt"], attempt.get("wandb_run_id") or "",
-                                          attempt.get("gpus") or ""))
+            loop.apply(job_id, Reattached(attempt.attempt, attempt.wandb_run_id or "",
+                                          attempt.gpus or ""))
         outcome = {i: what for i, what in loop.stop_rows(ids).items() if i not in running}
         on_ray, joined = _join_ray(config) if running else (False, False)
         try:
@@ -76,8 +76,8 @@ def _stop_without_driver(paths: QueuePaths, config: Config,
                 outcome[job_id] = stopped if report is not None \
                     else f"{stopped} (no live job found)"
                 if report is None:
-                    report = AttemptReport(job_id, attempt["attempt"], stopped=True,
-                                           ended=time.time(), log_path=attempt.get("log_path")
+                    report = AttemptReport(job_id, attempt.attempt, stopped=True,
+                                           ended=time.time(), log_path=attempt.log_path
                                            or "")
                 loop.ended(job_id, report)
         finally:
@@ -108,15 +108,15 @@ def _join_ray(config: Config) -> tuple[bool, bool]:
     return True, True
 
 
-def _stop_on_runner(job_id: str, attempt: dict, config: Config) -> AttemptReport | None:
+def _stop_on_runner(job_id: str, attempt: Attempt, config: Config) -> AttemptReport | None:
     """Stop the attempt on its runner and wait for its report (None: no live runner)."""
     import ray
 
     try:
-        handle = ray.get_actor(attempt.get("runner") or "", namespace=config.namespace)
+        handle = ray.get_actor(attempt.runner or "", namespace=config.namespace)
         if not ray.get(handle.stop.remote(job_id), timeout=30):
             return None
-        return ray.get(handle.wait.remote(job_id, attempt["attempt"],
+        return ray.get(handle.wait.remote(job_id, attempt.attempt,
                                           config.stop_grace + 15), timeout=config.stop_grace + 30)
     except (ValueError, ray.exceptions.RayError):
         return None

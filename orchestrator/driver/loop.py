@@ -320,8 +320,7 @@ class Scheduler:
         recorded, written = {}, {}
         if first:
             for attempt in self.record.attempts(self.queue_name):
-                recorded[attempt["job_id"]] = max(recorded.get(attempt["job_id"], 0),
-                                                  attempt["attempt"])
+                recorded[attempt.job_id] = max(recorded.get(attempt.job_id, 0), attempt.attempt)
             written = self.record.written_cells(self.queue_name)
         for line, row in rows:
             job_id = (row.get("ID") or "").strip()

@@ -259,8 +259,8 @@ class Placer:
         """The attempt that began the row's current run: the one after its last Done
         attempt (a row run again after Done starts afresh; a retry, a lost runner or a
         restarted driver continue the run and resume from its checkpoints)."""
-        done = [a["attempt"] for a in self.record.attempts(self.queue_name, job_id)
-                if a["status"] == RowStatus.DONE.value]
+        done = [a.attempt for a in self.record.attempts(self.queue_name, job_id)
+                if a.status == RowStatus.DONE.value]
         return max(done, default=0) + 1
 
 

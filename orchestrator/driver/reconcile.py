@@ -35,7 +35,7 @@ from orchestrator.execution.outputs import collect, finished_exit_code, upload_o
 from orchestrator.execution.pool import Shape
 from orchestrator.infra.storage import join as storage_join
 from orchestrator.store.config import Config
-from orchestrator.store.record import RunRecord
+from orchestrator.store.record import Attempt, RunRecord
 
 __all__ = ["reconcile"]
 
@@ -63,7 +63,7 @@ def reconcile(loop: Host) -> None:
     known = record.runners(queue)
     adopted = set()
     for attempt in record.active(queue):
-        job_id, number, name = attempt["job_id"], attempt["attempt"], attempt.get("runner") or ""
+        job_id, number, name = attempt.job_id, attempt.attempt, attempt.runner or ""
         state = loop.rows.get(job_id)
         if state is None:   # its row is gone: the attempt ends here (its runner is killed)
             loop.apply_gone(job_id, Reattached(number),
@@ -72,11 +72,11 @@ def reconcile(loop: Host) -> None:
             continue
         shape = Shape.from_description(known[name]) if name in known else Shape()
         runner = loop.placer.pool.adopt(name, shape, job_id, number) if name else None
-        loop.apply(job_id, Reattached(number, attempt.get("wandb_run_id") or "",
-                                      attempt.get("gpus") or ""))
+        loop.apply(job_id, Reattached(number, attempt.wandb_run_id or "",
+                                      attempt.gpus or ""))
         if runner is not None:
             adopted.add(name)
-            loop.placer.adopted(job_id, runner, attempt.get("gpus") or "")
+            loop.placer.adopted(job_id, runner, attempt.gpus or "")
             logger.info("%s: re-attached to attempt %d (still running)", job_id, number)
         elif not _salvage(loop, job_id, attempt):
             logger.warning("%s: attempt %d was lost while the driver was down; re-queued",
@@ -97,8 +97,8 @@ def _file_never_showed(loop: Host, state: RowState) -> bool:
     ``Attempts`` never counted: it was launched and ended within the ~0.5 s the file is
     behind, and the driver died before writing it. That attempt's end stands."""
     latest = loop.record.latest(loop.queue_name, state.id)
-    return (latest is not None and latest["status"] not in ATTEMPT_ACTIVE
-            and latest["attempt"] > attempts_of(state.cells))
+    return (latest is not None and latest.status not in ATTEMPT_ACTIVE
+            and latest.attempt > attempts_of(state.cells))
 
 
 def _recorded_end(loop: Host, state: RowState) -> bool:
@@ -107,28 +107,28 @@ def _recorded_end(loop: Host, state: RowState) -> bool:
     stands (the end is taken again, from the attempt's folder where it is); nothing
     runs twice."""
     latest = loop.record.latest(loop.queue_name, state.id)
-    if latest is None or latest["status"] in ATTEMPT_ACTIVE or latest["attempt"] < state.attempt:
+    if latest is None or latest.status in ATTEMPT_ACTIVE or latest.attempt < state.attempt:
         return False
-    stopped = latest["status"] == RowStatus.STOPPED.value
-    if stopped and INTERRUPTED in (latest.get("error") or ""):
+    stopped = latest.status == RowStatus.STOPPED.value
+    if stopped and INTERRUPTED in (latest.error or ""):
         return False   # the driver's own wind-down: such a row runs again
-    code = latest.get("exit_code")
+    code = latest.exit_code
     if code is None:
-        code = 0 if latest["status"] == RowStatus.DONE.value else 1
-    loop.apply(state.id, Reattached(latest["attempt"], latest.get("wandb_run_id") or "",
-                                    latest.get("gpus") or ""))
+        code = 0 if latest.status == RowStatus.DONE.value else 1
+    loop.apply(state.id, Reattached(latest.attempt, latest.wandb_run_id or "",
+                                    latest.gpus or ""))
     logger.info("%s: attempt %d had ended (%s) before the driver stopped; taking that",
-                state.id, latest["attempt"], latest["status"])
+                state.id, latest.attempt, latest.status)
     return _salvage(loop, state.id, latest, fallback_code=code, stopped=stopped)
 
 
-def _salvage(loop: Host, job_id: str, attempt: dict, fallback_code: int | None = None,
+def _salvage(loop: Host, job_id: str, attempt: Attempt, fallback_code: int | None = None,
              stopped: bool = False) -> bool:
     """An attempt that finished while no driver watched: take its result instead of
     running the row again. ``fallback_code``: the exit code the record has, for an
     attempt whose folder is not on this machine."""
-    run_dir = Path(attempt["log_path"]).parent if attempt.get("log_path") else \
-        loop.state_dir / job_id / f"attempt-{attempt['attempt']}"
+    run_dir = Path(attempt.log_path).parent if attempt.log_path else \
+        loop.state_dir / job_id / f"attempt-{attempt.attempt}"
     code = finished_exit_code(run_dir)
     on_disk = code is not None
     if code is None:
@@ -136,20 +136,20 @@ def _salvage(loop: Host, job_id: str, attempt: dict, fallback_code: int | None =
     if code is None:
         return False
     metric, goal = loop.kind_metric(loop.rows[job_id])
-    ended = (run_dir / "exit_code").stat().st_mtime if on_disk else attempt.get("ended")
+    ended = (run_dir / "exit_code").stat().st_mtime if on_disk else attempt.ended
     report = collect(
-        AttemptReport(job_id=job_id, attempt=attempt["attempt"], node=attempt.get("node") or "",
-                      gpu_ids=attempt.get("gpus") or "", started=attempt.get("started"),
-                      ended=ended or time.time(), log_path=attempt.get("log_path") or ""),
+        AttemptReport(job_id=job_id, attempt=attempt.attempt, node=attempt.node or "",
+                      gpu_ids=attempt.gpus or "", started=attempt.started,
+                      ended=ended or time.time(), log_path=attempt.log_path or ""),
         run_dir, code, loop.config.weight_globs, metric, goal)
-    if not report.weight_file and code == 0 and attempt.get("weight_file"):
-        report = report.replace(weight_file=attempt["weight_file"])   # kept on another node
+    if not report.weight_file and code == 0 and attempt.weight_file:
+        report = report.replace(weight_file=attempt.weight_file)   # kept on another node
     if stopped:
         report = report.replace(stopped=True)
     if loop.config.storage and not stopped:  # its runner is gone before it could upload
-        where = storage_join(loop.config.storage, job_id, f"attempt-{attempt['attempt']}")
+        where = storage_join(loop.config.storage, job_id, f"attempt-{attempt.attempt}")
         report = upload_outputs(report, run_dir, where)
     logger.info("%s: attempt %d finished while the driver was down (exit %d)", job_id,
-                attempt["attempt"], code)
+                attempt.attempt, code)
     loop.ended(job_id, report)
     return True

@@ -8,16 +8,18 @@ terminals (WAL mode lets them read while it writes). The schema is versioned wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.core.status import ATTEMPT_ACTIVE
 from orchestrator.infra.errors import StateUnwritable
 
-__all__ = ["RunRecord", "unwritable", "connect", "connect_read_only", "read_attempts",
+__all__ = ["RunRecord", "Attempt", "unwritable", "connect", "connect_read_only", "read_attempts",
            "read_only_query", "transaction"]
 
 #: SQLite's words for a write the disk or the folder refused.
@@ -76,9 +78,34 @@ _MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_ATTEMPT_FIELDS = ("status", "command", "runner", "node", "gpus", "started", "ended",
-                   "exit_code", "log_path", "weight_file", "metrics", "best_metric", "error",
-                   "wandb_run_id", "failure")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a row as the record keeps it (a row of ``attempts``)."""
+
+    queue: str
+    job_id: str
+    attempt: int
+    status: str                       # the row's word: Queued, Training, Done, Crash, Stopped
+    command: str | None = None
+    runner: str | None = None         # the runner actor's name
+    node: str | None = None
+    gpus: str | None = None           # the GPU ids it held: "0,1" (or a JSON list)
+    started: float | None = None      # seconds since the epoch
+    ended: float | None = None
+    exit_code: int | None = None
+    log_path: str | None = None
+    weight_file: str | None = None
+    metrics: dict | None = None       # its last metrics
+    best_metric: float | None = None
+    error: str | None = None
+    wandb_run_id: str | None = None
+    failure: str | None = None        # the failure kind of an ended attempt (core.FailureKind)
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(Attempt))
+_ATTEMPT_FIELDS = _COLUMNS[3:]   # what begin_attempt and update_attempt may write
 
 
 def connect_read_only(path: str | Path) -> sqlite3.Connection:
@@ -106,9 +133,9 @@ def read_only_query(path: str | Path, sql: str, args: tuple = ()) -> list[sqlite
         db.close()
 
 
-def read_attempts(path: str | Path, queue: str) -> list[dict]:
+def read_attempts(path: str | Path, queue: str) -> list[Attempt]:
     """Every attempt of ``queue`` in the record at ``path``, read-only (``[]`` if none)."""
-    return [_decode(r) for r in read_only_query(
+    return [_row(r) for r in read_only_query(
         path, "SELECT * FROM attempts WHERE queue = ? ORDER BY job_id, attempt", (queue,))]
 
 
@@ -222,24 +249,24 @@ class RunRecord:
                              "attempt = ?",
                              [*map(_encode, fields.values()), queue, job_id, attempt])
 
-    def attempts(self, queue: str, job_id: str | None = None) -> list[dict]:
+    def attempts(self, queue: str, job_id: str | None = None) -> list[Attempt]:
         sql, args = "SELECT * FROM attempts WHERE queue = ?", [queue]
         if job_id is not None:
             sql, args = sql + " AND job_id = ?", [*args, job_id]
         rows = self._db.execute(sql + " ORDER BY job_id, attempt", args).fetchall()
-        return [_decode(r) for r in rows]
+        return [_row(r) for r in rows]
 
-    def latest(self, queue: str, job_id: str) -> dict | None:
+    def latest(self, queue: str, job_id: str) -> Attempt | None:
         row = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND job_id = ? "
                                "ORDER BY attempt DESC LIMIT 1", (queue, job_id)).fetchone()
-        return _decode(row) if row else None
+        return _row(row) if row else None
 
-    def active(self, queue: str) -> list[dict]:
+    def active(self, queue: str) -> list[Attempt]:
         """The attempts that were on a runner when their driver last wrote."""
         marks = ",".join("?" * len(ATTEMPT_ACTIVE))
         rows = self._db.execute(f"SELECT * FROM attempts WHERE queue = ? AND status IN "
                                 f"({marks}) ORDER BY job_id", (queue, *ATTEMPT_ACTIVE)).fetchall()
-        return [_decode(r) for r in rows]
+        return [_row(r) for r in rows]
 
     # -------------------------------------------------------------- row cells
     def save_cells(self, queue: str, rows: dict[str, tuple[dict, str]]) -> None:
@@ -286,11 +313,16 @@ def _encode(value):
     return json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
 
 
-def _decode(row: sqlite3.Row) -> dict:
-    out = dict(row)
-    if out.get("metrics"):
+def _row(row: sqlite3.Row) -> Attempt:
+    """One row of ``attempts`` as an ``Attempt`` (its metrics decoded; ``None`` where the
+    text is not a JSON object; a column an older record lacks, read-only, is ``None``)."""
+    have = row.keys()
+    values = {name: row[name] if name in have else None for name in _COLUMNS}
+    metrics = values["metrics"]
+    if metrics is not None:
         try:
-            out["metrics"] = json.loads(out["metrics"])
+            metrics = json.loads(metrics)
         except ValueError:
-            pass
-    return out
+            metrics = None
+        values["metrics"] = metrics if isinstance(metrics, dict) else None
+    return Attempt(**values)

@@ -31,7 +31,7 @@ from orchestrator.api import goal_of, read_metrics
 from orchestrator.core import KNOWN_COLUMNS, JobSpec, RowStatus, canonical_column
 from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
-from orchestrator.store.record import read_attempts
+from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import read_experiments
 from orchestrator.views.table import format_duration, gpus_text, status_rows
 
@@ -177,11 +177,11 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
     for _, cells in table.rows():
         raw.setdefault((cells.get("ID") or "").strip(), cells)
     for row in status_rows(table.rows(), latest, base_dir=csv_path.parent):
-        attempt = latest.get(row["id"]) or {}
+        attempt = latest.get(row["id"])
         _fill_from_record(row, attempt)
         path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None
-        last = attempt.get("metrics") if isinstance(attempt.get("metrics"), dict) else {}
-        exp = by_attempt.get((row["id"], attempt.get("attempt"))) or {}
+        last = (attempt.metrics if attempt else None) or {}
+        exp = by_attempt.get((row["id"], attempt.attempt if attempt else None)) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
         params = _kind_params(row, csv_path.parent)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
@@ -219,19 +219,19 @@ def _kind_params(row: dict, base_dir: Path) -> dict[str, str]:
         return {}
 
 
-def _fill_from_record(row: dict, attempt: dict) -> None:
+def _fill_from_record(row: dict, attempt: Attempt | None) -> None:
     """Cells the CSV lacks (the user cleared them, or an old file) come from the record."""
     row["attempts"] = str(row["attempts"] or "")
     row["gpus"] = gpus_text(row["gpus"], row["gpu_ids"])
-    if not row["started"] and attempt.get("started"):
-        row["started"] = datetime.fromtimestamp(attempt["started"]).strftime("%Y-%m-%d %H:%M:%S")
+    if not row["started"] and attempt is not None and attempt.started:
+        row["started"] = datetime.fromtimestamp(attempt.started).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, dict]:
+def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, Attempt]:
     """``{job id: latest attempt}``, read-only; no record file means no attempts."""
     if not registry_path.is_file():
         return {}
-    return {a["job_id"]: a for a in read_attempts(registry_path, queue_name)}  # last wins
+    return {a.job_id: a for a in read_attempts(registry_path, queue_name)}  # last wins
 
 
 def _read_curves(path: Path) -> dict[str, list[tuple[float, float]]]:

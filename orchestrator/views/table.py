@@ -27,7 +27,7 @@ from orchestrator.core import Failure, FailureKind, RowStatus, read_word
 from orchestrator.infra.text import printable
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
-from orchestrator.store.record import RunRecord
+from orchestrator.store.record import Attempt, RunRecord
 
 __all__ = ["QueueSource", "status_rows", "row_views", "render_status", "print_status",
            "fit_columns", "reasons",
@@ -221,10 +221,10 @@ def gpus_text(asked: float | None, ids: list[int], cell: str = "") -> str:
     return f"{text}@{','.join(map(str, ids))}" if ids else text
 
 
-def _log_path(base_dir: str, row: dict, attempt: dict) -> str:
+def _log_path(base_dir: str, row: dict, attempt: Attempt | None) -> str:
     """The attempt's log, as a path string ('' when none): string operations, since a
     status of 10,000 rows makes 10,000 of them."""
-    text = attempt.get("log_path") or row.get("LogFile") or ""
+    text = (attempt.log_path if attempt else None) or row.get("LogFile") or ""
     if not text:
         return ""
     if text.startswith("~"):
@@ -232,7 +232,7 @@ def _log_path(base_dir: str, row: dict, attempt: dict) -> str:
     return text if os.path.isabs(text) or not base_dir else os.path.join(base_dir, text)
 
 
-def _failure_kind(status: RowStatus, latest: dict, error: str) -> str | None:
+def _failure_kind(status: RowStatus, latest: Attempt | None, error: str) -> str | None:
     """Why a Crash, Stopped or Invalid row is so: the run record's field for its last
     attempt; the ``Error`` cell's first word only for a row the record has no attempt of
     (stopped before it started, or a CSV carried away from its record)."""
@@ -240,13 +240,13 @@ def _failure_kind(status: RowStatus, latest: dict, error: str) -> str | None:
         return FailureKind.INVALID.value
     if status not in (RowStatus.CRASH, RowStatus.STOPPED):
         return None
-    if latest:
-        return latest.get("failure") or None
+    if latest is not None:
+        return latest.failure or None
     failure = Failure.parse(error)
     return failure.kind.value if failure is not None else None
 
 
-def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
+def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, Attempt], *,
                 base_dir: Path | None = None, metrics: MetricsTail | None = None,
                 metric: str = "", default_gpus: str = "",
                 waiting: dict[str, str] | None = None, goal: str = "") -> list[dict]:
@@ -264,8 +264,8 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
         job_id = (row.get("ID") or "").strip()
         if not job_id:
             continue
-        latest = attempts.get(job_id) or {}
-        started, ended = latest.get("started"), latest.get("ended")
+        latest = attempts.get(job_id)
+        started, ended = (latest.started, latest.ended) if latest else (None, None)
         word = read_word(row.get("TrainingCheck", ""))
         status = word.status if word.known else RowStatus.INVALID
         elapsed = None
@@ -292,10 +292,10 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "notes": row.get("Notes", ""),
             "priority": _int(row.get("Priority")) or 0,
             "parent": (row.get("PretrainedModelId") or "").strip(),
-            "attempts": _int(row.get("Attempts")) or latest.get("attempt"),
+            "attempts": _int(row.get("Attempts")) or (latest.attempt if latest else None),
             "gpus": _float(gpus_cell), "gpus_cell": gpus_cell,
-            "gpu_ids": _gpu_ids(latest.get("gpus")) if ran else [],
-            "node": (row.get("Node", "") or latest.get("node") or "") if ran else "",
+            "gpu_ids": _gpu_ids(latest.gpus) if ran and latest else [],
+            "node": (row.get("Node", "") or (latest.node if latest else "") or "") if ran else "",
             "started": row.get("Started", ""), "ended": row.get("Ended", ""),
             "elapsed_s": round(elapsed, 1) if elapsed else None,
             "progress": _with_eta(_progress(last), elapsed, status),
@@ -305,7 +305,8 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, dict], *,
             "metric_text": metric_text(last, metric),
             "best_metric": best,
             "weight_file": row.get("WeightFile", ""),
-            "wandb_run_id": row.get("WandbRunID", "") or latest.get("wandb_run_id") or "",
+            "wandb_run_id": row.get("WandbRunID", "") or (latest.wandb_run_id if latest else "")
+            or "",
             "error": error, "failure": failure,
             "waiting": (waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
             "log": log,
@@ -344,12 +345,12 @@ class QueueSource:
             self._record.close()
             self._record = None
 
-    def _attempts(self) -> dict[str, dict]:
+    def _attempts(self) -> dict[str, Attempt]:
         if self._record is None and self.paths.registry.exists():
             self._record = RunRecord(self.paths.registry)
         if self._record is None:
             return {}
-        return {a["job_id"]: a for a in self._record.attempts(self.paths.name)}  # last wins
+        return {a.job_id: a for a in self._record.attempts(self.paths.name)}  # last wins
 
     def rows(self) -> list[dict]:
         """``status_rows`` of the queue as its files say now."""

@@ -59,7 +59,7 @@ def main(workdir: str) -> None:
                                                    "Notes")}
                      for i, r in rows.items()},
             "first_nodes": first_nodes,
-            "attempts": {i: [[a["status"], a["failure"]]
+            "attempts": {i: [[a.status, a.failure]
                              for a in record.attempts(run.paths.name, i)] for i in rows}}))
     finally:
         ray.shutdown()

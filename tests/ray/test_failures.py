@@ -25,7 +25,7 @@ def row(job_id, command, check="", gpus="0", retries="", time_limit="", attempts
 
 
 def attempts(run, job_id):
-    return [(a["status"], a["failure"]) for a in run.record().attempts(run.paths.name, job_id)]
+    return [(a.status, a.failure) for a in run.record().attempts(run.paths.name, job_id)]
 
 
 def test_conda_missing_is_a_setup_failure_that_is_not_retried(tmp_path):

@@ -24,5 +24,5 @@ def test_instant_jobs_on_warm_runners_all_end_done_once(ray_session, tmp_path, r
     record = queue.record()
     attempts = record.attempts(queue.paths.name)
     record.close()
-    assert sorted((a["job_id"], a["attempt"], a["status"]) for a in attempts) == [
+    assert sorted((a.job_id, a.attempt, a.status) for a in attempts) == [
         (i, 1, "Done") for i in ids]

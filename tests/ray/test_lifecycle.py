@@ -59,7 +59,7 @@ def test_parent_without_weights_is_said_and_child_runs_without_its_cell_rewritte
     assert rows["c"]["TrainingCheck"] == "Done" and "no weight file" in rows["c"]["Error"]
     assert {r["name"]: r for r in probe_records(out)}["c"]["pretrained"] == ""
     [attempt] = run.record().attempts(run.paths.name, "c")
-    assert "no weight file" in attempt["error"]
+    assert "no weight file" in attempt.error
     from orchestrator.store.registry import ExperimentTracker
     tracker = ExperimentTracker(run.paths.registry)
     [exp] = [e for e in tracker.list_experiments(queue=run.paths.name) if e["job_id"] == "c"]
@@ -76,9 +76,9 @@ def test_retries_then_done_with_two_attempts_recorded(tmp_path):
     r = read_rows(q)["flaky"]
     assert (r["TrainingCheck"], r["Attempts"]) == ("Done", "2")
     attempts = run.record().attempts(run.paths.name, "flaky")
-    assert [(a["attempt"], a["status"], a["exit_code"]) for a in attempts] == [
+    assert [(a.attempt, a.status, a.exit_code) for a in attempts] == [
         (1, "Crash", 3), (2, "Done", 0)]
-    assert all(os.path.exists(a["log_path"]) for a in attempts)
+    assert all(os.path.exists(a.log_path) for a in attempts)
 
 
 def test_job_environment_and_wandb_run_id_in_row(tmp_path):
@@ -145,7 +145,7 @@ def test_stop_a_running_job_from_another_handle(tmp_path):
     pid = wait_for(lambda: (probe_records(out) or [{}])[0].get("pid"), what="the job's pid")
     assert psutil.pid_exists(pid)
     attempt = wait_for(lambda: run.record().latest(run.paths.name, "blk"), what="the attempt")
-    assert stop_job("blk", attempt["runner"], "orchestrator")
+    assert stop_job("blk", attempt.runner, "orchestrator")
     assert run.join() == 1
     assert read_rows(q)["blk"]["TrainingCheck"] == "Stopped"
     wait_for(lambda: not psutil.pid_exists(pid), timeout=5, what="the job process to end")
@@ -197,7 +197,7 @@ def test_driver_restart_reattaches_to_a_live_job(tmp_path):
     assert second.join() == 0
     assert read_rows(q)["long"]["TrainingCheck"] == "Done"
     assert [r["attempt"] for r in probe_records(out)] == [1], "the job ran twice"
-    assert [a["status"] for a in second.record().attempts(second.paths.name, "long")] == ["Done"]
+    assert [a.status for a in second.record().attempts(second.paths.name, "long")] == ["Done"]
 
 
 def test_attempt_that_finished_while_no_driver_watched_is_not_run_again(tmp_path):
@@ -210,8 +210,8 @@ def test_attempt_that_finished_while_no_driver_watched_is_not_run_again(tmp_path
     first.scheduler.interrupt(stop_jobs=False)   # the driver leaves, its runner keeps the job
     first.join()
     wait_for(lambda: "end" in probe_records(out)[0], what="the job to finish")
-    runner = first.record().latest(first.paths.name, "solo")["runner"]
-    wait_for(lambda: (Path(first.record().latest(first.paths.name, "solo")["log_path"]).parent
+    runner = first.record().latest(first.paths.name, "solo").runner
+    wait_for(lambda: (Path(first.record().latest(first.paths.name, "solo").log_path).parent
                       / "exit_code").exists(), what="the exit code on disk")
     ray.kill(ray.get_actor(runner, namespace="orchestrator"))   # the cluster "lost" it
     second = QueueRun(q).start()
@@ -230,13 +230,13 @@ def test_runner_killed_requeues_without_spending_a_retry(tmp_path):
 
     def training():
         latest = record.latest(run.paths.name, "vict")
-        return latest if latest and latest["status"] == "Training" else None
+        return latest if latest and latest.status == "Training" else None
     attempt = wait_for(training, what="attempt 1 training")
-    ray.kill(ray.get_actor(attempt["runner"], namespace="orchestrator"))
+    ray.kill(ray.get_actor(attempt.runner, namespace="orchestrator"))
     assert run.join() == 0
     final = read_rows(q)["vict"]
     assert (final["TrainingCheck"], final["Attempts"]) == ("Done", "2")
-    outcomes = [(a["status"], a["failure"]) for a in run.record().attempts(run.paths.name,
+    outcomes = [(a.status, a.failure) for a in run.record().attempts(run.paths.name,
                                                                            "vict")]
     assert outcomes == [("Crash", "lost"), ("Done", "")]
     assert final["Error"] == "", "the lost attempt's message went with the retry that worked"

@@ -62,7 +62,7 @@ class Run:
         return self.code
 
     def attempts(self, job_id):
-        return [(a["attempt"], a["status"], a["failure"])
+        return [(a.attempt, a.status, a.failure)
                 for a in self.record.attempts(self.paths.name, job_id)]
 
 
@@ -309,8 +309,8 @@ def test_a_runner_whose_end_the_disk_refused_runs_again_once_the_disk_takes_writ
     rows = read_rows(q)
     assert rows["a"]["TrainingCheck"] == "Done" and rows["a"]["Attempts"] == "2"
     first = r.record.attempts(r.paths.name, "a")[0]
-    assert first["failure"] == "lost", "not counted as its failure"
-    assert "the disk takes writes again" in first["error"]
+    assert first.failure == "lost", "not counted as its failure"
+    assert "the disk takes writes again" in first.error
 
 
 def test_the_driver_writes_only_its_own_columns(tmp_path):
