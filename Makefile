@@ -49,6 +49,7 @@ bench: $(STAMP) bench-peers
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/sweep_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/tui_render.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ddp_overhead.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/ddp_start.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/yolo_overhead.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/storage.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/snapshot.py
