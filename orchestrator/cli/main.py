@@ -46,7 +46,7 @@ from orchestrator.store.paths import (
     recorded_encoding,
 )
 from orchestrator.store.record import RunRecord
-from orchestrator.views.table import QueueSource, print_status, row_views
+from orchestrator.views.table import QueueSource, RowView, print_status
 
 if TYPE_CHECKING:
     from orchestrator.observers.notify import Notifier
@@ -402,20 +402,15 @@ def _install_interrupt(scheduler, console: Console, local: bool) -> list[int]:
     return received
 
 
-def _best_row(rows: list[dict], goal: str) -> dict | None:
-    scored = []
-    for r in rows:
-        try:
-            scored.append((float(r["best_metric"]), r))
-        except (TypeError, ValueError):
-            continue
+def _best_row(rows: list[RowView], goal: str) -> dict | None:
+    scored = [(r.best_metric, r) for r in rows if r.best_metric is not None]
     if not scored:
         return None
     value, row = (max if goal == "max" else min)(scored, key=lambda vr: vr[0])
-    return {"id": row["id"], "name": row["name"], "best_metric": value}
+    return {"id": row.id, "name": row.name, "best_metric": value}
 
 
-def _print_summary(console: Console, paths: QueuePaths, config: Config) -> list[dict]:
+def _print_summary(console: Console, paths: QueuePaths, config: Config) -> list[RowView]:
     source = QueueSource(paths, config)
     try:
         rows = source.rows()
@@ -423,8 +418,8 @@ def _print_summary(console: Console, paths: QueuePaths, config: Config) -> list[
         source.close()
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    print_status(console, row_views(rows), title=f"{paths.name}: {paths.csv}")
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print_status(console, rows, title=f"{paths.name}: {paths.csv}")
     console.print(" · ".join(f"{k} {v}" for k, v in counts.items()))
     console.print(f"updated CSV: {paths.csv}\nlogs:        {paths.state_dir}/<ID>/attempt-N/run.log"
                   f"\nregistry:    {paths.registry}")
@@ -445,11 +440,12 @@ def cmd_status(args) -> int:
     driver = read_driver_info(paths)
     if args.json:
         print(json.dumps({"queue": paths.name, "csv": str(paths.csv),
-                          "driver_pid": driver["pid"] if driver else None, "rows": rows,
+                          "driver_pid": driver["pid"] if driver else None,
+                          "rows": [r.to_json() for r in rows],
                           "notices": source.notices}, ensure_ascii=False, indent=1))
         return 0
     console = _console()
-    print_status(console, row_views(rows), title=f"{paths.name}: {paths.csv}")
+    print_status(console, rows, title=f"{paths.name}: {paths.csv}")
     for notice in source.notices:
         console.print(f"[yellow]warning:[/] {escape(notice)}", highlight=False)
     console.print(f"driver: pid {driver['pid']}" if driver else "driver: not running")

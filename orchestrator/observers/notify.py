@@ -277,7 +277,7 @@ class Notifier:
             _ring()
         self._submit(event.title(), event.body(), _TYPE.get(event.kind, apprise.NotifyType.INFO))
 
-    def queue_done(self, rows: list[dict], best: dict | None = None) -> None:
+    def queue_done(self, rows: list, best: dict | None = None) -> None:
         """The queue finished: counts per status and the best run."""
         self._summary("queue_done", f"{_prefix(self.queue_name)}queue finished", rows, best)
 
@@ -286,7 +286,7 @@ class Notifier:
         label = f"sweep {sweep} finished" if sweep else "sweep finished"
         self._summary("sweep_done", _prefix(self.queue_name) + label, rows, best)
 
-    def _summary(self, kind: str, title: str, rows: list[dict], best: dict | None) -> None:
+    def _summary(self, kind: str, title: str, rows: list, best: dict | None) -> None:
         if kind not in self.events or not self._targets:
             return
         counts = Counter(str(_pick(r, "status", "TrainingCheck") or "Pending") for r in rows)
@@ -444,8 +444,11 @@ def _bool(text: str, source: str, key: str) -> bool:
     return value
 
 
-def _pick(d: Mapping, *keys):
-    return next((d[k] for k in keys if d.get(k) not in (None, "")), "")
+def _pick(d, *keys):
+    """The first of ``keys`` that ``d`` (a mapping: a CSV row, a dict; or an object such
+    as the views' ``RowView``) has a value for, else ""."""
+    get = d.get if isinstance(d, Mapping) else (lambda k: getattr(d, k, None))
+    return next((value for k in keys if (value := get(k)) not in (None, "")), "")
 
 
 def _ring() -> None:

@@ -13,6 +13,7 @@ cell is user input, and a template escapes whatever the code did not mark ``Mark
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import io
 import json
@@ -33,7 +34,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import read_experiments
-from orchestrator.views.table import format_duration, gpus_text, status_rows
+from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
 
@@ -74,7 +75,7 @@ def _environment():
 class Run:
     """One queue row as the report sees it."""
 
-    row: dict                                                  # a ``status_rows`` entry
+    row: RowView                                               # the row as every view sees it
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     last: dict = field(default_factory=dict)                   # the record's last metrics
     experiment: dict = field(default_factory=dict)             # its latest attempt's
@@ -98,7 +99,7 @@ class Run:
 
     @property
     def id(self) -> str:
-        return self.row["id"]
+        return self.row.id
 
     def values(self, key: str) -> list[float]:
         """Every value of ``key`` this run reported (the record's last one if no curve)."""
@@ -177,54 +178,59 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
     for _, cells in table.rows():
         raw.setdefault((cells.get("ID") or "").strip(), cells)
     for row in status_rows(table.rows(), latest, base_dir=csv_path.parent):
-        attempt = latest.get(row["id"])
-        _fill_from_record(row, attempt)
-        path = Path(row["log"]).parent / "metrics.jsonl" if row["log"] else None
+        attempt = latest.get(row.id)
+        row = _fill_from_record(row, attempt)
+        path = Path(row.log).parent / "metrics.jsonl" if row.log else None
         last = (attempt.metrics if attempt else None) or {}
-        exp = by_attempt.get((row["id"], attempt.attempt if attempt else None)) or {}
+        exp = by_attempt.get((row.id, attempt.attempt if attempt else None)) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
         params = _kind_params(row, csv_path.parent)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
-                        metric=metric, goal=goal, cells=raw.get(row["id"], {}),
+                        metric=metric, goal=goal, cells=raw.get(row.id, {}),
                         params=params))
     return runs
 
 
-def _kind_metric(row: dict, base_dir: Path) -> tuple[str, str]:
+def _kind_metric(row: RowView, base_dir: Path) -> tuple[str, str]:
     """The metric and goal a row's kind judges it by (a sweep file's ``metric``, YOLO's
     mAP…); ("", "") for a command row, whose metric is the queue's."""
-    if row["kind"] == "command" or not row["config"]:
+    spec = _kind_spec(row, base_dir)
+    if spec is None:
         return "", ""
-    path = Path(row["config"]).expanduser()
-    spec = JobSpec(id=row["id"], line=row["line"], kind=row["kind"],
-                   config_path=path if path.is_absolute() else base_dir / path)
     try:
-        name, goal = KINDS[row["kind"]].metric(spec, "", "")
+        name, goal = KINDS[row.kind].metric(spec, "", "")
     except Exception:  # noqa: BLE001 - a config that no longer loads: nothing to say
         return "", ""
     return (name, goal if goal in ("max", "min") else goal_of(name)) if name else ("", "")
 
 
-def _kind_params(row: dict, base_dir: Path) -> dict[str, str]:
+def _kind_params(row: RowView, base_dir: Path) -> dict[str, str]:
     """The hyperparameters a row's config file sets ({} for a command row)."""
-    if row["kind"] == "command" or not row["config"]:
+    spec = _kind_spec(row, base_dir)
+    if spec is None:
         return {}
-    path = Path(row["config"]).expanduser()
-    spec = JobSpec(id=row["id"], line=row["line"], kind=row["kind"],
-                   config_path=path if path.is_absolute() else base_dir / path)
     try:
-        return KINDS[row["kind"]].params(spec)
+        return KINDS[row.kind].params(spec)
     except Exception:  # noqa: BLE001 - a config that no longer loads: nothing to say
         return {}
 
 
-def _fill_from_record(row: dict, attempt: Attempt | None) -> None:
+def _kind_spec(row: RowView, base_dir: Path) -> JobSpec | None:
+    """The row as its kind reads it (None for a command row, or one without a config)."""
+    if row.kind == "command" or not row.config:
+        return None
+    path = Path(row.config).expanduser()
+    return JobSpec(id=row.id, line=row.line, kind=row.kind,
+                   config_path=path if path.is_absolute() else base_dir / path)
+
+
+def _fill_from_record(row: RowView, attempt: Attempt | None) -> RowView:
     """Cells the CSV lacks (the user cleared them, or an old file) come from the record."""
-    row["attempts"] = str(row["attempts"] or "")
-    row["gpus"] = gpus_text(row["gpus"], row["gpu_ids"])
-    if not row["started"] and attempt is not None and attempt.started:
-        row["started"] = datetime.fromtimestamp(attempt.started).strftime("%Y-%m-%d %H:%M:%S")
+    if row.started or attempt is None or not attempt.started:
+        return row
+    return dataclasses.replace(row, started=datetime.fromtimestamp(attempt.started)
+                               .strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def _latest_attempts(registry_path: Path, queue_name: str) -> dict[str, Attempt]:
@@ -298,7 +304,7 @@ def _hyperparameters(runs: list[Run], reported: dict[str, dict[str, float]]
     for run in runs:
         own = {k.strip(): v.strip() for k, v in run.cells.items()
                if k and canonical_column(k) not in KNOWN_COLUMNS and v and v.strip()}
-        flags = command_flags(run.row["command"]) if run.row["command"] else {}
+        flags = command_flags(run.row.command) if run.row.command else {}
         values[run.id] = {**run.params, **flags, **own}
     for key, per_run in reported.items():
         for run_id, value in per_run.items():
@@ -434,7 +440,7 @@ def _static(name: str) -> Markup:
 def _counts(runs: list[Run]) -> list[tuple[str, int]]:
     counts: dict[str, int] = {}
     for run in runs:
-        counts[run.row["status"]] = counts.get(run.row["status"], 0) + 1
+        counts[run.row.status] = counts.get(run.row.status, 0) + 1
     order = [s for s in _BADGE if s in counts] + [s for s in counts if s not in _BADGE]
     return [(s, counts[s]) for s in order]
 
@@ -459,9 +465,9 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
     def chars(head: str, texts=(), most: int = 12) -> float:
         return min(most, max([len(head), *(len(str(t or "")) for t in texts)])) * 1.1 + 1.5
     rows = [r.row for r in runs]
-    widths = {"ID": chars("ID", [r["id"] for r in rows]) + 4.5, "Status": 9.5, "Try": 4,
+    widths = {"ID": chars("ID", [r.id for r in rows]) + 4.5, "Status": 9.5, "Try": 4,
               best_head: chars(best_head, ["0.0000"]), "Duration": chars("Duration"),
-              "Started": 11.5, "Parent": chars("Parent", [r["parent"] for r in rows])}
+              "Started": 11.5, "Parent": chars("Parent", [r.parent for r in rows])}
     for k in keys:   # many hyperparameters: narrower, so Name keeps room
         widths[k] = chars(k, [values.get(r.id, {}).get(k, "") for r in runs],
                           most=12 if len(keys) <= 4 else 8 if len(keys) <= 6 else 6)
@@ -472,24 +478,24 @@ def _runs_table(runs: list[Run], metric: str, goal: str,
     for run in runs:
         r = run.row
         best = run.best(metric, goal) if metric else None
-        best = best if best is not None else (r["best_metric"] if not run.own_metric else None)
+        best = best if best is not None else (r.best_metric if not run.own_metric else None)
         own = run.own_metric
         mine = values.get(run.id, {})
-        error = (r["error"] or "").strip()
+        error = (r.error or "").strip()
         table_rows.append({
-            "id": r["id"], "name": r["name"], "status": r["status"], "attempts": r["attempts"],
+            "id": r.id, "name": r.name, "status": r.status, "attempts": r.cells["attempts"],
             "params": [(mine.get(k, ""), bool(_NUMBER.match(mine.get(k, "")))) for k in keys],
             "best": f"{best:.4g}" if best is not None else "",
             "best_sort": "" if best is None else f"{best:.10g}",
             "own": f"{own[0]} {own[1]:.4g}" if own and own[0] != metric else "",
-            "duration": format_duration(r["elapsed_s"]), "elapsed": r["elapsed_s"],
-            "started_short": _short_time(r["started"]), "started": r["started"],
-            "parent": r["parent"], "error_line": error.splitlines()[0] if error else "",
-            "error": error, "notes": r["notes"], "details": _details(run, wandb)})
+            "duration": format_duration(r.elapsed_s), "elapsed": r.elapsed_s,
+            "started_short": _short_time(r.started), "started": r.started,
+            "parent": r.parent, "error_line": error.splitlines()[0] if error else "",
+            "error": error, "notes": r.notes, "details": _details(run, wandb)})
     return {"metric": metric, "goal": goal, "heads": heads,
             "cols": [(h, sizes.get(h, "")) for h, _ in heads],
             "same": ", ".join(f"{k}={v}" for k, v in same.items()),
-            "statuses": list(dict.fromkeys(r.row["status"] for r in runs)),
+            "statuses": list(dict.fromkeys(r.row.status for r in runs)),
             "rows": table_rows}
 
 
@@ -497,15 +503,16 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
     """What a run's ▸ opens: everything the line leaves out, as (name, value, how it is
     shown: "" text, "code", "pre" or "link")."""
     r = run.row
-    where = " · ".join(x for x in (r["node"], f"GPUs {r['gpus']}" if r["gpus"] else "") if x)
-    run_id = r["wandb_run_id"]
+    gpus = gpus_text(r.gpus, list(r.gpu_ids))
+    where = " · ".join(x for x in (r.node, f"GPUs {gpus}" if gpus else "") if x)
+    run_id = r.wandb_run_id
     link = (f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}", run_id) \
         if run_id and wandb is not None else None
-    items = [("Where", where, ""), ("Ended", r.get("ended", ""), ""),
-             ("Weight file", r["weight_file"], "code"),
+    items = [("Where", where, ""), ("Ended", r.ended, ""),
+             ("Weight file", r.weight_file, "code"),
              ("W&B run", link or run_id, "link" if link else ""),
-             ("Command", r["command"], "code"), ("Config", r["config"], "code"),
-             ("Notes", r["notes"], ""), ("Error", r["error"], "pre")]
+             ("Command", r.command, "code"), ("Config", r.config, "code"),
+             ("Notes", r.notes, ""), ("Error", r.error, "pre")]
     config = run.experiment.get("config") or {}
     ran = " ".join(f"{k}={v}" for k, v in config.items()
                    if k != "command" and v not in (None, "", {}))
@@ -522,7 +529,7 @@ def _short_time(stamp: str) -> str:
 def _best_section(runs: list[Run], metric: str, goal: str, note: str) -> dict:
     ranked = _ranked(runs, metric, goal)[:MAX_BEST]
     return {"note": note, "metric": metric, "metric_repr": repr(metric), "goal": goal,
-            "ranked": [(r.id, r.row["name"], f"{v:.6g}") for r, v in ranked],
+            "ranked": [(r.id, r.row.name, f"{v:.6g}") for r, v in ranked],
             "order": ", ".join(r.id for r, _ in ranked),
             "chart": _best_chart(ranked, metric) if ranked else None}
 

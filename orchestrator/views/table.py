@@ -2,14 +2,16 @@
 and the TUI show of each row — and its table in the terminal.
 
 ``status_rows`` reads a row from the queue file, its latest attempt in the run record
-and the last line of that attempt's ``metrics.jsonl``: typed values (numbers as numbers)
-for ``--json`` and the report. ``row_views`` turns them into the text cells the TUI and
+and the last line of that attempt's ``metrics.jsonl`` into a frozen ``RowView``: typed
+values (numbers as numbers; ``to_json`` for ``--json``) and the text cells the TUI and
 ``render_status`` show; ``fit_columns`` picks the columns that fit a width (the least
 needed go first), and the reasons (a row's ``Error``) go on lines of their own below.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import time
@@ -29,7 +31,7 @@ from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.store.record import Attempt, RunRecord
 
-__all__ = ["QueueSource", "status_rows", "row_views", "render_status", "print_status",
+__all__ = ["QueueSource", "status_rows", "render_status", "print_status",
            "fit_columns", "reasons",
            "RowView", "ColumnSpec", "COLUMNS", "MetricsTail", "progress_text", "metric_text",
            "STATUS_STYLE", "format_duration", "style_of", "gpus_text", "NAME_MAX"]
@@ -249,15 +251,16 @@ def _failure_kind(status: RowStatus, latest: Attempt | None, error: str) -> str 
 def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, Attempt], *,
                 base_dir: Path | None = None, metrics: MetricsTail | None = None,
                 metric: str = "", default_gpus: str = "",
-                waiting: dict[str, str] | None = None, goal: str = "") -> list[dict]:
-    """One dict per queue row (``orchestrator status --json``): numbers as numbers,
-    ``None`` where there is none. ``attempts``: each row's latest attempt in the record;
+                waiting: dict[str, str] | None = None, goal: str = "") -> list[RowView]:
+    """One ``RowView`` per queue row: numbers as numbers, ``None`` where there is none,
+    and the text each column shows. ``attempts``: each row's latest attempt in the record;
     ``base_dir``: the queue file's folder (relative log paths start there); ``waiting``:
     why pending rows have not started, as the running driver published it; ``goal``:
     the metric's (a running row's best so far; empty: from the metric's name)."""
     goal = goal or goal_of(metric)
     base = str(base_dir) if base_dir is not None else ""
-    out = []
+    out: list[RowView] = []
+    seen: set[str] = set()
     now = time.time()
     metrics = metrics or MetricsTail()
     for line, row in rows:
@@ -272,7 +275,6 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, Attempt], *,
         if started and (status is RowStatus.TRAINING or status.is_finished):
             elapsed = now - started if status is RowStatus.TRAINING else (ended or now) - started
         error = row.get("Error", "")
-        failure = _failure_kind(status, latest, error)
         log = _log_path(base, row, latest)
         lines = os.path.join(os.path.dirname(log), "metrics.jsonl") if log else ""
         last = metrics.last(lines) if lines else {}
@@ -285,32 +287,31 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, Attempt], *,
         # where an attempt ran is shown while it runs and after it ended; a row waiting
         # again (Pending after a stop, Hold, Blocked, Invalid) holds nothing and no node
         ran = status.is_active or status.is_finished
-        out.append({
-            "id": job_id, "name": row.get("Name", ""), "status": status.label,
-            "line": line, "kind": (row.get("Kind") or "").strip().lower() or "command",
-            "command": row.get("TrainingCommand", ""), "config": row.get("Config", ""),
-            "notes": row.get("Notes", ""),
-            "priority": _int(row.get("Priority")) or 0,
-            "parent": (row.get("PretrainedModelId") or "").strip(),
-            "attempts": _int(row.get("Attempts")) or (latest.attempt if latest else None),
-            "gpus": _float(gpus_cell), "gpus_cell": gpus_cell,
-            "gpu_ids": _gpu_ids(latest.gpus) if ran and latest else [],
-            "node": (row.get("Node", "") or (latest.node if latest else "") or "") if ran else "",
-            "started": row.get("Started", ""), "ended": row.get("Ended", ""),
-            "elapsed_s": round(elapsed, 1) if elapsed else None,
-            "progress": _with_eta(_progress(last), elapsed, status),
-            "progress_text": progress_text(last, elapsed if status is RowStatus.TRAINING
-                                           else None),
-            "metric": {"name": found[0], "value": found[1]} if found else None,
-            "metric_text": metric_text(last, metric),
-            "best_metric": best,
-            "weight_file": row.get("WeightFile", ""),
-            "wandb_run_id": row.get("WandbRunID", "") or (latest.wandb_run_id if latest else "")
+        key = job_id if job_id not in seen else f"{job_id}@{line}"
+        seen.add(key)
+        out.append(RowView(
+            key=key, id=job_id, name=row.get("Name", ""), status=status.label, line=line,
+            kind=(row.get("Kind") or "").strip().lower() or "command",
+            command=row.get("TrainingCommand", ""), config=row.get("Config", ""),
+            notes=row.get("Notes", ""), priority=_int(row.get("Priority")) or 0,
+            parent=(row.get("PretrainedModelId") or "").strip(),
+            attempts=_int(row.get("Attempts")) or (latest.attempt if latest else None),
+            gpus=_float(gpus_cell), gpus_cell=gpus_cell,
+            gpu_ids=tuple(_gpu_ids(latest.gpus)) if ran and latest else (),
+            node=(row.get("Node", "") or (latest.node if latest else "") or "") if ran else "",
+            started=row.get("Started", ""), ended=row.get("Ended", ""),
+            elapsed_s=round(elapsed, 1) if elapsed else None,
+            progress=_with_eta(_progress(last), elapsed, status),
+            progress_text=progress_text(last, elapsed if status is RowStatus.TRAINING
+                                        else None),
+            metric={"name": found[0], "value": found[1]} if found else None,
+            metric_text=metric_text(last, metric), best_metric=best,
+            weight_file=row.get("WeightFile", ""),
+            wandb_run_id=row.get("WandbRunID", "") or (latest.wandb_run_id if latest else "")
             or "",
-            "error": error, "failure": failure,
-            "waiting": (waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
-            "log": log,
-        })
+            error=error, failure=_failure_kind(status, latest, error),
+            waiting=(waiting or {}).get(job_id, "") if status is RowStatus.PENDING else "",
+            log=log))
     return out
 
 
@@ -352,7 +353,7 @@ class QueueSource:
             return {}
         return {a.job_id: a for a in self._record.attempts(self.paths.name)}  # last wins
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[RowView]:
         """``status_rows`` of the queue as its files say now."""
         table = self.paths.queue_file().read()
         self.notices = table.column_notices(self.config.own_column_names)
@@ -371,47 +372,79 @@ class QueueSource:
             return {}
         return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
-    def load(self) -> list[RowView]:
-        return row_views(self.rows())
-
-
-# ------------------------------------------------------------------ text cells
-@dataclass
+# ------------------------------------------------------------------ the row view
+@dataclass(frozen=True)
 class RowView:
-    key: str            # the row key in a table: the ID (``ID@line`` for a duplicate)
+    """One queue row as every view shows it — ``status`` and ``--json``, the end-of-run
+    summary, the TUI, the report: its values (the file's cells, its latest attempt, its
+    last metrics line) and the text of each column (``cells``, control characters made
+    visible). ``to_json`` is ``status --json``'s object."""
+
     id: str
     name: str
-    status: str
-    cells: dict         # column key -> plain text
-    log: str            # its log's path ('' when none)
-    why: str = ""       # why it is where it is: what it waits for, or its Error
-    data: dict = field(default_factory=dict)   # its ``status_rows`` entry
+    status: str                    # the status's label (Pending, Training, Done …)
+    line: int                      # its line in the queue file
+    kind: str
+    command: str
+    config: str
+    notes: str
+    priority: int
+    parent: str                    # PretrainedModelId
+    attempts: int | None
+    gpus: float | None             # asked; None when the cell is not a number
+    gpus_cell: str                 # as written (or the config's default_gpus)
+    gpu_ids: tuple[int, ...]       # held by the attempt that runs or ran
+    node: str
+    started: str
+    ended: str
+    elapsed_s: float | None
+    progress: dict | None          # {"unit", "done", "total"[, "eta_s"]}
+    progress_text: str
+    metric: dict | None            # {"name", "value"}: the latest
+    metric_text: str
+    best_metric: float | None
+    weight_file: str
+    wandb_run_id: str
+    error: str
+    failure: str | None            # the failure kind of a Crash, Stopped or Invalid row
+    waiting: str                   # why a Pending row has not started
+    log: str                       # its log's path ('' when none)
+    key: str = field(default="", compare=False)        # ID, or ID@line for a duplicate
 
     @property
     def log_path(self) -> Path | None:
         return Path(self.log) if self.log else None
 
+    @functools.cached_property
+    def why(self) -> str:
+        """Why it is where it is: what it waits for, or its Error (shown literally)."""
+        return printable(self.waiting or (self.error if self.status != RowStatus.DONE.label
+                                          else ""))
 
-def row_views(rows: list[dict]) -> list[RowView]:
-    """``status_rows`` as the text each column shows."""
-    views, seen = [], set()
-    for r in rows:
-        key = r["id"] if r["id"] not in seen else f"{r['id']}@{r['line']}"
-        seen.add(key)
-        best = r["best_metric"]
-        cells = {"id": r["id"], "name": r["name"], "status": r["status"],
-                 "gpus": gpus_text(r["gpus"], r["gpu_ids"], r.get("gpus_cell", "")),
-                 "gpu_ids": ",".join(map(str, r["gpu_ids"])),
-                 "node": r["node"], "time": format_duration(r["elapsed_s"]),
-                 "progress": r["progress_text"], "metric": r["metric_text"],
+    @functools.cached_property
+    def cells(self) -> dict[str, str]:
+        """Column key -> the text it shows (control characters made visible, never run).
+        Made on first use: ``--json`` needs none of it."""
+        best = self.best_metric
+        cells = {"id": self.id, "name": self.name, "status": self.status,
+                 "gpus": gpus_text(self.gpus, self.gpu_ids, self.gpus_cell),
+                 "gpu_ids": ",".join(map(str, self.gpu_ids)),
+                 "node": self.node, "time": format_duration(self.elapsed_s),
+                 "progress": self.progress_text, "metric": self.metric_text,
                  "best": _number(best) if best is not None else "",
-                 "attempts": str(r["attempts"] or ""), "wandb": r["wandb_run_id"]}
-        why = printable(r["waiting"] or (r["error"] if r["status"] != RowStatus.DONE.label
-                                         else ""))
-        cells = {k: printable(v) for k, v in cells.items()}   # shown literally, never run
-        cells["why"] = why
-        views.append(RowView(key, r["id"], cells["name"], r["status"], cells, r["log"], why, r))
-    return views
+                 "attempts": str(self.attempts or ""), "wandb": self.wandb_run_id}
+        cells = {k: printable(v) for k, v in cells.items()}
+        cells["why"] = self.why
+        return cells
+
+    def to_json(self) -> dict:
+        """Plain data (``status --json``): every value field, in order."""
+        out = {name: getattr(self, name) for name in _VALUE_NAMES}
+        out["gpu_ids"] = list(self.gpu_ids)
+        return out
+
+
+_VALUE_NAMES = tuple(f.name for f in dataclasses.fields(RowView) if f.compare)
 
 
 def fit_columns(views: list[RowView], width: int,

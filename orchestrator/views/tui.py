@@ -204,20 +204,19 @@ def gpu_use_text(usage: list[dict] | None) -> str:
 
 def details_text(view: RowView) -> str:
     """The details pane of one row (rich markup, every value escaped)."""
-    r = view.data
-    asked = f"{r['gpus']:g}" if r.get("gpus") is not None else (r.get("gpus_cell") or "default")
-    ids = r.get("gpu_ids") or []
+    asked = f"{view.gpus:g}" if view.gpus is not None else (view.gpus_cell or "default")
+    ids = view.gpu_ids
     held = (f"GPU {','.join(map(str, ids))}" if len(ids) == 1 else
             f"GPUs {','.join(map(str, ids))}") if ids else "none"
-    lines = [f"[b]{escape(view.id)}[/b] {escape(view.name)}  "
-             f"[{style_of(view.status)}]{view.status}[/]  kind {escape(r.get('kind', ''))}"
-             f"  attempt {r.get('attempts') or '-'}  priority {r.get('priority', 0)}"
-             f"  parent {escape(r.get('parent') or '-')}",
+    lines = [f"[b]{escape(view.id)}[/b] {escape(view.cells['name'])}  "
+             f"[{style_of(view.status)}]{view.status}[/]  kind {escape(view.kind)}"
+             f"  attempt {view.attempts or '-'}  priority {view.priority}"
+             f"  parent {escape(view.parent or '-')}",
              f"GPUs asked {escape(str(asked))}, holds {held}  "
-             f"node {escape(r.get('node') or '-')}"
+             f"node {escape(view.node or '-')}"
              f"  time {escape(view.cells.get('time') or '-')}"
              f"  progress {escape(view.cells.get('progress') or '-')}",
-             f"command: {escape(printable(r.get('command') or r.get('config') or ''))}"]
+             f"command: {escape(printable(view.command or view.config or ''))}"]
     if view.why:
         lines.append(f"[i]why: {escape(view.why)}[/i]")
     if view.log_path:
@@ -310,7 +309,7 @@ class QueueApp(App):
         """Re-read the files and update what changed."""
         before = {v.id: v.status for v in self.views}
         try:
-            self.views = self.source.load()
+            self.views = self.source.rows()
             self.load_error = ""
         except (OrchestratorError, OSError) as e:  # a CSV mid-edit: keep the last table
             self.load_error = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -360,7 +359,8 @@ class QueueApp(App):
 
     def _matches(self, view: RowView) -> bool:
         needle = self.filter_text.casefold()
-        return not needle or any(needle in s.casefold() for s in (view.id, view.name, view.status))
+        return not needle or any(needle in s.casefold()
+                                 for s in (view.id, view.cells["name"], view.status))
 
     def _render_rows(self) -> None:
         shown = [v for v in self.views if self._matches(v)]
@@ -518,7 +518,7 @@ class QueueApp(App):
     def action_log(self) -> None:
         view = self.selected()
         if view is not None:
-            title = f"{view.id} {view.name}".strip()
+            title = f"{view.id} {view.cells['name']}".strip()
             self.push_screen(LogScreen(title, view.log_path, view.why))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -536,7 +536,7 @@ class QueueApp(App):
             self.notify(f"{view.id} is {view.status}: nothing runs or waits to run, so "
                         "there is nothing to stop", severity="warning")
             return
-        name = f" ({view.name})" if view.name else ""
+        name = f" ({view.cells['name']})" if view.cells["name"] else ""
 
         def answered(yes: bool | None) -> None:
             if yes:

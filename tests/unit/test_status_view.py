@@ -13,7 +13,7 @@ from orchestrator.store.config import load_config
 from orchestrator.store.paths import DriverLock, queue_paths
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import RunRecord
-from orchestrator.views.table import QueueSource, render_status, row_views
+from orchestrator.views.table import QueueSource, render_status
 from tests.helpers import write_csv
 
 HEADER = ["ID", "Name", "TrainingCommand", "GPUs", "Priority", "PretrainedModelId",
@@ -66,12 +66,12 @@ def queue(tmp_path):
 
 def shown(source, width) -> str:
     console = Console(width=width, record=True, color_system=None)
-    console.print(render_status(row_views(source.rows()), console.width, title="queue"))
+    console.print(render_status(source.rows(), console.width, title="queue"))
     return console.export_text()
 
 
 def test_json_has_numbers_as_numbers_and_what_each_row_asked_for(queue):
-    rows = {r["id"]: r for r in json.loads(json.dumps(queue.rows()))}
+    rows = {r["id"]: r for r in json.loads(json.dumps([v.to_json() for v in queue.rows()]))}
     run = rows["train-long-name-01"]
     assert (run["gpus"], run["gpu_ids"], run["priority"], run["attempts"]) == (0.5, [1], 3, 1)
     eta = run["progress"].pop("eta_s")
@@ -92,9 +92,9 @@ def test_the_failure_kind_is_the_records_not_a_reading_of_the_error_text(queue):
     """A user who rewrites a Crash row's Error cell (or a message that happens to start
     with another kind's word) does not change why the attempt failed."""
     QueueFile(queue.paths.csv).update({"crashed-resnet": {"Error": "exit: I looked at it"}})
-    rows = {r["id"]: r for r in queue.rows()}
-    assert rows["crashed-resnet"]["failure"] == "oom"
-    assert rows["done"]["failure"] is None and rows["child"]["failure"] is None
+    rows = {r.id: r for r in queue.rows()}
+    assert rows["crashed-resnet"].failure == "oom"
+    assert rows["done"].failure is None and rows["child"].failure is None
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -135,14 +135,14 @@ def test_a_running_drivers_reasons_for_pending_rows_are_shown(queue):
     paths = queue.paths
     paths.waiting.write_text(json.dumps({"child": "waits for its parent done (Training)",
                                          "gpu-wait": "waits for 8 GPU to free up"}))
-    assert {r["id"]: r["waiting"] for r in queue.rows()}["child"] == "", \
+    assert {r.id: r.waiting for r in queue.rows()}["child"] == "", \
         "no driver holds the queue: its reasons are stale"
     with DriverLock(paths) as lock:
         lock.publish("127.0.0.1:0", "orchestrator")
-        rows = {r["id"]: r for r in queue.rows()}
+        rows = {r.id: r for r in queue.rows()}
         text = " ".join(shown(queue, 120).split())
-    assert rows["child"]["waiting"] == "waits for its parent done (Training)"
-    assert rows["done"]["waiting"] == "", "only pending rows wait"
+    assert rows["child"].waiting == "waits for its parent done (Training)"
+    assert rows["done"].waiting == "", "only pending rows wait"
     assert "child: waits for its parent done (Training)" in text
     assert "gpu-wait: waits for 8 GPU to free up" in text
 
@@ -155,7 +155,7 @@ def test_cells_that_a_terminal_would_run_are_shown_literally(tmp_path):
     rows = [(2, {"ID": "a", "Name": "\x1b]0;HACKED\x07\x1b[2J x", "TrainingCommand": "t",
                  "TrainingCheck": "Crash", "Error": "exit: [/] [bold]boom\x1b[31m"})]
     console = Console(width=120, record=True, color_system=None, force_terminal=True)
-    console.print(render_status(row_views(status_rows(rows, {})), 120))
+    console.print(render_status(status_rows(rows, {}), 120))
     out = console.export_text(styles=False)
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;HACKED\\x07" in out
@@ -201,7 +201,7 @@ def test_a_waiting_row_holds_no_gpu_and_a_bad_cell_is_shown_as_written(tmp_path)
         ["bad", "b", "python t.py", "abc", "", "", "", "", "", "", "", "", ""]])
     config = load_config(None)
     source = QueueSource(queue_paths(csv_path, config), config)
-    views = {v.id: v for v in row_views(source.rows())}
+    views = {v.id: v for v in source.rows()}
     source.close()
     assert (views["again"].cells["gpus"], views["again"].cells["node"]) == ("1", "")
     assert (views["ran"].cells["gpus"], views["ran"].cells["node"]) == ("1@0", "node-a")
@@ -224,11 +224,11 @@ def test_a_training_row_shows_its_best_so_far_beside_its_latest(tmp_path):
          "runs/t/attempt-1/run.log", ""]])
     config = load_config(None, metric="val_loss")
     source = QueueSource(queue_paths(csv_path, config), config)
-    [view] = row_views(source.rows())
+    [view] = source.rows()
     assert (view.cells["metric"], view.cells["best"]) == ("0.4", "0.3")
     with lines.open("a") as f:   # read on from where it stopped, a half line waits
         f.write(json.dumps({"epoch": 3, "val_loss": 0.2}) + "\n" + '{"epoch": 4, "val_lo')
-    [view] = row_views(source.rows())
+    [view] = source.rows()
     assert view.cells["best"] == "0.2"
     source.close()
 
@@ -241,7 +241,7 @@ def test_a_pipe_gets_the_same_text_as_the_terminal(queue, width):
 
     from orchestrator.views.table import print_status
 
-    views = row_views(queue.rows())
+    views = queue.rows()
     piped = Console(file=io.StringIO(), width=width)
     assert not piped.is_terminal
     print_status(piped, views, title="queue")
