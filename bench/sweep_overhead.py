@@ -24,7 +24,15 @@ Figures:
 * start-up (run_sweep call → first program start) and tail (last program end →
   run_sweep return).
 
-A second variant runs an unmodified W&B program (``import wandb``,
+The peer runs the same plain program as plain Ray Tune would, written by hand: a
+function trainable that starts it with ``subprocess.run`` (its GPU in
+``CUDA_VISIBLE_DEVICES``, the trial folder as ``ORCH_RUN_DIR``) and reports its line,
+``tune.uniform(0, 1)``, ``num_samples`` = N, ``max_concurrent_trials`` = 4, actors
+reused (as an expert sets it: a new actor per trial costs ~3 s here), 1 GPU and 1 CPU per
+trial; the ratio of the two walls and slot gaps is the figure to beat
+(target: ours <= plain Tune + 10 %).
+
+A third variant runs an unmodified W&B program (``import wandb``,
 ``wandb.init(mode="offline")``, ``wandb.log``, ``wandb.finish``), 8 trials; its
 per-trial overhead against the same sleep-only ideal includes wandb's own start-up,
 so the figure net of the programs' median run time is printed too.
@@ -89,9 +97,61 @@ with open(os.path.join(os.environ["ORCH_RUN_DIR"], %(times)r), "w") as f:
 
 
 # ------------------------------------------------------------------ the child
+def _peer_trainable(config: dict) -> None:
+    """Plain Ray Tune's trial: the program in a child process, its line reported."""
+    import ray
+    from ray import tune
+
+    folder = Path(config["work"]) / "peer-trials" / tune.get_context().get_trial_id()
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = folder / "metrics.jsonl"
+    env = {**os.environ, "ORCH_METRICS_FILE": str(metrics), "ORCH_RUN_DIR": str(folder),
+           "CUDA_VISIBLE_DEVICES": ",".join(map(str, ray.get_gpu_ids()))}
+    subprocess.run([sys.executable, config["program"], f"--x={config['x']}"], env=env,
+                   check=True)
+    tune.report({**json.loads(metrics.read_text().splitlines()[-1]), "folder": str(folder)})
+
+
+def peer_child(args: argparse.Namespace) -> int:
+    """The peer, in the child process: the same trials on plain Ray Tune."""
+    import ray
+    from ray import tune
+
+    out: dict = {}
+    t0 = time.time()
+    ray.init(address="local", num_cpus=SLOTS, num_gpus=SLOTS, include_dashboard=False,
+             log_to_driver=False)
+    out["ray_init_s"] = time.time() - t0
+    try:
+        out["sweep_start"] = time.time()
+        tuner = tune.Tuner(
+            tune.with_resources(_peer_trainable, {"cpu": 1, "gpu": 1}),
+            param_space={"x": tune.uniform(0.0, 1.0), "program": args.program,
+                         "work": args.work},
+            tune_config=tune.TuneConfig(num_samples=args.trials, metric="score", mode="max",
+                                        max_concurrent_trials=SLOTS, reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=str(Path(args.work) / "peer-storage"),
+                                      name=args.name, verbose=0))
+        results = tuner.fit()
+        out["sweep_end"] = time.time()
+        out["trials"] = [{"trial_dir": (r.metrics or {}).get("folder"),
+                          "metric": (r.metrics or {}).get("score"),
+                          "status": "TERMINATED" if r.error is None else "ERROR",
+                          "error": None if r.error is None else str(r.error)}
+                         for r in results]
+    finally:
+        t1 = time.time()
+        ray.shutdown()
+        out["ray_shutdown_s"] = time.time() - t1
+    print("\nRESULT " + json.dumps(out), flush=True)
+    return 0
+
+
 def child(args: argparse.Namespace) -> int:
     """Runs in the child process: ray.init, run_sweep, ray.shutdown; JSON on the last line."""
     sys.path.insert(0, str(ROOT))
+    if args.peer:
+        return peer_child(args)
     import ray
 
     from sweeps.spec import parse_sweep
@@ -199,7 +259,8 @@ def figures(res: dict, n: int) -> dict:
 
 
 # -------------------------------------------------------------------- parent
-def run_variant(name: str, source: str, n: int, work: Path, timeout: float) -> dict:
+def run_variant(name: str, source: str, n: int, work: Path, timeout: float,
+                peer: bool = False) -> dict:
     program = work / f"{name}_program.py"
     program.write_text(source % {"sleep": SLEEP, "times": TIMES_FILE}, encoding="utf-8")
     ray_tmp = tempfile.mkdtemp(prefix="bench-sweep-rt-", dir="/tmp")
@@ -208,7 +269,8 @@ def run_variant(name: str, source: str, n: int, work: Path, timeout: float) -> d
     env.update(RAY_TMPDIR=ray_tmp, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), ORCH_RAY_KEEP_ALIVE="0")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--name", name,
-           "--program", str(program), "--work", str(work), "--trials", str(n)]
+           "--program", str(program), "--work", str(work), "--trials", str(n),
+           *(["--peer"] if peer else [])]
     log_path = work / f"{name}.child.log"
     t0 = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -276,6 +338,19 @@ def report(title: str, fig: dict, target: bool) -> None:
         print(f"  first error: {fig['first_error']}")
 
 
+def compare(ours: dict, peer: dict) -> None:
+    """Ours beside plain Tune: the walls' ratio and the slot gaps (target: +10 %)."""
+    if not all(isinstance(x.get(k), float) for x in (ours, peer)
+               for k in ("wall_s", "slot_gap_median_s")):
+        return
+    ratio = ours["wall_s"] / peer["wall_s"]
+    ours["vs_tune_wall_ratio"] = r(ratio)
+    print(f"\n== ours / plain Tune: wall {ours['wall_s']:.2f} / {peer['wall_s']:.2f} s = "
+          f"{ratio:.2f}x ({'PASS' if ratio <= 1.10 else 'MISS'}, target <= 1.10); slot gap "
+          f"median {ours['slot_gap_median_s']:.3f} / {peer['slot_gap_median_s']:.3f} s; "
+          f"first program {ours['startup_s']} / {peer['startup_s']} s after the call")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=40)
@@ -286,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help=argparse.SUPPRESS)
     p.add_argument("--program", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
+    p.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
@@ -301,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead_per_trial_s" in results["plain"]:
         results["plain"]["verdict"] = ("PASS" if results["plain"]["overhead_per_trial_s"]
                                        <= TARGET_S else "MISS")
+    results["tune"] = run_variant("tune", _PLAIN, args.trials, work,
+                                  timeout=180 + 10 * args.trials, peer=True)
+    report(f"plain Ray Tune, the same program: {args.trials} trials, {SLOTS} at once",
+           results["tune"], False)
+    compare(results["plain"], results["tune"])
     if not args.skip_wandb:
         results["wandb"] = run_variant("wandb", _WANDB, args.wandb_trials, work,
                                        timeout=180 + 20 * args.wandb_trials)

@@ -37,8 +37,8 @@ import logging
 import math
 import os
 import secrets
+import select
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -58,7 +58,6 @@ from orchestrator.infra.storage import (
     upload,
     write_text,
 )
-from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
 from sweeps.command import build_command
 from sweeps.space import grid, to_tune_space
 from sweeps.spec import SweepSpec, load_sweep
@@ -182,12 +181,10 @@ class _Trial:
              log_path: Path) -> None:
         with open(log_path, "ab") as out:
             out.write(f"[orchestrator] {time.strftime('%H:%M:%S')} run: {argv}\n".encode())
-            out.flush()
-            first = subprocess.Popen(
-                [sys.executable, SUPERVISOR, str(_STOP_GRACE), str(os.getpid()), "--", *argv],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=self.workdir, start_new_session=True)
-        if first.wait() != 0:
+        started = _supervisors().launch({
+            "grace": _STOP_GRACE, "run_dir": str(trial_dir), "log": str(log_path),
+            "cwd": self.workdir, "env": env, "argv": argv})
+        if started != 0:
             raise RuntimeError(f"the supervisor failed to start (see {log_path})")
         sup_pid = int((trial_dir / "supervisor.pid").read_text())
         try:
@@ -207,10 +204,18 @@ class _Trial:
 
     def _follow(self, trial_dir: Path, metrics_file: Path, sup_pid: int):
         """Report metric lines until the program ends; (exit code or None if stopped, count)."""
+        metric = self.spec.metric.name if self.spec.metric else None
+        ended = _EndWaiter(sup_pid)
+        try:
+            return self._report_until_end(trial_dir, metrics_file, sup_pid, metric, ended)
+        finally:
+            ended.close()
+
+    def _report_until_end(self, trial_dir: Path, metrics_file: Path, sup_pid: int,
+                          metric: str | None, ended: _EndWaiter):
         from ray import tune
 
-        metric = self.spec.metric.name if self.spec.metric else None
-        offset, reported, rc = 0, 0, None
+        offset, reported = 0, 0
         while True:
             exit_file = trial_dir / "exit_code"
             done = exit_file.exists() or (trial_dir / "orphaned").exists()
@@ -233,7 +238,7 @@ class _Trial:
             if _stop_requested():
                 self._terminate(sup_pid, trial_dir)
                 return None, reported
-            time.sleep(_POLL)
+            ended.wait(_POLL)
 
     @staticmethod
     def _terminate(sup_pid: int, trial_dir: Path) -> None:
@@ -244,6 +249,42 @@ class _Trial:
         deadline = time.monotonic() + _STOP_GRACE + 0.5
         while time.monotonic() < deadline and not (trial_dir / "exit_code").exists():
             time.sleep(0.02)
+
+
+_SUPERVISORS: list = []   # this trial actor's standby supervisor server (Tune reuses actors)
+
+
+def _supervisors():
+    """The ``SupervisorServer`` of this process, started with its first trial: the next
+    trials' programs start without a supervisor interpreter of their own."""
+    if not _SUPERVISORS:
+        from orchestrator.infra.supervisors import SupervisorServer
+
+        _SUPERVISORS.append(SupervisorServer())
+    return _SUPERVISORS[0]
+
+
+class _EndWaiter:
+    """Waits up to a timeout for a process that is not our child (the trial's supervisor)
+    to exit, returning as soon as it does: a pidfd where the kernel has them, else a
+    plain sleep."""
+
+    def __init__(self, pid: int):
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):   # gone already, or no pidfd here
+            self._fd = None
+
+    def wait(self, timeout: float) -> None:
+        if self._fd is None:
+            time.sleep(timeout)
+        else:
+            select.select([self._fd], [], [], timeout)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _trial_name(local_dir: Path) -> str:

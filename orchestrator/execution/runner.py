@@ -13,13 +13,10 @@ says which (``killed_for``).
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +28,7 @@ from orchestrator.core import AttemptReport, FailureKind
 from orchestrator.execution.launch import LaunchSpec
 from orchestrator.execution.outputs import collect, upload_outputs
 from orchestrator.infra import storage
-from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
+from orchestrator.infra.supervisors import SupervisorServer
 from orchestrator.store.record import refused_write, unwritable
 
 __all__ = ["JobRunner"]
@@ -101,50 +98,6 @@ class _Activity:
         return time.monotonic() - self.last
 
 
-class _SupervisorServer:
-    """The runner's ``supervise.py --standby`` process, started once: each job is a JSON
-    line to it and one line back once the job's supervisor runs. Started again if it is
-    gone; it exits when the runner closes its stdin or dies."""
-
-    def __init__(self):
-        self._proc: subprocess.Popen | None = None
-        self._lock = threading.Lock()
-
-    def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, SUPERVISOR, "--standby", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            start_new_session=True)   # out of reach of Ray's group kill
-
-    def prepare(self) -> None:
-        with self._lock:
-            self._running()
-
-    def _running(self) -> subprocess.Popen:
-        """The server, started (again) if it is not running; under the lock."""
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = self._spawn()
-        return self._proc
-
-    def launch(self, job: dict) -> int:
-        """Start a job's supervisor: 0 once it runs, else the status of the failed start."""
-        line = json.dumps(job).encode() + b"\n"
-        with self._lock:
-            for _ in range(2):   # a server that died is started again, once
-                proc = self._running()
-                try:
-                    proc.stdin.write(line)
-                    proc.stdin.flush()
-                    answer = proc.stdout.readline()
-                except OSError:
-                    answer = b""
-                if answer.strip():
-                    return int(answer)
-                proc.kill()
-                proc.wait()
-            return -1
-
-
 @ray.remote(max_concurrency=8, max_restarts=0)
 class JobRunner:
     """Runs the jobs handed to it, one at a time."""
@@ -161,7 +114,7 @@ class JobRunner:
         self._killed: tuple[str, str] = ("", "")   # (failure kind, note) of a limit it hit
         node_id = ray.get_runtime_context().get_node_id()
         self._node = f"{socket.gethostname()}/{node_id[:8]}"
-        self._supervisors = _SupervisorServer()
+        self._supervisors = SupervisorServer()
         threading.Thread(target=self._supervisors.prepare, daemon=True).start()
 
     def __repr__(self) -> str:  # shown in the Ray dashboard and as the log prefix
