@@ -39,6 +39,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from results_file import write_results  # noqa: E402  (bench/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 EXAMPLE = ROOT / "examples" / "ddp_dummy.py"
@@ -163,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                                      if ddp["steps_per_s"] and plain["steps_per_s"] else None),
                "load_after": os.getloadavg()[0]}
     show(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, results)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results  # noqa: E402  (bench/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "bench" / "ddp_start_probe.py"
 RESULTS = ROOT / "bench" / "results" / "ddp_start.json"
@@ -147,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                / medians["torchrun"]["to_first_step_s"],
                "load_after": os.getloadavg()[0]}
     show(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, results)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

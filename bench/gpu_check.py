@@ -10,7 +10,7 @@ JSON summary in ``<work>/gpu_check.json``. Each check is a real queue run
   nvml        the TUI's GPU columns: NVML gives use and memory for every GPU torch sees
   fractional  two GPUs=0.5 command rows share one GPU at once: the same
               CUDA_VISIBLE_DEVICES, 256 MiB each held, NVML counting both processes
-  ddp-nccl    a Kind=ddp row on every GPU (Workers = GPUs) all-reduces over NCCL
+  ddp-nccl    a Kind=ddp row on every GPU (a worker per GPU) all-reduces over NCCL
   yolo-cuda   a Kind=yolo row trains YOLOv8n for one epoch on CUDA (amp: false) on
               synthetic shapes, best.pt as its WeightFile
   hf-fp16     a Kind=hf row fine-tunes a tiny random BART for one epoch with fp16 on CUDA
@@ -206,10 +206,10 @@ def check_ddp(work: Path, dry: bool) -> str:
     work.mkdir(parents=True, exist_ok=True)
     config = _ddp_yaml(work, "gpu_probe:ddp_loop")
     queue = write_queue(work, [{"ID": "ddp", "Kind": "ddp", "Config": str(config),
-                                "GPUs": str(gpus), "Workers": str(gpus)}])
+                                "GPUs": "1", "Workers": str(gpus)}])   # GPUs: per worker
     check_queue(queue)
     if dry:
-        return f"a Kind=ddp row on {gpus} GPU(s) ready"
+        return f"a Kind=ddp row of {gpus} worker(s), 1 GPU each, ready"
     seen = probes(done(run_queue(queue, 300), "ddp"))
     if not seen or any(s["backend"] != "nccl" or not s["device"].startswith("cuda")
                        for s in seen):

@@ -56,6 +56,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results  # noqa: E402  (bench/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "sweep_overhead.json"
 SLOTS, SLEEP, TARGET_S = 4, 1.0, 1.0
@@ -388,9 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         report(f"W&B program (wandb.init offline + wandb.log): {args.wandb_trials} trials, "
                f"{SLOTS} at once", results["wandb"], False)
     results["load_after"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, results)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

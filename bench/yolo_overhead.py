@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results  # noqa: E402  (bench/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "yolo_overhead.json"
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -115,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"overhead           : {out['overhead_s']:+.2f} s, ratio {out['ratio']:.3f}")
     print(f"queue row (orchestrator run, its own Ray): median {med['row']:.2f} s, "
           f"ratio {out['row_ratio']:.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
-    print(f"JSON: {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, out)
     return 0
 
 

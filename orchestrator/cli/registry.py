@@ -15,7 +15,7 @@ from rich.table import Table
 
 from orchestrator.api import goal_of
 from orchestrator.infra.errors import OrchestratorError
-from orchestrator.store.registry import ExperimentTracker, ModelRegistry
+from orchestrator.store.registry import Experiment, ExperimentTracker, ModelRegistry, ModelVersion
 
 __all__ = ["add_parser", "run", "find_registry"]
 
@@ -149,25 +149,26 @@ def run(args) -> int:
             data = models.search_models(args.architecture, args.name, _parse_min(args.min))
             table = _models_table(data)
         elif args.verb == "show":
-            data = _resolve(models, args.model, path)
-            if data.get("experiment_id"):
-                data["experiment"] = tracker.get_experiment(data["experiment_id"])
-            data["lineage"] = [f"{m['name']}:{m['version']}"
-                               for m in models.lineage(data["id"])[1:]]
+            model = _resolve(models, args.model, path)
+            data = model.to_dict()
+            if model.experiment_id:
+                experiment = tracker.get_experiment(model.experiment_id)
+                data["experiment"] = experiment.to_dict() if experiment else None
+            data["lineage"] = [f"{m.name}:{m.version}" for m in models.lineage(model.id)[1:]]
             table = None
         elif args.verb == "compare":
             found = [_resolve(models, ref, path) for ref in args.models]
-            data = models.compare_models([m["id"] for m in found])
+            data = models.compare_models([m.id for m in found])
             table = Table(header_style="bold")
             table.add_column("metric")
             for m in found:
-                table.add_column(f"{m['name']}:{m['version']}", justify="right")
+                table.add_column(f"{m.name}:{m.version}", justify="right")
             for metric, values in data.items():
                 table.add_row(metric, *map(_fmt, values))
         else:
             return _export(args, models, tracker)
         if args.json or table is None:
-            print(json.dumps(data, ensure_ascii=False, indent=1, default=str))
+            print(json.dumps(_plain(data), ensure_ascii=False, indent=1, default=str))
         else:
             if heading:
                 console.print(heading)
@@ -178,7 +179,18 @@ def run(args) -> int:
         tracker.close()
 
 
-def _resolve(models: ModelRegistry, reference: str, path: Path) -> dict:
+def _plain(data):
+    """Registry rows (``Experiment``, ``ModelVersion``) as dicts, for JSON."""
+    if isinstance(data, (Experiment, ModelVersion)):
+        return data.to_dict()
+    if isinstance(data, list):
+        return [_plain(x) for x in data]
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    return data
+
+
+def _resolve(models: ModelRegistry, reference: str, path: Path) -> ModelVersion:
     model = models.resolve(reference)
     if model is None:
         raise OrchestratorError(f"no model {reference!r} in {path} — give an id (12), "
@@ -190,7 +202,7 @@ def _resolve(models: ModelRegistry, reference: str, path: Path) -> dict:
 def _export(args, models: ModelRegistry, tracker: ExperimentTracker) -> int:
     data = {"models": models.list_models(), "experiments": tracker.list_experiments()}
     if args.format == "json":
-        text = json.dumps(data, ensure_ascii=False, indent=1, default=str)
+        text = json.dumps(_plain(data), ensure_ascii=False, indent=1, default=str)
     else:
         buf = io.StringIO()
         writer = csv.writer(buf)

@@ -59,8 +59,8 @@ class JobTracking:
         exp = self._experiments.pop((change.job_id, change.attempt), None)
         if exp is None:  # started by an earlier driver: find it
             found = [e for e in self.tracker.list_experiments(queue=self.queue)
-                     if e["job_id"] == change.job_id and e["attempt"] == change.attempt]
-            exp = found[-1]["id"] if found else None
+                     if e.job_id == change.job_id and e.attempt == change.attempt]
+            exp = found[-1].id if found else None
         return exp
 
     def _end(self, change: StatusChanged) -> None:
@@ -101,9 +101,9 @@ class JobTracking:
         if not ref:
             return None
         mine = [m for m in self.models.list_models(ref)
-                if (m.get("training_info") or {}).get("queue") == self.queue]
+                if (m.training_info or {}).get("queue") == self.queue]
         model = mine[-1] if mine else self.models.resolve(ref)
-        return model["id"] if model else None
+        return model.id if model else None
 
     def _trials(self, change: StatusChanged, exp: int) -> None:
         """Each sub-run of the attempt (a sweep's trials) becomes an experiment linked

@@ -18,18 +18,22 @@ only writer while a queue runs; SQLite's WAL mode lets anyone read meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from orchestrator.api import goal_of
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.record import connect, read_only_query, transaction
 
-__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "FINISHED", "status_word",
-           "read_experiments"]
+__all__ = ["ExperimentTracker", "ModelRegistry", "RegistryError", "Experiment", "ModelVersion",
+           "FINISHED", "status_word", "read_experiments"]
 
 RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 FINISHED = frozenset({COMPLETED, FAILED, STOPPED})
@@ -66,22 +70,97 @@ def _dumps(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _row(row) -> dict | None:
+class _Record(Mapping):
+    """A registry row read back: typed attributes (``exp.status``), and a read-only
+    mapping too (``exp["status"]``, ``exp.get("notes")``), as the trackers' guides read
+    what ``get_experiment`` and ``get_model_info`` return. ``to_dict`` for JSON."""
+
+    _NAMES: ClassVar[tuple[str, ...]] = ()   # the fields, in the table's column order
+
+    def __getitem__(self, key: str):
+        if key in self._NAMES:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(self._NAMES)
+
+    def __len__(self) -> int:
+        return len(self._NAMES)
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self._NAMES}
+
+
+@dataclass(frozen=True, eq=True)
+class Experiment(_Record):
+    """One experiment (a queue attempt, a sweep trial, or a run a trainer started); the
+    fields in the table's column order."""
+
+    id: int
+    name: str
+    description: str | None
+    status: str                        # running, completed, failed, stopped
+    started: float | None
+    ended: float | None
+    config: dict | None
+    model_type: str | None
+    dataset_info: dict | None
+    wandb_run_id: str | None
+    metrics: dict | None               # the latest value of each
+    best_metrics: dict | None
+    final_metrics: dict | None
+    model_id: int | None
+    checkpoint_path: str | None
+    notes: str | None
+    queue: str | None
+    job_id: str | None
+    attempt: int | None
+    parent_id: int | None              # a sweep trial's sweep
+    failure: str | None                # the failure kind of an attempt that did not complete
+
+
+@dataclass(frozen=True, eq=True)
+class ModelVersion(_Record):
+    """One registered version of a model; the fields in the table's column order."""
+
+    id: int
+    name: str
+    version: int
+    architecture: str | None
+    checkpoint: dict | None
+    config: dict | None
+    performance: dict | None
+    training_info: dict | None
+    file_path: str | None
+    experiment_id: int | None
+    created: float | None
+    parent_id: int | None              # the model it was trained from
+
+
+for _cls in (Experiment, ModelVersion):
+    _cls._NAMES = tuple(f.name for f in dataclasses.fields(_cls))
+
+
+def _row(cls, row):
+    """One row of ``experiments`` or ``models`` as ``cls``, its JSON columns decoded (None
+    for no row; a column an older record lacks, read-only, is None)."""
     if row is None:
         return None
-    out = dict(row)
+    have = row.keys()
+    values = {name: row[name] if name in have else None for name in cls._NAMES}
     for key in _JSON_FIELDS:
-        if out.get(key) is not None:
+        if values.get(key) is not None:
             try:
-                out[key] = json.loads(out[key])
+                values[key] = json.loads(values[key])
             except (TypeError, ValueError):
                 pass
-    return out
+    return cls(**values)
 
 
-def read_experiments(path: str | Path, queue: str) -> list[dict]:
+def read_experiments(path: str | Path, queue: str) -> list[Experiment]:
     """Every experiment of ``queue`` (sweep trials included), read-only, JSON decoded."""
-    return [_row(r) for r in read_only_query(
+    return [_row(Experiment, r) for r in read_only_query(
         path, "SELECT * FROM experiments WHERE queue = ? ORDER BY id", (queue,))]
 
 
@@ -119,7 +198,7 @@ class ExperimentTracker:
         self.current_experiment_id = cur.lastrowid
         return cur.lastrowid
 
-    def _require(self, experiment_id: int | None) -> dict:
+    def _require(self, experiment_id: int | None) -> Experiment:
         experiment_id = experiment_id or self.current_experiment_id
         exp = self.get_experiment(experiment_id) if experiment_id else None
         if exp is None:
@@ -187,8 +266,8 @@ class ExperimentTracker:
         self._db.execute("UPDATE experiments SET model_id = ?, checkpoint_path = ? WHERE id = ?",
                          (model_id, checkpoint_path, experiment_id))
 
-    def get_experiment(self, experiment_id: int) -> dict | None:
-        return _row(self._db.execute("SELECT * FROM experiments WHERE id = ?",
+    def get_experiment(self, experiment_id: int) -> Experiment | None:
+        return _row(Experiment, self._db.execute("SELECT * FROM experiments WHERE id = ?",
                                      (experiment_id,)).fetchone())
 
     def metric_history(self, experiment_id: int, name: str) -> list[tuple[int | None, float]]:
@@ -198,7 +277,8 @@ class ExperimentTracker:
         return [(r[0], r[1]) for r in rows]
 
     def list_experiments(self, status: str | None = None, queue: str | None = None,
-                         limit: int | None = None, parent_id: int | None = None) -> list[dict]:
+                         limit: int | None = None, parent_id: int | None = None
+                         ) -> list[Experiment]:
         sql, args = "SELECT * FROM experiments WHERE 1 = 1", []
         if parent_id is not None:
             sql, args = sql + " AND parent_id = ?", [*args, parent_id]
@@ -209,7 +289,7 @@ class ExperimentTracker:
         sql += " ORDER BY id"
         if limit:
             sql, args = sql + " LIMIT ?", [*args, int(limit)]
-        return [_row(r) for r in self._db.execute(sql, args).fetchall()]
+        return [_row(Experiment, r) for r in self._db.execute(sql, args).fetchall()]
 
 
 class ModelRegistry:
@@ -241,18 +321,19 @@ class ModelRegistry:
                  experiment_id, time.time(), parent_id))
         return cur.lastrowid
 
-    def get_model_info(self, model_id: int) -> dict | None:
-        return _row(self._db.execute("SELECT * FROM models WHERE id = ?",
+    def get_model_info(self, model_id: int) -> ModelVersion | None:
+        return _row(ModelVersion, self._db.execute("SELECT * FROM models WHERE id = ?",
                                      (model_id,)).fetchone())
 
-    def list_models(self, name: str | None = None) -> list[dict]:
+    def list_models(self, name: str | None = None) -> list[ModelVersion]:
         sql, args = "SELECT * FROM models", []
         if name:
             sql, args = sql + " WHERE name = ?", [name]
-        return [_row(r) for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
+        return [_row(ModelVersion, r)
+                for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
 
     def get_best_models(self, metric: str, limit: int = 10,
-                        goal: str | None = None) -> list[dict]:
+                        goal: str | None = None) -> list[ModelVersion]:
         """Models that report ``metric``, best first. ``goal`` ``max``/``min``; None: from
         the metric's name, as the driver and the report rank it (``val_loss``: lowest)."""
         goal = goal or goal_of(metric)
@@ -264,7 +345,7 @@ class ModelRegistry:
         return [m for m, _ in scored[:limit]]
 
     def search_models(self, architecture: str | None = None, name: str | None = None,
-                      min_performance: dict | None = None) -> list[dict]:
+                      min_performance: dict | None = None) -> list[ModelVersion]:
         out = []
         for model in self.list_models(name):
             if architecture and model["architecture"] != architecture:
@@ -276,7 +357,7 @@ class ModelRegistry:
             out.append(model)
         return out
 
-    def lineage(self, model_id: int) -> list[dict]:
+    def lineage(self, model_id: int) -> list[ModelVersion]:
         """The model and the models it was trained from, newest first."""
         chain, seen = [], set()
         model = self.get_model_info(model_id)
@@ -295,7 +376,7 @@ class ModelRegistry:
         names = sorted({k for m in models for k in (m["performance"] or {})})
         return {k: [(m["performance"] or {}).get(k) for m in models] for k in names}
 
-    def resolve(self, reference: str) -> dict | None:
+    def resolve(self, reference: str) -> ModelVersion | None:
         """A model by id (``12``), ``name:version`` or ``name`` (its latest version)."""
         ref = reference.strip()
         if ref.isdigit():
@@ -307,4 +388,4 @@ class ModelRegistry:
         else:
             row = self._db.execute("SELECT * FROM models WHERE name = ? ORDER BY version DESC "
                                    "LIMIT 1", (ref,)).fetchone()
-        return _row(row)
+        return _row(ModelVersion, row)

@@ -33,7 +33,7 @@ from orchestrator.core import KNOWN_COLUMNS, JobSpec, RowStatus, canonical_colum
 from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
-from orchestrator.store.registry import read_experiments
+from orchestrator.store.registry import Experiment, read_experiments
 from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
@@ -167,11 +167,11 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
                encoding: str = "") -> list[Run]:
     latest = _latest_attempts(registry_path, queue_name)
     experiments = read_experiments(registry_path, queue_name) if registry_path.is_file() else []
-    by_attempt = {(e["job_id"], e["attempt"]): e for e in experiments if not e.get("parent_id")}
-    trials: dict[int, list[dict]] = {}
+    by_attempt = {(e.job_id, e.attempt): e for e in experiments if not e.parent_id}
+    trials: dict[int, list[Experiment]] = {}
     for e in experiments:
-        if e.get("parent_id"):
-            trials.setdefault(e["parent_id"], []).append(e)
+        if e.parent_id:
+            trials.setdefault(e.parent_id, []).append(e)
     runs = []
     table = QueueFile(csv_path, encoding=encoding or None).read()
     raw = {}

@@ -121,3 +121,24 @@ def test_an_experiment_recorded_after_it_ran_keeps_its_own_times(db):
     got = t.get_experiment(exp)
     assert (got["started"], got["ended"], got["wandb_run_id"]) == (
         1_700_000_000.0, 1_700_000_042.5, "abcd1234")
+
+
+def test_what_the_registry_returns_reads_as_attributes_and_as_the_guides_mappings(db):
+    """A trainer reads ``model_info['performance']`` (the seed guide); our own code reads
+    ``model.performance``; neither can change the record, and ``to_dict`` is plain JSON."""
+    t, m = ExperimentTracker(db), ModelRegistry(db)
+    exp_id = t.start_experiment("base", config={"lr": 0.1})
+    model_id = m.register_model("kobart", architecture="bart", performance={"rouge1": 0.4},
+                                experiment_id=exp_id)
+    info = m.get_model_info(model_id)
+    assert info["performance"] == info.performance == {"rouge1": 0.4}
+    assert (info.name, info.version, info.get("file_path")) == ("kobart", 1, "")
+    assert dict(info)["experiment_id"] == exp_id and "architecture" in info
+    exp = t.get_experiment(exp_id)
+    assert exp.status == exp["status"] == "running" and exp.config == {"lr": 0.1}
+    with pytest.raises(TypeError):
+        info["performance"] = {}
+    with pytest.raises(AttributeError):
+        exp.status = "completed"
+    assert json.loads(json.dumps(info.to_dict()))["performance"] == {"rouge1": 0.4}
+    assert list(exp.to_dict())[:4] == ["id", "name", "description", "status"]
