@@ -113,13 +113,14 @@ def check_queue(queue: Path) -> None:
         raise CheckFailed("; ".join(bad) or done.stderr.strip()[-300:])
 
 
-RUN_ARGS: list[str] = []   # --num-gpus N: Ray's logical GPUs (trying the plumbing on a CPU)
+LOGICAL_GPUS = 0   # --logical-gpus: Ray counts this many GPUs (the plumbing on a CPU)
 
 
 def run_queue(queue: Path, timeout: float) -> dict[str, dict]:
     """Run the queue to its end; ``{ID: status --json row}``."""
     cmd = [sys.executable, "-m", "orchestrator.run", str(queue),
-           "--config", str(queue.parent / "manager.ini"), *RUN_ARGS]
+           "--config", str(queue.parent / "manager.ini"),
+           *(["--num-gpus", str(LOGICAL_GPUS)] if LOGICAL_GPUS else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env=_env(), cwd=queue.parent)
@@ -202,7 +203,7 @@ def _ddp_yaml(folder: Path, entry: str, params: str = "{}") -> Path:
 
 
 def check_ddp(work: Path, dry: bool) -> str:
-    gpus = max(_gpus(), int(RUN_ARGS[1]) if RUN_ARGS else 0, 1)
+    gpus = max(_gpus(), LOGICAL_GPUS, 1)
     work.mkdir(parents=True, exist_ok=True)
     config = _ddp_yaml(work, "gpu_probe:ddp_loop")
     queue = write_queue(work, [{"ID": "ddp", "Kind": "ddp", "Config": str(config),
@@ -305,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     gpus = _gpus()
     dry = args.dry_run or (gpus == 0 and not args.logical_gpus)
-    if args.logical_gpus:
-        RUN_ARGS.extend(["--num-gpus", str(args.logical_gpus)])
+    global LOGICAL_GPUS
+    LOGICAL_GPUS = args.logical_gpus
     print(f"gpu check: {gpus} CUDA GPU(s); {'dry run' if dry else 'running'}; files in {work}",
           flush=True)
     outcomes = []

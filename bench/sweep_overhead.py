@@ -114,10 +114,10 @@ def _peer_trainable(config: dict) -> None:
     tune.report({**json.loads(metrics.read_text().splitlines()[-1]), "folder": str(folder)})
 
 
-def peer_child(args: argparse.Namespace) -> int:
-    """The peer, in the child process: the same trials on plain Ray Tune."""
+def _timed_on_ray(sweep) -> int:
+    """In the child process: ray.init, ``sweep()`` (its result dict, the trials among it),
+    ray.shutdown, each timed; the JSON on the last line."""
     import ray
-    from ray import tune
 
     out: dict = {}
     t0 = time.time()
@@ -126,6 +126,22 @@ def peer_child(args: argparse.Namespace) -> int:
     out["ray_init_s"] = time.time() - t0
     try:
         out["sweep_start"] = time.time()
+        found = sweep()
+        out["sweep_end"] = time.time()
+        out.update(found)
+    finally:
+        t1 = time.time()
+        ray.shutdown()
+        out["ray_shutdown_s"] = time.time() - t1
+    print("\nRESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+def peer_child(args: argparse.Namespace) -> int:
+    """The peer, in the child process: the same trials on plain Ray Tune."""
+    from ray import tune
+
+    def sweep() -> dict:
         tuner = tune.Tuner(
             tune.with_resources(_peer_trainable, {"cpu": 1, "gpu": 1}),
             param_space={"x": tune.uniform(0.0, 1.0), "program": args.program,
@@ -134,19 +150,13 @@ def peer_child(args: argparse.Namespace) -> int:
                                         max_concurrent_trials=SLOTS, reuse_actors=True),
             run_config=tune.RunConfig(storage_path=str(Path(args.work) / "peer-storage"),
                                       name=args.name, verbose=0))
-        results = tuner.fit()
-        out["sweep_end"] = time.time()
-        out["trials"] = [{"trial_dir": (r.metrics or {}).get("folder"),
-                          "metric": (r.metrics or {}).get("score"),
-                          "status": "TERMINATED" if r.error is None else "ERROR",
-                          "error": None if r.error is None else str(r.error)}
-                         for r in results]
-    finally:
-        t1 = time.time()
-        ray.shutdown()
-        out["ray_shutdown_s"] = time.time() - t1
-    print("\nRESULT " + json.dumps(out), flush=True)
-    return 0
+        return {"trials": [{"trial_dir": (r.metrics or {}).get("folder"),
+                            "metric": (r.metrics or {}).get("score"),
+                            "status": "TERMINATED" if r.error is None else "ERROR",
+                            "error": None if r.error is None else str(r.error)}
+                           for r in tuner.fit()]}
+
+    return _timed_on_ray(sweep)
 
 
 def child(args: argparse.Namespace) -> int:
@@ -154,8 +164,6 @@ def child(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     if args.peer:
         return peer_child(args)
-    import ray
-
     from sweeps.spec import parse_sweep
     from sweeps.tune_runner import run_sweep
 
@@ -164,27 +172,16 @@ def child(args: argparse.Namespace) -> int:
         "run_cap": args.trials, "metric": {"name": "score", "goal": "maximize"},
         "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
     }, source=str(Path(args.work) / f"{args.name}.yaml"))
-    out: dict = {}
-    t0 = time.time()
-    ray.init(address="local", num_cpus=SLOTS, num_gpus=SLOTS, include_dashboard=False,
-             log_to_driver=False)
-    out["ray_init_s"] = time.time() - t0
-    try:
-        out["sweep_start"] = time.time()
+
+    def sweep() -> dict:
         outcome = run_sweep(spec, storage_path=Path(args.work) / "storage", name=args.name,
                             gpus_per_trial=1.0, cpus_per_trial=1.0,
                             max_concurrent_trials=SLOTS, workdir=args.work)
-        out["sweep_end"] = time.time()
-        out["trials"] = [{k: t.get(k) for k in ("trial_dir", "metric", "status", "error")}
-                         for t in outcome.trials]
-        out["errors"] = outcome.errors
-        out["best_metric"] = outcome.best_metric
-    finally:
-        t1 = time.time()
-        ray.shutdown()
-        out["ray_shutdown_s"] = time.time() - t1
-    print("\nRESULT " + json.dumps(out), flush=True)
-    return 0
+        return {"trials": [{k: t.get(k) for k in ("trial_dir", "metric", "status", "error")}
+                           for t in outcome.trials],
+                "errors": outcome.errors, "best_metric": outcome.best_metric}
+
+    return _timed_on_ray(sweep)
 
 
 # ------------------------------------------------------------------- figures

@@ -32,12 +32,12 @@ Uses the Ray this process is connected to; it never calls ``ray.init``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import secrets
-import select
 import signal
 import sys
 import time
@@ -58,6 +58,7 @@ from orchestrator.infra.storage import (
     upload,
     write_text,
 )
+from orchestrator.infra.supervisors import Supervised, SupervisorServer
 from sweeps.command import build_command
 from sweeps.space import grid, to_tune_space
 from sweeps.spec import SweepSpec, load_sweep
@@ -186,12 +187,14 @@ class _Trial:
             "cwd": self.workdir, "env": env, "argv": argv})
         if started != 0:
             raise RuntimeError(f"the supervisor failed to start (see {log_path})")
-        sup_pid = int((trial_dir / "supervisor.pid").read_text())
+        supervisor = Supervised(int((trial_dir / "supervisor.pid").read_text()), trial_dir)
         try:
-            rc, reported = self._follow(trial_dir, metrics_file, sup_pid)
+            rc, reported = self._follow(supervisor, metrics_file)
         except BaseException:   # SystemExit from tune.report: Tune stopped this trial
-            self._terminate(sup_pid, trial_dir)
+            _terminate(supervisor)
             raise
+        finally:
+            supervisor.close()
         if rc is None:          # stopped by Tune between reports
             sys.exit(0)
         if rc != 0:
@@ -202,89 +205,44 @@ class _Trial:
             raise RuntimeError(f"the program exited 0 but never logged {metric.name!r} "
                                f"(see {log_path})")
 
-    def _follow(self, trial_dir: Path, metrics_file: Path, sup_pid: int):
+    def _follow(self, supervisor: Supervised, metrics_file: Path):
         """Report metric lines until the program ends; (exit code or None if stopped, count)."""
-        metric = self.spec.metric.name if self.spec.metric else None
-        ended = _EndWaiter(sup_pid)
-        try:
-            return self._report_until_end(trial_dir, metrics_file, sup_pid, metric, ended)
-        finally:
-            ended.close()
-
-    def _report_until_end(self, trial_dir: Path, metrics_file: Path, sup_pid: int,
-                          metric: str | None, ended: _EndWaiter):
         from ray import tune
 
+        metric = self.spec.metric.name if self.spec.metric else None
         offset, reported = 0, 0
         while True:
-            exit_file = trial_dir / "exit_code"
-            done = exit_file.exists() or (trial_dir / "orphaned").exists()
-            if not done:
-                try:
-                    os.kill(sup_pid, 0)
-                except ProcessLookupError:
-                    done = True
+            rc = supervisor.poll()
             offset, lines = _read_lines(metrics_file, offset)
             for line in lines:
                 if metric and _is_number(line.get(metric)):
                     tune.report({k: v for k, v in line.items() if _is_number(v)})
                     reported += 1
-            if done:
-                if exit_file.exists():
-                    rc = int(exit_file.read_text().strip() or -1)
-                else:
-                    rc = -1
+            if rc is not None:
                 return rc, reported
             if _stop_requested():
-                self._terminate(sup_pid, trial_dir)
+                _terminate(supervisor)
                 return None, reported
-            ended.wait(_POLL)
-
-    @staticmethod
-    def _terminate(sup_pid: int, trial_dir: Path) -> None:
-        try:
-            os.kill(sup_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + _STOP_GRACE + 0.5
-        while time.monotonic() < deadline and not (trial_dir / "exit_code").exists():
-            time.sleep(0.02)
+            supervisor.wait(_POLL)   # returns at once when the program's supervisor exits
 
 
-_SUPERVISORS: list = []   # this trial actor's standby supervisor server (Tune reuses actors)
+def _terminate(supervisor: Supervised) -> None:
+    """SIGTERM to the program's supervisor, then wait (at most its grace) for its end."""
+    try:
+        supervisor.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + _STOP_GRACE + 0.5
+    while time.monotonic() < deadline and supervisor.poll() is None:
+        supervisor.wait(0.05)
 
 
-def _supervisors():
-    """The ``SupervisorServer`` of this process, started with its first trial: the next
-    trials' programs start without a supervisor interpreter of their own."""
-    if not _SUPERVISORS:
-        from orchestrator.infra.supervisors import SupervisorServer
-
-        _SUPERVISORS.append(SupervisorServer())
-    return _SUPERVISORS[0]
-
-
-class _EndWaiter:
-    """Waits up to a timeout for a process that is not our child (the trial's supervisor)
-    to exit, returning as soon as it does: a pidfd where the kernel has them, else a
-    plain sleep."""
-
-    def __init__(self, pid: int):
-        try:
-            self._fd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):   # gone already, or no pidfd here
-            self._fd = None
-
-    def wait(self, timeout: float) -> None:
-        if self._fd is None:
-            time.sleep(timeout)
-        else:
-            select.select([self._fd], [], [], timeout)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+@functools.cache
+def _supervisors() -> SupervisorServer:
+    """This process's standby supervisor server, started with its first trial (Tune
+    reuses trial actors): the next trials' programs start without an interpreter of
+    their own for the supervisor."""
+    return SupervisorServer()
 
 
 def _trial_name(local_dir: Path) -> str:
@@ -521,18 +479,17 @@ def _wait_for_programs(trial_dirs: list[Path], timeout: float = _STOP_GRACE + 2.
         if not pid_file.exists():
             continue
         try:
-            pid = int(pid_file.read_text())
+            supervisor = Supervised(int(pid_file.read_text()), folder)
         except ValueError:
             continue
-        while not ((folder / "exit_code").exists() or (folder / "orphaned").exists()):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            if time.monotonic() > deadline:
-                _Trial._terminate(pid, folder)
-                break
-            time.sleep(0.02)
+        try:
+            while supervisor.poll() is None and not (folder / "orphaned").exists():
+                if time.monotonic() > deadline:
+                    _terminate(supervisor)
+                    break
+                supervisor.wait(0.02)
+        finally:
+            supervisor.close()
 
 
 def _trial_times(result) -> tuple[float | None, float | None]:

@@ -14,7 +14,6 @@ says which (``killed_for``).
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import threading
@@ -28,50 +27,13 @@ from orchestrator.core import AttemptReport, FailureKind
 from orchestrator.execution.launch import LaunchSpec
 from orchestrator.execution.outputs import collect, upload_outputs
 from orchestrator.infra import storage
-from orchestrator.infra.supervisors import SupervisorServer
+from orchestrator.infra.supervisors import Supervised, SupervisorServer
 from orchestrator.store.record import refused_write, unwritable
 
 __all__ = ["JobRunner"]
 
 #: How often a running attempt's limits are checked (seconds).
 _WATCH_S = 0.5
-
-
-class _Supervised:
-    """The detached supervisor of one job (not our child: we watch its pid)."""
-
-    def __init__(self, pid: int, run_dir: Path):
-        self.pid, self._exit_file = pid, run_dir / "exit_code"
-        try:   # readable the moment it exits: its end is seen at once, not at a poll
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            self._pidfd = None
-
-    def wait(self, timeout: float) -> None:
-        """Return when it exits, or after ``timeout`` seconds."""
-        if self._pidfd is None:
-            time.sleep(min(timeout, 0.02))
-        else:
-            select.select([self._pidfd], [], [], timeout)
-
-    def close(self) -> None:
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    def poll(self) -> int | None:
-        """Its exit code once it ended (-1: it died without a word), else None."""
-        if self._exit_file.exists():
-            return int(self._exit_file.read_text().strip() or -1)
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:  # it died without a word (killed with SIGKILL)
-            return int(self._exit_file.read_text().strip() or -1) \
-                if self._exit_file.exists() else -1
-        return None
-
-    def send_signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
 
 
 class _Activity:
@@ -106,7 +68,7 @@ class JobRunner:
         self._name = name
         self._lock = threading.Lock()
         self._spec: LaunchSpec | None = None
-        self._proc: _Supervised | None = None
+        self._proc: Supervised | None = None
         self._report: AttemptReport | None = None
         self._done = threading.Event()
         self._cond = threading.Condition()
@@ -186,7 +148,7 @@ class JobRunner:
         if status != 0:
             raise RuntimeError(f"the job supervisor failed to start (status {status}; see "
                                f"{log_path} and the runner's Ray log)")
-        self._proc = _Supervised(int((run_dir / "supervisor.pid").read_text()), run_dir)
+        self._proc = Supervised(int((run_dir / "supervisor.pid").read_text()), run_dir)
         return report.replace(gpu_ids=gpus, log_path=str(log_path), pid=self._proc.pid)
 
     def _reap(self) -> None:
@@ -208,7 +170,7 @@ class JobRunner:
         self._report = report
         self._finish()
 
-    def _watch(self, proc: _Supervised, spec: LaunchSpec) -> int:
+    def _watch(self, proc: Supervised, spec: LaunchSpec) -> int:
         """Wait for the job to end, stopping it when it passes one of its limits."""
         began = time.monotonic()
         activity = _Activity(Path(spec.run_dir)) if spec.stall_timeout else None
@@ -227,7 +189,7 @@ class JobRunner:
                            f"{_duration(spec.stall_timeout)} (stall_timeout)")
         return rc
 
-    def _kill(self, proc: _Supervised, kind: FailureKind, note: str) -> None:
+    def _kill(self, proc: Supervised, kind: FailureKind, note: str) -> None:
         self._killed = (kind.value, note)
         try:
             with open(Path(self._spec.run_dir) / "run.log", "a", encoding="utf-8") as log:

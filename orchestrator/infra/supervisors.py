@@ -1,4 +1,5 @@
-"""Starting jobs' supervisors without an interpreter start each: ``SupervisorServer``.
+"""Starting jobs' supervisors without an interpreter start each (``SupervisorServer``), and
+watching one (``Supervised``).
 
 The supervisor itself is ``orchestrator/infra/supervise.py`` (a script, standard library
 only); this is its owner's side.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 from orchestrator.infra.supervise import SCRIPT as SUPERVISOR
 
-__all__ = ["SupervisorServer", "SUPERVISOR"]
+__all__ = ["SupervisorServer", "Supervised", "SUPERVISOR"]
 
 
 class SupervisorServer:
@@ -60,3 +64,41 @@ class SupervisorServer:
                 proc.kill()
                 proc.wait()
             return -1
+
+
+class Supervised:
+    """The detached supervisor of one job (not our child: its owner watches its pid and
+    the ``exit_code`` it writes into the run folder)."""
+
+    def __init__(self, pid: int, run_dir: Path):
+        self.pid, self._exit_file = pid, run_dir / "exit_code"
+        try:   # readable the moment it exits: its end is seen at once, not at a poll
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    def wait(self, timeout: float) -> None:
+        """Return when it exits, or after ``timeout`` seconds."""
+        if self._pidfd is None:
+            time.sleep(min(timeout, 0.02))
+        else:
+            select.select([self._pidfd], [], [], timeout)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        """Its exit code once it ended (-1: it died without a word), else None."""
+        if self._exit_file.exists():
+            return int(self._exit_file.read_text().strip() or -1)
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:  # it died without a word (killed with SIGKILL)
+            return int(self._exit_file.read_text().strip() or -1) \
+                if self._exit_file.exists() else -1
+        return None
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)

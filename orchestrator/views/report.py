@@ -503,7 +503,7 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
     """What a run's ▸ opens: everything the line leaves out, as (name, value, how it is
     shown: "" text, "code", "pre" or "link")."""
     r = run.row
-    gpus = gpus_text(r.gpus, list(r.gpu_ids))
+    gpus = gpus_text(r.gpus, r.gpu_ids)
     where = " · ".join(x for x in (r.node, f"GPUs {gpus}" if gpus else "") if x)
     run_id = r.wandb_run_id
     link = (f"https://wandb.ai/{wandb[0]}/{wandb[1]}/runs/{run_id}", run_id) \

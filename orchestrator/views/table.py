@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,7 +215,7 @@ def _gpu_ids(value) -> list[int]:
     return [int(p) for p in (str(x).strip() for x in parts) if p.isdigit()]
 
 
-def gpus_text(asked: float | None, ids: list[int], cell: str = "") -> str:
+def gpus_text(asked: float | None, ids: Sequence[int], cell: str = "") -> str:
     """``0.5`` asked; ``0.5@1`` while it holds GPU 1; ``2@0,1``; ``auto@0`` (the config's
     default_gpus = auto: 1 where the cluster has GPUs); a cell that is not a number is
     shown as written (``abc``: the row is Invalid)."""

@@ -90,13 +90,14 @@ def load(path: str | Path, kind: str = "yolo", *, check_paths: bool = True):
 
 
 # ----------------------------------------------------------------- reading
-def _read(path: str | Path, model) -> tuple[Path, object]:
-    """The file at ``path`` checked against ``model`` (``trainers/yolo/schema.py``)."""
+def _read(path: str | Path) -> tuple[Path, dict]:
     path = Path(path).expanduser().resolve()
-    raw = read_mapping(path, example="examples/yolo_tiny.yaml")
-    if model.__name__ == "Train":
-        _ultralytics_key(path, raw, model.model_fields)
-    return path, validated(model, raw, path, shown="'{}'")
+    return path, read_mapping(path, example="examples/yolo_tiny.yaml")
+
+
+def _checked(model, raw: dict, path: Path):
+    """``raw`` as ``model`` (``trainers/yolo/schema.py``), keys said quoted."""
+    return validated(model, raw, path, shown="'{}'")
 
 
 def _ultralytics_key(path: Path, raw: dict, keys) -> None:
@@ -275,7 +276,9 @@ def load_train(path: str | Path, *, check_paths: bool = True) -> TrainConfig:
     """The checked config of a ``yolo`` (training) row."""
     from trainers.yolo.schema import Train  # pydantic, loaded when a yolo row is read
 
-    path, data = _read(path, Train)
+    path, raw = _read(path)
+    _ultralytics_key(path, raw, Train.model_fields)
+    data = _checked(Train, raw, path)
     sources, is_yaml = _data(path, data.data, check_paths)
     model, family = _model(path, data.model, data.family, check_paths)
     _batches(path, data.batch_per_gpu, data.batch, data.min_batch)
@@ -296,7 +299,8 @@ def load_label(path: str | Path, *, check_paths: bool = True) -> LabelConfig:
     """The checked config of a ``yolo_label`` (auto-labelling) row."""
     from trainers.yolo.schema import Label
 
-    path, data = _read(path, Label)
+    path, raw = _read(path)
+    data = _checked(Label, raw, path)
     if data.source is None:
         raise ConfigError(path, problem="is missing", key="source",
                           fix="name the folder of unlabelled images")
