@@ -31,7 +31,17 @@ import numpy as np
 import yaml
 
 from orchestrator.infra.errors import OrchestratorError
-from orchestrator.infra.validation import did_you_mean
+from orchestrator.infra.validation import did_you_mean, number_text
+from sweeps.schema import (
+    DISTRIBUTIONS,
+    METHODS,
+    NUMBERS,
+    Categorical,
+    EarlyTerminate,
+    Metric,
+    Top,
+    check,
+)
 
 __all__ = [
     "SweepSpec", "Param", "Metric", "EarlyTerminate", "Issue", "SweepError",
@@ -39,30 +49,13 @@ __all__ = [
     "ENVVAR_RE",
 ]
 
-METHODS = ("grid", "random", "bayes")
-#: distribution → the numeric keys it reads (besides ``distribution``).
-DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "constant": (), "categorical": (), "categorical_w_probabilities": (),
-    "int_uniform": ("min", "max"), "uniform": ("min", "max"), "q_uniform": ("min", "max", "q"),
-    "log_uniform": ("min", "max"), "log_uniform_values": ("min", "max"),
-    "q_log_uniform": ("min", "max", "q"), "q_log_uniform_values": ("min", "max", "q"),
-    "inv_log_uniform": ("min", "max"), "inv_log_uniform_values": ("min", "max"),
-    "normal": ("mu", "sigma"), "q_normal": ("mu", "sigma", "q"),
-    "log_normal": ("mu", "sigma"), "q_log_normal": ("mu", "sigma", "q"),
-    "beta": ("a", "b"), "q_beta": ("a", "b", "q"),
-}
 EXPONENT_FORMS = {"log_uniform": "log_uniform_values", "q_log_uniform": "q_log_uniform_values",
                   "inv_log_uniform": "inv_log_uniform_values"}
 VALUE_LOG_FORMS = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
 GRID_DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "q_uniform")
-DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 PARAM_KEYS = ("distribution", "value", "values", "probabilities", "min", "max", "q", "mu",
               "sigma", "a", "b", "parameters")
-TOP_KEYS = ("program", "method", "metric", "parameters", "early_terminate", "command",
-            "run_cap", "name", "project", "entity", "description", "seed")
 IGNORED_TOP_KEYS = ("controller", "apiVersion", "kind", "job", "image_uri")
-METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
-HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
 MACROS = ("env", "interpreter", "program", "args", "args_no_hyphens", "args_no_boolean_flags",
           "args_json", "args_json_file", "args_no_equals")
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
@@ -184,42 +177,6 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Metric:
-    name: str
-    goal: str = "minimize"
-    target: float | None = None
-
-    @property
-    def mode(self) -> str:
-        """``max`` or ``min``: the goal as Ray Tune, Optuna and our registry say it."""
-        return "max" if self.goal == "maximize" else "min"
-
-
-@dataclass(frozen=True)
-class EarlyTerminate:
-    """W&B's hyperband stopping; ``strict`` is None when the file does not say."""
-
-    type: str = "hyperband"
-    min_iter: int | None = None
-    max_iter: int | None = None
-    s: int | None = None
-    eta: float = 3.0
-    strict: bool | None = None
-
-    def brackets(self, limit: int = 5) -> list[int]:
-        """Iterations at which runs are judged, as W&B's ``hyperband_stop_runs`` computes them."""
-        if self.max_iter is not None:
-            out, band = [], float(self.max_iter)
-            for _ in range(self.s or 0):
-                band /= self.eta
-                if band < 1:
-                    break
-                out.append(int(band))
-            return sorted(out)
-        return [int(self.min_iter * self.eta ** i) for i in range(limit)]
-
-
-@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep file. Parameters are flat, in file order, named by dotted names."""
 
@@ -309,10 +266,11 @@ class SweepSpec:
         et = self.early_terminate
         return {
             "source": self.source, "method": self.method,
-            "metric": None if self.metric is None else vars(self.metric).copy(),
+            "metric": None if self.metric is None else self.metric.model_dump(),
             "run_cap": self.run_cap, "seed": self.seed,
             "parameters": {p.name: p.to_dict(self.method == "grid") for p in self.parameters},
-            "early_terminate": None if et is None else {**vars(et), "brackets": et.brackets()},
+            "early_terminate": None if et is None else {**et.model_dump(),
+                                                        "brackets": et.brackets()},
             "grid_trials": self.grid_size,
             "program": self.program,
             "command": list(self.command or DEFAULT_COMMAND),
@@ -382,6 +340,11 @@ def _hint(word: Any, choices) -> str:
     return did_you_mean(word, choices, "'{}'")
 
 
+#: the order a file's problems are listed in, by the key they are under.
+_SECTIONS = ("method", "metric", "parameters", "early_terminate", "run_cap", "seed", "command",
+             "program")
+
+
 class _Parser:
     def __init__(self, source: str, duplicates):
         self.source = source
@@ -396,6 +359,10 @@ class _Parser:
     def warn(self, where, problem, fix=""):
         self.warnings.append(Issue(self.source, where, problem, fix))
 
+    def check(self, model, data, where="", missing="missing"):
+        """``data`` as ``model`` (``sweeps.schema``), or None with its problems noted."""
+        return check(model, data, where, self.error, self.warn, missing)
+
     def parse(self, data) -> SweepSpec:
         if data is None:
             raise SweepError(self.source, [Issue(self.source, "file", "the file is empty",
@@ -404,47 +371,40 @@ class _Parser:
             raise SweepError(self.source, [Issue(
                 self.source, "file", f"expected a mapping of keys, got {type(data).__name__}",
                 "start with keys like 'method: random' and 'parameters:'")])
-        self._top_keys(data)
-        method = self._method(data.get("method"))
+        top = self.check(Top, self._own_keys(data))
+        method = top.method if top else data.get("method")
         metric = self._metric(data.get("metric"))
         params = self._params(data.get("parameters"))
-        early = self._early_terminate(data.get("early_terminate"), metric)
-        run_cap = self._number(data.get("run_cap"), "run_cap", integer=True, minimum=1,
-                               fix="use a whole number >= 1, e.g. run_cap: 20")
-        seed = self._number(data.get("seed"), "seed", integer=True, minimum=0,
-                            fix="use a whole number >= 0, or delete it for a fresh seed")
-        program, command = self._command(data)
-        self._method_rules(method, metric, params, run_cap)
+        has_metric = data.get("metric") is not None   # (a bad one is said once, above)
+        early = self._early_terminate(data.get("early_terminate"), has_metric)
+        self._method_rules(method, has_metric, params, data.get("run_cap"))
+        if top is not None:
+            self._program(top)
         if self.errors:
+            order = {key: i for i, key in enumerate(_SECTIONS)}
+            self.errors.sort(key=lambda i: order.get(i.where.split(".")[0].split("[")[0], -1))
             raise SweepError(self.source, self.errors)
-        text = {k: None if data.get(k) is None else str(data[k])
-                for k in ("name", "project", "entity", "description")}
         return SweepSpec(source=self.source, method=method, parameters=tuple(params),
-                         metric=metric, early_terminate=early, run_cap=run_cap, program=program,
-                         command=command, seed=seed, warnings=tuple(self.warnings), **text)
+                         metric=metric, early_terminate=early, run_cap=top.run_cap,
+                         program=top.program, seed=top.seed, warnings=tuple(self.warnings),
+                         command=None if top.command is None else tuple(top.command),
+                         name=top.name, project=top.project, entity=top.entity,
+                         description=top.description)
 
     # -- top level -------------------------------------------------------------------------
 
-    def _top_keys(self, data):
-        for key in data:
-            if key in TOP_KEYS:
-                continue
+    def _own_keys(self, data: Mapping) -> dict:
+        """The file's keys the sweep reads; W&B-only keys are warned of and left out."""
+        own = {}
+        for key, value in data.items():
             if key in IGNORED_TOP_KEYS:
                 self.warn(key, "W&B-only key, ignored here", "delete it, or keep it for W&B")
             elif key in ("metrics", "scheduler"):
                 self.error(key, "W&B's custom-scheduler keys are not supported",
                            "use method: grid, random or bayes with a single metric:")
             else:
-                self.error(str(key), "unknown key",
-                           f"{_hint(key, TOP_KEYS)}valid keys: {', '.join(TOP_KEYS)}")
-
-    def _method(self, method) -> str:
-        if method is None:
-            self.error("method", "missing", "add method: grid, random or bayes")
-        elif method not in METHODS:
-            self.error("method", f"unknown method {method!r}",
-                       f"{_hint(method, METHODS)}use grid, random or bayes")
-        return method
+                own[str(key)] = value
+        return own
 
     def _metric(self, metric) -> Metric | None:
         if metric is None:
@@ -453,22 +413,9 @@ class _Parser:
             self.error("metric", f"expected a mapping, got {metric!r}",
                        f"write metric: {{name: {metric}, goal: minimize}}")
             return None
-        for key in metric:
-            if key not in METRIC_KEYS:
-                self.error(f"metric.{key}", "unknown key",
-                           f"{_hint(key, METRIC_KEYS)}valid keys: name, goal, target")
-        name = metric.get("name")
-        if not isinstance(name, str) or not name.strip():
-            self.error("metric.name", "missing", "name the logged metric, e.g. name: val_loss")
-        goal = metric.get("goal", "minimize")
-        if goal not in ("minimize", "maximize"):
-            self.error("metric.goal", f"{goal!r} is not a goal",
-                       f"{_hint(goal, ('minimize', 'maximize'))}use minimize or maximize")
-        target = self._number(metric.get("target"), "metric.target",
-                              fix="use a number, e.g. target: 0.95")
-        return Metric(str(name), goal, target)
+        return self.check(Metric, metric, "metric")
 
-    def _method_rules(self, method, metric, params, run_cap):
+    def _method_rules(self, method, has_metric, params, run_cap):
         if method == "grid":
             for p in params:
                 if p.distribution not in GRID_DISTRIBUTIONS:
@@ -492,7 +439,7 @@ class _Parser:
             self.warn("run_cap", f"a {method} sweep runs until stopped",
                       "set run_cap: N to bound it")
         if method == "bayes":
-            if metric is None:
+            if not has_metric:
                 self.error("metric", "bayes search needs a metric",
                            "add metric: {name: val_loss, goal: minimize}")
             if params and all(p.distribution == "constant" for p in params):
@@ -561,16 +508,12 @@ class _Parser:
             return Param(name, path, dist, value=body["value"])
         if dist.startswith("categorical"):
             return self._categorical(where, name, path, dist, body)
-        nums = {}
-        for key in DISTRIBUTIONS[dist]:
-            raw = body.get(key, DEFAULTS.get(key))
-            if raw is None:
-                self.error(f"{where}.{key}", f"missing ({dist} needs {key})",
-                           f"add {key}: <number>")
-                continue
-            nums[key] = self._number(raw, f"{where}.{key}", fix=f"{key} must be a number")
-        if any(v is None for v in nums.values()) or len(nums) < len(DISTRIBUTIONS[dist]):
+        numbers = self.check(NUMBERS[DISTRIBUTIONS[dist]],
+                             {k: v for k, v in body.items() if v is not None}, where,
+                             missing=f"missing ({dist} needs {{key}})")
+        if numbers is None:
             return None
+        nums = numbers.model_dump()
         if not self._check_numbers(where, dist, nums):
             return None
         return Param(name, path, dist, **nums)
@@ -586,8 +529,7 @@ class _Parser:
             if "value" in body:
                 return "constant"
             if "min" in body and "max" in body:
-                lo, hi = _coerce(body["min"])[0], _coerce(body["max"])[0]
-                both_int = isinstance(lo, int) and isinstance(hi, int)
+                both_int = all(isinstance(_read_number(body[k]), int) for k in ("min", "max"))
                 return "int_uniform" if both_int else "uniform"
             unknown = [k for k in body if k not in PARAM_KEYS]
             for key in unknown:   # `valuess:` is a typo, not a missing distribution
@@ -610,41 +552,30 @@ class _Parser:
         return dist
 
     def _categorical(self, where, name, path, dist, body) -> Param | None:
-        values = body["values"]
-        if not isinstance(values, list) or not values:
-            self.error(where + ".values", f"expected a non-empty list, got {values!r}",
-                       "write values: [a, b, c]")
+        drawn = self.check(Categorical, body, where)
+        if drawn is None:
             return None
-        probs = body.get("probabilities")
+        values, probs = tuple(drawn.values), drawn.probabilities
         if probs is None:
             if dist == "categorical_w_probabilities":
                 self.error(where, "categorical_w_probabilities needs probabilities",
                            "add probabilities: [...] (one per value, summing to 1)")
                 return None
-            return Param(name, path, "categorical", values=tuple(values))
+            return Param(name, path, "categorical", values=values)
         if dist == "categorical" and "distribution" in body:
             self.warn(where + ".distribution", "W&B rejects probabilities with "
                       "distribution: categorical", "delete the distribution line")
-        if not isinstance(probs, list):
-            self.error(where + ".probabilities", f"expected a list, got {probs!r}",
-                       "write probabilities: [0.5, 0.3, 0.2]")
-            return None
-        nums = [self._number(p, f"{where}.probabilities", minimum=0,
-                             fix="each probability must be a number >= 0") for p in probs]
-        if any(n is None for n in nums):
-            return None
-        if len(nums) != len(values):
-            self.error(where + ".probabilities", f"{len(nums)} probabilities for "
+        if len(probs) != len(values):
+            self.error(where + ".probabilities", f"{len(probs)} probabilities for "
                        f"{len(values)} values", "give exactly one probability per value")
             return None
-        total = math.fsum(nums)
+        total = math.fsum(probs)
         if abs(total - 1.0) > 1e-6:
             self.error(where + ".probabilities", f"they sum to {total:g}, not 1",
-                       f"scale them, e.g. {[round(n / total, 4) for n in nums]}"
+                       f"scale them, e.g. {[round(n / total, 4) for n in probs]}"
                        if total > 0 else "give at least one positive probability")
             return None
-        return Param(name, path, "categorical", values=tuple(values),
-                     probabilities=tuple(float(n) for n in nums))
+        return Param(name, path, "categorical", values=values, probabilities=tuple(probs))
 
     def _check_numbers(self, where, dist, n) -> bool:
         ok = True
@@ -698,73 +629,48 @@ class _Parser:
 
     # -- early_terminate, command, numbers -------------------------------------------------
 
-    def _early_terminate(self, et, metric) -> EarlyTerminate | None:
+    def _early_terminate(self, et, has_metric) -> EarlyTerminate | None:
         if et is None:
             return None
         if not isinstance(et, Mapping):
             self.error("early_terminate", f"expected a mapping, got {et!r}",
                        "write early_terminate: {type: hyperband, min_iter: 3}")
             return None
-        if et.get("type") != "hyperband":
-            self.error("early_terminate.type", f"unknown type {et.get('type')!r}",
-                       f"{_hint(et.get('type'), ('hyperband',))}W&B supports type: hyperband")
-            return None
+        known = tuple(EarlyTerminate.model_fields)
         for key in et:
-            if key not in HYPERBAND_KEYS:
+            if key not in known:
                 self.warn(f"early_terminate.{key}", "unknown key, ignored (as W&B does)",
-                          f"{_hint(key, HYPERBAND_KEYS)}valid: {', '.join(HYPERBAND_KEYS)}")
-        vals = {k: self._number(et.get(k), f"early_terminate.{k}", integer=True, minimum=1,
-                                fix=f"use a whole number >= 1, e.g. {k}: 3")
-                for k in ("min_iter", "max_iter", "s")}
-        eta = self._number(et.get("eta", 3), "early_terminate.eta", fix="use a number > 1, e.g. 3")
-        if eta is not None and eta <= 1:
-            self.error("early_terminate.eta", f"eta={eta} must be > 1", "use eta: 2 or 3")
-            eta = None
-        strict = et.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            self.error("early_terminate.strict", f"{strict!r} is not true/false",
-                       "write strict: true or strict: false")
-        if metric is None:
+                          f"{_hint(key, known)}valid: {', '.join(known)}")
+        if not has_metric:
             self.error("early_terminate", "hyperband needs a metric to compare runs",
                        "add metric: {name: val_loss, goal: minimize}")
-        if vals["max_iter"] is None and vals["min_iter"] is None:
+        result = self.check(EarlyTerminate, et, "early_terminate")
+        if result is None:
+            return None
+        if result.max_iter is None and result.min_iter is None:
             self.error("early_terminate", "hyperband needs min_iter, or max_iter with s",
                        "add min_iter: 3 (first bracket), or max_iter: 27 and s: 2")
             return None
-        if vals["max_iter"] is not None and vals["s"] is None:
+        if result.max_iter is not None and result.s is None:
             self.error("early_terminate.s", "missing (max_iter needs s, the number of brackets)",
                        "add s: 2")
             return None
-        if vals["max_iter"] is not None and vals["min_iter"] is not None:
+        if result.max_iter is not None and result.min_iter is not None:
             self.warn("early_terminate.min_iter", "ignored: W&B uses max_iter when both are set",
                       "delete one of min_iter / max_iter")
-        if eta is None or None in (v for k, v in vals.items() if k in et):
-            return None
-        result = EarlyTerminate("hyperband", vals["min_iter"], vals["max_iter"], vals["s"],
-                                eta, strict if isinstance(strict, bool) else None)
         if not result.brackets():
-            self.error("early_terminate", f"max_iter={vals['max_iter']} with eta={eta} leaves "
-                       "no bracket", "raise max_iter or s, or lower eta")
+            self.error("early_terminate", f"max_iter={result.max_iter} with eta={result.eta:g} "
+                       "leaves no bracket", "raise max_iter or s, or lower eta")
         return result
 
-    def _command(self, data) -> tuple[str | None, tuple[str, ...] | None]:
-        program, command = data.get("program"), data.get("command")
-        if program is not None and not isinstance(program, str):
-            program = str(program)
-        if command is not None:
-            if not isinstance(command, list) or not command:
-                self.error("command", f"expected a non-empty list, got {command!r}",
-                           "write it as a YAML list, e.g. command: [${env}, python, "
-                           "${program}, ${args}]")
-                return program, None
-            command = tuple(str(item) for item in command)
-            self._check_macros(command)
-        if not program and "${program}" in (command or DEFAULT_COMMAND):
+    def _program(self, top: Top) -> None:
+        if top.command is not None:
+            self._check_macros(top.command)
+        if not top.program and "${program}" in (top.command or DEFAULT_COMMAND):
             self.warn("program", "missing: W&B runs such a file with `wandb.agent(id, "
                       "function=train)` or names the program elsewhere; here it must come "
                       "from `sweep run --program` or a Kind=sweep row's TrainingCommand",
                       "add program: train.py, or give it when you run the sweep")
-        return program, command
 
     def _check_macros(self, command):
         for i, item in enumerate(command):
@@ -783,52 +689,14 @@ class _Parser:
             self.warn("command", "no ${args...} macro: the program gets no parameters on its "
                       "command line", "add ${args} (or ${args_json_file}) to the list")
 
-    def _number(self, raw, where, *, integer=False, minimum=None, fix=""):
-        """A number from YAML: ints, floats, ``!!float``, or numeric text such as ``'1e-6'``."""
-        value, problem = _coerce(raw)
-        if problem:
-            self.error(where, problem, fix)
-            return None
-        if isinstance(raw, str) and value is not None:
-            self.warn(where, f"{raw!r} is text in YAML (W&B would reject it); read as {value!r}",
-                      f"write {_yaml_number(value)} so every tool reads a number")
-        if value is None:
-            return None
-        if integer:
-            if not float(value).is_integer():
-                self.error(where, f"{raw!r} is not a whole number", fix)
-                return None
-            value = int(value)
-        if minimum is not None and value < minimum:
-            self.error(where, f"{raw!r} is below {minimum}", fix)
-            return None
-        return value
 
-
-def _coerce(raw) -> tuple[int | float | None, str | None]:
-    """``(number, None)``, ``(None, None)`` for a missing value, or ``(None, problem)``."""
-    if raw is None:
-        return None, None
-    value = raw
+def _read_number(raw: Any) -> Any:
+    """A number as a sweep file may write it (``2``, ``'2'``, ``1_000``), or None."""
+    if isinstance(raw, bool):
+        return None
     if isinstance(raw, str):
-        text = raw.strip().replace("_", "")
         try:
-            value = int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
+            return number_text(raw.replace("_", ""))
         except ValueError:
-            return None, f"{raw!r} is not a number"
-    elif isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None, f"{raw!r} is not a number"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None, f"{raw!r} is not finite"
-    return value, None
-
-
-def _yaml_number(value: int | float) -> str:
-    """How to write a number so YAML 1.1 (PyYAML) reads a float: ``1e-06`` → ``1.0e-06``."""
-    text = repr(value)
-    mantissa, e, exponent = text.partition("e")
-    if e and "." not in mantissa:
-        mantissa += ".0"
-    if e and exponent[0] not in "+-":
-        exponent = "+" + exponent
-    return mantissa + e + exponent
+            return None
+    return raw

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.infra.validation import did_you_mean, problem_for
+from orchestrator.infra.validation import choices_of, did_you_mean, problem_for, say
 from trainers.errors import ConfigError
 
 __all__ = ["read_mapping", "import_target", "TargetError", "key_lines", "located", "say",
@@ -44,11 +44,6 @@ def read_mapping(path: Path, *, example: str, named_by: Path | None = None) -> d
                           value=type(data).__name__, fix=f"see {example}")
     _TEXTS[str(Path(path).expanduser().resolve())] = text
     return data
-
-
-def say(problem: str, fix: str = "") -> dict:
-    """A schema field's own words for a bad value (``Field(json_schema_extra=say(...))``)."""
-    return {"problem": problem, "fix": fix}
 
 
 def validated(model, raw: dict, path: Path, shown: str = "{}"):
@@ -86,18 +81,9 @@ def schema_error(path: Path, model, error: dict, shown: str = "{}") -> ConfigErr
         return ConfigError(path, problem="is missing", key=dotted, fix=words.get("fix", ""))
     fix = words.get("fix", "")
     if error.get("type") == "literal_error" and info is not None:
-        fix = did_you_mean(error.get("input"), _choices(info.annotation), shown) + fix
+        fix = did_you_mean(error.get("input"), choices_of(info.annotation), shown) + fix
     return ConfigError(path, problem=words.get("problem") or problem_for(error),
                        key=dotted, value=error.get("input"), fix=fix)
-
-
-def _choices(annotation) -> list[str]:
-    """The words a ``Literal`` allows, also inside ``X | None`` and ``list[...]``."""
-    from typing import Literal, get_args, get_origin
-
-    if get_origin(annotation) is Literal:
-        return [str(a) for a in get_args(annotation)]
-    return [c for arg in get_args(annotation) for c in _choices(arg)]
 
 
 def _model_of(annotation):

@@ -14,8 +14,9 @@ import difflib
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-__all__ = ["TRUE_WORDS", "FALSE_WORDS", "parse_bool",  # and Bool, Int, Float, Str (lazy)
-           "nearest", "did_you_mean", "fix_for", "problem_for", "RANGE_ERRORS"]
+#: and Bool, Int, Float, Str (made on first use)
+__all__ = ["TRUE_WORDS", "FALSE_WORDS", "parse_bool", "number_text", "nearest", "did_you_mean",
+           "say", "choices_of", "fix_for", "problem_for", "RANGE_ERRORS"]
 
 #: pydantic's error types for a value of the right type outside its bounds.
 RANGE_ERRORS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
@@ -42,15 +43,25 @@ def _bool(raw: Any) -> Any:
     return raw if value is None else value
 
 
+def number_text(text: str) -> int | float:
+    """A number written as text: `` 3 `` and ``1_000`` → int, ``1e-6`` and ``2.0`` → float
+    (``ValueError`` when it is none)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _number(raw: Any) -> Any:
-    """A number written as text (``1e-6``, ``2.0``, `` 3 ``) as a float; pydantic then
+    """A number written as text (``1e-6``, ``2.0``, `` 3 ``) as a number; pydantic then
     takes it as the field's type (a whole number for an int) or says why not. A boolean
     is not a number (``epochs: yes`` is a mistake, not 1)."""
     if isinstance(raw, bool):
         raise ValueError("not a number")
     if isinstance(raw, str):
         try:
-            return float(raw.strip())
+            return number_text(raw)
         except ValueError:
             return raw
     return raw
@@ -90,6 +101,22 @@ def did_you_mean(word: Any, choices: Iterable[str], shown: str = "{}",
     or "[{}]"), or ``""`` when none is near."""
     near = nearest(word, choices, cutoff)
     return f"did you mean {shown.format(near)}? " if near else ""
+
+
+def say(problem: str = "", fix: str = "", **more: str) -> dict:
+    """A schema field's own words for a bad value (``Field(json_schema_extra=say(...))``):
+    what is wrong, the fix, and any words a loader reads besides (``missing=`` …)."""
+    return {"problem": problem, "fix": fix, **more}
+
+
+def choices_of(annotation: Any) -> list[str]:
+    """The words a ``Literal`` allows, also inside ``X | None``, ``list[...]`` and
+    ``Annotated[...]``."""
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return [c for arg in get_args(annotation) for c in choices_of(arg)]
 
 
 def problem_for(error: dict) -> str:

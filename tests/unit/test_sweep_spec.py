@@ -549,3 +549,19 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_empty_file(tmp_path):
     with pytest.raises(SweepError, match="the file is empty"):
         load_sweep(write(tmp_path, "# nothing\n"))
+
+
+def test_a_bad_metric_is_said_once_not_again_as_a_missing_one():
+    data = with_et({"type": "hyperband", "min_iter": 3})
+    data["metric"] = {"name": "acc", "goal": "up"}
+    data["method"] = "bayes"
+    text = problems(data)
+    assert "metric.goal: 'up' is not a goal" in text
+    assert "needs a metric" not in text
+
+
+def test_a_bad_top_level_value_does_not_hide_the_grid_rules():
+    data = sweep("grid", x={"distribution": "uniform", "min": 0, "max": 1})
+    data["run_cap"] = 0
+    wheres = [i.where for i in pytest.raises(SweepError, parse_sweep, data).value.issues]
+    assert wheres == ["parameters.x", "run_cap"]
