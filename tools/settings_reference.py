@@ -33,9 +33,7 @@ def render() -> str:
         shown = f"`{default}`" if default != "" else "(empty)"
         meaning = s.help.replace("|", "\\|").replace("<", "&lt;")
         lines.append(f"| `{s.key}` | {TYPES[s.type]} | {shown} | {meaning} |")
-    lines += ["", "## [email], [notify]", "",
-              "Read and kept for notifications (see the README's Notifications).", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ background thread that sends them to every apprise URL. The caller never waits o
 the network: each send has a timeout, a failing URL is logged once (redacted), and
 ``close(timeout)`` flushes what is queued within its bound.
 
-Configuration (INI or YAML)::
+Configuration: the config file's ``[notify]`` and ``[email]`` sections (``Config``'s
+fields; every key in docs/settings.md)::
 
     [notify]
     urls = json://host/hook, tgram://bottoken/chat    # comma or newline separated
@@ -55,12 +56,10 @@ _STATUS_EVENT = {RowStatus.TRAINING.label: "started", RowStatus.DONE.label: "don
                  RowStatus.CRASH.label: "crash", RowStatus.STOPPED.label: "stopped"}
 _TYPE = {"done": apprise.NotifyType.SUCCESS, "crash": apprise.NotifyType.FAILURE,
          "stopped": apprise.NotifyType.WARNING}
-_NOTIFY_KEYS = ("urls", "url", "events", "sound", "timeout")
 #: [email] key -> the environment variable that overrides it
 _EMAIL_ENV = {"smtp_server": "NOTIFY_SMTP_SERVER", "smtp_port": "NOTIFY_SMTP_PORT",
               "username": "NOTIFY_EMAIL_USERNAME", "password": "NOTIFY_EMAIL_PASSWORD",
               "from_addr": "NOTIFY_FROM_ADDR", "to_addr": "NOTIFY_TO_ADDR"}
-_EMAIL_KEYS = (*_EMAIL_ENV, "enabled", "mode")
 _MAIL_PORTS = {"ssl": 465, "starttls": 587, "insecure": 25}
 
 
@@ -207,30 +206,26 @@ class Notifier:
     @classmethod
     def from_config(cls, config, *, queue_name: str | None = None,
                     environ: Mapping[str, str] | None = None) -> Notifier:
-        """From ``[notify]`` and ``[email]`` (``config.extra_sections``) and NOTIFY_* env."""
-        sections = {name: {str(k).lower(): str(v) for k, v in items}
-                    for name, items in config.extra_sections}
-        notify, source = sections.get("notify", {}), config.source
-        for key in notify:
-            if key not in _NOTIFY_KEYS:
-                raise ConfigError(source, f"[notify] {key}", notify[key],
-                                  f"valid keys in [notify]: {', '.join(_NOTIFY_KEYS)}")
-        urls = split_urls(notify.get("urls", "") + "\n" + notify.get("url", ""))
-        mail = email_url(sections.get("email", {}),
+        """From the config's ``[notify]`` and ``[email]`` and the NOTIFY_* variables."""
+        source = config.source
+        urls = split_urls(config.notify_urls + "\n" + config.notify_url)
+        mail = email_url({"smtp_server": config.smtp_server,
+                          "smtp_port": str(config.smtp_port or ""),
+                          "username": config.email_username, "password": config.email_password,
+                          "from_addr": config.from_addr, "to_addr": config.to_addr,
+                          "enabled": str(config.email_enabled), "mode": config.email_mode},
                          os.environ if environ is None else environ, source)
-        events = [e for e in re.split(r"[\s,]+", notify.get("events", "").lower()) if e]
+        events = [e for e in re.split(r"[\s,]+", config.notify_events.lower()) if e]
         if events == ["all"]:
             events = list(EVENTS)
         if any(e not in EVENTS for e in events):
-            raise ConfigError(source, "[notify] events", notify["events"],
+            raise ConfigError(source, "[notify] events", config.notify_events,
                               f"use some of: {', '.join(EVENTS)} (or all)")
-        try:
-            timeout = float(notify.get("timeout") or 10.0)
-        except ValueError:
-            raise ConfigError(source, "[notify] timeout", notify["timeout"],
-                              "use seconds per send, e.g. 10") from None
-        return cls(urls + ([mail] if mail else []), events or DEFAULT_EVENTS, timeout=timeout,
-                   bell=_bool(notify.get("sound", ""), source, "[notify] sound"),
+        if config.notify_timeout <= 0:
+            raise ConfigError(source, "[notify] timeout", config.notify_timeout,
+                              "use seconds per send, e.g. 10")
+        return cls(urls + ([mail] if mail else []), events or DEFAULT_EVENTS,
+                   timeout=config.notify_timeout, bell=config.notify_sound,
                    queue_name=config.queue_name if queue_name is None else queue_name)
 
     @property
@@ -391,9 +386,6 @@ def email_url(settings: Mapping[str, str], environ: Mapping[str, str],
     (other servers given a password use STARTTLS); ``mode = ssl|starttls|insecure`` overrides.
     """
     settings = {str(k).lower(): str(v).strip() for k, v in settings.items()}
-    if unknown := sorted(set(settings) - set(_EMAIL_KEYS)):
-        logger.warning("%s: ignoring %s in [email]; valid keys: %s", source,
-                       ", ".join(unknown), ", ".join(_EMAIL_KEYS))
     v = {key: (environ.get(env) or settings.get(key) or "").strip()
          for key, env in _EMAIL_ENV.items()}
     if not v["smtp_server"] or not _bool(settings.get("enabled", "true"), source,

@@ -43,14 +43,12 @@ class Setting:
     help: str
 
 
-def setting(section: str, default: Any, help: str, key: str = "") -> Any:
+def setting(section: str, default: Any, help: str, key: str = "", secret: bool = False) -> Any:
     """A ``Config`` field read from ``[section] key`` (``key``: the field's name unless
-    given); ``help`` is what ``--create_config`` and docs/settings.md say of it."""
-    return dataclasses.field(default=default,
+    given); ``help`` is what ``--create_config`` and docs/settings.md say of it; a
+    ``secret`` is left out of the config's repr."""
+    return dataclasses.field(default=default, repr=not secret,
                              metadata={"section": section, "key": key, "help": help})
-
-
-_FREE_SECTIONS = ("email", "notify")  # read and kept for the notification issue
 
 
 @pydantic_dataclass(frozen=True)
@@ -156,11 +154,42 @@ class Config:
     keep_alive: Float = setting('ray', 300.0,
         'seconds a local Ray started by a run stays up idle, for the next runs to join (0 = '
         'each run starts its own and stops it; ORCH_RAY_KEEP_ALIVE overrides)')
+    # [notify] --------------------------------------------------------------------------------
+    notify_urls: Str = setting('notify', '',
+        'where notifications go: apprise URLs such as json://host/hook, tgram://token/chat or '
+        'mailto://…, comma or newline separated', key='urls')
+    notify_url: Str = setting('notify', '', "one more apprise URL (the seed's key)", key='url')
+    notify_events: Str = setting('notify', 'done, crash, stopped, queue_done, sweep_done',
+        'what is notified: started, done, crash, stopped, queue_done, sweep_done, or all',
+        key='events')
+    notify_sound: Bool = setting('notify', False, 'ring the terminal bell when a row crashes',
+        key='sound')
+    notify_timeout: Float = setting('notify', 10.0, 'seconds one notification may take to send',
+        key='timeout')
+    # [email] ---------------------------------------------------------------------------------
+    smtp_server: Str = setting('email', '',
+        "SMTP server for e-mail notifications, e.g. smtp.gmail.com (empty = no e-mail); the "
+        "seed's NOTIFY_SMTP_SERVER, NOTIFY_SMTP_PORT, NOTIFY_EMAIL_USERNAME, "
+        'NOTIFY_EMAIL_PASSWORD, NOTIFY_FROM_ADDR and NOTIFY_TO_ADDR variables win over this '
+        'section')
+    smtp_port: Int = setting('email', 0,
+        "SMTP port: 587 (STARTTLS), 465 (SSL) or 25; 0 = the mode's port")
+    email_username: Str = setting('email', '', 'SMTP login', key='username')
+    email_password: Str = setting('email', '',
+        'SMTP password; prefer the NOTIFY_EMAIL_PASSWORD environment variable', key='password',
+        secret=True)
+    from_addr: Str = setting('email', '',
+        'sender address (empty: the username, when it is an address)')
+    to_addr: Str = setting('email', '', 'recipients, comma-separated')
+    email_enabled: Bool = setting('email', True,
+        'false = keep the settings but send no e-mail', key='enabled')
+    email_mode: Str = setting('email', '',
+        'ssl, starttls or insecure; empty = by the port (465 ssl, 587 starttls) and the server '
+        '(one on this machine, or without a password: insecure)', key='mode')
     # not from the file ------------------------------------------------------------------
     watch: bool = False
     no_ui: bool = False
     source: str = "defaults"
-    extra_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     # --------------------------------------------------------------- derived (parsed once)
     @functools.cached_property
@@ -264,6 +293,13 @@ class Config:
             raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
                               "a slot has several GPUs but allow_multi_gpu = false; set it "
                               "to true or give each slot one GPU")
+        if not 0 <= self.smtp_port <= 65535:
+            raise ConfigError(src, "[email] smtp_port", self.smtp_port,
+                              "use a port number: 587 (STARTTLS), 465 (SSL) or 25")
+        if self.email_mode.lower() not in ("", *_MAIL_MODES):
+            raise ConfigError(src, "[email] mode", self.email_mode,
+                              did_you_mean(self.email_mode.lower(), _MAIL_MODES)
+                              + "use ssl, starttls or insecure, or leave it empty")
         if self.use_conda and not self.conda_env:
             raise ConfigError(src, "conda_env", "", "use_conda = true needs conda_env = <name>")
         parse_env_vars(self.env_vars, src)  # raises on bad env_vars
@@ -283,6 +319,9 @@ class Config:
                 raise ConfigError(src, "storage", public(self.storage), str(e)) from None
         del gpus
         return self
+
+
+_MAIL_MODES = ("ssl", "starttls", "insecure")
 
 
 def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:
@@ -394,19 +433,15 @@ def _sections_from_file(path: Path) -> dict[str, dict[str, Any]]:
 def load_config(path: str | Path | None = None, **overrides) -> Config:
     """Defaults, then the file (INI or YAML), then ``overrides`` (CLI; ``None`` = not given)."""
     values: dict[str, Any] = {}
-    extra: dict[str, dict[str, str]] = {}
     source = "defaults"
     if path:
         path = Path(path).expanduser()
         source = str(path)
         by_key = {(s.section, s.key): s for s in SETTINGS}
         for section, items in _sections_from_file(path).items():
-            if section in _FREE_SECTIONS:
-                extra[section] = {k: str(v) for k, v in items.items()}
-                continue
             known = [s.key for s in SETTINGS if s.section == section]
             if not known:
-                sections = sorted({s.section for s in SETTINGS} | set(_FREE_SECTIONS))
+                sections = sorted({s.section for s in SETTINGS})
                 raise ConfigError(path, f"[{section}]", "",
                                   did_you_mean(section, sections, "[{}]")
                                   + f"valid sections: {', '.join(sections)}")
@@ -422,9 +457,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
     for name, value in overrides.items():
         if value is not None:
             values[name] = value
-    extra_t = tuple((s, tuple(sorted(d.items()))) for s, d in sorted(extra.items()))
-    return _build(lambda: Config(source=source, extra_sections=extra_t, **values), source,
-                  values).validate()
+    return _build(lambda: Config(source=source, **values), source, values).validate()
 
 
 def write_default_config(path: str | Path) -> Path:
@@ -441,8 +474,7 @@ def write_default_config(path: str | Path) -> Path:
         if isinstance(default, bool):
             default = str(default).lower()
         lines += [f"# {s.help}", f"{s.key} = {default}"]
-    lines += ["", "[email]", "# kept for notifications: smtp_server, smtp_port, username,",
-              "# from_addr, to_addr (passwords belong in NOTIFY_EMAIL_PASSWORD, not here)", ""]
+    lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

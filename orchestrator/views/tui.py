@@ -31,7 +31,6 @@ from orchestrator.core import RowStatus
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.infra.nvml import gpu_usage
 from orchestrator.infra.text import printable
-from orchestrator.infra.validation import parse_bool
 from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths, read_driver_info
 from orchestrator.views.table import (
@@ -325,8 +324,7 @@ class QueueApp(App):
     @property
     def sound(self) -> bool:
         """``[notify] sound = true``: ring the terminal bell when a row crashes."""
-        notify = dict(dict(self.config.extra_sections).get("notify", ()))
-        return parse_bool(notify.get("sound", "")) is True
+        return self.config.notify_sound
 
     def _update_summary(self) -> None:
         self.summary.update(self.summary_text())

@@ -240,13 +240,12 @@ def test_default_config_file_reads_back_to_the_defaults(tmp_path):
     path = write_default_config(tmp_path / "sub" / "orch.ini")
     assert path.exists()
     loaded = load_config(path)
-    assert values(loaded) == values(Config()) | {"extra_sections": loaded.extra_sections}
-    assert dict(loaded.extra_sections) == {"email": ()}
+    assert values(loaded) == values(Config())
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
     parser.read(path)
     for s in SETTINGS:
         assert parser.has_option(s.section, s.key), f"[{s.section}] {s.key} is missing"
-    assert parser.has_section("email")
+    assert parser.has_section("email") and parser.has_section("notify")
 
 
 def test_every_setting_is_one_field_and_the_reference_is_current():
@@ -292,11 +291,25 @@ def test_seed_email_section_is_accepted(tmp_path):
                     "smtp_port = 587\nusername = me\nfrom_addr = a@x.org\nto_addr = b@x.org\n"
                     "[notify]\nurl = mailto://x\n")
     cfg = load_config(path)
-    extra = dict(cfg.extra_sections)
-    assert dict(extra["email"]) == {"smtp_server": "smtp.example.com", "smtp_port": "587",
-                                    "username": "me", "from_addr": "a@x.org",
-                                    "to_addr": "b@x.org"}
-    assert dict(extra["notify"]) == {"url": "mailto://x"}
+    assert (cfg.smtp_server, cfg.smtp_port, cfg.email_username, cfg.from_addr, cfg.to_addr) == \
+        ("smtp.example.com", 587, "me", "a@x.org", "b@x.org")
+    assert cfg.notify_url == "mailto://x"
+
+
+def test_a_misspelled_email_key_is_said_not_ignored(tmp_path):
+    path = tmp_path / "seed.ini"
+    path.write_text("[email]\nsmtp_sever = smtp.example.com\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "[email] smtp_sever" in str(raised.value)
+    assert "did you mean smtp_server?" in str(raised.value)
+
+
+def test_the_smtp_password_stays_out_of_the_configs_repr(tmp_path):
+    path = tmp_path / "seed.ini"
+    path.write_text("[email]\nsmtp_server = h\npassword = S3cr3tPW\n")
+    cfg = load_config(path)
+    assert cfg.email_password == "S3cr3tPW" and "S3cr3tPW" not in repr(cfg)
 
 
 @pytest.mark.parametrize("name", ["manager.ini", "manager.yaml", "seed-pinned.ini"])

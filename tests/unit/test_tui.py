@@ -329,7 +329,7 @@ def test_header_shows_busy_gpus_per_node_and_a_crash_rings_when_asked(tmp_path):
     csv_path = write_csv(tmp_path / "q.csv", HEADER, [
         ["r1", "a", "python t.py", "Training", "1", "vm/aaaa", "", "w1", ""],
         ["r2", "b", "python t.py", "", "", "", "", "", ""]])
-    config = load_config(None).replace(extra_sections=(("notify", (("sound", "true"),)),))
+    config = load_config(None).replace(notify_sound=True)
     paths = queue_paths(csv_path, config)
     record = RunRecord(paths.registry)
     record.begin_attempt(paths.name, "r1", 1, status="Training", gpus="0,1", node="vm/aaaa")
