@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
     p.add_argument("--storage", help="the queue's storage URI: read a log that is not on this "
                    "machine from there")
+    p = sub.add_parser("diff", help="how two rows or attempts differ: command and code "
+                       "(the snapshot each was queued with)")
+    _add_queue_args(p)
+    p.add_argument("a", help="a row ID (its latest attempt) or ID:N (attempt N)")
+    p.add_argument("b", help="the other one")
+    p.add_argument("--stat", action="store_true", help="only which files changed, and how much")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     registry_cli.add_parser(sub)
     p = sub.add_parser("sweep", help="W&B sweep files")
     verbs = p.add_subparsers(dest="verb", required=True)
@@ -505,6 +512,22 @@ def cmd_logs(args) -> int:
         time.sleep(0.3)
 
 
+def cmd_diff(args) -> int:
+    from orchestrator.views.diff import compare, render
+
+    _, paths = _load(args)
+    if not paths.registry.exists():
+        raise OrchestratorError(f"no run record at {paths.registry}: run the queue first")
+    left, right, code = compare(paths, args.a, args.b, stat=args.stat)
+    if args.json:
+        print(json.dumps({"a": left.to_json(), "b": right.to_json(),
+                          "same_command": left.command == right.command,
+                          "same_code": not code.strip(), "code_diff": code}, indent=1))
+    else:
+        sys.stdout.write(render(left, right, code))
+    return 0
+
+
 def cmd_report(args) -> int:
     from orchestrator.views.report import build_report
 
@@ -722,6 +745,7 @@ def cmd_ray(args) -> int:
 COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "check": cmd_check,
             "stop": cmd_stop,
             "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
+            "diff": cmd_diff,
             "sweep": cmd_sweep, "ray": cmd_ray}
 
 

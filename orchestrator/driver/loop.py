@@ -54,6 +54,7 @@ from orchestrator.driver.filesync import FileSync
 from orchestrator.driver.placement import Placer, inherited_env
 from orchestrator.driver.readiness import ReadinessTracker
 from orchestrator.driver.rows import Rows
+from orchestrator.driver.snapshots import Snapshots
 from orchestrator.execution.pool import Ended, Lost, Pool, Started
 from orchestrator.infra import failpoints
 from orchestrator.infra.errors import QueueFileError, StateUnwritable
@@ -106,6 +107,15 @@ class Scheduler:
         self.rows.group = self.placer.group
         if self.local_ray and not self.owns_ray:   # the kept local Ray: jobs get our shell's
             self.placer.driver_env = inherited_env(os.environ)
+        # our own files are not the code: the state dir, the queue and its lock, and the
+        # config (it holds notification tokens and SMTP passwords)
+        own = (state_dir, self.queue.path, self.queue.path.with_name(
+            f".{self.queue.path.name}.lock"), *([Path(config.source)] if Path(
+                config.source).is_file() else []))
+        self.snapshots = Snapshots(
+            record, queue_name, self.base_dir, state_dir, leave_out=own,
+            globs=tuple(g.strip() for g in config.snapshot_globs.split(",") if g.strip()),
+            enabled=config.snapshot_mode == "record", note=self.note)
         self.models = ModelRegistry(record.path)
         self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)
         self._first_round_done = False
@@ -199,6 +209,8 @@ class Scheduler:
         elif isinstance(effect, RecordAttempt):
             fields = dict(effect.fields)
             if effect.begin:
+                if (snapshot := self.snapshots.of(effect.job_id)) is not None:
+                    fields.setdefault("snapshot", snapshot)
                 self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
                                           **fields)
                 failpoints.reach("after-record-begin")
@@ -305,6 +317,7 @@ class Scheduler:
     def _read(self, table: Table, first: bool = False) -> None:
         """Tell the core how the file shows every row now."""
         self.file.seen(table)
+        self.snapshots.new_read()
         self.readiness.everything()
         for notice in table.column_notices(self.config.own_column_names):
             self.note(notice)   # once each, before any row runs
@@ -327,15 +340,20 @@ class Scheduler:
             if not job_id or job_id not in lines_by_id or line != lines_by_id[job_id][0]:
                 continue
             state = self.rows.setdefault(job_id, RowState(job_id))
+            # a row that ran before joins again: rerun by the user while we run (it was
+            # finished), or found waiting by a new driver after its earlier attempts
+            ended, first_sight = state.seen and state.status.is_finished, not state.seen
             before, command = written.get(job_id, ({}, ""))
             try:
                 spec, problem = self._parse(table, job_id, line, row, lines_by_id[job_id],
                                             state)
-                self.apply(job_id, RowRead(line, spec, problem,
-                                           cells={c: row.get(c, "") for c in OWNED_COLUMNS},
-                                           recorded_attempts=recorded.get(job_id, 0),
-                                           recorded=before, recorded_command=command,
-                                           name=(row.get("Name") or "").strip()))
+                state = self.apply(job_id, RowRead(
+                    line, spec, problem, cells={c: row.get(c, "") for c in OWNED_COLUMNS},
+                    recorded_attempts=recorded.get(job_id, 0), recorded=before,
+                    recorded_command=command, name=(row.get("Name") or "").strip()))
+                if state.spec is not None and state.status is RowStatus.PENDING:
+                    self.snapshots.joined(job_id, state.spec,
+                                          again=ended or (first_sight and state.attempt > 0))
             except Exception as e:  # noqa: BLE001 - one row's failure never ends the driver
                 self.fault(job_id, e)
         for job_id in [j for j in self.rows if j not in lines_by_id]:

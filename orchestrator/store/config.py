@@ -102,6 +102,15 @@ class Config:
         'seconds an idle warm runner is kept for the next job of the same shape')
     max_concurrent_trials: Int = setting('general', 0,
         'trials of one Kind=sweep row running at once; 0 = as many as fit')
+    # [snapshot] ------------------------------------------------------------------------------
+    snapshot_mode: Str = setting('snapshot', 'record',
+        "record = keep the code each row joins the queue with (its folder's git commit, the "
+        'diff and untracked files, or the files under globs without git; and the files the '
+        'row names), which each attempt points at (orchestrator diff A B compares two); '
+        'off = keep nothing', key='mode')
+    snapshot_globs: Str = setting('snapshot', '*.py,*.sh,*.yaml,*.yml,*.toml,*.cfg,*.ini',
+        "the files a snapshot keeps of a folder that is not a git work tree (comma-separated "
+        'globs)', key='globs')
     # [retry] ---------------------------------------------------------------------------------
     retry_lost: Int = setting('retry', 3,
         'free re-queues of an attempt whose runner or node went away (then Crash)', key='lost')
@@ -293,6 +302,12 @@ class Config:
             raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
                               "a slot has several GPUs but allow_multi_gpu = false; set it "
                               "to true or give each slot one GPU")
+        if self.snapshot_mode not in SNAPSHOT_MODES:
+            raise ConfigError(src, "[snapshot] mode", self.snapshot_mode,
+                              "running each attempt from a frozen copy of its snapshot is "
+                              "not built yet; use record or off" if self.snapshot_mode == "run"
+                              else did_you_mean(self.snapshot_mode, SNAPSHOT_MODES)
+                              + "use record or off")
         if not 0 <= self.smtp_port <= 65535:
             raise ConfigError(src, "[email] smtp_port", self.smtp_port,
                               "use a port number: 587 (STARTTLS), 465 (SSL) or 25")
@@ -322,6 +337,7 @@ class Config:
 
 
 _MAIL_MODES = ("ssl", "starttls", "insecure")
+SNAPSHOT_MODES = ("record", "off")
 
 
 def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:

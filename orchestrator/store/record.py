@@ -76,6 +76,12 @@ _MIGRATIONS: list[list[str]] = [
     [  # version 6: lineage: the model a row started from (PretrainedModelId)
         "ALTER TABLE models ADD COLUMN parent_id INTEGER REFERENCES models(id)",
     ],
+    [  # version 7: the code each row was queued with (orchestrator/store/snapshot.py)
+        "ALTER TABLE attempts ADD COLUMN snapshot TEXT",
+        """CREATE TABLE row_snapshots (
+            queue TEXT NOT NULL, job_id TEXT NOT NULL, definition TEXT NOT NULL,
+            snapshot TEXT NOT NULL, taken REAL, PRIMARY KEY (queue, job_id))""",
+    ],
 ]
 
 
@@ -102,6 +108,7 @@ class Attempt:
     error: str | None = None
     wandb_run_id: str | None = None
     failure: str | None = None        # the failure kind of an ended attempt (core.FailureKind)
+    snapshot: str | None = None       # the code it was queued with (store.snapshot's id)
 
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Attempt))
@@ -284,6 +291,20 @@ class RunRecord:
         rows = self._db.execute("SELECT job_id, cells, command FROM row_cells WHERE queue = ?",
                                 (queue,)).fetchall()
         return {job_id: (json.loads(cells), command or "") for job_id, cells, command in rows}
+
+    # ------------------------------------------------------------ row snapshots
+    def save_snapshot(self, queue: str, job_id: str, definition: str, snapshot: str) -> None:
+        """The code ``job_id`` joined the queue with, for its definition (a digest of
+        what the row asks to run)."""
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO row_snapshots VALUES (?, ?, ?, ?, ?)",
+                             (queue, job_id, definition, snapshot, time.time()))
+
+    def row_snapshots(self, queue: str) -> dict[str, tuple[str, str]]:
+        """``{job id: (definition, snapshot id)}`` as ``save_snapshot`` last kept them."""
+        rows = self._db.execute("SELECT job_id, definition, snapshot FROM row_snapshots "
+                                "WHERE queue = ?", (queue,)).fetchall()
+        return {job_id: (definition, snapshot) for job_id, definition, snapshot in rows}
 
     # ---------------------------------------------------------------- runners
     def add_runner(self, queue: str, name: str, shape: dict) -> None:

@@ -13,17 +13,20 @@ so rows queued from the same code share one; blobs are shared across snapshots.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import json
 import os
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Snapshot", "SnapshotStore", "take", "named_files", "SECRET_PATTERNS"]
+__all__ = ["Snapshot", "SnapshotStore", "Scan", "scan", "take", "named_files", "code_diff",
+           "SECRET_PATTERNS"]
 
 #: Files a snapshot never holds, whatever git says of them.
 SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
@@ -106,26 +109,66 @@ def named_files(command: str, config: str, base: Path) -> list[Path]:
     return out
 
 
-def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
-         leave_out: Iterable[Path] = (), globs: Iterable[str] = ("*.py",)) -> Snapshot:
-    """Snapshot ``folder`` (and the ``named`` files) into ``store``; ``leave_out``: paths
-    never kept (the state dir, the queue file)."""
+@dataclass(frozen=True)
+class Scan:
+    """A folder's code state before the files one row names are added: what every row
+    queued from that folder at that moment shares (``take`` adds each row's own)."""
+
+    root: Path
+    commit: str
+    diff: str
+    files: dict[str, str]
+    skipped: tuple[str, ...]
+    dirty: bool
+    total: int
+    leave_out: tuple[Path, ...]
+
+
+def scan(folder: Path, store: SnapshotStore, *, leave_out: Iterable[Path] = (),
+         globs: Iterable[str] = ("*.py",)) -> Scan:
+    """The code state of ``folder`` (its git work tree, or the files under ``globs``),
+    its blobs put in ``store``; ``leave_out``: paths never kept (the state dir, the queue
+    file)."""
     folder = Path(folder).resolve()
-    left = [Path(p).resolve() for p in leave_out]
-    skipped: list[str] = []
-    root, commit, diff, candidates = _git(folder, store, left)
+    left = tuple(Path(p).resolve() for p in leave_out)
+    root, commit, diff, candidates = _git(folder, store, list(left))
     untracked = set(candidates) if root is not None else set()
     if root is None:
         root = folder
         candidates = _walk(folder, tuple(globs))
     files: dict[str, str] = {}
-    total, dirty = 0, bool(diff)
-    for path in [*candidates, *named]:
-        path = Path(path)
+    skipped: list[str] = []
+    total = _keep(candidates, root, left, store, files, skipped, 0)
+    dirty = bool(diff) or any(_relative(p, root) in files for p in untracked)
+    return Scan(root, commit, diff, files, tuple(skipped), dirty, total, left)
+
+
+def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
+         leave_out: Iterable[Path] = (), globs: Iterable[str] = ("*.py",),
+         scanned: Scan | None = None) -> Snapshot:
+    """Snapshot ``folder`` (or reuse ``scanned``, its ``scan``) and the ``named`` files
+    into ``store``."""
+    base = scanned or scan(folder, store, leave_out=leave_out, globs=globs)
+    files, skipped = dict(base.files), list(base.skipped)
+    _keep(named, base.root, base.leave_out, store, files, skipped, base.total)
+    body = {"root": str(base.root), "commit": base.commit, "diff": base.diff, "files": files,
+            "skipped": sorted(skipped)}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    snapshot = Snapshot(id=digest, root=str(base.root), commit=base.commit, dirty=base.dirty,
+                        diff=base.diff, files=files, skipped=tuple(sorted(skipped)))
+    store.save(snapshot)
+    return snapshot
+
+
+def _keep(paths: Iterable[Path], root: Path, leave_out: tuple[Path, ...], store: SnapshotStore,
+          files: dict[str, str], skipped: list[str], total: int) -> int:
+    """Put each of ``paths`` that may be kept into ``store`` and ``files`` (relative
+    path → blob), or say in ``skipped`` why not; the bytes kept in all, after."""
+    for path in map(Path, paths):
         rel = _relative(path, root)
         if rel is None or rel in files:
             continue
-        why = _why_not(path, root, left)
+        why = _why_not(path, root, list(leave_out))
         if why:
             skipped.append(f"{rel}: {why}")
             continue
@@ -137,14 +180,7 @@ def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
             continue
         files[rel] = store.put(path.read_bytes())
         total += size
-        dirty = dirty or path in untracked
-    body = {"root": str(root), "commit": commit, "diff": diff, "files": files,
-            "skipped": sorted(skipped)}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    snapshot = Snapshot(id=digest, root=str(root), commit=commit, dirty=dirty,
-                        diff=diff, files=files, skipped=tuple(sorted(skipped)))
-    store.save(snapshot)
-    return snapshot
+    return total
 
 
 def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
@@ -164,13 +200,14 @@ def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
     root = Path(top.stdout.decode().strip()).resolve()
     head = git("rev-parse", "--verify", "-q", "HEAD")
     commit = head.stdout.decode().strip() if head.returncode == 0 else ""
-    diff = ""
-    if commit:
-        out = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
-        if out.returncode == 0 and out.stdout:
-            diff = store.put(out.stdout)
     excluded = [f":(exclude,top){p.relative_to(root).as_posix()}" for p in leave_out
                 if root in p.parents]
+    diff = ""
+    if commit:   # (our own files, such as a tracked config with tokens, stay out of it)
+        out = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--", ":/",
+                  *excluded)
+        if out.returncode == 0 and out.stdout:
+            diff = store.put(out.stdout)
     untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name",
                     ":/", *excluded)
     names = [n for n in untracked.stdout.decode(errors="replace").split("\0") if n] \
@@ -209,3 +246,91 @@ def _why_not(path: Path, root: Path, leave_out: list[Path]) -> str:
     if not real.is_file():
         return "left out: not a file"
     return ""
+
+
+# ------------------------------------------------------------------- comparing snapshots
+def code_diff(a: Snapshot, b: Snapshot, store: SnapshotStore, *, stat: bool = False) -> str:
+    """What changed from ``a``'s code to ``b``'s, as git's unified diff (``stat``: its
+    ``--stat`` summary): each snapshot is rebuilt as a tree (its commit, its diff applied,
+    its untracked and named files added) in a throw-away object store beside the
+    repository's own, which is never written. Without git (or when a commit is no longer
+    in the repository): file by file with difflib."""
+    with tempfile.TemporaryDirectory(prefix="orch-diff-") as tmp:
+        trees = _trees(a, b, store, Path(tmp)) if a.root == b.root else None
+        if trees is not None:
+            env, tree_a, tree_b = trees
+            out = subprocess.run(["git", "-C", a.root, "diff", "--no-color", "--no-ext-diff",
+                                  *(["--stat"] if stat else []), tree_a, tree_b],
+                                 capture_output=True, env=env, timeout=120)
+            if out.returncode == 0:   # (+ the named files outside the tree)
+                return out.stdout.decode("utf-8", "replace") + _file_diff(
+                    a, b, store, stat=stat, outside_only=True)
+    return _file_diff(a, b, store, stat=stat)
+
+
+def _trees(a: Snapshot, b: Snapshot, store: SnapshotStore, tmp: Path
+           ) -> tuple[dict[str, str], str, str] | None:
+    root = Path(a.root)
+    if not (a.commit and b.commit and root.is_dir()):
+        return None
+    common = subprocess.run(["git", "-C", str(root), "rev-parse", "--git-common-dir"],
+                            capture_output=True, text=True, timeout=60)
+    if common.returncode != 0:
+        return None
+    objects = (root / common.stdout.strip()).resolve() / "objects"
+    (tmp / "objects").mkdir()
+    env = {**os.environ, "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
+           "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
+    trees = []
+    for snapshot in (a, b):
+        index = {**env, "GIT_INDEX_FILE": str(tmp / f"index-{snapshot.id}")}
+
+        def git(*args: str, data: bytes | None = None, env=index) -> str | None:
+            done = subprocess.run(["git", "-C", str(root), *args], input=data,
+                                  capture_output=True, env=env, timeout=120)
+            return done.stdout.decode().strip() if done.returncode == 0 else None
+
+        if git("read-tree", snapshot.commit) is None:
+            return None   # the commit is gone (rebased away, another clone)
+        if snapshot.diff and git("apply", "--cached", "--binary", "--whitespace=nowarn",
+                                 data=store.blob(snapshot.diff)) is None:
+            return None
+        entries = []
+        for rel, digest in sorted(snapshot.files.items()):
+            if rel.startswith("/"):
+                continue   # a named file outside the tree: compared by _file_diff
+            sha = git("hash-object", "-w", "--stdin", data=store.blob(digest))
+            if sha is None:
+                return None
+            entries.append(f"100644 {sha}\t{rel}")
+        if entries and git("update-index", "--add", "--index-info",
+                           data=("\n".join(entries) + "\n").encode()) is None:
+            return None
+        tree = git("write-tree")
+        if tree is None:
+            return None
+        trees.append(tree)
+    return env, trees[0], trees[1]
+
+
+def _file_diff(a: Snapshot, b: Snapshot, store: SnapshotStore, *, stat: bool,
+               outside_only: bool = False) -> str:
+    """File by file, for snapshots git cannot rebuild: the kept files' differences (and
+    whether the commits or their local changes differ); ``outside_only``: only the named
+    files outside the work tree."""
+    out = []
+    if (a.commit, a.diff) != (b.commit, b.diff) and not outside_only:
+        out.append(f"commit {a.commit[:10] or '(none)'}{' + local changes' if a.diff else ''}"
+                   f" -> {b.commit[:10] or '(none)'}{' + local changes' if b.diff else ''}\n")
+    for rel in sorted(set(a.files) | set(b.files)):
+        da, db = a.files.get(rel), b.files.get(rel)
+        if da == db or (outside_only and not rel.startswith("/")):
+            continue
+        old = store.blob(da).decode("utf-8", "replace").splitlines(keepends=True) if da else []
+        new = store.blob(db).decode("utf-8", "replace").splitlines(keepends=True) if db else []
+        if stat:
+            out.append(f" {rel} | {'new' if not da else 'gone' if not db else 'changed'}\n")
+            continue
+        out.extend(difflib.unified_diff(old, new, f"a/{rel}" if da else "/dev/null",
+                                        f"b/{rel}" if db else "/dev/null"))
+    return "".join(out)

@@ -34,6 +34,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import Experiment, read_experiments
+from orchestrator.store.snapshot import Snapshot, SnapshotStore
 from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
@@ -44,6 +45,7 @@ MAX_BEST = 15            # bars in the best-models chart
 MAX_PARAM_PLOTS = 4
 MAX_POINTS = 2000        # points per curve; longer curves are thinned evenly
 MAX_PARAM_COLUMNS = 8    # hyperparameter columns in the runs table (those that vary)
+MAX_DIFF_LINES = 400     # of a run's local changes in its details
 COMPARE_POINTS = 120     # points per curve kept for the interactive comparison
 COMPARE_FIRST = 5        # runs compared when the page opens (the best ones)
 NOT_METRICS = frozenset({"time", "step", "global_step", "epoch", "weight_file", "epochs",
@@ -84,6 +86,8 @@ class Run:
     trials: list[dict] = field(default_factory=list)           # a sweep's, from the registry
     cells: dict = field(default_factory=dict)                  # the CSV row as written
     params: dict = field(default_factory=dict)                 # its kind's config's values
+    code: Snapshot | None = None                               # the code it was queued with
+    code_diff: str = ""                                        # that code's local changes
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
@@ -185,11 +189,31 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         exp = by_attempt.get((row.id, attempt.attempt if attempt else None)) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
         params = _kind_params(row, csv_path.parent)
+        code, local = _code_of(registry_path.parent / "snapshots", attempt)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
                         metric=metric, goal=goal, cells=raw.get(row.id, {}),
-                        params=params))
+                        params=params, code=code, code_diff=local))
     return runs
+
+
+def _code_of(folder: Path, attempt: Attempt | None) -> tuple[Snapshot | None, str]:
+    """The snapshot an attempt names and its local changes (git's diff against its
+    commit, cut at ``MAX_DIFF_LINES``); (None, "") when it names none or it is gone."""
+    if attempt is None or not attempt.snapshot:
+        return None, ""
+    store = SnapshotStore(folder)
+    try:
+        snapshot = store.load(attempt.snapshot)
+        lines = store.blob(snapshot.diff).decode("utf-8", "replace").splitlines() \
+            if snapshot.diff else []
+    except (OSError, ValueError):
+        return None, ""
+    more = len(lines) - MAX_DIFF_LINES
+    if more > 0:
+        lines = [*lines[:MAX_DIFF_LINES], f"… {more} more lines: orchestrator diff shows "
+                 "the whole of it"]
+    return snapshot, "\n".join(lines)
 
 
 def _kind_metric(row: RowView, base_dir: Path) -> tuple[str, str]:
@@ -517,6 +541,14 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
     ran = " ".join(f"{k}={v}" for k, v in config.items()
                    if k != "command" and v not in (None, "", {}))
     items.append(("Ran with", ran, "code"))
+    if run.code is not None:
+        c = run.code
+        state = (f"commit {c.commit[:10]}" if c.commit else "no git") + (
+            " + local changes" if c.dirty else ", clean" if c.commit else "")
+        untracked = [f for f in c.files if not f.startswith("/")]
+        items += [("Code", f"{state} · snapshot {c.id}", ""),
+                  ("Untracked files", ", ".join(untracked) if c.commit else "", "code"),
+                  ("Local changes", run.code_diff, "pre")]
     return [item for item in items if item[1]]
 
 

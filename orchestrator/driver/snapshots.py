@@ -1,0 +1,87 @@
+"""The code each row joins the queue with: a snapshot (``store.snapshot``) taken when the
+driver first reads the row waiting to run — not when it starts — kept in the run record
+by the row's definition, and named by each of its attempts.
+
+All rows of a queue run in the queue's folder, so one read of the file scans that folder
+once and every row it brings shares the scan (rows that name no file of their own share
+the snapshot too). A row already queued costs nothing when it starts. A snapshot that
+cannot be taken (no permission, a broken repository) is said once and the row runs
+without one: recording never stops a queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.core import JobSpec
+from orchestrator.infra.errors import StateUnwritable
+from orchestrator.store.record import RunRecord, unwritable
+from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, scan, take
+
+__all__ = ["Snapshots", "definition_of"]
+
+logger = logging.getLogger(__name__)
+
+
+def definition_of(spec: JobSpec) -> str:
+    """A digest of what a row asks to run: a new one (an edited command or config) is
+    a new queueing of the row, with a new snapshot."""
+    text = json.dumps([spec.kind, spec.command, spec.config_text], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Snapshots:
+    """The snapshot of each row of one queue, taken as rows join it."""
+
+    def __init__(self, record: RunRecord, queue_name: str, folder: Path, state_dir: Path, *,
+                 leave_out: tuple[Path, ...], globs: tuple[str, ...], enabled: bool,
+                 note: Callable[[str], None]):
+        self.record, self.queue_name, self.folder = record, queue_name, Path(folder)
+        self.store = SnapshotStore(Path(state_dir) / "snapshots")
+        self.leave_out, self.globs, self.enabled, self.note = leave_out, globs, enabled, note
+        self._known = record.row_snapshots(queue_name) if enabled else {}
+        self._scan: Scan | None = None
+        self._taken: dict[tuple[Path, ...], str] = {}
+
+    def new_read(self) -> None:
+        """A new read of the queue file: the folder is scanned again when a row needs it."""
+        self._scan, self._taken = None, {}
+
+    def joined(self, job_id: str, spec: JobSpec, *, again: bool = False) -> None:
+        """``job_id`` waits to run as ``spec`` says: snapshot its code unless this
+        definition of it already has one (``again``: the user ran a finished row again,
+        which joins the queue anew)."""
+        if not self.enabled:
+            return
+        definition = definition_of(spec)
+        if not again and self._known.get(job_id, ("", ""))[0] == definition:
+            return
+        try:
+            named = tuple(named_files(spec.command, spec.config_text, self.folder))
+            snapshot_id = self._taken.get(named)
+            if snapshot_id is None:
+                if self._scan is None:
+                    self._scan = scan(self.folder, self.store, leave_out=self.leave_out,
+                                      globs=self.globs)
+                snapshot_id = self._taken[named] = take(
+                    self.folder, named, self.store, scanned=self._scan).id
+            self.record.save_snapshot(self.queue_name, job_id, definition, snapshot_id)
+        except StateUnwritable:
+            raise
+        except Exception as e:  # noqa: BLE001 - recording never stops a queue
+            refused = unwritable(e, self.store.folder)
+            if refused is not None:
+                raise refused from None
+            logger.debug("snapshot of %s failed", job_id, exc_info=True)
+            self.note(f"{job_id}: could not record its code ({type(e).__name__}: {e}); it "
+                      "runs without a snapshot ([snapshot] mode = off stops trying)")
+            return
+        self._known[job_id] = (definition, snapshot_id)
+
+    def of(self, job_id: str) -> str | None:
+        """The snapshot ``job_id`` was queued with, or None."""
+        return self._known.get(job_id, (None, None))[1]

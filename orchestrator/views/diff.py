@@ -1,0 +1,114 @@
+"""``orchestrator diff A B``: how two rows (or two attempts) differ in what they ran — the
+command, and the code each was queued with (its snapshot: commit, local changes,
+untracked files, the files the row names). Read-only: the record is opened read-only
+and the user's repository is never written (``store.snapshot.code_diff``).
+
+``A`` and ``B`` are a row ID (its latest attempt, or the snapshot it waits with when it
+has not run) or ``ID:N`` (attempt N).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.infra.errors import OrchestratorError
+from orchestrator.store.paths import QueuePaths
+from orchestrator.store.record import read_attempts, read_only_query
+from orchestrator.store.snapshot import Snapshot, SnapshotStore, code_diff
+
+__all__ = ["Side", "compare", "side_of"]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: which row and attempt, its command, its snapshot."""
+
+    ref: str
+    job_id: str
+    attempt: int | None          # None: the row has not run yet
+    command: str
+    snapshot: Snapshot
+
+    @property
+    def label(self) -> str:
+        run = f"attempt {self.attempt}" if self.attempt else "not run yet"
+        s = self.snapshot
+        code = f"commit {s.commit[:10]}" if s.commit else "no git"
+        code += " + local changes" if s.dirty else (", clean" if s.commit else "")
+        return f"{self.job_id} ({run}): snapshot {s.id} — {code}"
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.snapshot
+        return {"ref": self.ref, "id": self.job_id, "attempt": self.attempt,
+                "command": self.command, "snapshot": s.id, "commit": s.commit,
+                "dirty": s.dirty, "root": s.root, "skipped": list(s.skipped)}
+
+
+def side_of(paths: QueuePaths, ref: str) -> Side:
+    """``ref`` (``ID`` or ``ID:N``) as the attempt (or waiting row) it names."""
+    job_id, _, number = ref.partition(":")
+    if number and not number.isdigit():
+        raise OrchestratorError(f"{ref!r}: write a row ID, or ID:N for its attempt N (m1:2)")
+    store = SnapshotStore(paths.state_dir / "snapshots")
+    attempts = [a for a in read_attempts(paths.registry, paths.name) if a.job_id == job_id]
+    if number:
+        attempts = [a for a in attempts if a.attempt == int(number)]
+        if not attempts:
+            raise OrchestratorError(f"{ref}: {job_id} has no attempt {number} in "
+                                    f"{paths.registry}")
+    if attempts:
+        attempt = attempts[-1]
+        if not attempt.snapshot:
+            raise OrchestratorError(
+                f"{ref}: attempt {attempt.attempt} of {job_id} has no code snapshot (it ran "
+                "before snapshots were recorded, or with [snapshot] mode = off)")
+        return Side(ref, job_id, attempt.attempt, attempt.command or "",
+                    _load(store, attempt.snapshot, ref))
+    queued = read_only_query(paths.registry, "SELECT snapshot FROM row_snapshots WHERE "
+                             "queue = ? AND job_id = ?", (paths.name, job_id))
+    if not queued:
+        raise OrchestratorError(f"{ref}: no attempt of {job_id} and no snapshot of it in "
+                                f"{paths.registry} (is the ID right, and has a driver read "
+                                "the queue since the row was added?)")
+    command = next((row.get("TrainingCommand") or "" for _, row in
+                    paths.queue_file().read().rows() if (row.get("ID") or "").strip() == job_id),
+                   "")
+    return Side(ref, job_id, None, command, _load(store, queued[0]["snapshot"], ref))
+
+
+def _load(store: SnapshotStore, snapshot_id: str, ref: str) -> Snapshot:
+    try:
+        return store.load(snapshot_id)
+    except OSError as e:
+        raise OrchestratorError(f"{ref}: its snapshot {snapshot_id} is not in {store.folder} "
+                                f"({e.strerror or e})") from None
+
+
+def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False) -> tuple[Side, Side, str]:
+    """Both sides and the code's diff from ``a`` to ``b`` (git's unified diff, or its
+    ``--stat``; "" when the code is the same)."""
+    left, right = side_of(paths, a), side_of(paths, b)
+    store = SnapshotStore(paths.state_dir / "snapshots")
+    same = left.snapshot.id == right.snapshot.id
+    return left, right, "" if same else code_diff(left.snapshot, right.snapshot, store,
+                                                   stat=stat)
+
+
+def render(left: Side, right: Side, code: str) -> str:
+    """The comparison as the terminal shows it."""
+    lines = [f"a: {left.label}", f"b: {right.label}", ""]
+    if left.command == right.command:
+        lines.append(f"command: the same ({left.command})")
+    else:
+        lines += ["command:", f"  a: {left.command}", f"  b: {right.command}"]
+    lines.append("")
+    if not code.strip():
+        lines.append("code: the same")
+    else:
+        lines += ["code (a → b):", code.rstrip("\n")]
+    for side in (left, right):
+        if side.snapshot.skipped:
+            lines += ["", f"left out of {side.ref}'s snapshot:",
+                      *(f"  {s}" for s in side.snapshot.skipped)]
+    return "\n".join(lines) + "\n"

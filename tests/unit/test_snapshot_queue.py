@@ -1,0 +1,218 @@
+"""The code each row joins the queue with, on a real git repository the test makes: the
+driver (on a fake pool) snapshots a row when it first reads it waiting, every attempt
+points at that snapshot, and ``orchestrator diff`` says how two rows' code differs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from orchestrator.cli.main import main
+from orchestrator.infra.errors import OrchestratorError
+from orchestrator.store.queue_file import QueueFile
+from orchestrator.store.snapshot import SnapshotStore
+from orchestrator.views.diff import compare, render, side_of
+from tests.fake_pool import HOLD, FakePool
+from tests.helpers import read_rows, wait_for, write_csv
+from tests.unit.test_loop import Run, run
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "PretrainedModelId", "GPUs"]
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env={**os.environ, "GIT_AUTHOR_NAME": "t",
+                                          "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                                          "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "train.py").write_text("print('v1')\n")
+    (repo / ".gitignore").write_text("runs/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    return repo
+
+
+def job(job_id, parent="", command=None):
+    return [job_id, job_id, command or f"python train.py --id {job_id}", "", parent, "0"]
+
+
+def snapshot_of(r, job_id, attempt=1):
+    [found] = [a for a in r.record.attempts(r.paths.name, job_id) if a.attempt == attempt]
+    assert found.snapshot, f"attempt {attempt} of {job_id} names no snapshot"
+    return SnapshotStore(r.paths.state_dir / "snapshots").load(found.snapshot)
+
+
+def test_every_attempt_points_at_the_code_its_row_was_queued_with(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    first = run(q, FakePool())
+    a = snapshot_of(first, "a")
+    assert (a.commit, a.dirty, a.files) == (git(repo, "rev-parse", "HEAD"), False, {})
+    first.record.close()
+
+    (repo / "train.py").write_text("print('v2')\n")
+    (repo / "cfg.yaml").write_text("lr: 0.01\n")
+    with open(q, "a", newline="", encoding="utf-8") as f:   # two rows join; a stays Done
+        csv.writer(f).writerows([job("b", command="python train.py --config cfg.yaml"),
+                                 job("c")])
+    second = run(q, FakePool())
+    b, c = snapshot_of(second, "b"), snapshot_of(second, "c")
+    assert b.dirty and b.commit == a.commit and "cfg.yaml" in b.files
+    assert c.id == b.id, "the same code at the same moment (cfg.yaml is untracked: c has it " \
+        "too): one snapshot"
+    assert [x.attempt for x in second.record.attempts(second.paths.name, "a")] == [1], \
+        "a ran once: a new read of it is not a new queueing"
+
+    objects = git(repo, "count-objects")
+    left, right, code = compare(second.paths, "a", "b")
+    assert "-print('v1')" in code and "+print('v2')" in code and "+lr: 0.01" in code
+    assert ".queue.csv.lock" not in code and "queue.csv" not in code, "our own files are not code"
+    shown = render(left, right, code)
+    assert "a: a (attempt 1): snapshot" in shown and "clean" in shown
+    assert "b (attempt 1)" in shown and "+ local changes" in shown
+    assert "a: python train.py --id a" in shown and "b: python train.py --config cfg.yaml" in shown
+    assert compare(second.paths, "b", "b:1")[2] == "", "the same attempt: the same code"
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == "M train.py"
+    assert git(repo, "count-objects") == objects, "diff never writes the user's repository"
+
+
+def test_a_row_keeps_the_code_of_the_moment_it_joined_not_of_its_start(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("first"), job("then", parent="first")])
+    pool = FakePool(outcomes={"first": [HOLD]})
+    r = Run(q, pool).start()
+    wait_for(lambda: read_rows(q)["first"]["TrainingCheck"] == "Training", what="Training")
+    (repo / "train.py").write_text("print('edited while it waited')\n")
+    pool.finish("first")
+    assert r.join() == 0
+    waited = snapshot_of(r, "then")
+    assert waited.id == snapshot_of(r, "first").id and not waited.dirty, \
+        "the row that waited keeps the code it was queued with"
+
+
+def test_a_secret_is_never_kept_and_a_folder_without_git_is_its_files(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "train.py").write_text("print(1)\n")
+    (folder / ".env").write_text("WANDB_API_KEY=PLANTED-SECRET-9\n")
+    q = write_csv(folder / "queue.csv", HEADER, [job("a")])
+    r = run(q, FakePool())
+    snap = snapshot_of(r, "a")
+    assert (snap.commit, set(snap.files)) == ("", {"train.py"})
+    kept = b"".join(p.read_bytes() for p in (r.paths.state_dir / "snapshots").rglob("*")
+                    if p.is_file())
+    assert b"PLANTED-SECRET-9" not in kept
+
+
+def test_snapshot_mode_off_keeps_nothing(repo, tmp_path):
+    ini = tmp_path / "orch.ini"
+    ini.write_text("[snapshot]\nmode = off\n")
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    r = run(q, FakePool(), config_path=ini)
+    assert [a.snapshot for a in r.record.attempts(r.paths.name, "a")] == [None]
+    assert not (r.paths.state_dir / "snapshots").exists()
+    with pytest.raises(OrchestratorError, match="has no code snapshot .*mode = off"):
+        side_of(r.paths, "a")
+
+
+def test_snapshot_mode_run_is_refused_until_it_is_built(tmp_path):
+    from orchestrator.infra.errors import ConfigError
+    from orchestrator.store.config import load_config
+
+    ini = tmp_path / "orch.ini"
+    ini.write_text("[snapshot]\nmode = run\n")
+    with pytest.raises(ConfigError, match="not built yet; use record or off"):
+        load_config(ini)
+    ini.write_text("[snapshot]\nmode = recrod\n")
+    with pytest.raises(ConfigError, match="did you mean record"):
+        load_config(ini)
+
+
+def test_orchestrator_diff_on_the_command_line(repo, capsys):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
+    r = run(q, FakePool())
+    r.record.close()
+    assert main(["diff", str(q), "a", "b", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["same_code"] and not out["same_command"]
+    assert out["a"]["commit"] == git(repo, "rev-parse", "HEAD") and out["a"]["dirty"] is False
+    assert main(["diff", str(q), "a:x", "b"]) == 2
+    assert "write a row ID, or ID:N" in capsys.readouterr().err
+    assert main(["diff", str(q), "a:7", "b"]) == 2
+    assert "a has no attempt 7" in capsys.readouterr().err
+
+
+def test_a_finished_row_run_again_joins_with_the_code_of_then(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("long"), job("quick")])
+    pool = FakePool(outcomes={"long": [HOLD]})
+    r = Run(q, pool).start()
+    wait_for(lambda: read_rows(q)["quick"]["TrainingCheck"] == "Done", what="quick Done")
+    (repo / "train.py").write_text("print('fixed')\n")
+    QueueFile(q).update({"quick": {"TrainingCheck": "Rerun"}})
+    wait_for(lambda: read_rows(q)["quick"]["Attempts"] == "2" and
+             read_rows(q)["quick"]["TrainingCheck"] == "Done", what="quick ran again")
+    pool.finish("long")
+    assert r.join() == 0
+    first, again = snapshot_of(r, "quick", 1), snapshot_of(r, "quick", 2)
+    assert not first.dirty and again.dirty and again.id != first.id
+    assert snapshot_of(r, "long").id == first.id, "the running row keeps its own"
+    code = compare(r.paths, "quick:1", "quick:2")[2]
+    assert "+print('fixed')" in code
+
+
+def test_a_row_cleared_while_no_driver_ran_joins_with_the_code_of_the_next_driver(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("held")])
+    QueueFile(q).update({"held": {"TrainingCheck": "Hold"}})
+    first = run(q, FakePool())
+    assert "held" not in first.record.row_snapshots(first.paths.name), \
+        "a held row has not joined the queue"
+    first.record.close()
+    (repo / "train.py").write_text("print('v2')\n")
+    QueueFile(q).update({"a": {"TrainingCheck": ""}})
+    second = run(q, FakePool())
+    assert not snapshot_of(second, "a", 1).dirty and snapshot_of(second, "a", 2).dirty
+
+
+def test_the_config_file_never_enters_a_snapshot_even_tracked_and_edited(repo, tmp_path):
+    ini = repo / "orch.ini"
+    ini.write_text("[notify]\nurls = json://127.0.0.1:9/hook\n")
+    git(repo, "add", "orch.ini")
+    git(repo, "commit", "-q", "-m", "config")
+    ini.write_text("[notify]\nurls = json://127.0.0.1:9/TOKEN-PLANTED-4\n")
+    (repo / "train.py").write_text("print('v2')\n")
+    q = write_csv(repo / "queue.csv", HEADER, [job("a", command="python train.py -c orch.ini")])
+    r = run(q, FakePool(), config_path=ini)
+    snap = snapshot_of(r, "a")
+    assert snap.dirty and "orch.ini" not in snap.files
+    assert any("orch.ini" in s and "own file" in s for s in snap.skipped)
+    kept = b"".join(p.read_bytes() for p in (r.paths.state_dir / "snapshots").rglob("*")
+                    if p.is_file())
+    assert b"TOKEN-PLANTED-4" not in kept and b"print('v2')" in kept
+
+
+def test_the_report_shows_each_runs_commit_dirty_flag_and_local_changes(repo, tmp_path):
+    from orchestrator.views.report import build_report
+
+    q = write_csv(repo / "queue.csv", HEADER, [job("clean")])
+    first = run(q, FakePool())
+    first.record.close()
+    (repo / "train.py").write_text("print('<b>v2</b>')\n")
+    with open(q, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(job("edited"))
+    r = run(q, FakePool())
+    head = git(repo, "rev-parse", "HEAD")[:10]
+    page = build_report(q, r.paths.registry, r.paths.name, tmp_path / "r.html").read_text()
+    assert f"commit {head}, clean · snapshot {snapshot_of(r, 'clean').id}" in page
+    assert f"commit {head} + local changes · snapshot {snapshot_of(r, 'edited').id}" in page
+    assert "+print(&#39;&lt;b&gt;v2&lt;/b&gt;&#39;)" in page, "the diff, escaped"
