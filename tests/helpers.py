@@ -122,3 +122,25 @@ def run_queue(csv_path: Path, timeout: float = 120, **config) -> int:
 
 def console() -> Console:
     return Console(file=io.StringIO(), width=150)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` as a test's author; its output."""
+    import os
+    import subprocess
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env={**os.environ, "GIT_AUTHOR_NAME": "t",
+                                          "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                                          "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
+
+
+def git_repo(folder: Path, ignore: str) -> Path:
+    """A git work tree at ``folder`` with train.py (``print('v1')``) committed and
+    ``ignore`` as its .gitignore."""
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q")
+    (folder / "train.py").write_text("print('v1')\n")
+    (folder / ".gitignore").write_text(ignore)
+    git(folder, "add", ".")
+    git(folder, "commit", "-q", "-m", "v1")
+    return folder

@@ -4,33 +4,20 @@ gives one snapshot."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
 from orchestrator.store.snapshot import MAX_FILE_BYTES, SnapshotStore, named_files, take
+from tests.helpers import git_repo
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
-def git(repo, *args):
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"})
-
-
 @pytest.fixture
 def repo(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "train.py").write_text("print('v1')\n")
-    (repo / ".gitignore").write_text("data/\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "v1")
-    return repo
+    return git_repo(tmp_path / "repo", "data/\n")
 
 
 def test_a_clean_tree_is_its_commit_and_equal_code_is_one_snapshot(repo, tmp_path):

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -18,7 +16,7 @@ from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.snapshot import SnapshotStore
 from orchestrator.views.diff import compare, render, side_of
 from tests.fake_pool import HOLD, FakePool
-from tests.helpers import read_rows, wait_for, write_csv
+from tests.helpers import git, git_repo, read_rows, wait_for, write_csv
 from tests.unit.test_loop import Run, run
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -26,23 +24,9 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not 
 HEADER = ["ID", "Name", "TrainingCommand", "TrainingCheck", "PretrainedModelId", "GPUs"]
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env={**os.environ, "GIT_AUTHOR_NAME": "t",
-                                          "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-                                          "GIT_COMMITTER_EMAIL": "t@x"}).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path):
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "train.py").write_text("print('v1')\n")
-    (repo / ".gitignore").write_text("runs/\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "v1")
-    return repo
+    return git_repo(tmp_path / "project", "runs/\n")
 
 
 def job(job_id, parent="", command=None):
