@@ -115,7 +115,9 @@ class Scheduler:
         self.snapshots = Snapshots(
             record, queue_name, self.base_dir, state_dir, leave_out=own,
             globs=tuple(g.strip() for g in config.snapshot_globs.split(",") if g.strip()),
-            enabled=config.snapshot_mode == "record", note=self.note)
+            enabled=config.snapshot_mode != "off", run_from=config.snapshot_mode == "run",
+            note=self.note)
+        self.placer.frozen = self.snapshots.frozen
         self.models = ModelRegistry(record.path)
         self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)
         self._first_round_done = False

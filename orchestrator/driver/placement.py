@@ -27,7 +27,7 @@ from orchestrator.core import (
     too_many_gpus,
 )
 from orchestrator.execution.gpus import GpuLedger
-from orchestrator.execution.launch import build_launch
+from orchestrator.execution.launch import FrozenCode, build_launch
 from orchestrator.execution.pool import Pool, Runner, Shape
 from orchestrator.infra.errors import QueueFileError
 from orchestrator.kinds import KINDS, Holds
@@ -62,6 +62,8 @@ class Placer:
     #: environment of the run that started it: a job must see this run's shell, its PATH,
     #: conda env and keys, as with a Ray of the driver's own)
     driver_env: tuple[tuple[str, str], ...] = ()
+    #: where a row's next attempt takes its code from ([snapshot] mode = run), or None
+    frozen: Callable[[str], FrozenCode | None] = lambda job_id: None
 
     def __post_init__(self):
         self.base_dir = self.queue_path.parent
@@ -99,7 +101,8 @@ class Placer:
             spec, self.config, queue=self.queue_name, attempt=attempt, base_dir=self.base_dir,
             state_dir=self.state_dir, wandb_run_id=wandb_run_id, pinned=pinned,
             pretrained_path=readiness.pretrained_path, cluster_address=self.pool.address,
-            generation=self._generation(state.id), batch_divisor=state.batch_divisor)
+            generation=self._generation(state.id), batch_divisor=state.batch_divisor,
+            code=self.frozen(state.id))
         if self.driver_env:   # the job's own variables win
             spec_launch = dataclasses.replace(spec_launch,
                                               env=(*self.driver_env, *spec_launch.env))

@@ -2,6 +2,9 @@
 driver first reads the row waiting to run — not when it starts — kept in the run record
 by the row's definition, and named by each of its attempts.
 
+Under ``[snapshot] mode = run`` each attempt runs in a frozen copy of its row's snapshot
+(``FrozenCode``: the job makes it on its own node before its command).
+
 All rows of a queue run in the queue's folder, so one read of the file scans that folder
 once and every row it brings shares the scan (rows that name no file of their own share
 the snapshot too). A row already queued costs nothing when it starts. A snapshot that
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.core import JobSpec
+from orchestrator.execution.launch import FrozenCode
 from orchestrator.infra.errors import StateUnwritable
 from orchestrator.store.record import RunRecord, unwritable
 from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, scan, take
@@ -39,13 +43,15 @@ class Snapshots:
 
     def __init__(self, record: RunRecord, queue_name: str, folder: Path, state_dir: Path, *,
                  leave_out: tuple[Path, ...], globs: tuple[str, ...], enabled: bool,
-                 note: Callable[[str], None]):
+                 note: Callable[[str], None], run_from: bool = False):
         self.record, self.queue_name, self.folder = record, queue_name, Path(folder)
         self.store = SnapshotStore(Path(state_dir) / "snapshots")
         self.leave_out, self.globs, self.enabled, self.note = leave_out, globs, enabled, note
+        self.run_from = run_from and enabled
         self._known = record.row_snapshots(queue_name) if enabled else {}
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
+        self._roots: dict[str, str] = {}   # snapshot id -> the tree it was taken of
 
     def new_read(self) -> None:
         """A new read of the queue file: the folder is scanned again when a row needs it."""
@@ -85,3 +91,13 @@ class Snapshots:
     def of(self, job_id: str) -> str | None:
         """The snapshot ``job_id`` was queued with, or None."""
         return self._known.get(job_id, (None, None))[1]
+
+    def frozen(self, job_id: str) -> FrozenCode | None:
+        """Where ``job_id``'s next attempt takes its code from under ``[snapshot] mode =
+        run``: its snapshot (None in the other modes, or when it has none)."""
+        snapshot_id = self.of(job_id) if self.run_from else None
+        if snapshot_id is None:
+            return None
+        if snapshot_id not in self._roots:
+            self._roots[snapshot_id] = self.store.load(snapshot_id).root
+        return FrozenCode(self.store.folder, snapshot_id, self._roots[snapshot_id], self.globs)

@@ -6,6 +6,8 @@ where the attempt runs (that is the driver's placement).
 
 from __future__ import annotations
 
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +19,30 @@ from orchestrator.api import (
     QUEUE_ENV,
 )
 from orchestrator.core import JobSpec
+from orchestrator.core.failure import SETUP_FAILED
 from orchestrator.infra import storage as uris
 from orchestrator.kinds import KINDS, LaunchContext, job_script
 from orchestrator.store.config import Config
 
-__all__ = ["LaunchSpec", "build_launch", "job_env"]
+__all__ = ["LaunchSpec", "FrozenCode", "build_launch", "job_env"]
+
+
+@dataclass(frozen=True)
+class FrozenCode:
+    """The snapshot an attempt runs from (``[snapshot] mode = run``): where its blobs are,
+    which one, the work tree it was taken of, and what counts as code without git."""
+
+    store: Path
+    snapshot: str
+    root: str
+    globs: tuple[str, ...] = ("*.py",)
+
+    def prepare(self, dest: Path) -> str:
+        """The script line that makes the frozen copy at ``dest`` (on the job's node)."""
+        q = shlex.quote
+        return (f"{q(sys.executable)} -m orchestrator.store.snapshot {q(str(self.store))} "
+                f"{q(self.snapshot)} {q(str(dest))} {q(','.join(self.globs))} || exit "
+                f"{SETUP_FAILED}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ def job_env(spec: JobSpec, config: Config, *, queue: str, attempt: int, run_dir:
 def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, base_dir: Path,
                  state_dir: Path, wandb_run_id: str, pinned: tuple[int, ...] | None,
                  pretrained_path: str, cluster_address: str, generation: int = 1,
-                 batch_divisor: int = 1) -> LaunchSpec:
+                 batch_divisor: int = 1, code: FrozenCode | None = None) -> LaunchSpec:
     """The ``LaunchSpec`` of attempt ``attempt`` of row ``spec``.
 
     ``generation``: the attempt that began the row's current training run. Sweeps and the
@@ -77,9 +98,19 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     (``ddp``/``hf``/``sweep``) keeps its run there (so it resumes on any node), the runner
     uploads each attempt's weights and log there, and parent weights given as a URI are
     downloaded onto the row's node first (by the runner, or, for those kinds, by each
-    worker or trial that reads them: they may be on other nodes)."""
+    worker or trial that reads them: they may be on other nodes).
+
+    ``code``: run from that snapshot: the job first makes its frozen copy in
+    ``<run dir>/code`` and runs there, the row's ``Config`` read from the copy."""
     kind = KINDS[spec.kind]
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
+    cwd, prepare, frozen_config = base_dir, "", None
+    if code is not None:
+        copy = run_dir / "code"
+        cwd = copy / (_inside(base_dir, Path(code.root)) or ".")
+        prepare = code.prepare(copy)
+        if spec.config_path is not None and _inside(spec.config_path, Path(code.root)):
+            frozen_config = copy / _inside(spec.config_path, Path(code.root))
     storage: Path | str = ""
     if kind.storage_name:
         run = kind.storage_name if generation <= 1 else f"{kind.storage_name}-{generation}"
@@ -97,10 +128,12 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
         storage=storage, address=cluster_address, gpus=spec.gpus or 0.0,
         cpus=spec.cpus if spec.cpus is not None else 1.0, workers=spec.workers,
         max_concurrent_trials=config.max_concurrent_trials))
+    if frozen_config is not None:   # the kind read the live file; the job reads its copy's
+        command = command.replace(str(spec.config_path), str(frozen_config))
     upload_to = uris.join(config.storage, spec.id, f"attempt-{attempt}") if config.storage else ""
-    script = job_script(command, cwd=base_dir, setup_script=config.setup_script,
+    script = job_script(command, cwd=cwd, setup_script=config.setup_script,
                         conda_env=config.conda_env if config.use_conda else "",
-                        pretrained_path=pretrained_path,
+                        pretrained_path=pretrained_path, prepare=prepare,
                         header=f"{queue}/{spec.id} attempt {attempt}")
     env = job_env(spec, config, queue=queue, attempt=attempt, run_dir=run_dir,
                   wandb_run_id=wandb_run_id, batch_divisor=batch_divisor)
@@ -112,3 +145,12 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
                       fetch=fetch, upload_to=upload_to,
                       time_limit=spec.time_limit or policy.time_limit,
                       stall_timeout=policy.stall_timeout)
+
+
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` relative to ``root`` (``Path(".")`` for root itself), or None when it is
+    outside it."""
+    try:
+        return Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None

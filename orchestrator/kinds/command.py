@@ -29,11 +29,12 @@ class CommandKind(Kind):
 
 
 def job_script(command: str, *, cwd: Path, setup_script: str = "", conda_env: str = "",
-               pretrained_path: str = "", header: str = "") -> str:
+               pretrained_path: str = "", header: str = "", prepare: str = "") -> str:
     """The bash script for one attempt. Only ``command`` is the user's own shell text;
-    every value we add is quoted."""
+    every value we add is quoted. ``prepare``: a line run first (it makes a frozen copy
+    of the row's code, under ``[snapshot] mode = run``)."""
     q = shlex.quote
-    lines = ["#!/usr/bin/env bash", f"# {header}" if header else "",
+    lines = ["#!/usr/bin/env bash", f"# {header}" if header else "", prepare,
              f"cd -- {q(str(cwd))} || {{ echo "
              + q(f"[orchestrator] the queue's folder {cwd} is not there on this node: share "
                  "it with the nodes, or run the queue where it is")

@@ -106,8 +106,10 @@ class Config:
     snapshot_mode: Str = setting('snapshot', 'record',
         "record = keep the code each row joins the queue with (its folder's git commit, the "
         'diff and untracked files, or the files under globs without git; and the files the '
-        'row names), which each attempt points at (orchestrator diff A B compares two); '
-        'off = keep nothing', key='mode')
+        'row names), which each attempt points at (orchestrator diff A B compares two); run = '
+        'also run each attempt in a frozen copy of that code (runs/<ID>/attempt-N/code, what '
+        'is not code linked to the live folder), so edits saved after queueing never leak '
+        'in; off = keep nothing', key='mode')
     snapshot_globs: Str = setting('snapshot', '*.py,*.sh,*.yaml,*.yml,*.toml,*.cfg,*.ini',
         "the files a snapshot keeps of a folder that is not a git work tree (comma-separated "
         'globs)', key='globs')
@@ -304,10 +306,8 @@ class Config:
                               "to true or give each slot one GPU")
         if self.snapshot_mode not in SNAPSHOT_MODES:
             raise ConfigError(src, "[snapshot] mode", self.snapshot_mode,
-                              "running each attempt from a frozen copy of its snapshot is "
-                              "not built yet; use record or off" if self.snapshot_mode == "run"
-                              else did_you_mean(self.snapshot_mode, SNAPSHOT_MODES)
-                              + "use record or off")
+                              did_you_mean(self.snapshot_mode, SNAPSHOT_MODES)
+                              + "use record, run or off")
         if not 0 <= self.smtp_port <= 65535:
             raise ConfigError(src, "[email] smtp_port", self.smtp_port,
                               "use a port number: 587 (STARTTLS), 465 (SSL) or 25")
@@ -337,7 +337,7 @@ class Config:
 
 
 _MAIL_MODES = ("ssl", "starttls", "insecure")
-SNAPSHOT_MODES = ("record", "off")
+SNAPSHOT_MODES = ("record", "run", "off")
 
 
 def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:

@@ -20,13 +20,14 @@ import json
 import os
 import shlex
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Snapshot", "SnapshotStore", "Scan", "scan", "take", "named_files", "code_diff",
-           "SECRET_PATTERNS"]
+__all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
+           "code_diff", "materialize", "SECRET_PATTERNS"]
 
 #: Files a snapshot never holds, whatever git says of them.
 SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
@@ -334,3 +335,105 @@ def _file_diff(a: Snapshot, b: Snapshot, store: SnapshotStore, *, stat: bool,
         out.extend(difflib.unified_diff(old, new, f"a/{rel}" if da else "/dev/null",
                                         f"b/{rel}" if db else "/dev/null"))
     return "".join(out)
+
+
+# ------------------------------------------------------------------- running from one
+def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
+                globs: Iterable[str] = ("*.py",), leave_out: Iterable[Path] = ()) -> Path:
+    """A frozen copy of ``snapshot``'s code at ``dest`` (its commit, its diff applied, its
+    untracked and named files), and a link to the live tree's copy of what is not code
+    (what git ignores — data, checkpoints, virtualenvs —, the files the snapshot left out,
+    such as ``.env``), so a job reads its data as before but only the code it was queued
+    with. A named file outside the tree stays where it is; ``leave_out`` (the state dir)
+    is neither copied nor linked. Returns ``dest``."""
+    root, dest = Path(snapshot.root), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    quiet = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}  # dest is no repo
+    if snapshot.commit:
+        archive = subprocess.Popen(["git", "-C", str(root), "archive", "--format=tar",
+                                    snapshot.commit], stdout=subprocess.PIPE)
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+        if archive.wait(timeout=600) != 0:
+            raise SnapshotError(f"git archive {snapshot.commit} failed in {root}: is the "
+                                "commit still there?")
+        if snapshot.diff:
+            done = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", "-"],
+                                  input=store.blob(snapshot.diff), cwd=dest, env=quiet,
+                                  capture_output=True, timeout=600)
+            if done.returncode != 0:
+                raise SnapshotError(f"the snapshot's local changes do not apply to "
+                                    f"{snapshot.commit}: {done.stderr.decode().strip()}")
+    for rel, digest in snapshot.files.items():
+        if rel.startswith("/"):
+            continue
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(store.blob(digest))
+    left = tuple(Path(p).resolve() for p in leave_out)
+    for rel in _not_code(snapshot, root, tuple(globs), left):
+        link, target = dest / rel, root / rel
+        real = target.resolve()
+        if any(real == p or p in real.parents for p in left):
+            continue   # the state dir (the copy is in it): no loop through a link
+        if not (link.exists() or link.is_symlink()) and target.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target, target_is_directory=target.is_dir())
+    return dest
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot cannot be turned back into its code."""
+
+
+def _not_code(snapshot: Snapshot, root: Path, globs: tuple[str, ...],
+              leave_out: tuple[Path, ...]) -> list[str]:
+    """What a frozen copy links to the live tree: git's ignored paths (whole folders as
+    one), and what the snapshot left out; without git, what ``globs`` does not match
+    (a folder without any code in it as one)."""
+    left = [s.split(": ", 1)[0] for s in snapshot.skipped]
+    if snapshot.commit:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "--others", "--ignored",
+                              "--exclude-standard", "--directory", "-z"],
+                             capture_output=True, timeout=120)
+        ignored = [n.rstrip("/") for n in out.stdout.decode(errors="replace").split("\0") if n]
+        return [*ignored, *left]
+    out, code_dirs = [], set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and here / d not in leave_out]
+        if any(fnmatch.fnmatch(f, g) for f in filenames for g in globs):
+            rel = here.relative_to(root)
+            code_dirs.update([rel, *rel.parents])
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath).relative_to(root)
+        if here not in code_dirs or root / here in leave_out:
+            dirnames[:] = []
+            continue
+        out += [(here / d).as_posix() for d in dirnames if here / d not in code_dirs]
+        out += [(here / f).as_posix() for f in filenames
+                if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    return [*out, *left]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.store.snapshot STORE ID DEST [GLOBS]``: what a job runs
+    first under ``[snapshot] mode = run`` (on its own node, before its command)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    store_dir, snapshot_id, dest = args[:3]
+    globs = tuple(g for g in (args[3] if len(args) > 3 else "*.py").split(",") if g)
+    store = SnapshotStore(Path(store_dir))
+    try:
+        materialize(store.load(snapshot_id), store, Path(dest), globs=globs,
+                    leave_out=(Path(store_dir).resolve().parent,))   # the state dir
+    except (OSError, SnapshotError, subprocess.SubprocessError, tarfile.TarError) as e:
+        print(f"[orchestrator] cannot make the frozen copy of snapshot {snapshot_id} in {dest}:"
+              f" {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,7 +9,13 @@ import subprocess
 
 import pytest
 
-from orchestrator.store.snapshot import MAX_FILE_BYTES, SnapshotStore, named_files, take
+from orchestrator.store.snapshot import (
+    MAX_FILE_BYTES,
+    SnapshotStore,
+    materialize,
+    named_files,
+    take,
+)
 from tests.helpers import git_repo
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -77,3 +83,43 @@ def test_a_folder_without_git_is_its_files_and_a_row_adds_the_files_it_names(tmp
     assert set(snap.files) == {"train.py", "pkg/net.py", "cfg.yaml"}
     (folder / "cfg.yaml").write_text("lr: 0.2\n")
     assert take(folder, named, store, globs=("*.py",)).id != snap.id, "a config edit is code"
+
+
+def test_a_frozen_copy_has_the_snapshots_code_and_links_what_is_not_code(repo, tmp_path):
+    store = SnapshotStore(tmp_path / "snaps")
+    (repo / "train.py").write_text("print('queued')\n")
+    (repo / "model.py").write_text("W = 1\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "rows.csv").write_text("1,2\n")
+    (repo / ".env").write_text("KEY=1\n")
+    snap = take(repo, [], store)
+    (repo / "train.py").write_text("print('edited after')\n")
+    (repo / "model.py").write_text("W = 2\n")
+    (repo / "later.py").write_text("new after queueing\n")
+    copy = materialize(snap, store, tmp_path / "copy")
+    assert (copy / "train.py").read_text() == "print('queued')\n"
+    assert (copy / "model.py").read_text() == "W = 1\n"
+    assert (copy / ".gitignore").read_text() == "data/\n", "the commit's own files"
+    assert not (copy / "later.py").exists(), "code saved after queueing never leaks in"
+    assert (copy / "data").is_symlink() and (copy / "data" / "rows.csv").read_text() == "1,2\n"
+    assert (copy / ".env").is_symlink(), "a secret is linked for the job, never copied"
+    assert (repo / "train.py").read_text() == "print('edited after')\n", "the live tree is " \
+        "untouched"
+
+
+def test_a_frozen_copy_without_git_links_the_folders_that_hold_no_code(tmp_path):
+    folder = tmp_path / "plain"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "data" / "imgs").mkdir(parents=True)
+    (folder / "train.py").write_text("print(1)\n")
+    (folder / "pkg" / "net.py").write_text("W = 1\n")
+    (folder / "pkg" / "table.csv").write_text("x\n")
+    (folder / "data" / "imgs" / "a.jpg").write_bytes(b"jpg")
+    store = SnapshotStore(tmp_path / "snaps")
+    snap = take(folder, [], store, globs=("*.py",))
+    (folder / "pkg" / "net.py").write_text("W = 2\n")
+    (folder / "pkg" / "new.py").write_text("after\n")
+    copy = materialize(snap, store, tmp_path / "copy", globs=("*.py",))
+    assert (copy / "pkg" / "net.py").read_text() == "W = 1\n"
+    assert not (copy / "pkg" / "new.py").exists()
+    assert (copy / "data").is_symlink() and (copy / "pkg" / "table.csv").is_symlink()

@@ -110,17 +110,47 @@ def test_snapshot_mode_off_keeps_nothing(repo, tmp_path):
         side_of(r.paths, "a")
 
 
-def test_snapshot_mode_run_is_refused_until_it_is_built(tmp_path):
+def test_a_misspelled_snapshot_mode_is_said_with_the_nearest(tmp_path):
     from orchestrator.infra.errors import ConfigError
     from orchestrator.store.config import load_config
 
     ini = tmp_path / "orch.ini"
-    ini.write_text("[snapshot]\nmode = run\n")
-    with pytest.raises(ConfigError, match="not built yet; use record or off"):
-        load_config(ini)
     ini.write_text("[snapshot]\nmode = recrod\n")
-    with pytest.raises(ConfigError, match="did you mean record"):
+    with pytest.raises(ConfigError, match="did you mean record\\? use record, run or off"):
         load_config(ini)
+
+
+def test_under_mode_run_an_attempt_runs_in_the_frozen_copy_of_its_snapshot(repo, tmp_path):
+    ini = tmp_path / "orch.ini"
+    ini.write_text("[snapshot]\nmode = run\n")
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    pool = FakePool()
+    r = run(q, pool, config_path=ini)
+    [(launch, _)] = pool.launches
+    copy = r.paths.state_dir / "a" / "attempt-1" / "code"
+    store = r.paths.state_dir / "snapshots"
+    assert f"-m orchestrator.store.snapshot {store} {snapshot_of(r, 'a').id} {copy}" \
+        in launch.script and f"cd -- {copy} ||" in launch.script
+    assert launch.script.index("orchestrator.store.snapshot") < launch.script.index("cd --")
+
+
+def test_a_rows_config_is_read_from_the_frozen_copy(repo, tmp_path):
+    from orchestrator.core import JobSpec
+    from orchestrator.execution.launch import FrozenCode, build_launch
+    from orchestrator.store.config import Config
+
+    (repo / "sub").mkdir()
+    (repo / "sub" / "sweep.yaml").write_text("method: grid\nparameters: {lr: {values: [1]}}\n")
+    spec = JobSpec("s", 2, kind="sweep", command="train.py", config_text="sweep.yaml",
+                   config_path=repo / "sub" / "sweep.yaml")
+    code = FrozenCode(tmp_path / "snaps", "abc", str(repo))
+    launch = build_launch(spec, Config(), queue="q", attempt=1, base_dir=repo / "sub",
+                          state_dir=tmp_path / "runs", wandb_run_id="w", pinned=None,
+                          pretrained_path="", cluster_address="", code=code)
+    copy = tmp_path / "runs" / "s" / "attempt-1" / "code"
+    assert f"cd -- {copy / 'sub'} ||" in launch.script
+    assert str(copy / "sub" / "sweep.yaml") in launch.script
+    assert str(repo / "sub" / "sweep.yaml") not in launch.script
 
 
 def test_orchestrator_diff_on_the_command_line(repo, capsys):
