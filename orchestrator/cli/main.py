@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
     p.add_argument("--storage", help="the queue's storage URI: read a log that is not on this "
                    "machine from there")
+    p = sub.add_parser("rerun", help="run finished rows again (as writing Rerun in "
+                       "TrainingCheck does)")
+    _add_queue_args(p)
+    p.add_argument("ids", nargs="+", help="row IDs")
+    p.add_argument("--same-code", dest="same_code", action="store_true",
+                   help="from the code its attempt ran with (its snapshot), not the folder's now")
+    p.add_argument("--attempt", type=int, help="with --same-code: which attempt's code "
+                   "(default: the latest)")
     p = sub.add_parser("diff", help="how two rows or attempts differ: command and code "
                        "(the snapshot each was queued with)")
     _add_queue_args(p)
@@ -512,6 +520,43 @@ def cmd_logs(args) -> int:
         time.sleep(0.3)
 
 
+def cmd_rerun(args) -> int:
+    from orchestrator.store.record import PINNED
+
+    _, paths = _load(args)
+    queue = paths.queue_file()
+    rows = {(row.get("ID") or "").strip(): row for _, row in queue.read().rows()}
+    record = _record(paths)
+    if args.attempt and not args.same_code:
+        raise OrchestratorError("--attempt N says whose code --same-code runs: add --same-code")
+    for job_id in args.ids:
+        if job_id not in rows:
+            raise OrchestratorError(f"{paths.csv}: no row with ID {job_id!r}")
+        if (rows[job_id].get("TrainingCheck") or "").strip() in ATTEMPT_ACTIVE:
+            raise OrchestratorError(f"{job_id} is running: stop it first (orchestrator stop "
+                                    f"{paths.csv} {job_id})")
+    pins = {}
+    for job_id in args.ids if args.same_code else ():
+        attempts = record.attempts(paths.name, job_id) if record else []
+        if args.attempt:
+            attempts = [a for a in attempts if a.attempt == args.attempt]
+        if not attempts or not attempts[-1].snapshot:
+            which = f"attempt {args.attempt}" if args.attempt else "an attempt"
+            raise OrchestratorError(f"{job_id}: no {which} with a code snapshot in "
+                                    f"{paths.registry}, so there is no code to run it from")
+        pins[job_id] = attempts[-1]
+    for job_id, attempt in pins.items():   # before the word: a driver reads the pin with it
+        record.save_snapshot(paths.name, job_id, "", attempt.snapshot, PINNED)
+    queue.update({job_id: {"TrainingCheck": "Rerun"} for job_id in args.ids})
+    running = read_driver_info(paths) is not None
+    for job_id in args.ids:
+        code = f" from the code of attempt {pins[job_id].attempt} (snapshot " \
+            f"{pins[job_id].snapshot})" if job_id in pins else ""
+        print(f"{job_id}: runs again{code}" + ("" if running else
+              f" when the queue runs (orchestrator run {paths.csv})"))
+    return 0
+
+
 def cmd_diff(args) -> int:
     from orchestrator.views.diff import compare, render
 
@@ -745,7 +790,7 @@ def cmd_ray(args) -> int:
 COMMANDS = {"run": cmd_run, "tui": cmd_tui, "status": cmd_status, "check": cmd_check,
             "stop": cmd_stop,
             "logs": cmd_logs, "registry": registry_cli.run, "report": cmd_report,
-            "diff": cmd_diff,
+            "diff": cmd_diff, "rerun": cmd_rerun,
             "sweep": cmd_sweep, "ray": cmd_ray}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from orchestrator.core import JobSpec
 from orchestrator.execution.launch import FrozenCode
 from orchestrator.infra.errors import StateUnwritable
-from orchestrator.store.record import RunRecord, unwritable
+from orchestrator.store.record import FROZEN, PINNED, UNFROZEN, RunRecord, unwritable
 from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, scan, take
 
 __all__ = ["Snapshots", "definition_of"]
@@ -48,7 +48,7 @@ class Snapshots:
         self.store = SnapshotStore(Path(state_dir) / "snapshots")
         self.leave_out, self.globs, self.enabled, self.note = leave_out, globs, enabled, note
         self.run_from = run_from and enabled
-        self._known = record.row_snapshots(queue_name) if enabled else {}
+        self._known = record.row_snapshots(queue_name)   # (a pin holds whatever the mode)
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
         self._roots: dict[str, str] = {}   # snapshot id -> the tree it was taken of
@@ -60,11 +60,22 @@ class Snapshots:
     def joined(self, job_id: str, spec: JobSpec, *, again: bool = False) -> None:
         """``job_id`` waits to run as ``spec`` says: snapshot its code unless this
         definition of it already has one (``again``: the user ran a finished row again,
-        which joins the queue anew)."""
-        if not self.enabled:
-            return
+        which joins the queue anew — from the snapshot ``rerun --same-code`` pinned, if
+        it did)."""
         definition = definition_of(spec)
-        if not again and self._known.get(job_id, ("", ""))[0] == definition:
+        if again:   # a pin is written by another process: read it now
+            self._known.update(self.record.row_snapshots(self.queue_name, job_id))
+        known = self._known.get(job_id)
+        if known is not None and known[2] == PINNED and again:
+            self.record.save_snapshot(self.queue_name, job_id, definition, known[1], FROZEN)
+            self._known[job_id] = (definition, known[1], FROZEN)
+            return
+        if not self.enabled:
+            if again and known is not None and known[2] == FROZEN:   # that rerun is over
+                self.record.save_snapshot(self.queue_name, job_id, known[0], known[1])
+                self._known[job_id] = (known[0], known[1], UNFROZEN)
+            return
+        if not again and known is not None and known[0] == definition:
             return
         try:
             named = tuple(named_files(spec.command, spec.config_text, self.folder))
@@ -86,16 +97,18 @@ class Snapshots:
             self.note(f"{job_id}: could not record its code ({type(e).__name__}: {e}); it "
                       "runs without a snapshot ([snapshot] mode = off stops trying)")
             return
-        self._known[job_id] = (definition, snapshot_id)
+        self._known[job_id] = (definition, snapshot_id, UNFROZEN)
 
     def of(self, job_id: str) -> str | None:
         """The snapshot ``job_id`` was queued with, or None."""
-        return self._known.get(job_id, (None, None))[1]
+        return self._known.get(job_id, (None, None, UNFROZEN))[1]
 
     def frozen(self, job_id: str) -> FrozenCode | None:
-        """Where ``job_id``'s next attempt takes its code from under ``[snapshot] mode =
-        run``: its snapshot (None in the other modes, or when it has none)."""
-        snapshot_id = self.of(job_id) if self.run_from else None
+        """Where ``job_id``'s next attempt takes its code from: its snapshot under
+        ``[snapshot] mode = run`` or when ``rerun --same-code`` ran it again from one;
+        None otherwise (it runs the live folder), or when it has none."""
+        known = self._known.get(job_id)
+        snapshot_id = known[1] if known and (self.run_from or known[2] == FROZEN) else None
         if snapshot_id is None:
             return None
         if snapshot_id not in self._roots:

@@ -19,8 +19,8 @@ from pathlib import Path
 from orchestrator.core.status import ATTEMPT_ACTIVE
 from orchestrator.infra.errors import StateUnwritable
 
-__all__ = ["RunRecord", "Attempt", "unwritable", "connect", "connect_read_only", "read_attempts",
-           "read_only_query", "transaction"]
+__all__ = ["RunRecord", "Attempt", "UNFROZEN", "PINNED", "FROZEN", "unwritable", "connect",
+           "connect_read_only", "read_attempts", "read_only_query", "transaction"]
 
 #: SQLite's words for a write the disk or the folder refused.
 _UNWRITABLE = ("disk is full", "readonly", "read-only", "disk I/O error", "unable to open")
@@ -80,7 +80,8 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE attempts ADD COLUMN snapshot TEXT",
         """CREATE TABLE row_snapshots (
             queue TEXT NOT NULL, job_id TEXT NOT NULL, definition TEXT NOT NULL,
-            snapshot TEXT NOT NULL, taken REAL, PRIMARY KEY (queue, job_id))""",
+            snapshot TEXT NOT NULL, taken REAL, frozen INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, job_id))""",
     ],
 ]
 
@@ -112,6 +113,9 @@ class Attempt:
 
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Attempt))
+#: ``row_snapshots.frozen``: a row runs the live folder, will run from its snapshot when it
+#: next joins the queue (``orchestrator rerun --same-code``), or runs from it now.
+UNFROZEN, PINNED, FROZEN = 0, 1, 2
 _ATTEMPT_FIELDS = _COLUMNS[3:]   # what begin_attempt and update_attempt may write
 
 
@@ -293,18 +297,25 @@ class RunRecord:
         return {job_id: (json.loads(cells), command or "") for job_id, cells, command in rows}
 
     # ------------------------------------------------------------ row snapshots
-    def save_snapshot(self, queue: str, job_id: str, definition: str, snapshot: str) -> None:
+    def save_snapshot(self, queue: str, job_id: str, definition: str, snapshot: str,
+                      frozen: int = UNFROZEN) -> None:
         """The code ``job_id`` joined the queue with, for its definition (a digest of
-        what the row asks to run)."""
+        what the row asks to run); ``frozen``: whether it runs from it (``PINNED``: when
+        it next joins, as ``orchestrator rerun --same-code`` asks; ``FROZEN``: now)."""
         with self._writing():
-            self._db.execute("INSERT OR REPLACE INTO row_snapshots VALUES (?, ?, ?, ?, ?)",
-                             (queue, job_id, definition, snapshot, time.time()))
+            self._db.execute("INSERT OR REPLACE INTO row_snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                             (queue, job_id, definition, snapshot, time.time(), frozen))
 
-    def row_snapshots(self, queue: str) -> dict[str, tuple[str, str]]:
-        """``{job id: (definition, snapshot id)}`` as ``save_snapshot`` last kept them."""
-        rows = self._db.execute("SELECT job_id, definition, snapshot FROM row_snapshots "
-                                "WHERE queue = ?", (queue,)).fetchall()
-        return {job_id: (definition, snapshot) for job_id, definition, snapshot in rows}
+    def row_snapshots(self, queue: str, job_id: str | None = None
+                      ) -> dict[str, tuple[str, str, int]]:
+        """``{job id: (definition, snapshot id, frozen)}`` as ``save_snapshot`` last kept
+        them (of one row, with ``job_id``)."""
+        sql, args = "SELECT job_id, definition, snapshot, frozen FROM row_snapshots " \
+            "WHERE queue = ?", [queue]
+        if job_id is not None:
+            sql, args = sql + " AND job_id = ?", [*args, job_id]
+        return {job: (definition, snapshot, frozen)
+                for job, definition, snapshot, frozen in self._db.execute(sql, args)}
 
     # ---------------------------------------------------------------- runners
     def add_runner(self, queue: str, name: str, shape: dict) -> None:

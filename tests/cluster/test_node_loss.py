@@ -1,5 +1,5 @@
-"""Multi-node scenarios on ray.cluster_utils.Cluster (failures; weights through S3),
-each in its own process."""
+"""Multi-node scenarios on ray.cluster_utils.Cluster (failures; weights through S3; a row run
+from its code snapshot on another node), each in its own process."""
 
 import json
 import os
@@ -59,3 +59,13 @@ def test_child_on_another_node_gets_its_parents_weights_from_s3(tmp_path):
     assert rows["parent"]["WeightFile"] == f"{result['storage']}/parent/attempt-1/model.pt"
     fetched = f"{result['child_run_dir']}/pretrained/model.pt"
     assert f"parent weights {fetched} sha1 {result['parent_sha1']}" in result["child_log"]
+
+
+def test_a_row_on_another_node_runs_the_code_it_was_queued_with(tmp_path):
+    result = scenario("snapshot_nodes", tmp_path)
+    rows = result["rows"]
+    assert result["code"] == 0, rows
+    assert rows["far"]["Node"] != rows["gate"]["Node"], "the rows ran on different nodes"
+    version, cwd = result["out"]
+    assert version == "v1", "the edit saved while it waited never reached it"
+    assert cwd == f"{result['state_dir']}/far/attempt-1/code"

@@ -230,3 +230,38 @@ def test_the_report_shows_each_runs_commit_dirty_flag_and_local_changes(repo, tm
     assert f"commit {head}, clean · snapshot {snapshot_of(r, 'clean').id}" in page
     assert f"commit {head} + local changes · snapshot {snapshot_of(r, 'edited').id}" in page
     assert "+print(&#39;&lt;b&gt;v2&lt;/b&gt;&#39;)" in page, "the diff, escaped"
+
+
+def test_rerun_same_code_runs_from_the_attempts_own_snapshot_once(repo, capsys):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    run(q, FakePool()).record.close()
+    (repo / "train.py").write_text("print('v2')\n")
+    assert main(["rerun", str(q), "a", "--same-code"]) == 0
+    assert "a: runs again from the code of attempt 1" in capsys.readouterr().out
+    pool = FakePool()
+    second = run(q, pool)
+    assert snapshot_of(second, "a", 2).id == snapshot_of(second, "a", 1).id
+    [(launch, _)] = pool.launches
+    copy = second.paths.state_dir / "a" / "attempt-2" / "code"
+    assert f"cd -- {copy} ||" in launch.script, "it runs in the frozen copy, mode record or not"
+    second.record.close()
+
+    assert main(["rerun", str(q), "a"]) == 0   # a plain rerun: the folder as it is now
+    pool = FakePool()
+    third = run(q, pool)
+    assert snapshot_of(third, "a", 3).dirty and f"cd -- {repo} ||" in pool.launches[0][0].script
+
+
+def test_rerun_says_what_it_cannot_do(repo, capsys):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
+    run(q, FakePool()).record.close()
+    assert main(["rerun", str(q), "zz"]) == 2
+    assert "no row with ID 'zz'" in capsys.readouterr().err
+    assert main(["rerun", str(q), "a", "--attempt", "1"]) == 2
+    assert "add --same-code" in capsys.readouterr().err
+    assert main(["rerun", str(q), "a", "--same-code", "--attempt", "4"]) == 2
+    assert "a: no attempt 4 with a code snapshot" in capsys.readouterr().err
+    QueueFile(q).update({"b": {"TrainingCheck": "Training"}})
+    assert main(["rerun", str(q), "b"]) == 2
+    assert "b is running: stop it first" in capsys.readouterr().err
+    assert read_rows(q)["a"]["TrainingCheck"] == "Done", "nothing was changed"
