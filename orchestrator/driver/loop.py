@@ -213,6 +213,7 @@ class Scheduler:
             if effect.begin:
                 if (snapshot := self.snapshots.of(effect.job_id)) is not None:
                     fields.setdefault("snapshot", snapshot)
+                    fields.setdefault("frozen", self.snapshots.frozen(effect.job_id) is not None)
                 self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
                                           **fields)
                 failpoints.reach("after-record-begin")

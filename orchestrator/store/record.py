@@ -78,6 +78,7 @@ _MIGRATIONS: list[list[str]] = [
     ],
     [  # version 7: the code each row was queued with (orchestrator/store/snapshot.py)
         "ALTER TABLE attempts ADD COLUMN snapshot TEXT",
+        "ALTER TABLE attempts ADD COLUMN frozen INTEGER",
         """CREATE TABLE row_snapshots (
             queue TEXT NOT NULL, job_id TEXT NOT NULL, definition TEXT NOT NULL,
             snapshot TEXT NOT NULL, taken REAL, frozen INTEGER NOT NULL DEFAULT 0,
@@ -110,6 +111,8 @@ class Attempt:
     wandb_run_id: str | None = None
     failure: str | None = None        # the failure kind of an ended attempt (core.FailureKind)
     snapshot: str | None = None       # the code it was queued with (store.snapshot's id)
+    frozen: bool | None = None        # it ran in a frozen copy of that code (else: the live
+                                      # folder, as it was when it started)
 
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Attempt))
@@ -350,6 +353,8 @@ def _row(row: sqlite3.Row) -> Attempt:
     text is not a JSON object; a column an older record lacks, read-only, is ``None``)."""
     have = row.keys()
     values = {name: row[name] if name in have else None for name in _COLUMNS}
+    if values["frozen"] is not None:
+        values["frozen"] = bool(values["frozen"])
     metrics = values["metrics"]
     if metrics is not None:
         try:

@@ -29,6 +29,7 @@ class Side:
     attempt: int | None          # None: the row has not run yet
     command: str
     snapshot: Snapshot
+    frozen: bool = False          # the attempt ran in a frozen copy of the snapshot
 
     @property
     def label(self) -> str:
@@ -36,12 +37,15 @@ class Side:
         s = self.snapshot
         code = f"commit {s.commit[:10]}" if s.commit else "no git"
         code += " + local changes" if s.dirty else (", clean" if s.commit else "")
-        return f"{self.job_id} ({run}): snapshot {s.id} — {code}"
+        how = f"ran snapshot {s.id}" if self.frozen else f"queued with snapshot {s.id}" + (
+            ", ran the live folder" if self.attempt else "")
+        return f"{self.job_id} ({run}): {how} — {code}"
 
     def to_json(self) -> dict[str, Any]:
         s = self.snapshot
         return {"ref": self.ref, "id": self.job_id, "attempt": self.attempt,
-                "command": self.command, "snapshot": s.id, "commit": s.commit,
+                "command": self.command, "snapshot": s.id, "ran_snapshot": self.frozen,
+                "commit": s.commit,
                 "dirty": s.dirty, "root": s.root, "skipped": list(s.skipped)}
 
 
@@ -64,7 +68,7 @@ def side_of(paths: QueuePaths, ref: str) -> Side:
                 f"{ref}: attempt {attempt.attempt} of {job_id} has no code snapshot (it ran "
                 "before snapshots were recorded, or with [snapshot] mode = off)")
         return Side(ref, job_id, attempt.attempt, attempt.command or "",
-                    _load(store, attempt.snapshot, ref))
+                    _load(store, attempt.snapshot, ref), bool(attempt.frozen))
     queued = read_only_query(paths.registry, "SELECT snapshot FROM row_snapshots WHERE "
                              "queue = ? AND job_id = ?", (paths.name, job_id))
     if not queued:

@@ -88,6 +88,7 @@ class Run:
     params: dict = field(default_factory=dict)                 # its kind's config's values
     code: Snapshot | None = None                               # the code it was queued with
     code_diff: str = ""                                        # that code's local changes
+    code_frozen: bool = False                                  # it ran in a copy of that code
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
@@ -193,7 +194,8 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
                         metric=metric, goal=goal, cells=raw.get(row.id, {}),
-                        params=params, code=code, code_diff=local))
+                        params=params, code=code, code_diff=local,
+                        code_frozen=bool(attempt and attempt.frozen)))
     return runs
 
 
@@ -546,7 +548,9 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
         state = (f"commit {c.commit[:10]}" if c.commit else "no git") + (
             " + local changes" if c.dirty else ", clean" if c.commit else "")
         untracked = [f for f in c.files if not f.startswith("/")]
-        items += [("Code", f"{state} · snapshot {c.id}", ""),
+        how = f"ran snapshot {c.id}" if run.code_frozen else \
+            f"queued with snapshot {c.id}, ran the live folder"
+        items += [("Code", f"{state} · {how}", ""),
                   ("Untracked files", ", ".join(untracked) if c.commit else "", "code"),
                   ("Local changes", run.code_diff, "pre")]
     return [item for item in items if item[1]]

@@ -64,7 +64,8 @@ def test_every_attempt_points_at_the_code_its_row_was_queued_with(repo):
     assert "-print('v1')" in code and "+print('v2')" in code and "+lr: 0.01" in code
     assert ".queue.csv.lock" not in code and "queue.csv" not in code, "our own files are not code"
     shown = render(left, right, code)
-    assert "a: a (attempt 1): snapshot" in shown and "clean" in shown
+    assert f"a: a (attempt 1): queued with snapshot {a.id}, ran the live folder — commit" \
+        in shown and "clean" in shown
     assert "b (attempt 1)" in shown and "+ local changes" in shown
     assert "a: python train.py --id a" in shown and "b: python train.py --config cfg.yaml" in shown
     assert compare(second.paths, "b", "b:1")[2] == "", "the same attempt: the same code"
@@ -227,8 +228,10 @@ def test_the_report_shows_each_runs_commit_dirty_flag_and_local_changes(repo, tm
     r = run(q, FakePool())
     head = git(repo, "rev-parse", "HEAD")[:10]
     page = build_report(q, r.paths.registry, r.paths.name, tmp_path / "r.html").read_text()
-    assert f"commit {head}, clean · snapshot {snapshot_of(r, 'clean').id}" in page
-    assert f"commit {head} + local changes · snapshot {snapshot_of(r, 'edited').id}" in page
+    assert f"commit {head}, clean · queued with snapshot {snapshot_of(r, 'clean').id}, ran " \
+        "the live folder" in page
+    assert f"commit {head} + local changes · queued with snapshot " \
+        f"{snapshot_of(r, 'edited').id}" in page
     assert "+print(&#39;&lt;b&gt;v2&lt;/b&gt;&#39;)" in page, "the diff, escaped"
 
 
@@ -244,6 +247,9 @@ def test_rerun_same_code_runs_from_the_attempts_own_snapshot_once(repo, capsys):
     [(launch, _)] = pool.launches
     copy = second.paths.state_dir / "a" / "attempt-2" / "code"
     assert f"cd -- {copy} ||" in launch.script, "it runs in the frozen copy, mode record or not"
+    assert [x.frozen for x in second.record.attempts(second.paths.name, "a")] == [False, True]
+    left, right, code = compare(second.paths, "a:1", "a:2")
+    assert code == "" and "a (attempt 2): ran snapshot" in render(left, right, code)
     second.record.close()
 
     assert main(["rerun", str(q), "a"]) == 0   # a plain rerun: the folder as it is now
