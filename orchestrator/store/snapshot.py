@@ -132,13 +132,13 @@ def scan(folder: Path, store: SnapshotStore, *, leave_out: Iterable[Path] = (),
     file)."""
     folder = Path(folder).resolve()
     left = tuple(Path(p).resolve() for p in leave_out)
-    root, commit, diff, candidates = _git(folder, store, list(left))
+    root, commit, diff, candidates, withheld = _git(folder, store, list(left))
     untracked = set(candidates) if root is not None else set()
     if root is None:
         root = folder
         candidates = _walk(folder, tuple(globs))
     files: dict[str, str] = {}
-    skipped: list[str] = []
+    skipped = [f"{name}: its changes left out: it may hold secrets" for name in withheld]
     total = _keep(candidates, root, left, store, files, skipped, 0)
     dirty = bool(diff) or any(_relative(p, root) in files for p in untracked)
     return Scan(root, commit, diff, files, tuple(skipped), dirty, total, left)
@@ -185,8 +185,9 @@ def _keep(paths: Iterable[Path], root: Path, leave_out: tuple[Path, ...], store:
 
 
 def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
-         ) -> tuple[Path | None, str, str, list[Path]]:
-    """``(work tree root, HEAD, diff blob, untracked files)``; root None without git.
+         ) -> tuple[Path | None, str, str, list[Path], list[str]]:
+    """``(work tree root, HEAD, diff blob, untracked files, changed tracked files whose
+    change the diff withholds as a secret)``; root None without git.
     ``leave_out`` inside the tree is not even listed (a state dir holds thousands of
     logs)."""
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -195,25 +196,29 @@ def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
     try:
         top = git("rev-parse", "--show-toplevel")
     except (OSError, subprocess.TimeoutExpired):   # no git on this machine
-        return None, "", "", []
+        return None, "", "", [], []
     if top.returncode != 0:
-        return None, "", "", []
+        return None, "", "", [], []
     root = Path(top.stdout.decode().strip()).resolve()
     head = git("rev-parse", "--verify", "-q", "HEAD")
     commit = head.stdout.decode().strip() if head.returncode == 0 else ""
     excluded = [f":(exclude,top){p.relative_to(root).as_posix()}" for p in leave_out
                 if root in p.parents]
-    diff = ""
-    if commit:   # (our own files, such as a tracked config with tokens, stay out of it)
+    secret = [f"(top,glob,icase)**/{pattern}" for pattern in SECRET_PATTERNS]
+    diff, withheld = "", []
+    if commit:   # our own files (a tracked config with tokens) and secrets stay out of it
         out = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--", ":/",
-                  *excluded)
+                  *excluded, *(f":(exclude,{p[1:]}" for p in secret))
         if out.returncode == 0 and out.stdout:
             diff = store.put(out.stdout)
+        out = git("diff", "HEAD", "--name-only", "-z", "--", *(f":{p}" for p in secret))
+        withheld = [n for n in out.stdout.decode(errors="replace").split("\0") if n] \
+            if out.returncode == 0 else []
     untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name",
                     ":/", *excluded)
     names = [n for n in untracked.stdout.decode(errors="replace").split("\0") if n] \
         if untracked.returncode == 0 else []
-    return root, commit, diff, [root / n for n in names]
+    return root, commit, diff, [root / n for n in names], withheld
 
 
 def _walk(folder: Path, globs: tuple[str, ...]) -> list[Path]:

@@ -16,7 +16,7 @@ from orchestrator.store.snapshot import (
     named_files,
     take,
 )
-from tests.helpers import git_repo
+from tests.helpers import git, git_repo
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -123,3 +123,19 @@ def test_a_frozen_copy_without_git_links_the_folders_that_hold_no_code(tmp_path)
     assert (copy / "pkg" / "net.py").read_text() == "W = 1\n"
     assert not (copy / "pkg" / "new.py").exists()
     assert (copy / "data").is_symlink() and (copy / "pkg" / "table.csv").is_symlink()
+
+
+def test_a_tracked_secret_files_changes_stay_out_of_the_diff(repo, tmp_path):
+    (repo / ".env").write_text("KEY=old\n")
+    (repo / "prod.Secret.yaml").write_text("token: old\n")
+    git(repo, "add", "-f", ".env", "prod.Secret.yaml")
+    git(repo, "commit", "-q", "-m", "tracked secrets (it happens)")
+    (repo / ".env").write_text("KEY=PLANTED-NEW-5\n")
+    (repo / "prod.Secret.yaml").write_text("token: PLANTED-NEW-6\n")
+    (repo / "train.py").write_text("print('v2')\n")
+    store = SnapshotStore(tmp_path / "snaps")
+    snap = take(repo, [], store)
+    diff = store.blob(snap.diff)
+    assert b"+print('v2')" in diff and b"PLANTED" not in diff
+    assert ".env: its changes left out: it may hold secrets" in snap.skipped
+    assert "prod.Secret.yaml: its changes left out: it may hold secrets" in snap.skipped
