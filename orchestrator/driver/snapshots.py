@@ -96,12 +96,15 @@ class Snapshots:
             logger.debug("snapshot of %s failed", job_id, exc_info=True)
             self.note(f"{job_id}: could not record its code ({type(e).__name__}: {e}); it "
                       "runs without a snapshot ([snapshot] mode = off stops trying)")
+            self._known.pop(job_id, None)   # not an older one in its place
             return
         self._known[job_id] = (definition, snapshot_id, UNFROZEN)
 
     def of(self, job_id: str) -> str | None:
-        """The snapshot ``job_id`` was queued with, or None."""
-        return self._known.get(job_id, (None, None, UNFROZEN))[1]
+        """The snapshot ``job_id`` was queued with, or None (also under ``mode = off``,
+        unless ``rerun --same-code`` runs it from one)."""
+        known = self._known.get(job_id)
+        return known[1] if known is not None and (self.enabled or known[2] == FROZEN) else None
 
     def frozen(self, job_id: str) -> FrozenCode | None:
         """Where ``job_id``'s next attempt takes its code from: its snapshot under

@@ -271,3 +271,20 @@ def test_rerun_says_what_it_cannot_do(repo, capsys):
     assert main(["rerun", str(q), "b"]) == 2
     assert "b is running: stop it first" in capsys.readouterr().err
     assert read_rows(q)["a"]["TrainingCheck"] == "Done", "nothing was changed"
+
+
+def test_under_mode_off_attempts_name_no_snapshot_but_a_same_code_rerun_still_works(
+        repo, tmp_path):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    run(q, FakePool()).record.close()          # recorded under the default mode
+    ini = tmp_path / "orch.ini"
+    ini.write_text("[snapshot]\nmode = off\n")
+    assert main(["rerun", str(q), "a"]) == 0
+    run(q, FakePool(), config_path=ini).record.close()
+    assert main(["rerun", str(q), "a", "--same-code", "--attempt", "1"]) == 0
+    pool = FakePool()
+    r = run(q, pool, config_path=ini)
+    assert [(x.attempt, bool(x.snapshot), x.frozen) for x in
+            r.record.attempts(r.paths.name, "a")] == [(1, True, False), (2, False, None),
+                                                     (3, True, True)]
+    assert "orchestrator.store.snapshot" in pool.launches[0][0].script
