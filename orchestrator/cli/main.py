@@ -547,6 +547,8 @@ def cmd_rerun(args) -> int:
         pins[job_id] = attempts[-1]
     for job_id, attempt in pins.items():   # before the word: a driver reads the pin with it
         record.save_snapshot(paths.name, job_id, "", attempt.snapshot, PINNED)
+    if record is not None:
+        record.close()
     queue.update({job_id: {"TrainingCheck": "Rerun"} for job_id in args.ids})
     running = read_driver_info(paths) is not None
     for job_id in args.ids:

@@ -1,6 +1,6 @@
 """Scenario in its own process: ``[snapshot] mode = run`` on a two-node cluster. A row held
 to the second node (``Resources``) runs the code it was queued with there, though the
-file was edited while it waited. Prints one JSON line."""
+file was edited while it waited on a row held to the head. Prints one JSON line."""
 
 import json
 import sys
@@ -26,7 +26,8 @@ while not pathlib.Path(sys.argv[1]).exists():
 
 def main(workdir: str) -> None:
     work = Path(workdir)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0,
+                                                            "resources": {"near": 1}})
     cluster.add_node(num_cpus=2, num_gpus=0, resources={"far": 1})
     try:
         ray.init(address=cluster.address, namespace="orchestrator", log_to_driver=False)
@@ -38,7 +39,7 @@ def main(workdir: str) -> None:
         flag, out, py = work / "go", work / "far.txt", sys.executable
         csv = write_csv(repo / "queue.csv", ["ID", "TrainingCommand", "TrainingCheck",
                                              "PretrainedModelId", "GPUs", "Resources"], [
-            ["gate", f"{py} gate.py {flag}", "", "", "0", ""],
+            ["gate", f"{py} gate.py {flag}", "", "", "0", "near=1"],
             ["far", f"{py} train.py {out}", "", "gate", "0", "far=1"]])
         run = QueueRun(csv, snapshot_mode="run")
         run.local_ray = False
