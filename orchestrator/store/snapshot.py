@@ -35,6 +35,7 @@ SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx"
                    "*.kdbx", ".pypirc", ".git-credentials")
 MAX_FILE_BYTES = 1 << 20          # a file larger than this is named, not kept
 MAX_TOTAL_BYTES = 32 << 20        # what one snapshot keeps at most
+MAX_WALK_FILES = 50_000           # files a folder without git is looked through at most
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
               ".mypy_cache", ".pytest_cache", ".ruff_cache", "wandb"}
 
@@ -134,11 +135,11 @@ def scan(folder: Path, store: SnapshotStore, *, leave_out: Iterable[Path] = (),
     left = tuple(Path(p).resolve() for p in leave_out)
     root, commit, diff, candidates, withheld = _git(folder, store, list(left))
     untracked = set(candidates) if root is not None else set()
+    skipped = [f"{name}: its changes left out: it may hold secrets" for name in withheld]
     if root is None:
         root = folder
-        candidates = _walk(folder, tuple(globs))
+        candidates = _walk(folder, tuple(globs), left, skipped)
     files: dict[str, str] = {}
-    skipped = [f"{name}: its changes left out: it may hold secrets" for name in withheld]
     total = _keep(candidates, root, left, store, files, skipped, 0)
     dirty = bool(diff) or any(_relative(p, root) in files for p in untracked)
     return Scan(root, commit, diff, files, tuple(skipped), dirty, total, left)
@@ -221,13 +222,25 @@ def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
     return root, commit, diff, [root / n for n in names], withheld
 
 
-def _walk(folder: Path, globs: tuple[str, ...]) -> list[Path]:
-    out = []
+def _walk(folder: Path, globs: tuple[str, ...], leave_out: tuple[Path, ...],
+          skipped: list[str]) -> list[Path]:
+    """The files under ``folder`` that ``globs`` match: not in ``leave_out`` (the state
+    dir is not even walked), nor in virtualenvs and caches; at most ``MAX_WALK_FILES``
+    files looked at (said in ``skipped``), so a huge folder never holds up a queue."""
+    out, seen = [], 0
     for dirpath, dirnames, filenames in os.walk(folder):   # never follows a linked folder
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in _SKIP_DIRS and here / d not in leave_out)
+        seen += len(filenames)
+        if seen > MAX_WALK_FILES:
+            skipped.append(f"{here.relative_to(folder).as_posix()}: not looked at: the folder "
+                           f"holds more than {MAX_WALK_FILES:,} files; make it a git work "
+                           "tree, or narrow [snapshot] globs")
+            break
         for name in sorted(filenames):
             if any(fnmatch.fnmatch(name, g) for g in globs):
-                out.append(Path(dirpath) / name)
+                out.append(here / name)
     return out
 
 

@@ -139,3 +139,22 @@ def test_a_tracked_secret_files_changes_stay_out_of_the_diff(repo, tmp_path):
     assert b"+print('v2')" in diff and b"PLANTED" not in diff
     assert ".env: its changes left out: it may hold secrets" in snap.skipped
     assert "prod.Secret.yaml: its changes left out: it may hold secrets" in snap.skipped
+
+
+def test_a_folder_without_git_is_walked_without_the_state_dir_and_within_a_cap(
+        tmp_path, monkeypatch):
+    import orchestrator.store.snapshot as snapshot
+
+    folder = tmp_path / "plain"
+    (folder / "runs" / "a" / "attempt-1" / "code").mkdir(parents=True)
+    (folder / "runs" / "a" / "attempt-1" / "code" / "train.py").write_text("copy\n")
+    (folder / "train.py").write_text("print(1)\n")
+    store = SnapshotStore(tmp_path / "snaps")
+    snap = take(folder, [], store, leave_out=[folder / "runs"])
+    assert set(snap.files) == {"train.py"} and snap.skipped == (), \
+        "the state dir (with its attempts' copies) is not even walked"
+    for i in range(5):
+        (folder / f"m{i}.py").write_text(f"{i}\n")
+    monkeypatch.setattr(snapshot, "MAX_WALK_FILES", 3)
+    capped = take(folder, [], store, leave_out=[folder / "runs"])
+    assert not capped.files and "holds more than 3 files" in capped.skipped[0]
