@@ -35,7 +35,9 @@ trial; the ratio of the two walls and slot gaps is the figure to beat
 A third variant runs an unmodified W&B program (``import wandb``,
 ``wandb.init(mode="offline")``, ``wandb.log``, ``wandb.finish``), 8 trials; its
 per-trial overhead against the same sleep-only ideal includes wandb's own start-up,
-so the figure net of the programs' median run time is printed too.
+so the figure net of the programs' median run time is printed too. Its peer: the same
+wandb calls in a function trainable on plain Ray Tune (wandb imported once per reused
+actor), the W&B user's own alternative (target: the program within 1.5x of it).
 
 JSON goes to bench/results/sweep_overhead.json.
 
@@ -114,6 +116,31 @@ def _peer_trainable(config: dict) -> None:
     tune.report({**json.loads(metrics.read_text().splitlines()[-1]), "folder": str(folder)})
 
 
+def _wandb_function(config: dict) -> None:
+    """The W&B user's own function trainable: the same wandb calls as the W&B program,
+    in the trial's process (wandb imported once per reused actor), its times written
+    like the program's."""
+    import ray
+    import wandb
+    from ray import tune
+
+    folder = Path(config["work"]) / "peer-wandb" / tune.get_context().get_trial_id()
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    run = wandb.init(mode="offline", config={"x": config["x"]}, dir=str(folder),
+                     reinit="finish_previous")
+    inited = time.time()
+    time.sleep(SLEEP)
+    run.log({"score": config["x"]})
+    logged = time.time()
+    run.finish()
+    end = time.time()
+    (folder / TIMES_FILE).write_text(json.dumps({
+        "start": start, "end": end, "gpu": ",".join(map(str, ray.get_gpu_ids())),
+        "pid": os.getpid(), "init_s": inited - start, "finish_s": end - logged}))
+    tune.report({"score": config["x"], "folder": str(folder)})
+
+
 def _timed_on_ray(sweep) -> int:
     """In the child process: ray.init, ``sweep()`` (its result dict, the trials among it),
     ray.shutdown, each timed; the JSON on the last line."""
@@ -142,8 +169,9 @@ def peer_child(args: argparse.Namespace) -> int:
     from ray import tune
 
     def sweep() -> dict:
+        trainable = _wandb_function if args.function else _peer_trainable
         tuner = tune.Tuner(
-            tune.with_resources(_peer_trainable, {"cpu": 1, "gpu": 1}),
+            tune.with_resources(trainable, {"cpu": 1, "gpu": 1}),
             param_space={"x": tune.uniform(0.0, 1.0), "program": args.program,
                          "work": args.work},
             tune_config=tune.TuneConfig(num_samples=args.trials, metric="score", mode="max",
@@ -259,7 +287,7 @@ def figures(res: dict, n: int) -> dict:
 
 # -------------------------------------------------------------------- parent
 def run_variant(name: str, source: str, n: int, work: Path, timeout: float,
-                peer: bool = False) -> dict:
+                peer: bool = False, function: bool = False) -> dict:
     program = work / f"{name}_program.py"
     program.write_text(source % {"sleep": SLEEP, "times": TIMES_FILE}, encoding="utf-8")
     ray_tmp = tempfile.mkdtemp(prefix="bench-sweep-rt-", dir="/tmp")
@@ -269,7 +297,7 @@ def run_variant(name: str, source: str, n: int, work: Path, timeout: float,
                RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), ORCH_RAY_KEEP_ALIVE="0")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--name", name,
            "--program", str(program), "--work", str(work), "--trials", str(n),
-           *(["--peer"] if peer else [])]
+           *(["--peer"] if peer or function else []), *(["--function"] if function else [])]
     log_path = work / f"{name}.child.log"
     t0 = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -361,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--program", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     p.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--function", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
@@ -386,6 +415,19 @@ def main(argv: list[str] | None = None) -> int:
                                        timeout=180 + 20 * args.wandb_trials)
         report(f"W&B program (wandb.init offline + wandb.log): {args.wandb_trials} trials, "
                f"{SLOTS} at once", results["wandb"], False)
+        results["wandb_function"] = run_variant("wandb_function", _PLAIN, args.wandb_trials,
+                                                work, timeout=180 + 20 * args.wandb_trials,
+                                                function=True)
+        report(f"the same W&B calls as a function trainable on plain Tune (the peer): "
+               f"{args.wandb_trials} trials, {SLOTS} at once", results["wandb_function"],
+               False)
+        ours, peer = results["wandb"], results["wandb_function"]
+        if isinstance(ours.get("wall_s"), float) and isinstance(peer.get("wall_s"), float):
+            ratio = ours["wall_s"] / peer["wall_s"]
+            ours["vs_function_wall_ratio"] = r(ratio)
+            print(f"\n== W&B program / function trainable: wall {ours['wall_s']:.2f} / "
+                  f"{peer['wall_s']:.2f} s = {ratio:.2f}x "
+                  f"({'PASS' if ratio <= 1.5 else 'MISS'}, target <= 1.5)")
     results["load_after"] = os.getloadavg()[0]
     write_results(RESULTS, results)
     if not args.keep:
