@@ -31,7 +31,7 @@ from orchestrator.infra.validation import (
     say,
 )
 
-__all__ = ["Top", "Metric", "EarlyTerminate", "Categorical", "NUMBERS", "check",
+__all__ = ["Top", "Metric", "EarlyTerminate", "Categorical", "NUMBERS", "check", "read_number",
            "yaml_number", "METHODS", "GOALS", "DISTRIBUTIONS", "DEFAULTS"]
 
 METHODS = ("grid", "random", "bayes")
@@ -51,11 +51,9 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 
 
-def _number(raw: Any, info: ValidationInfo) -> Any:
-    """An int or float as YAML gives it, or numeric text (warned of through the context's
-    ``warn``: W&B would reject it). Not a boolean, not inf/nan."""
-    if raw is None:
-        return None
+def read_number(raw: Any) -> int | float:
+    """A number as a sweep file may write it: an int or float, or text (``'1e-6'``,
+    ``'1_000'``); ``ValueError`` saying why for anything else (a boolean, inf/nan)."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise ValueError(f"{raw!r} is not a number")
     value = raw
@@ -66,6 +64,15 @@ def _number(raw: Any, info: ValidationInfo) -> Any:
             raise ValueError(f"{raw!r} is not a number") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{raw!r} is not finite")
+    return value
+
+
+def _number(raw: Any, info: ValidationInfo) -> Any:
+    """``read_number``, with numeric text warned of through the context's ``warn`` (W&B
+    would reject it)."""
+    if raw is None:
+        return None
+    value = read_number(raw)
     if isinstance(raw, str) and info.context:
         info.context["warn"](info.field_name,
                              f"{raw!r} is text in YAML (W&B would reject it); read as {value!r}",

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from orchestrator.infra.errors import OrchestratorError
-from orchestrator.infra.validation import did_you_mean, number_text
+from orchestrator.infra.validation import did_you_mean
 from sweeps.schema import (
     DISTRIBUTIONS,
     METHODS,
@@ -41,6 +41,7 @@ from sweeps.schema import (
     Metric,
     Top,
     check,
+    read_number,
 )
 
 __all__ = [
@@ -529,7 +530,7 @@ class _Parser:
             if "value" in body:
                 return "constant"
             if "min" in body and "max" in body:
-                both_int = all(isinstance(_read_number(body[k]), int) for k in ("min", "max"))
+                both_int = all(_is_int(body[k]) for k in ("min", "max"))
                 return "int_uniform" if both_int else "uniform"
             unknown = [k for k in body if k not in PARAM_KEYS]
             for key in unknown:   # `valuess:` is a typo, not a missing distribution
@@ -690,13 +691,10 @@ class _Parser:
                       "command line", "add ${args} (or ${args_json_file}) to the list")
 
 
-def _read_number(raw: Any) -> Any:
-    """A number as a sweep file may write it (``2``, ``'2'``, ``1_000``), or None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, str):
-        try:
-            return number_text(raw.replace("_", ""))
-        except ValueError:
-            return None
-    return raw
+def _is_int(raw: Any) -> bool:
+    """Whether a sweep file's ``min``/``max`` is a whole number as written (``2``, ``'2'``):
+    W&B's int_uniform is inferred from it."""
+    try:
+        return isinstance(read_number(raw), int)
+    except ValueError:
+        return False

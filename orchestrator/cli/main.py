@@ -479,12 +479,9 @@ def cmd_stop(args) -> int:
 def cmd_logs(args) -> int:
     config, paths = _load(args)
     record = _record(paths)
-    attempts = record.attempts(paths.name, args.id) if record else []
-    if args.attempt:
-        attempts = [a for a in attempts if a.attempt == args.attempt]
-    if not attempts:
+    attempt = record.attempt(paths.name, args.id, args.attempt or None) if record else None
+    if attempt is None:
         raise OrchestratorError(f"no attempt of {args.id} recorded in {paths.registry}")
-    attempt = attempts[-1]
     path = Path(attempt.log_path)
     if not path.parent.exists() and not args.follow:   # it ran on a node whose disk is not ours
         if config.storage:
@@ -537,14 +534,12 @@ def cmd_rerun(args) -> int:
                                     f"{paths.csv} {job_id})")
     pins = {}
     for job_id in args.ids if args.same_code else ():
-        attempts = record.attempts(paths.name, job_id) if record else []
-        if args.attempt:
-            attempts = [a for a in attempts if a.attempt == args.attempt]
-        if not attempts or not attempts[-1].snapshot:
+        attempt = record.attempt(paths.name, job_id, args.attempt) if record else None
+        if attempt is None or not attempt.snapshot:
             which = f"attempt {args.attempt}" if args.attempt else "an attempt"
             raise OrchestratorError(f"{job_id}: no {which} with a code snapshot in "
                                     f"{paths.registry}, so there is no code to run it from")
-        pins[job_id] = attempts[-1]
+        pins[job_id] = attempt
     for job_id, attempt in pins.items():   # before the word: a driver reads the pin with it
         record.save_snapshot(paths.name, job_id, "", attempt.snapshot, PINNED)
     if record is not None:

@@ -114,7 +114,7 @@ class Scheduler:
                 config.source).is_file() else []))
         self.snapshots = Snapshots(
             record, queue_name, self.base_dir, state_dir, leave_out=own,
-            globs=tuple(g.strip() for g in config.snapshot_globs.split(",") if g.strip()),
+            globs=config.snapshot_patterns,
             enabled=config.snapshot_mode != "off", run_from=config.snapshot_mode == "run",
             note=self.note)
         self.placer.frozen = self.snapshots.frozen

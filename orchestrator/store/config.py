@@ -243,11 +243,15 @@ class Config:
 
     @functools.cached_property
     def own_column_names(self) -> tuple[str, ...]:
-        return tuple(c.strip() for c in self.own_columns.split(",") if c.strip())
+        return _listed(self.own_columns)
 
     @functools.cached_property
     def weight_globs(self) -> tuple[str, ...]:
-        return tuple(g.strip() for g in self.weight_glob.split(",") if g.strip())
+        return _listed(self.weight_glob)
+
+    @functools.cached_property
+    def snapshot_patterns(self) -> tuple[str, ...]:
+        return _listed(self.snapshot_globs)
 
     def replace(self, **changes) -> Config:
         """A copy with ``changes`` (field names), checked as the file's values are."""
@@ -336,6 +340,11 @@ class Config:
         return self
 
 
+def _listed(text: str) -> tuple[str, ...]:
+    """A comma-separated setting's items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 _MAIL_MODES = ("ssl", "starttls", "insecure")
 SNAPSHOT_MODES = ("record", "run", "off")
 
@@ -343,7 +352,7 @@ SNAPSHOT_MODES = ("record", "run", "off")
 def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:
     """``process0=0+1,process1=2`` → ``((0, 1), (2,))``."""
     slots: dict[int, tuple[int, ...]] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
+    for part in _listed(text):
         name, sep, gpus = part.partition("=")
         m = re.fullmatch(r"process(\d+)", name.strip())
         if not sep or not m:

@@ -270,6 +270,14 @@ class RunRecord:
         rows = self._db.execute(sql + " ORDER BY job_id, attempt", args).fetchall()
         return [_row(r) for r in rows]
 
+    def attempt(self, queue: str, job_id: str, number: int | None = None) -> Attempt | None:
+        """Attempt ``number`` of a row, or its latest (None: no such attempt)."""
+        if number is None:
+            return self.latest(queue, job_id)
+        row = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND job_id = ? AND "
+                               "attempt = ?", (queue, job_id, number)).fetchone()
+        return _row(row) if row else None
+
     def latest(self, queue: str, job_id: str) -> Attempt | None:
         row = self._db.execute("SELECT * FROM attempts WHERE queue = ? AND job_id = ? "
                                "ORDER BY attempt DESC LIMIT 1", (queue, job_id)).fetchone()

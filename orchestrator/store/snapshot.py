@@ -53,6 +53,14 @@ class Snapshot:
     files: dict[str, str] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
 
+    @property
+    def state(self) -> str:
+        """``commit 1a2b3c4d5e + local changes``, ``commit 1a2b3c4d5e, clean`` or
+        ``no git``: what the views say of it."""
+        if not self.commit:
+            return "no git"
+        return f"commit {self.commit[:10]}" + (" + local changes" if self.dirty else ", clean")
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
@@ -133,7 +141,7 @@ def scan(folder: Path, store: SnapshotStore, *, leave_out: Iterable[Path] = (),
     file)."""
     folder = Path(folder).resolve()
     left = tuple(Path(p).resolve() for p in leave_out)
-    root, commit, diff, candidates, withheld = _git(folder, store, list(left))
+    root, commit, diff, candidates, withheld = _git(folder, store, left)
     untracked = set(candidates) if root is not None else set()
     skipped = [f"{name}: its changes left out: it may hold secrets" for name in withheld]
     if root is None:
@@ -170,7 +178,7 @@ def _keep(paths: Iterable[Path], root: Path, leave_out: tuple[Path, ...], store:
         rel = _relative(path, root)
         if rel is None or rel in files:
             continue
-        why = _why_not(path, root, list(leave_out))
+        why = _why_not(path, root, leave_out)
         if why:
             skipped.append(f"{rel}: {why}")
             continue
@@ -185,7 +193,7 @@ def _keep(paths: Iterable[Path], root: Path, leave_out: tuple[Path, ...], store:
     return total
 
 
-def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
+def _git(folder: Path, store: SnapshotStore, leave_out: tuple[Path, ...]
          ) -> tuple[Path | None, str, str, list[Path], list[str]]:
     """``(work tree root, HEAD, diff blob, untracked files, changed tracked files whose
     change the diff withholds as a secret)``; root None without git.
@@ -205,14 +213,15 @@ def _git(folder: Path, store: SnapshotStore, leave_out: list[Path]
     commit = head.stdout.decode().strip() if head.returncode == 0 else ""
     excluded = [f":(exclude,top){p.relative_to(root).as_posix()}" for p in leave_out
                 if root in p.parents]
-    secret = [f"(top,glob,icase)**/{pattern}" for pattern in SECRET_PATTERNS]
+    magic = "top,glob,icase"   # git pathspecs matching SECRET_PATTERNS by name anywhere
     diff, withheld = "", []
     if commit:   # our own files (a tracked config with tokens) and secrets stay out of it
         out = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--", ":/",
-                  *excluded, *(f":(exclude,{p[1:]}" for p in secret))
+                  *excluded, *(f":(exclude,{magic})**/{p}" for p in SECRET_PATTERNS))
         if out.returncode == 0 and out.stdout:
             diff = store.put(out.stdout)
-        out = git("diff", "HEAD", "--name-only", "-z", "--", *(f":{p}" for p in secret))
+        out = git("diff", "HEAD", "--name-only", "-z", "--",
+                  *(f":({magic})**/{p}" for p in SECRET_PATTERNS))
         withheld = [n for n in out.stdout.decode(errors="replace").split("\0") if n] \
             if out.returncode == 0 else []
     untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--full-name",
@@ -251,7 +260,7 @@ def _relative(path: Path, root: Path) -> str | None:
         return path.absolute().as_posix()   # a named file outside the tree: by its path
 
 
-def _why_not(path: Path, root: Path, leave_out: list[Path]) -> str:
+def _why_not(path: Path, root: Path, leave_out: tuple[Path, ...]) -> str:
     name = path.name
     if any(fnmatch.fnmatch(name.lower(), p) for p in SECRET_PATTERNS):
         return "left out: it may hold secrets"

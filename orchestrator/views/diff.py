@@ -17,7 +17,7 @@ from orchestrator.store.paths import QueuePaths
 from orchestrator.store.record import read_attempts, read_only_query
 from orchestrator.store.snapshot import Snapshot, SnapshotStore, code_diff
 
-__all__ = ["Side", "compare", "side_of"]
+__all__ = ["Side", "compare", "side_of", "how_it_ran", "render"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,8 @@ class Side:
     @property
     def label(self) -> str:
         run = f"attempt {self.attempt}" if self.attempt else "not run yet"
-        s = self.snapshot
-        code = f"commit {s.commit[:10]}" if s.commit else "no git"
-        code += " + local changes" if s.dirty else (", clean" if s.commit else "")
-        how = f"ran snapshot {s.id}" if self.frozen else f"queued with snapshot {s.id}" + (
-            ", ran the live folder" if self.attempt else "")
-        return f"{self.job_id} ({run}): {how} — {code}"
+        how = how_it_ran(self.snapshot, self.frozen, ran=self.attempt is not None)
+        return f"{self.job_id} ({run}): {how} — {self.snapshot.state}"
 
     def to_json(self) -> dict[str, Any]:
         s = self.snapshot
@@ -47,6 +43,14 @@ class Side:
                 "command": self.command, "snapshot": s.id, "ran_snapshot": self.frozen,
                 "commit": s.commit,
                 "dirty": s.dirty, "root": s.root, "skipped": list(s.skipped)}
+
+
+def how_it_ran(snapshot: Snapshot, frozen: bool, ran: bool = True) -> str:
+    """What an attempt's snapshot is to it: the code it ran (``frozen``), or the code its
+    row was queued with while it ran the live folder."""
+    if frozen:
+        return f"ran snapshot {snapshot.id}"
+    return f"queued with snapshot {snapshot.id}" + (", ran the live folder" if ran else "")
 
 
 def side_of(paths: QueuePaths, ref: str) -> Side:

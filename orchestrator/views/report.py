@@ -35,6 +35,7 @@ from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import Experiment, read_experiments
 from orchestrator.store.snapshot import Snapshot, SnapshotStore
+from orchestrator.views.diff import how_it_ran
 from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
 __all__ = ["build_report"]
@@ -178,6 +179,7 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         if e.parent_id:
             trials.setdefault(e.parent_id, []).append(e)
     runs = []
+    code_of = functools.cache(functools.partial(_code_of, registry_path.parent / "snapshots"))
     table = QueueFile(csv_path, encoding=encoding or None).read()
     raw = {}
     for _, cells in table.rows():
@@ -190,7 +192,7 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         exp = by_attempt.get((row.id, attempt.attempt if attempt else None)) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
         params = _kind_params(row, csv_path.parent)
-        code, local = _code_of(registry_path.parent / "snapshots", attempt)
+        code, local = code_of(attempt.snapshot if attempt else None)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
                         metric=metric, goal=goal, cells=raw.get(row.id, {}),
@@ -199,14 +201,14 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
     return runs
 
 
-def _code_of(folder: Path, attempt: Attempt | None) -> tuple[Snapshot | None, str]:
+def _code_of(folder: Path, snapshot_id: str | None) -> tuple[Snapshot | None, str]:
     """The snapshot an attempt names and its local changes (git's diff against its
     commit, cut at ``MAX_DIFF_LINES``); (None, "") when it names none or it is gone."""
-    if attempt is None or not attempt.snapshot:
+    if not snapshot_id:
         return None, ""
     store = SnapshotStore(folder)
     try:
-        snapshot = store.load(attempt.snapshot)
+        snapshot = store.load(snapshot_id)
         lines = store.blob(snapshot.diff).decode("utf-8", "replace").splitlines() \
             if snapshot.diff else []
     except (OSError, ValueError):
@@ -545,13 +547,9 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
     items.append(("Ran with", ran, "code"))
     if run.code is not None:
         c = run.code
-        state = (f"commit {c.commit[:10]}" if c.commit else "no git") + (
-            " + local changes" if c.dirty else ", clean" if c.commit else "")
-        untracked = [f for f in c.files if not f.startswith("/")]
-        how = f"ran snapshot {c.id}" if run.code_frozen else \
-            f"queued with snapshot {c.id}, ran the live folder"
-        items += [("Code", f"{state} · {how}", ""),
-                  ("Untracked files", ", ".join(untracked) if c.commit else "", "code"),
+        kept = [f for f in c.files if not f.startswith("/")]
+        items += [("Code", f"{c.state} · {how_it_ran(c, run.code_frozen)}", ""),
+                  ("Files beside the commit", ", ".join(kept) if c.commit else "", "code"),
                   ("Local changes", run.code_diff, "pre")]
     return [item for item in items if item[1]]
 
