@@ -1,7 +1,8 @@
 """What a row asks for: ``JobSpec``, parsed from the row's definition columns.
 
 ``JobSpec.from_row`` is the edge: it turns the row's strings into typed values once,
-with messages naming the file, line, ID, value and fix. What a kind needs of its own
+through one pydantic model of the cells (``_Cells``, the same schema library as every
+other file a user writes), with messages naming the file, line, ID, value and fix. What a kind needs of its own
 (a command, a config file that loads) is checked by its ``Kind``; this module only
 knows the cells every row has.
 """
@@ -13,9 +14,28 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError, PydanticUseDefault
 
 from orchestrator.infra.errors import QueueFileError
-from orchestrator.infra.validation import did_you_mean, nearest
+from orchestrator.infra.validation import (
+    choices_of,
+    did_you_mean,
+    nearest,
+    number_text,
+    problem_for,
+    say,
+)
 
 __all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS", "KNOWN_COLUMNS",
            "canonical_column", "column_typos",
@@ -99,104 +119,41 @@ class JobSpec:
     @classmethod
     def from_row(cls, row: dict[str, str], line: int, path: str | Path,
                  base_dir: Path | None = None, kinds: Sequence[str] = ("command",)) -> JobSpec:
-        """Validate one row's common cells. Raises ``QueueFileError`` naming file, line, ID,
-        value and fix. ``kinds``: the kind names a row may give."""
+        """Validate one row's common cells (``_Cells``). Raises ``QueueFileError`` naming
+        file, line, ID, value and fix. ``kinds``: the kind names a row may give."""
         job_id = (row.get("ID") or "").strip()
 
         def err(column, value, problem, fix):
             return QueueFileError(path, problem, line=line, job_id=job_id or None,
                                   column=column, value=value, fix=fix)
 
-        if not _ID_RE.match(job_id):
-            raise err("ID", job_id, "an ID must start with a letter or digit and hold only "
-                      "letters, digits, '.', '_' and '-'", "rename the row, e.g. 'm7'")
-        stray = [v for k, v in row.items() if not (k or "").strip() and (v or "").strip()]
-        if stray:   # more cells than the header: a comma inside an unquoted cell, most often
-            raise err("(extra cells)", ",".join(stray), "the row has more cells than the header "
-                      "names, so its cells do not line up with their columns",
-                      'quote the cell that holds a comma ("… cfg_64,128") or remove the '
-                      "extra cell")
-        kind = (row.get("Kind") or "").strip().lower() or "command"
-        if kind not in kinds:
-            hint = did_you_mean(kind, kinds, "'{}'")
-            raise err("Kind", row.get("Kind"), "unknown kind",
-                      f"{hint}valid kinds: {', '.join(kinds)}")
-        config_text = (row.get("Config") or "").strip()
+        try:
+            cells = _Cells.model_validate(row, context=tuple(kinds))
+            first = None
+        except ValidationError as e:
+            cells, first = None, e.errors()[0]   # pydantic lists them in the columns' order
+        if first is None or first["loc"][0] != "ID":
+            stray = [v for k, v in row.items() if not (k or "").strip() and (v or "").strip()]
+            if stray:   # more cells than the header: a comma in an unquoted cell, most often
+                raise err("(extra cells)", ",".join(stray), "the row has more cells than the "
+                          "header names, so its cells do not line up with their columns",
+                          'quote the cell that holds a comma ("… cfg_64,128") or remove the '
+                          "extra cell")
+        if cells is None:
+            column = first["loc"][0]
+            raise err(column, (row.get(column) or "").strip(), *_said(column, first))
         config_path = None
-        if config_text:
-            config_path = Path(config_text).expanduser()
+        if cells.Config:
+            config_path = Path(cells.Config).expanduser()
             if not config_path.is_absolute() and base_dir is not None:
                 config_path = base_dir / config_path
-        gpus = _parse_gpus(row.get("GPUs"), err)
-        cpus = _parse_number(row.get("CPUs"), "CPUs", err, minimum=0.0,
-                             fix="use a number >= 0, e.g. 1 or 0.5")
-        workers = _parse_int(row.get("Workers"), "Workers", err, default=1, minimum=1)
-        priority = _parse_number(row.get("Priority"), "Priority", err,
-                                 fix="use a number; higher runs first") or 0.0
-        retries = _parse_int(row.get("Retries"), "Retries", err, default=0, minimum=0,
-                             maximum=MAX_RETRIES)
-        try:
-            gpu_ids = parse_gpu_ids(row.get("GpuID") or "")
-        except ValueError as e:
-            raise err("GpuID", row.get("GpuID"), str(e), "use GPU numbers like 0 or 0+1") from None
-        try:
-            resources = parse_resources(row.get("Resources") or "")
-        except ValueError as e:
-            raise err("Resources", row.get("Resources"), str(e),
-                      "write name=amount pairs, e.g. 'a100=1,bigmem=0.5'") from None
-        on_oom = (row.get("OnOOM") or "").strip().lower()
-        if on_oom and on_oom not in ON_OOM:
-            raise err("OnOOM", row.get("OnOOM"), "not a way to handle an out-of-memory attempt",
-                      did_you_mean(on_oom, ON_OOM, "'{}'") + "use "
-                      + ", ".join(ON_OOM) + ", or leave it empty for [retry] on_oom")
-        limit_text = (row.get("TimeLimit") or "").strip()
-        try:
-            time_limit = parse_duration(limit_text) if limit_text else None
-        except ValueError as e:
-            raise err("TimeLimit", limit_text, str(e),
-                      "write seconds (3600) or a duration such as 90m, 2h or 1h30m") from None
-        return cls(id=job_id, line=line, name=(row.get("Name") or "").strip(),
-                   notes=(row.get("Notes") or "").strip(),
-                   command=row.get("TrainingCommand") or "", kind=kind,
-                   config_path=config_path, config_text=config_text, gpus=gpus, cpus=cpus,
-                   workers=workers, priority=priority, retries=retries,
-                   pretrained_id=(row.get("PretrainedModelId") or "").strip(),
-                   gpu_ids=gpu_ids, resources=resources, on_oom=on_oom, time_limit=time_limit)
-
-
-def _parse_number(text, column, err, *, minimum=None, fix):
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise err(column, text, "not a number", fix) from None
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
-        raise err(column, text, f"must be a finite number >= {minimum}", fix)
-    return value
-
-
-def _parse_int(text, column, err, *, default, minimum, maximum=None):
-    fix = f"use a whole number from {minimum} to {maximum}" if maximum is not None \
-        else f"use a whole number >= {minimum}"
-    value = _parse_number(text, column, err, minimum=minimum, fix=fix)
-    if value is None:
-        return default
-    if value != int(value):
-        raise err(column, text, "must be a whole number", fix)
-    if maximum is not None and value > maximum:
-        raise err(column, text, f"more than {maximum}, the most this column allows (each "
-                  "retry waits its backoff, so a queue would not finish for hours)", fix)
-    return int(value)
-
-
-def _parse_gpus(text, err):
-    fix = "use a fraction <= 1 (0.25, 0.5) or a whole number (1, 2, 4)"
-    value = _parse_number(text, "GPUs", err, minimum=0.0, fix=fix)
-    if value is not None and value > 1 and value != int(value):
-        raise err("GPUs", text.strip(), "more than one GPU must be a whole number", fix)
-    return value
+        return cls(id=cells.ID, line=line, name=cells.Name, notes=cells.Notes,
+                   command=row.get("TrainingCommand") or "", kind=cells.Kind,
+                   config_path=config_path, config_text=cells.Config, gpus=cells.GPUs,
+                   cpus=cells.CPUs, workers=cells.Workers, priority=cells.Priority,
+                   retries=cells.Retries, pretrained_id=cells.PretrainedModelId,
+                   gpu_ids=cells.GpuID, resources=cells.Resources, on_oom=cells.OnOOM,
+                   time_limit=cells.TimeLimit)
 
 
 def parse_gpu_ids(text: str) -> tuple[int, ...]:
@@ -244,3 +201,119 @@ def parse_duration(text: str) -> float:
     if total <= 0:
         raise ValueError("a time limit must be more than 0 seconds")
     return total
+
+
+def _text(raw):
+    return (raw or "").strip()
+
+
+def _cell(raw):
+    """A cell's text; an empty cell is the column's default."""
+    text = (raw or "").strip()
+    if not text:
+        raise PydanticUseDefault()
+    return text
+
+
+def _number(raw):
+    """A numeric cell as a number (``2`` an int, ``1e9`` and ``0.5`` floats); text that is
+    none is left for pydantic to refuse ("not a number")."""
+    text = _cell(raw)
+    try:
+        return number_text(text)
+    except ValueError:
+        return text
+
+
+def _parsed(parse):
+    return BeforeValidator(lambda raw: parse(_cell(raw)))
+
+
+def _row_id(text: str) -> str:
+    if not _ID_RE.match(text):
+        raise ValueError("an ID must start with a letter or digit and hold only letters, "
+                         "digits, '.', '_' and '-'")
+    return text
+
+
+def _known_kind(word: str, info: ValidationInfo) -> str:
+    if word not in info.context:
+        raise PydanticCustomError("unknown_kind", "unknown kind", {"choices": info.context})
+    return word
+
+
+def _whole_gpus(value: float | None) -> float | None:
+    if value is not None and value > 1 and value != int(value):
+        raise ValueError("more than one GPU must be a whole number")
+    return value
+
+
+_Text = Annotated[str, BeforeValidator(_text)]
+_Number = BeforeValidator(_number)
+
+
+class _Cells(BaseModel):
+    """The cells every row has, by their column names, with the words said when one is
+    wrong (``say``: the fix, and a problem by pydantic's error type where ours is more
+    specific than ``_PROBLEMS``). The command is not here: it is kept as written."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    ID: Annotated[str, BeforeValidator(_text), AfterValidator(_row_id)] = Field(
+        "", validate_default=True, json_schema_extra=say(fix="rename the row, e.g. 'm7'"))
+    Name: _Text = ""
+    Notes: _Text = ""
+    PretrainedModelId: _Text = ""
+    Kind: Annotated[str, BeforeValidator(lambda raw: _cell(raw).lower()),
+                    AfterValidator(_known_kind)] = Field(
+        "command", json_schema_extra=say(fix="valid kinds: {choices}"))
+    Config: _Text = ""
+    GPUs: Annotated[float | None, _Number, AfterValidator(_whole_gpus)] = Field(
+        None, ge=0, json_schema_extra=say(
+            fix="use a fraction <= 1 (0.25, 0.5) or a whole number (1, 2, 4)"))
+    CPUs: Annotated[float | None, _Number] = Field(
+        None, ge=0, json_schema_extra=say(fix="use a number >= 0, e.g. 1 or 0.5"))
+    Workers: Annotated[int, _Number] = Field(
+        1, ge=1, json_schema_extra=say(fix="use a whole number >= 1"))
+    Priority: Annotated[float, _Number] = Field(
+        0.0, json_schema_extra=say(fix="use a number; higher runs first"))
+    Retries: Annotated[int, _Number] = Field(0, ge=0, le=MAX_RETRIES, json_schema_extra=say(
+        fix=f"use a whole number from 0 to {MAX_RETRIES}",
+        less_than_equal="more than {le}, the most this column allows (each retry waits its "
+                        "backoff, so a queue would not finish for hours)"))
+    GpuID: Annotated[tuple[int, ...], _parsed(parse_gpu_ids)] = Field(
+        (), json_schema_extra=say(fix="use GPU numbers like 0 or 0+1"))
+    Resources: Annotated[tuple[tuple[str, float], ...], _parsed(parse_resources)] = Field(
+        (), json_schema_extra=say(fix="write name=amount pairs, e.g. 'a100=1,bigmem=0.5'"))
+    OnOOM: Annotated[Literal[(*ON_OOM, "")],
+                     BeforeValidator(lambda raw: _cell(raw).lower())] = Field(
+        "", json_schema_extra=say(
+            "not a way to handle an out-of-memory attempt",
+            "use {choices}, or leave it empty for [retry] on_oom"))
+    TimeLimit: Annotated[float | None, _parsed(parse_duration)] = Field(
+        None, json_schema_extra=say(
+            fix="write seconds (3600) or a duration such as 90m, 2h or 1h30m"))
+
+
+#: What is wrong, by pydantic's error type, where a column's ``say`` does not say it.
+_PROBLEMS = {"float_parsing": "not a number", "int_parsing": "not a number",
+             "finite_number": "must be a finite number",
+             "greater_than_equal": "must be a finite number >= {ge}",
+             "int_from_float": "must be a whole number"}
+
+
+def _said(column: str, error: dict) -> tuple[str, str]:
+    """``(problem, fix)`` for pydantic's first ``error`` on ``column``: the column's own
+    words, then ``_PROBLEMS``, then pydantic's message; with the nearest valid word
+    first in the fix where the column has a set of them."""
+    info = _Cells.model_fields[column]
+    words = info.json_schema_extra or {}
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    problem = (words.get(kind) or words.get("problem") or _PROBLEMS.get(kind, "")
+               ).format(**ctx) or problem_for(error)
+    choices = [c for c in (ctx.get("choices") or choices_of(info.annotation)) if c]
+    fix = words.get("fix", "").format(choices=", ".join(choices))
+    if choices:
+        fix = did_you_mean(str(error.get("input", "")).lower(), choices, "'{}'") + fix
+    return problem, fix
