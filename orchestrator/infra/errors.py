@@ -1,6 +1,6 @@
 """The errors of the orchestrator and its trainers: one base class and a few subclasses
-with fields (``KindError``, ``StorageError``, ``IllegalTransition``, ``SweepError`` and
-``RegistryError`` derive from ``OrchestratorError`` where they live).
+with fields (``KindError``, ``StorageError``, ``IllegalTransition``, ``SweepError``,
+``RegistryError`` and ``SnapshotError`` derive from ``OrchestratorError`` where they live).
 
 Every error that may cross a Ray boundary defines ``__reduce__`` so it pickles
 with its fields intact.

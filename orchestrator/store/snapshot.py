@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator.infra.errors import OrchestratorError
+
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
            "code_diff", "materialize", "SECRET_PATTERNS"]
 
@@ -409,7 +411,7 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
     return dest
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(OrchestratorError, RuntimeError):
     """A snapshot cannot be turned back into its code."""
 
 
