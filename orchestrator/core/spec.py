@@ -2,9 +2,9 @@
 
 ``JobSpec.from_row`` is the edge: it turns the row's strings into typed values once,
 through one pydantic model of the cells (``_Cells``, the same schema library as every
-other file a user writes), with messages naming the file, line, ID, value and fix. What a kind needs of its own
-(a command, a config file that loads) is checked by its ``Kind``; this module only
-knows the cells every row has.
+other file a user writes), with messages naming the file, line, ID, value and fix.
+What a kind needs of its own (a command, a config file that loads) is checked by its
+``Kind``; this module only knows the cells every row has.
 """
 
 from __future__ import annotations
