@@ -5,10 +5,14 @@ The same step (``bench/ddp_start_probe.py``: a DDP-wrapped ``Linear``, one SGD s
 
 1. ``torchrun --standalone --nproc_per_node 2`` (the peer): torch's launcher, its own
    rendezvous, ``init_process_group("gloo")`` in the script;
-2. ``python -m trainers.torch CONFIG --workers 2 --address ""``: a ``Kind=ddp`` job on a
-   Ray it starts itself (what a row on a fresh machine pays besides the driver);
-3. a queue row (``orchestrator run`` on a one-row CSV, ``Kind=ddp``, ``Workers=2``): the
-   whole command a user types; "row → step" is from the attempt's start in the run record.
+2. ``python -m trainers.torch CONFIG --workers 2 --address ""``: a ``Kind=ddp`` job on
+   Ray Train, on a Ray it starts itself (a row whose workers span nodes, or
+   ``ddp_launcher = ray``);
+3. ``python -m trainers.torch CONFIG --workers 2 --launcher torch``: the same job with its
+   workers forked by torch's launcher (what a row whose workers fit one node runs);
+4. a queue row (``orchestrator run`` on a one-row CSV, ``Kind=ddp``, ``Workers=2``): the
+   whole command a user types, Ray's start included; "row → step" is from the attempt's
+   start in the run record.
 
 Rank 0 of each writes when its process was created, when the training function was
 entered, and when its first step ended, so each figure splits into: before the worker
@@ -95,6 +99,14 @@ def run_job(work: Path) -> dict:
                 work)
 
 
+def run_job_torch(work: Path) -> dict:
+    config = work / "ddp.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    return _run([sys.executable, "-m", "trainers.torch", str(config), "--storage",
+                 str(work / "storage"), "--name", "bench", "--workers", "2", "--launcher",
+                 "torch"], work)
+
+
 def run_row(work: Path) -> dict:
     config = work / "ddp.yaml"
     config.write_text(CONFIG, encoding="utf-8")
@@ -117,8 +129,10 @@ def run_row(work: Path) -> dict:
     return result
 
 
-VARIANTS = {"torchrun": run_torchrun, "job": run_job, "row": run_row}
-LABELS = {"torchrun": "torchrun --standalone, 2 procs", "job": "python -m trainers.torch, 2w",
+VARIANTS = {"torchrun": run_torchrun, "job": run_job, "job_torch": run_job_torch,
+            "row": run_row}
+LABELS = {"torchrun": "torchrun --standalone, 2 procs",
+          "job": "job on Ray Train, 2w", "job_torch": "job, --launcher torch, 2w",
           "row": "queue row Kind=ddp, 2w"}
 PARTS = ("to_first_step_s", "before_worker_s", "worker_to_function_s", "function_to_step_s",
          "row_to_first_step_s", "before_row_s")
@@ -145,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {"cpus": os.cpu_count(), "repeat": args.repeat, "medians": medians,
                "ratio_job": medians["job"]["to_first_step_s"]
                / medians["torchrun"]["to_first_step_s"],
+               "ratio_job_torch": medians["job_torch"]["to_first_step_s"]
+               / medians["torchrun"]["to_first_step_s"],
+               "ratio_row_to_step": medians["row"]["row_to_first_step_s"]
+               / medians["torchrun"]["to_first_step_s"],
                "ratio_row": medians["row"]["to_first_step_s"]
                / medians["torchrun"]["to_first_step_s"],
                "load_after": os.getloadavg()[0]}
@@ -164,7 +182,9 @@ def show(r: dict) -> None:
     row = r["medians"]["row"]
     print(f"\nqueue row: {row['before_row_s']:.1f} s before the row starts (driver, Ray), "
           f"then {row['row_to_first_step_s']:.1f} s row → first step")
-    print(f"ours / torchrun: job {r['ratio_job']:.1f}x, whole queue command "
+    print(f"ours / torchrun: job on Ray Train {r['ratio_job']:.1f}x, job with torch's "
+          f"launcher {r['ratio_job_torch']:.1f}x, row → first step "
+          f"{r['ratio_row_to_step']:.1f}x, whole queue command (Ray's start included) "
           f"{r['ratio_row']:.1f}x (target: 2x)")
 
 

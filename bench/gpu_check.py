@@ -47,6 +47,7 @@ INI = """\
 [general]
 retry_backoff = 1
 metric = {metric}
+ddp_launcher = {launcher}
 [retry]
 oom = 2
 [environment]
@@ -82,9 +83,11 @@ def _env() -> dict:
     return env
 
 
-def write_queue(folder: Path, rows: list[dict], metric: str = "") -> Path:
+def write_queue(folder: Path, rows: list[dict], metric: str = "",
+                launcher: str = "auto") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manager.ini").write_text(INI.format(metric=metric), encoding="utf-8")
+    (folder / "manager.ini").write_text(INI.format(metric=metric, launcher=launcher),
+                                        encoding="utf-8")
     path = folder / "queue.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, HEADER)
@@ -203,19 +206,29 @@ def _ddp_yaml(folder: Path, entry: str, params: str = "{}") -> Path:
 
 
 def check_ddp(work: Path, dry: bool) -> str:
+    """The row twice: its workers forked on the node by torch's launcher (they fit it), and
+    on Ray Train (``ddp_launcher = ray``, as a row across nodes runs)."""
     gpus = max(_gpus(), LOGICAL_GPUS, 1)
-    work.mkdir(parents=True, exist_ok=True)
-    config = _ddp_yaml(work, "gpu_probe:ddp_loop")
-    queue = write_queue(work, [{"ID": "ddp", "Kind": "ddp", "Config": str(config),
-                                "GPUs": "1", "Workers": str(gpus)}])   # GPUs: per worker
-    check_queue(queue)
-    if dry:
-        return f"a Kind=ddp row of {gpus} worker(s), 1 GPU each, ready"
-    seen = probes(done(run_queue(queue, 300), "ddp"))
-    if not seen or any(s["backend"] != "nccl" or not s["device"].startswith("cuda")
-                       for s in seen):
-        raise CheckFailed(f"the workers said {seen}")
-    return f"{seen[0]['world']} worker(s), backend {seen[0]['backend']}, sum {seen[0]['sum']:g}"
+    said = []
+    for launcher in ("auto", "ray"):
+        folder = work / launcher
+        folder.mkdir(parents=True, exist_ok=True)
+        config = _ddp_yaml(folder, "gpu_probe:ddp_loop")
+        queue = write_queue(folder, [{"ID": "ddp", "Kind": "ddp", "Config": str(config),
+                                      "GPUs": "1", "Workers": str(gpus)}],   # per worker
+                            launcher=launcher)
+        check_queue(queue)
+        if dry:
+            said.append(f"ddp_launcher = {launcher}: {gpus} worker(s), 1 GPU each, ready")
+            continue
+        seen = probes(done(run_queue(queue, 300), "ddp"))
+        if len(seen) != gpus or any(s["backend"] != "nccl" or not s["device"].startswith(
+                "cuda") for s in seen):
+            raise CheckFailed(f"ddp_launcher = {launcher}: the workers said {seen}")
+        said.append(f"ddp_launcher = {launcher}: {seen[0]['world']} worker(s), backend "
+                    f"{seen[0]['backend']}, devices {sorted(s['device'] for s in seen)}, "
+                    f"sum {seen[0]['sum']:g}")
+    return "; ".join(said)
 
 
 def check_oom(work: Path, dry: bool) -> str:

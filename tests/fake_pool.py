@@ -37,6 +37,9 @@ class FakePool:
     def totals(self):
         return self._totals
 
+    def nodes(self):
+        return [self._totals]
+
     def _held_now(self) -> Counter:
         out = Counter()
         for r in self.runners.values():

@@ -145,6 +145,9 @@ class NoPool:
     def totals(self):
         return {}
 
+    def nodes(self) -> list:
+        return []
+
     def stop(self, runner, job_id) -> None:
         pass
 

@@ -90,8 +90,10 @@ class Placer:
                 full[group] = why
             return why
         spec = dataclasses.replace(state.spec, gpus=state.asked_gpus)
-        if shape.workers:  # a Ray Train row: its trainer asks for what the pool counted
-            per_worker = {k: v / spec.workers for k, v in shape.workers}
+        forked = KINDS[spec.kind].holds is Holds.WORKERS and not shape.workers
+        if shape.workers or forked:  # a Ray Train row: the command says each worker's part
+            held = shape.workers or (("CPU", shape.cpus), ("GPU", shape.gpus))
+            per_worker = {k: v / spec.workers for k, v in held}
             spec = dataclasses.replace(spec, gpus=per_worker.get("GPU", 0.0),
                                        cpus=per_worker.get("CPU", 0.0))
         readiness = state.readiness
@@ -102,7 +104,7 @@ class Placer:
             state_dir=self.state_dir, wandb_run_id=wandb_run_id, pinned=pinned,
             pretrained_path=readiness.pretrained_path, cluster_address=self.pool.address,
             generation=self._generation(state.id), batch_divisor=state.batch_divisor,
-            code=self.frozen(state.id))
+            code=self.frozen(state.id), launcher="torch" if forked else "ray")
         if self.driver_env:   # the job's own variables win
             spec_launch = dataclasses.replace(spec_launch,
                                               env=(*self.driver_env, *spec_launch.env))
@@ -239,12 +241,17 @@ class Placer:
 
     def _workers_shape(self, state: RowState) -> tuple[Shape, None, bool] | str:
         """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
-        (and ``CPUs``, default 1) each, which the pool counts as held while it runs."""
+        (and ``CPUs``, default 1) each, which the pool counts as held while it runs. A
+        row whose kind can fork its workers (``ddp``) and whose workers fit one node is
+        held whole by its runner instead (``ddp_launcher = auto``)."""
         spec = state.spec
         per_gpu = state.asked_gpus if state.asked_gpus is not None else self.default_gpus()
         per_cpu = spec.cpus if spec.cpus is not None else 1.0
         workers = tuple((k, v * spec.workers)
                         for k, v in (("CPU", per_cpu), ("GPU", per_gpu)) if v > 0)
+        whole = Shape(per_gpu * spec.workers, per_cpu * spec.workers, spec.resources)
+        if self._forks(KINDS[spec.kind], per_gpu, whole):
+            return whole, None, False
         shape = Shape(0.0, 0.0, spec.resources, workers=workers)
         message = self._never_fits(shape)
         if not message:
@@ -257,6 +264,16 @@ class Placer:
         self.note(f"{spec.id}: {spec.workers} workers × {per_gpu:g} GPU, {per_cpu:g} CPU: "
                   f"{message}; its trainer waits on Ray until nodes that fit join")
         return shape, None, True
+
+    def _forks(self, kind, per_gpu: float, whole: Shape) -> bool:
+        """Whether a Ray Train row's job forks its workers on one node: its kind can, the
+        config lets it, each worker has whole GPUs (NCCL: one process per GPU), its
+        checkpoints stay on disk (no storage URI), and one node has room for all."""
+        if not kind.forks_workers or self.config.ddp_launcher != "auto" or \
+                not float(per_gpu).is_integer() or self.config.storage:
+            return False
+        demand = _demand(whole)
+        return any(not shortfall(demand, node) for node in self.pool.nodes())
 
     def _generation(self, job_id: str) -> int:
         """The attempt that began the row's current run: the one after its last Done

@@ -87,7 +87,8 @@ def job_env(spec: JobSpec, config: Config, *, queue: str, attempt: int, run_dir:
 def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, base_dir: Path,
                  state_dir: Path, wandb_run_id: str, pinned: tuple[int, ...] | None,
                  pretrained_path: str, cluster_address: str, generation: int = 1,
-                 batch_divisor: int = 1, code: FrozenCode | None = None) -> LaunchSpec:
+                 batch_divisor: int = 1, code: FrozenCode | None = None,
+                 launcher: str = "ray") -> LaunchSpec:
     """The ``LaunchSpec`` of attempt ``attempt`` of row ``spec``.
 
     ``generation``: the attempt that began the row's current training run. Sweeps and the
@@ -101,7 +102,8 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     worker or trial that reads them: they may be on other nodes).
 
     ``code``: run from that snapshot: the job first makes its frozen copy in
-    ``<run dir>/code`` and runs there, the row's ``Config`` read from the copy."""
+    ``<run dir>/code`` and runs there, the row's ``Config`` read from the copy.
+    ``launcher``: how a Ray Train kind's job starts its workers (``LaunchContext``)."""
     kind = KINDS[spec.kind]
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
     cwd, prepare, frozen_config = base_dir, "", None
@@ -127,7 +129,7 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     command = kind.command(spec, LaunchContext(
         storage=storage, address=cluster_address, gpus=spec.gpus or 0.0,
         cpus=spec.cpus if spec.cpus is not None else 1.0, workers=spec.workers,
-        max_concurrent_trials=config.max_concurrent_trials))
+        max_concurrent_trials=config.max_concurrent_trials, launcher=launcher))
     if frozen_config is not None:   # the kind read the live file; the job reads its copy's
         command = command.replace(str(spec.config_path), str(frozen_config))
     upload_to = uris.join(config.storage, spec.id, f"attempt-{attempt}") if config.storage else ""

@@ -111,6 +111,7 @@ class Pool(Protocol):
     address: str
 
     def totals(self) -> Mapping[str, float]: ...
+    def nodes(self) -> list[Mapping[str, float]]: ...
     def acquire(self, shape: Shape, job_id: str, force: bool = False) -> Runner | None: ...
     def start(self, runner: Runner, launch: LaunchSpec) -> None: ...
     def stop(self, runner: Runner, job_id: str) -> None: ...
@@ -135,6 +136,8 @@ class RunnerPool:
         self.runners: dict[str, Runner] = {}
         self._totals: Counter = Counter()
         self._totals_at = 0.0
+        self._nodes: list[Counter] = []
+        self._nodes_at = 0.0
         # ref -> (runner name, job id, "start" | "done", attempt)
         self._refs: dict[object, tuple[str, str, str, int]] = {}
         self._rewait: list[tuple[float, str]] = []   # (when, runner name)
@@ -149,6 +152,16 @@ class RunnerPool:
             self._totals = Counter(ray.cluster_resources())
             self._totals_at = time.monotonic()
         return self._totals
+
+    def nodes(self, max_age: float = 5.0) -> list[Counter]:
+        """Each alive node's resources (what one runner can hold at most)."""
+        if time.monotonic() - self._nodes_at > max_age:
+            import ray
+
+            self._nodes = [Counter(n.get("Resources") or {}) for n in ray.nodes()
+                           if n.get("Alive")]
+            self._nodes_at = time.monotonic()
+        return self._nodes
 
     def held(self) -> Counter:
         out: Counter = Counter()

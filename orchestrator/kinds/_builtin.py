@@ -8,6 +8,9 @@ log kept, its metrics read back). Two ways to hold resources:
   the cluster and its ``TorchTrainer`` asks for ``Workers`` workers of ``GPUs`` (and
   ``CPUs``, default 1) each, so a run may span nodes. A runner holding even one CPU
   starves the trainer on a small machine (seen: "worker group startup timed out").
+  A ``ddp`` row whose workers fit one node (``ddp_launcher = auto``) is held by its
+  runner instead, whole, and its job forks the workers with torch's own launcher
+  (``trainers.torch.local_run``): the start of torchrun, not of Ray Train's actors.
 - **Local kinds** (``yolo``, ``yolo_label``): the runner holds the row's GPUs and the
   job sees them in ``CUDA_VISIBLE_DEVICES``; ultralytics runs its own DDP over them.
 
@@ -37,10 +40,11 @@ class BuiltinKind(Kind):
 
     def __init__(self, name: str, package: str, *, verb: str = "", ray_train: bool = False,
                  loader: str = "load", knows_batch: bool = False,
-                 requires: tuple[str, ...] = (), extra: str = ""):
+                 requires: tuple[str, ...] = (), extra: str = "", forks_workers: bool = False):
         self.name, self.package, self.verb, self.loader = name, package, verb, loader
         self.requires, self.extra = requires, extra
         self.ray_train = ray_train
+        self.forks_workers = forks_workers
         self.holds = Holds.WORKERS if ray_train else Holds.RUNNER
         self.uri_aware = ray_train    # Ray Train keeps its checkpoints at the storage URI
         self._knows_batch = knows_batch
@@ -100,6 +104,8 @@ class BuiltinKind(Kind):
             argv += ["--storage", str(ctx.storage), "--name", spec.id, "--workers",
                      str(ctx.workers), "--gpus-per-worker", f"{ctx.gpus:g}",
                      "--cpus-per-worker", f"{ctx.cpus:g}", "--address", ctx.address]
+            if ctx.launcher == "torch":
+                argv += ["--launcher", "torch"]
         else:
             argv += ["--project", str(ctx.storage)]
         return shlex.join(argv)

@@ -42,6 +42,9 @@ class LaunchContext:
     cpus: float = 1.0
     workers: int = 1
     max_concurrent_trials: int = 0
+    #: "torch": the runner holds every worker's resources on one node and the job forks
+    #: its workers with torch's launcher; "ray": Ray Train places them (Holds.WORKERS)
+    launcher: str = "ray"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class Kind:
     uri_aware: bool = False
     #: the folder under ``runs/<ID>/`` its checkpoints live in ("" = none)
     storage_name: str = ""
+    #: a ``Holds.WORKERS`` kind whose workers can also run on one node without Ray Train:
+    #: its runner then holds them all and its job forks them (``LaunchContext.launcher``)
+    forks_workers: bool = False
     #: the modules its jobs import, and the package extra that installs them
     requires: tuple[str, ...] = ()
     extra: str = ""

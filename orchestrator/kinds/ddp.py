@@ -25,4 +25,4 @@ class DDPKind(BuiltinKind):
 
 
 KIND = DDPKind("ddp", "torch", ray_train=True, knows_batch=True,
-               requires=("torch", "safetensors"), extra="ddp")
+               requires=("torch", "safetensors"), extra="ddp", forks_workers=True)

@@ -98,8 +98,28 @@ def load_linear(path: Path):
 
 @pytest.mark.slow
 def test_killed_worker_resumes_from_its_checkpoint(ray_session, tmp_path):
+    from trainers.torch.ray_run import fit
+
+    killed_worker_resumes(tmp_path, fit)
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_its_checkpoint_under_torchs_launcher(tmp_path):
+    """The same run, its workers forked on this node by torch's launcher (no Ray), in a
+    process of its own as a job's (this one holds the session's Ray: never fork it)."""
+    code = ("import sys; from pathlib import Path; "
+            "from tests.ray.test_ddp_train import killed_worker_resumes; "
+            "from trainers.torch.local_run import fit_local; "
+            "killed_worker_resumes(Path(sys.argv[1]), fit_local)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+
+def killed_worker_resumes(tmp_path, fit):
     from trainers.torch.config import load
-    from trainers.torch.ray_run import export_weights, fit
+    from trainers.torch.ray_run import export_weights
 
     user = tmp_path / "user"
     config = row_config(user, "killable:KillableTrainer")

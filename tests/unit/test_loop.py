@@ -422,3 +422,38 @@ def test_a_finished_row_the_user_cleared_runs_again(tmp_path):
     run(q, pool)
     assert [launch.job_id for launch, _ in pool.launches] == ["a"]
     assert read_rows(q)["a"]["Attempts"] == "2"
+
+
+class TwoNodes(FakePool):
+    """A cluster of two nodes with half the resources each."""
+
+    def nodes(self):
+        return [{k: v / 2 for k, v in self._totals.items()}] * 2
+
+
+@pytest.mark.parametrize("cells,settings,pool,forked", [
+    (("2", "1"), {}, FakePool(gpus=4, cpus=4), True),         # 2 workers × 1 GPU: one node
+    (("2", "0"), {}, FakePool(gpus=0, cpus=4), True),         # CPU workers: gloo
+    (("2", "0.5"), {}, FakePool(gpus=4, cpus=4), False),      # NCCL needs a GPU per process
+    (("2", "1"), {"ddp_launcher": "ray"}, FakePool(gpus=4, cpus=4), False),
+    (("4", "1"), {}, TwoNodes(gpus=4, cpus=8), False),        # no node holds all four
+    (("2", "1"), {}, TwoNodes(gpus=4, cpus=8), True),
+])
+def test_a_ddp_row_whose_workers_fit_one_node_is_held_whole_by_its_runner(
+        tmp_path, cells, settings, pool, forked):
+    (tmp_path / "d.yaml").write_text("entry: m:T\nbuild: m:b\nparams: {batch_size: 32}\n")
+    workers, gpus = cells
+    q = write_csv(tmp_path / "q.csv", ["ID", "TrainingCommand", "Kind", "Config", "GPUs",
+                                       "Workers"], [["d", "", "ddp", "d.yaml", gpus, workers]])
+    run(q, pool, **settings)
+    ((launch, shape),) = pool.launches
+    per_worker = f"--workers {workers} --gpus-per-worker {gpus} --cpus-per-worker 1"
+    assert per_worker in launch.script, "the job is told each worker's part either way"
+    if forked:   # the runner holds every worker's GPUs and CPUs; the job forks them
+        assert (shape.gpus, shape.cpus, shape.workers) == (int(workers) * float(gpus),
+                                                           int(workers), ())
+        assert "--launcher torch" in launch.script
+    else:        # Ray Train's workers ask for them; the runner holds nothing
+        assert (shape.gpus, shape.cpus) == (0, 0) and shape.workers
+        assert "--launcher" not in launch.script
+    assert read_rows(q)["d"]["TrainingCheck"] == "Done"

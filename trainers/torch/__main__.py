@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker-group restarts (default: the config's max_failures)")
     p.add_argument("--pretrained_path", default=None,
                    help="weights loaded into the model before training (a parent row's)")
+    p.add_argument("--launcher", choices=("ray", "torch"), default="ray",
+                   help="ray: Ray Train's workers, on one node or several; torch: torch's own "
+                   "launcher forks the workers on this node, which holds their resources "
+                   "(the runner of a row whose workers fit one node; no Ray)")
     return p
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 def _explain(error: Exception, cfg: DDPConfig | None, args) -> str:
     from trainers.torch.ray_run import EntryError, describe_failure
 
-    if isinstance(error, EntryError):
+    if isinstance(error, EntryError) or type(error).__name__ == "WorkersFailed":
         return str(error)
     if cfg is not None and "ray.train" in sys.modules:
         from ray.train import TrainingFailedError
@@ -114,11 +118,8 @@ def _name(cfg: DDPConfig, args) -> str:
 
 
 def _run(cfg: DDPConfig, args) -> int:
-    import ray
-
     from orchestrator.api import report
-    from trainers.ray_job import join_ray
-    from trainers.torch.ray_run import export_weights, fit
+    from trainers.torch.ray_run import export_weights
 
     storage, name = _storage(cfg, args), _name(cfg, args)
     local = cfg.folder / "runs" / "ddp" if is_uri(storage) else storage
@@ -127,15 +128,8 @@ def _run(cfg: DDPConfig, args) -> int:
     metrics = str(Path(metrics).resolve()) if metrics else None
     pretrained = args.pretrained_path if is_uri(args.pretrained_path) else \
         str(Path(args.pretrained_path).resolve()) if args.pretrained_path else None
-    started = join_ray(args.address)   # the workers' output comes back into our log
-    try:
-        _check_resources(cfg, args, started)
-        result = fit(cfg, storage=storage, name=name, workers=args.workers,
-                     gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
-                     max_failures=args.max_failures, pretrained_path=pretrained,
-                     metrics_file=metrics)
-    finally:
-        ray.shutdown()
+    run = _on_torch if args.launcher == "torch" else _on_ray_train
+    result = run(cfg, args, storage, name, pretrained, metrics)
     weights, metrics = export_weights(result, cfg, run_dir)
     final = {k: v for k, v in metrics.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch"}
@@ -144,6 +138,36 @@ def _run(cfg: DDPConfig, args) -> int:
     report(**final, **({"weight_file": str(weights)} if weights else {}))
     print(f"done: {name} best {cfg.metric}={final.get(cfg.metric)} weights={weights}", flush=True)
     return 0
+
+
+def _on_ray_train(cfg: DDPConfig, args, storage, name: str, pretrained, metrics):
+    import ray
+
+    from trainers.ray_job import join_ray
+    from trainers.torch.ray_run import fit
+
+    started = join_ray(args.address)   # the workers' output comes back into our log
+    try:
+        _check_resources(cfg, args, started)
+        return fit(cfg, storage=storage, name=name, workers=args.workers,
+                   gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+                   max_failures=args.max_failures, pretrained_path=pretrained,
+                   metrics_file=metrics)
+    finally:
+        ray.shutdown()
+
+
+def _on_torch(cfg: DDPConfig, args, storage, name: str, pretrained, metrics):
+    from trainers.torch.local_run import fit_local, fits
+
+    if not fits(args.gpus_per_worker, storage):
+        raise _Usage("--launcher torch runs whole GPUs per worker (--gpus-per-worker 0, 1, "
+                     "2 …) with a storage folder on this machine; use --launcher ray")
+    print(f"[ddp] {args.workers} worker(s) forked on this node by torch's launcher (they fit "
+          "one node; ddp_launcher = ray in the config runs them on Ray Train)", flush=True)
+    return fit_local(cfg, storage=storage, name=name, workers=args.workers,
+                     gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures,
+                     pretrained_path=pretrained, metrics_file=metrics)
 
 
 def _check_resources(cfg: DDPConfig, args, local: bool) -> None:
