@@ -8,6 +8,9 @@ metric ``score`` maximize). The program is plain Python: it appends
 orchestrator + Tune overhead, not wandb's start-up) and writes its own start/end
 ``time.time()`` and its GPU to ``$ORCH_RUN_DIR/bench_times.json``.
 
+An untimed warm-up child (4 trials of the peer) runs first: the first child of a run
+otherwise pays a cold start that lands on whichever variant runs first (ours).
+
 Each variant runs in a child process of this script (private ``RAY_TMPDIR``,
 ``RAY_ADDRESS`` unset, ``OMP_NUM_THREADS=1``) that times ``ray.init(address="local",
 num_cpus=4, num_gpus=4, include_dashboard=False)``, ``run_sweep(...)`` and
@@ -399,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     results: dict = {"cpus": os.cpu_count(), "slots": SLOTS, "sleep_s": SLEEP,
                      "target_overhead_per_trial_s": TARGET_S}
+    # the first child of a run pays a cold start (Ray's files and torch's, read from disk:
+    # 10-25 s to the first program after a test suite, ~5.5 s warm), and the first
+    # measured child is ours: a short untimed run of the peer goes first
+    warm = run_variant("warmup", _PLAIN, SLOTS, work, timeout=300, peer=True)
+    print(f"warm-up (not counted): {SLOTS} trials of plain Tune in "
+          f"{warm.get('wall_s', float('nan')):.1f} s", flush=True)
     results["plain"] = run_variant("plain", _PLAIN, args.trials, work,
                                    timeout=180 + 10 * args.trials)
     report(f"plain program: {args.trials} trials, {SLOTS} at once", results["plain"], True)

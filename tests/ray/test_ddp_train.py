@@ -228,3 +228,34 @@ def test_a_failing_worker_is_one_error_line(ray_session, tmp_path):
     assert errors == [f"error: ddp entry broken:train failed on rank 0: ValueError: lr 5 is too "
                       f"high — see the worker logs; the run (checkpoints) is in "
                       f"{tmp_path / 'storage' / 'broken'}"]
+
+
+@pytest.mark.slow
+def test_stopping_a_forked_row_ends_every_worker(ray_session, tmp_path):
+    """A row whose workers were forked on the node (torch's launcher): a stop ends the
+    job and both worker processes, and the row is Stopped."""
+    import psutil
+
+    from orchestrator.driver.control import stop_job
+    from tests.helpers import QueueRun, read_rows, write_csv
+
+    (tmp_path / "waits.py").write_text(
+        "import os, time\n"
+        "def train(config):\n"
+        "    open(f\"pid{os.environ['RANK']}\", 'w').write(str(os.getpid()))\n"
+        "    time.sleep(300)\n")
+    (tmp_path / "row.yaml").write_text("entry: waits:train\nmax_failures: 0\n"
+                                       "python_path: [\".\"]\n")
+    q = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "Workers",
+                                       "TrainingCommand"],
+                  [["w", "ddp", "row.yaml", "0", "2", ""]])
+    run = QueueRun(q, stop_grace=2).start()
+    pids = wait_for(lambda: all((tmp_path / f"pid{r}").is_file() for r in (0, 1)) and
+                    [int((tmp_path / f"pid{r}").read_text()) for r in (0, 1)], timeout=120,
+                    what="both workers to start")
+    attempt = wait_for(lambda: run.record().latest(run.paths.name, "w"), what="the attempt")
+    assert stop_job("w", attempt.runner, "orchestrator")
+    assert run.join() == 1
+    assert read_rows(q)["w"]["TrainingCheck"] == "Stopped"
+    wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), timeout=10,
+             what="both workers to end")
