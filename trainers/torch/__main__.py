@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.launcher == "torch":   # the workers are forked from this process: asking
+        # torch.cuda.is_available() here (the user's module may, on import) must not
+        # start CUDA (a forked child cannot use CUDA started in its parent); NVML answers
+        os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     cfg = None
     try:
         cfg = _check(args)

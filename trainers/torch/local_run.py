@@ -23,7 +23,10 @@ row continues. A failed worker stops the others; the group starts again from the
 checkpoint up to ``max_failures`` times.
 
 GPUs: a worker gets ``GPUs`` whole GPUs of those the runner holds (``CUDA_VISIBLE_DEVICES``
-narrowed before CUDA starts in it) and NCCL joins them; without GPUs, gloo.
+narrowed before CUDA starts in it) and NCCL joins them; without GPUs, gloo. CUDA must not
+start in the launcher before the fork (``python -m trainers.torch --launcher torch``
+makes ``torch.cuda.is_available()`` ask NVML); if the user's module starts it on import,
+the workers are spawned as new interpreters instead of forked.
 """
 
 from __future__ import annotations
@@ -67,12 +70,20 @@ def fit_local(cfg, *, storage: Path, name: str, workers: int, gpus_per_worker: f
     workers fail more than ``max_failures`` times."""
     import ray.train  # noqa: F401 - imported once here; every forked worker has it
     import ray.train.torch  # noqa: F401
+    import torch
     import torch.multiprocessing as mp
     from torch.multiprocessing.spawn import ProcessException
 
     from trainers.torch.ray_run import entry_kind, loop_config
 
     entry_kind(cfg)
+    # a child cannot use CUDA its parent started: if importing the user's entry started
+    # it, each worker is a fresh interpreter instead (slower, but it works)
+    start = "spawn" if torch.cuda.is_initialized() else "fork"
+    if start == "spawn":
+        print(f"[ddp] importing {cfg.entry} started CUDA in the launcher, so the workers "
+              "start as new processes rather than forks (start CUDA inside the training "
+              "function to start faster)", flush=True)
     folder = Path(storage) / name
     folder.mkdir(parents=True, exist_ok=True)
     config = loop_config(cfg, pretrained_path=pretrained_path, metrics_file=metrics_file)
@@ -87,7 +98,7 @@ def fit_local(cfg, *, storage: Path, name: str, workers: int, gpus_per_worker: f
                      "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers)}
             context = mp.start_processes(
                 _worker, args=(group, config, str(folder), keeping, int(gpus_per_worker),
-                               str(errors)), nprocs=workers, join=False, start_method="fork")
+                               str(errors)), nprocs=workers, join=False, start_method=start)
             try:
                 while not context.join():
                     pass
