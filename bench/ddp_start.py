@@ -7,7 +7,7 @@ The same step (``bench/ddp_start_probe.py``: a DDP-wrapped ``Linear``, one SGD s
    rendezvous, ``init_process_group("gloo")`` in the script;
 2. ``python -m trainers.torch CONFIG --workers 2 --address ""``: a ``Kind=ddp`` job on
    Ray Train, on a Ray it starts itself (a row whose workers span nodes, or
-   ``ddp_launcher = ray``);
+   ``fork_workers = false``);
 3. ``python -m trainers.torch CONFIG --workers 2 --launcher torch``: the same job with its
    workers forked by torch's launcher (what a row whose workers fit one node runs);
 4. a queue row (``orchestrator run`` on a one-row CSV, ``Kind=ddp``, ``Workers=2``): the

@@ -47,7 +47,7 @@ INI = """\
 [general]
 retry_backoff = 1
 metric = {metric}
-ddp_launcher = {launcher}
+fork_workers = {fork}
 [retry]
 oom = 2
 [environment]
@@ -84,9 +84,9 @@ def _env() -> dict:
 
 
 def write_queue(folder: Path, rows: list[dict], metric: str = "",
-                launcher: str = "auto") -> Path:
+                fork: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manager.ini").write_text(INI.format(metric=metric, launcher=launcher),
+    (folder / "manager.ini").write_text(INI.format(metric=metric, fork=str(fork).lower()),
                                         encoding="utf-8")
     path = folder / "queue.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -206,26 +206,27 @@ def _ddp_yaml(folder: Path, entry: str, params: str = "{}") -> Path:
 
 
 def check_ddp(work: Path, dry: bool) -> str:
-    """The row twice: its workers forked on the node by torch's launcher (they fit it), and
-    on Ray Train (``ddp_launcher = ray``, as a row across nodes runs)."""
+    """The row twice: its workers forked on the node (they fit it), and on Ray Train
+    (``fork_workers = false``, as a row across nodes runs)."""
     gpus = max(_gpus(), LOGICAL_GPUS, 1)
     said = []
-    for launcher in ("auto", "ray"):
+    for fork in (True, False):
+        launcher = "forked" if fork else "ray-train"
         folder = work / launcher
         folder.mkdir(parents=True, exist_ok=True)
         config = _ddp_yaml(folder, "gpu_probe:ddp_loop")
         queue = write_queue(folder, [{"ID": "ddp", "Kind": "ddp", "Config": str(config),
                                       "GPUs": "1", "Workers": str(gpus)}],   # per worker
-                            launcher=launcher)
+                            fork=fork)
         check_queue(queue)
         if dry:
-            said.append(f"ddp_launcher = {launcher}: {gpus} worker(s), 1 GPU each, ready")
+            said.append(f"fork_workers = {fork}: {gpus} worker(s), 1 GPU each, ready")
             continue
         seen = probes(done(run_queue(queue, 300), "ddp"))
         if len(seen) != gpus or any(s["backend"] != "nccl" or not s["device"].startswith(
                 "cuda") for s in seen):
-            raise CheckFailed(f"ddp_launcher = {launcher}: the workers said {seen}")
-        said.append(f"ddp_launcher = {launcher}: {seen[0]['world']} worker(s), backend "
+            raise CheckFailed(f"fork_workers = {fork}: the workers said {seen}")
+        said.append(f"fork_workers = {fork}: {seen[0]['world']} worker(s), backend "
                     f"{seen[0]['backend']}, devices {sorted(s['device'] for s in seen)}, "
                     f"sum {seen[0]['sum']:g}")
     return "; ".join(said)

@@ -243,7 +243,7 @@ class Placer:
         """A Ray Train row: its runner holds nothing; its ``Workers`` workers hold ``GPUs``
         (and ``CPUs``, default 1) each, which the pool counts as held while it runs. A
         row whose kind can fork its workers (``ddp``) and whose workers fit one node is
-        held whole by its runner instead (``ddp_launcher = auto``)."""
+        held whole by its runner instead (``fork_workers = true``)."""
         spec = state.spec
         per_gpu = state.asked_gpus if state.asked_gpus is not None else self.default_gpus()
         per_cpu = spec.cpus if spec.cpus is not None else 1.0
@@ -269,7 +269,7 @@ class Placer:
         """Whether a Ray Train row's job forks its workers on one node: its kind can, the
         config lets it, each worker has whole GPUs (NCCL: one process per GPU), its
         checkpoints stay on disk (no storage URI), and one node has room for all."""
-        if not kind.forks_workers or self.config.ddp_launcher != "auto" or \
+        if not kind.forks_workers or not self.config.fork_workers or \
                 not float(per_gpu).is_integer() or self.config.storage:
             return False
         demand = _demand(whole)

@@ -8,9 +8,9 @@ log kept, its metrics read back). Two ways to hold resources:
   the cluster and its ``TorchTrainer`` asks for ``Workers`` workers of ``GPUs`` (and
   ``CPUs``, default 1) each, so a run may span nodes. A runner holding even one CPU
   starves the trainer on a small machine (seen: "worker group startup timed out").
-  A ``ddp`` row whose workers fit one node (``ddp_launcher = auto``) is held by its
-  runner instead, whole, and its job forks the workers with torch's own launcher
-  (``trainers.torch.local_run``): the start of torchrun, not of Ray Train's actors.
+  A row whose workers fit one node (``fork_workers = true``) is held by its runner
+  instead, whole, and its job forks the workers (``trainers.forked``): the start of
+  torchrun, not of Ray Train's actors.
 - **Local kinds** (``yolo``, ``yolo_label``): the runner holds the row's GPUs and the
   job sees them in ``CUDA_VISIBLE_DEVICES``; ultralytics runs its own DDP over them.
 

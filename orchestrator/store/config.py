@@ -102,11 +102,11 @@ class Config:
         'seconds an idle warm runner is kept for the next job of the same shape')
     max_concurrent_trials: Int = setting('general', 0,
         'trials of one Kind=sweep row running at once; 0 = as many as fit')
-    ddp_launcher: Str = setting('general', 'auto',
-        "how a Kind=ddp row starts its workers: auto = torch's own launcher when they fit one "
-        "node (whole GPUs each, no storage URI): the row's runner holds them all and forks "
-        "them, starting as fast as torchrun; else Ray Train, which may spread them over "
-        'nodes; ray = always Ray Train')
+    fork_workers: Bool = setting('general', True,
+        "true = a Kind=ddp or hf row whose workers fit one node (whole GPUs each, no storage "
+        "URI) is held whole by its runner, whose job forks the workers (torchrun's start); "
+        'the others run on Ray Train, which may spread them over nodes; false = always Ray '
+        'Train')
     # [snapshot] ------------------------------------------------------------------------------
     snapshot_mode: Str = setting('snapshot', 'record',
         "record = keep the code each row joins the queue with (its folder's git commit, the "
@@ -313,9 +313,6 @@ class Config:
             raise ConfigError(src, "process_gpu_mapping", self.process_gpu_mapping,
                               "a slot has several GPUs but allow_multi_gpu = false; set it "
                               "to true or give each slot one GPU")
-        if self.ddp_launcher not in DDP_LAUNCHERS:
-            raise ConfigError(src, "ddp_launcher", self.ddp_launcher,
-                              did_you_mean(self.ddp_launcher, DDP_LAUNCHERS) + "use auto or ray")
         if self.snapshot_mode not in SNAPSHOT_MODES:
             raise ConfigError(src, "[snapshot] mode", self.snapshot_mode,
                               did_you_mean(self.snapshot_mode, SNAPSHOT_MODES)
@@ -355,7 +352,6 @@ def _listed(text: str) -> tuple[str, ...]:
 
 _MAIL_MODES = ("ssl", "starttls", "insecure")
 SNAPSHOT_MODES = ("record", "run", "off")
-DDP_LAUNCHERS = ("auto", "ray")
 
 
 def parse_mapping(text: str, source: str = "config") -> tuple[tuple[int, ...], ...]:

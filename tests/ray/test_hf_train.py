@@ -220,3 +220,33 @@ def test_ray_train_two_workers_on_logical_gpus(workdir, tmp_path, ray_session):
     assert AutoModelForSeq2SeqLM.from_pretrained(weight).config.d_model == 64
     assert AutoTokenizer.from_pretrained(weight).decode([0]) == "<pad>"
     assert list((tmp_path / "runs" / "row1").glob("checkpoint_*"))  # Ray Train kept one
+
+
+@pytest.mark.slow
+def test_two_workers_forked_on_this_node(workdir, tmp_path):
+    """As a row whose workers fit its node runs it (``--launcher torch``): the same two
+    workers (gloo, CPU), forked from the job instead of started by Ray Train; no Ray."""
+    cfg = workdir / "forked.yaml"
+    cfg.write_text(config_text(epochs=3, gradient_accumulation_steps=2))
+    metrics_file = tmp_path / "metrics.jsonl"
+    env = offline_env(tmp_path, ORCH_METRICS_FILE=str(metrics_file))
+    env.pop("RAY_ADDRESS", None)
+    result = run_hf([str(cfg), "--storage", str(tmp_path / "runs"), "--name", "row1",
+                     "--workers", "2", "--launcher", "torch", "--max-failures", "0"],
+                    workdir, env, timeout=280)
+    assert "2 worker(s) forked on this node" in result.stdout
+    assert "done (2 forked workers)" in result.stdout
+
+    lines = read_lines(metrics_file)
+    assert [m["step"] for m in lines[:-1]] == [1, 2, 3]  # rank 0 alone reports
+    # 32 pairs / (2 workers x batch 8) / accumulation 2 = 1 optimizer step per epoch:
+    # each worker trained on its half
+    assert [m["global_step"] for m in lines[:-1]] == [1, 2, 3]
+    weight = Path(lines[-1]["weight_file"])
+    assert weight == tmp_path / "runs" / "row1" / "hf" / "best_model"
+    assert lines[-1]["rouge_combined"] == pytest.approx(max(m["rouge_combined"]
+                                                            for m in lines[:-1]))
+    from transformers import AutoModelForSeq2SeqLM
+
+    assert AutoModelForSeq2SeqLM.from_pretrained(weight).config.d_model == 64
+    assert list((tmp_path / "runs" / "row1").glob("checkpoint_*")), "the last one kept"

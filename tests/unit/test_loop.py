@@ -435,7 +435,7 @@ class TwoNodes(FakePool):
     (("2", "1"), {}, FakePool(gpus=4, cpus=4), True),         # 2 workers × 1 GPU: one node
     (("2", "0"), {}, FakePool(gpus=0, cpus=4), True),         # CPU workers: gloo
     (("2", "0.5"), {}, FakePool(gpus=4, cpus=4), False),      # NCCL needs a GPU per process
-    (("2", "1"), {"ddp_launcher": "ray"}, FakePool(gpus=4, cpus=4), False),
+    (("2", "1"), {"fork_workers": False}, FakePool(gpus=4, cpus=4), False),
     (("4", "1"), {}, TwoNodes(gpus=4, cpus=8), False),        # no node holds all four
     (("2", "1"), {}, TwoNodes(gpus=4, cpus=8), True),
 ])

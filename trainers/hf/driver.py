@@ -80,7 +80,7 @@ def _ray_resume(job: Job) -> Iterator[str | None]:
         yield str(saved) if saved.is_dir() else None   # the final best model is no checkpoint
 
 
-def _train_loop(config: dict) -> None:
+def train_loop(config: dict) -> None:
     """What each Ray Train worker runs."""
     device = pick_device()
     if device != "cuda" and os.environ.get("ACCELERATE_TORCH_DEVICE", "").startswith("cuda"):
@@ -125,7 +125,7 @@ def run_on_ray(job: Job, *, storage: Path | str, name: str, workers: int, gpus: 
     try:
         resources = {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
         trainer = TorchTrainer(
-            _train_loop, train_loop_config={"job": job, "best_to_ray": best_to is not None},
+            train_loop, train_loop_config={"job": job, "best_to_ray": best_to is not None},
             torch_config=AutoBackendTorchConfig(),
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0,
                                          resources_per_worker=resources),

@@ -51,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.launcher == "torch":   # the workers are forked from this process: asking
-        # torch.cuda.is_available() here (the user's module may, on import) must not
-        # start CUDA (a forked child cannot use CUDA started in its parent); NVML answers
-        os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    if args.launcher == "torch":   # the workers are forked from this process
+        from trainers.forked import nvml_cuda_check
+
+        nvml_cuda_check()
     cfg = None
     try:
         cfg = _check(args)
@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explain(error: Exception, cfg: DDPConfig | None, args) -> str:
+    from trainers.forked import WorkersFailed
     from trainers.torch.ray_run import EntryError, describe_failure
 
-    if isinstance(error, EntryError) or type(error).__name__ == "WorkersFailed":
+    if isinstance(error, (EntryError, WorkersFailed)):
         return str(error)
     if cfg is not None and "ray.train" in sys.modules:
         from ray.train import TrainingFailedError
@@ -168,7 +169,7 @@ def _on_torch(cfg: DDPConfig, args, storage, name: str, pretrained, metrics):
         raise _Usage("--launcher torch runs whole GPUs per worker (--gpus-per-worker 0, 1, "
                      "2 …) with a storage folder on this machine; use --launcher ray")
     print(f"[ddp] {args.workers} worker(s) forked on this node by torch's launcher (they fit "
-          "one node; ddp_launcher = ray in the config runs them on Ray Train)", flush=True)
+          "one node; fork_workers = false in the config runs them on Ray Train)", flush=True)
     return fit_local(cfg, storage=storage, name=name, workers=args.workers,
                      gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures,
                      pretrained_path=pretrained, metrics_file=metrics)

@@ -26,6 +26,7 @@ from pathlib import Path
 from orchestrator.infra.storage import local_copy
 from trainers.configfile import TargetError
 from trainers.configfile import import_target as _import_target
+from trainers.forked import one_line
 from trainers.torch.config import DDPConfig
 
 __all__ = ["EntryError", "fit", "train_loop", "loop_config", "import_target", "entry_kind",
@@ -213,17 +214,10 @@ def describe_failure(error: BaseException, cfg: DDPConfig, run_dir: Path | str) 
     if failures:
         rank, exc = sorted(failures.items())[0]
         cause = getattr(exc, "cause", None) or exc
-        return (f"ddp entry {cfg.entry} failed on rank {rank}: {_one_line(cause)} — see the "
+        return (f"ddp entry {cfg.entry} failed on rank {rank}: {one_line(cause)} — see the "
                 f"worker logs; the run (checkpoints) is in {run_dir}")
     controller = getattr(error, "controller_failure", None)
     if controller is not None:
-        return (f"Ray Train could not run {cfg.entry}: {_one_line(controller)} — check that the "
+        return (f"Ray Train could not run {cfg.entry}: {one_line(controller)} — check that the "
                 f"cluster has the CPUs/GPUs asked for (--workers, --gpus-per-worker)")
-    return f"ddp entry {cfg.entry} failed: {_one_line(error)} (run folder {run_dir})"
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[-1] if lines else ""
-    name = type(exc).__name__
-    return f"{name}: {text}" if text and not text.startswith(name) else (text or name)
+    return f"ddp entry {cfg.entry} failed: {one_line(error)} (run folder {run_dir})"
