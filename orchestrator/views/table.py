@@ -199,6 +199,13 @@ def _float(text) -> float | None:
     return value if value == value else None   # not NaN
 
 
+def _whole_if_whole(value: float | None) -> float:
+    """0 for none; ``3`` for 3.0, ``1.5`` as it is (a Priority may be fractional)."""
+    if value is None:
+        return 0
+    return int(value) if value.is_integer() else value
+
+
 def _int(text) -> int | None:
     value = _float(text)
     return int(value) if value is not None and value == int(value) else None
@@ -294,7 +301,7 @@ def status_rows(rows: list[tuple[int, dict]], attempts: dict[str, Attempt], *,
             key=key, id=job_id, name=row.get("Name", ""), status=status.label, line=line,
             kind=(row.get("Kind") or "").strip().lower() or "command",
             command=row.get("TrainingCommand", ""), config=row.get("Config", ""),
-            notes=row.get("Notes", ""), priority=_int(row.get("Priority")) or 0,
+            notes=row.get("Notes", ""), priority=_whole_if_whole(_float(row.get("Priority"))),
             parent=(row.get("PretrainedModelId") or "").strip(),
             attempts=_int(row.get("Attempts")) or (latest.attempt if latest else None),
             gpus=_float(gpus_cell), gpus_cell=gpus_cell,
@@ -389,7 +396,7 @@ class RowView:
     command: str
     config: str
     notes: str
-    priority: int
+    priority: float                    # 3 when whole (JSON says 3, not 3.0), else 1.5
     parent: str                    # PretrainedModelId
     attempts: int | None
     gpus: float | None             # asked; None when the cell is not a number

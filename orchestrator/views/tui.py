@@ -502,11 +502,11 @@ class QueueApp(App):
                     rows = {(r.get("ID") or "").strip(): r
                             for _, r in self.paths.queue_file().read().rows()}
                     try:
-                        now = int(float((rows.get(job_id) or {}).get("Priority") or 0))
+                        now = float((rows.get(job_id) or {}).get("Priority") or 0)
                     except ValueError:
-                        now = 0
-                    cells = {"Priority": str(now + priority_step)}
-                    done = f"{job_id}: Priority {now + priority_step}"
+                        now = 0.0
+                    cells = {"Priority": f"{now + priority_step:g}"}
+                    done = f"{job_id}: Priority {now + priority_step:g}"
                 self.paths.queue_file().update({job_id: cells})
             message, severity = done, "information"
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on

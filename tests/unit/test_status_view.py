@@ -249,3 +249,11 @@ def test_a_pipe_gets_the_same_text_as_the_terminal(queue, width):
     print_status(terminal, views, title="queue")
     assert piped.file.getvalue() == terminal.file.getvalue()
     assert "crashed-resnet" in piped.file.getvalue()
+
+
+@pytest.mark.parametrize("cell,priority", [("1.5", 1.5), ("-2", -2), ("", 0), ("high", 0)])
+def test_a_fractional_priority_is_shown_as_written(cell, priority):
+    from orchestrator.views.table import status_rows
+
+    (view,) = status_rows([(2, {"ID": "a", "TrainingCommand": "x", "Priority": cell})], {})
+    assert view.priority == priority and view.to_json()["priority"] == priority
