@@ -36,6 +36,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import traceback
@@ -93,7 +94,7 @@ def fork_workers(train: Callable[[dict], object], config: dict, *, folder: Path,
             group = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
                      "WORLD_SIZE": str(workers), "LOCAL_WORLD_SIZE": str(workers)}
             context = mp.start_processes(
-                _worker, args=(group, train, config, str(folder), keeping,
+                _worker, args=(os.getpid(), group, train, config, str(folder), keeping,
                                int(gpus_per_worker), str(errors)),
                 nprocs=workers, join=False, start_method=start)
             try:
@@ -146,9 +147,10 @@ def _said(errors: Path, error) -> tuple[int, str]:
 
 # -- a worker (a forked process) -------------------------------------------------------------
 
-def _worker(local: int, group: dict, train: Callable, config: dict, folder: str, keeping: dict,
-            gpus: int, errors: str) -> None:
+def _worker(local: int, job: int, group: dict, train: Callable, config: dict, folder: str,
+            keeping: dict, gpus: int, errors: str) -> None:
     """One rank (``local``: one node, so its rank too), in a process forked for it."""
+    _die_with(job)
     os.environ.update(group, RANK=str(local), LOCAL_RANK=str(local))
     rank = local
     try:
@@ -157,6 +159,22 @@ def _worker(local: int, group: dict, train: Callable, config: dict, folder: str,
         traceback.print_exc()
         Path(errors, f"rank-{rank}").write_text(one_line(e), encoding="utf-8")
         raise
+
+
+def _die_with(job: int) -> None:
+    """End this worker when the job that forked it ends, however it ends (a job killed by
+    the kernel's OOM killer must not leave its workers holding the GPUs the row's next
+    attempt gets): Linux's parent-death signal, SIGKILL rather than torch's SIGINT, which
+    a worker blocked in a collective, or a user's bare ``except:``, does not act on."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):   # not Linux: the runner's group kill still applies
+        return
+    if os.getppid() != job:   # the job ended before the signal was set
+        os._exit(1)
 
 
 def _run_worker(train: Callable, config: dict, folder: Path, keeping: dict, gpus: int) -> None:

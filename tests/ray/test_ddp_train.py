@@ -259,3 +259,33 @@ def test_stopping_a_forked_row_ends_every_worker(ray_session, tmp_path):
     assert read_rows(q)["w"]["TrainingCheck"] == "Stopped"
     wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), timeout=10,
              what="both workers to end")
+
+
+@pytest.mark.slow
+def test_forked_workers_end_with_a_job_killed_outright(tmp_path):
+    """A job killed with SIGKILL (the kernel's OOM killer) takes its forked workers with
+    it: none is left holding the resources the row's next attempt gets."""
+    import psutil
+
+    (tmp_path / "waits.py").write_text(
+        "import os, time\n"
+        "def train(config):\n"
+        "    open(f\"pid{os.environ['RANK']}\", 'w').write(str(os.getpid()))\n"
+        "    time.sleep(300)\n")
+    (tmp_path / "row.yaml").write_text("entry: waits:train\nmax_failures: 0\n"
+                                       "python_path: [\".\"]\n")
+    job = subprocess.Popen([sys.executable, "-m", "trainers.torch", str(tmp_path / "row.yaml"),
+                            "--storage", str(tmp_path / "runs"), "--workers", "2",
+                            "--launcher", "torch"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        pids = wait_for(lambda: all((tmp_path / f"pid{r}").is_file() for r in (0, 1)) and
+                        [int((tmp_path / f"pid{r}").read_text()) for r in (0, 1)],
+                        timeout=120, what="both workers to start")
+        job.kill()
+        job.wait(timeout=10)
+        wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status()
+                                 != psutil.STATUS_ZOMBIE for p in pids),
+                 timeout=10, what="both workers to end with their job")
+    finally:
+        job.kill()
