@@ -6,11 +6,14 @@ classifier, Adam, cosine schedule) on ``--samples`` random rows in batches of
 
 1. plainly, in this process: ``build(params)`` then ``DummyTrainer(...).run(...)``
    (torch already imported, no checkpoints), before and after (2): the faster counts;
-2. as a ``Kind=ddp`` row runs it: ``python -m trainers.torch CONFIG --workers 1``
+2. as a ``Kind=ddp`` job on Ray Train: ``python -m trainers.torch CONFIG --workers 1``
    in a child process that starts its own local Ray (private ``RAY_TMPDIR``,
-   ``OMP_NUM_THREADS=1``), with checkpoints every epoch and the final weights;
-3. as a queue row: ``orchestrator run`` on a one-row CSV (``Kind=ddp``, ``Workers=1``):
-   the driver's Ray, a runner, the job, and the same Ray Train run inside it.
+   ``OMP_NUM_THREADS=1``), with checkpoints every epoch and the final weights (what a
+   row across nodes, or with ``fork_workers = false``, runs);
+3. the same job with its worker forked (``--launcher torch``: no Ray), as a row whose
+   workers fit its node runs it;
+4. as a queue row: ``orchestrator run`` on a one-row CSV (``Kind=ddp``, ``Workers=1``):
+   the driver's Ray, a runner, the job and its forked worker.
 
 Both write ``$ORCH_METRICS_FILE`` (one line per epoch, stamped with the time), so
 the steady-state speed is measured the same way for both: train steps per epoch over
@@ -94,7 +97,10 @@ def run_plain(work: Path, params: dict, epochs: int) -> dict:
             "valid_loss": history[-1]["valid_loss"]}
 
 
-def run_ddp(work: Path, params: dict, epochs: int, timeout: float) -> dict:
+def run_ddp(work: Path, params: dict, epochs: int, timeout: float,
+            launcher: str = "ray") -> dict:
+    work = work / launcher
+    work.mkdir()
     config = work / "bench.yaml"
     config.write_text(CONFIG.format(samples=params["samples"], batch=params["batch_size"],
                                     epochs=epochs, examples=EXAMPLE.parent), encoding="utf-8")
@@ -105,7 +111,8 @@ def run_ddp(work: Path, params: dict, epochs: int, timeout: float) -> dict:
            "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
     env.pop("RAY_ADDRESS", None)
     argv = [sys.executable, "-m", "trainers.torch", str(config), "--storage",
-            str(work / "storage"), "--name", "bench", "--workers", "1", "--address", ""]
+            str(work / "storage"), "--name", "bench", "--workers", "1", "--address", "",
+            "--launcher", launcher]
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
@@ -147,20 +154,23 @@ def main(argv: list[str] | None = None) -> int:
 
     plains = [run_plain(work, params, args.epochs)]
     ddp = run_ddp(work, params, args.epochs, timeout=300 + 60 * args.epochs)
+    forked = run_ddp(work, params, args.epochs, timeout=300 + 60 * args.epochs,
+                     launcher="torch")
     row = run_row_variant(work, params, args.epochs, timeout=300 + 60 * args.epochs)
     plains.append(run_plain(work, params, args.epochs))   # before and after: load drifts
-    for result in (*plains, ddp, row):
+    for result in (*plains, ddp, forked, row):
         result["steps_per_s"] = steady_rate(result["epoch_times"], steps)
     plain = min(plains, key=lambda x: x["wall_s"])
     results = {"cpus": os.cpu_count(), "epochs": args.epochs, "steps_per_epoch": steps,
                "samples": args.samples, "batch_size": args.batch_size,
-               "plain": plain, "ddp_1_worker": ddp, "queue_row": row,
+               "plain": plain, "ddp_1_worker": ddp, "ddp_forked": forked, "queue_row": row,
                "wall_ratio": ddp["wall_s"] / plain["wall_s"],
                "row_wall_ratio": row["wall_s"] / plain["wall_s"],
                "row_steps_per_s_ratio": (row["steps_per_s"] / plain["steps_per_s"]
                                          if row["steps_per_s"] and plain["steps_per_s"]
                                          else None),
                "fixed_cost_s": ddp["wall_s"] - plain["wall_s"],
+               "forked_fixed_cost_s": forked["wall_s"] - plain["wall_s"],
                "steps_per_s_ratio": (ddp["steps_per_s"] / plain["steps_per_s"]
                                      if ddp["steps_per_s"] and plain["steps_per_s"] else None),
                "load_after": os.getloadavg()[0]}
@@ -177,14 +187,16 @@ def show(r: dict) -> None:
 
     print(f"\n{'':28}{'wall s':>8}  {'steps/s after epoch 1':>22}  {'valid_loss':>10}")
     for label, key in (("plain, in-process", "plain"),
-                       ("python -m trainers.torch, 1w", "ddp_1_worker"),
+                       ("job on Ray Train, 1w", "ddp_1_worker"),
+                       ("job, forked worker, 1w", "ddp_forked"),
                        ("queue row Kind=ddp, 1w", "queue_row")):
         x = r[key]
         print(f"{label:28}{x['wall_s']:8.1f}  {rate(x['steps_per_s']):>22}  "
               f"{x['valid_loss']:10.4f}")
     ratio = r["steps_per_s_ratio"]
-    print(f"\nwall ratio (ddp / plain): {r['wall_ratio']:.1f}x; fixed cost "
-          f"{r['fixed_cost_s']:.1f} s (Ray start, Train controller, worker, gloo, checkpoints)")
+    print(f"\nwall ratio (ddp / plain): {r['wall_ratio']:.1f}x; fixed cost on Ray Train "
+          f"{r['fixed_cost_s']:.1f} s (Ray start, Train controller, worker, gloo, checkpoints), "
+          f"forked {r['forked_fixed_cost_s']:.1f} s (imports, fork, gloo, checkpoints)")
     print("steady-state speed ratio (ddp / plain): "
           + (f"{ratio:.2f}" if ratio else "n/a (fewer than 2 epochs)"))
     row_ratio = r["row_steps_per_s_ratio"]
