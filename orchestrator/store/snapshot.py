@@ -454,6 +454,14 @@ def main(argv: list[str] | None = None) -> int:
     store_dir, snapshot_id, dest = args[:3]
     globs = tuple(g for g in (args[3] if len(args) > 3 else "*.py").split(",") if g)
     store = SnapshotStore(Path(store_dir))
+    if not (Path(store_dir) / f"{snapshot_id}.json").is_file():
+        import socket
+
+        print(f"[orchestrator] snapshot {snapshot_id} is not in {store_dir} on this node "
+              f"({socket.gethostname()}): [snapshot] mode = run reads the state dir from "
+              "the node that runs the row — share the state dir with every node (see "
+              "docs/cluster.md), or use mode = record", file=sys.stderr)
+        return 1
     try:
         materialize(store.load(snapshot_id), store, Path(dest), globs=globs,
                     leave_out=(Path(store_dir).resolve().parent,))   # the state dir

@@ -158,3 +158,14 @@ def test_a_folder_without_git_is_walked_without_the_state_dir_and_within_a_cap(
     monkeypatch.setattr(snapshot, "MAX_WALK_FILES", 3)
     capped = take(folder, [], store, leave_out=[folder / "runs"])
     assert not capped.files and "holds more than 3 files" in capped.skipped[0]
+
+
+def test_a_node_without_the_state_dir_is_told_how_to_run_from_a_snapshot(tmp_path, capsys):
+    from orchestrator.store.snapshot import main
+
+    assert main([str(tmp_path / "elsewhere" / "snapshots"), "abc123", str(tmp_path / "code"),
+                 "*.py"]) == 1
+    said = capsys.readouterr().err
+    assert "snapshot abc123 is not in" in said and "on this node" in said
+    assert "share the state dir with every node" in said and "mode = record" in said
+    assert not (tmp_path / "code").exists()
