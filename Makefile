@@ -19,7 +19,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) examples/demo.py
 
 test: $(STAMP) browser
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q --durations=15
 
 # headless Chromium, which the report's layout test looks through (skipped with a
 # message where it cannot be installed; that test then says it did not run)

@@ -289,3 +289,30 @@ def test_forked_workers_end_with_a_job_killed_outright(tmp_path):
                  timeout=10, what="both workers to end with their job")
     finally:
         job.kill()
+
+
+@pytest.mark.slow
+def test_forked_workers_each_see_only_their_own_gpu(ray_session, tmp_path):
+    """A row of 2 workers x 1 GPU on the session's (logical) GPUs: its runner holds two
+    GPUs, and each forked worker sees one of them, a different one (NCCL's one GPU per
+    process); without CUDA they train over gloo."""
+    from tests.helpers import QueueRun, read_rows, write_csv
+
+    (tmp_path / "sees.py").write_text(
+        "import os\n"
+        "import torch.distributed as dist\n"
+        "def train(config):\n"
+        "    open(f\"sees{os.environ['RANK']}\", 'w').write(\n"
+        "        os.environ.get('CUDA_VISIBLE_DEVICES', '') + ' ' + dist.get_backend())\n")
+    (tmp_path / "row.yaml").write_text("entry: sees:train\nmax_failures: 0\n"
+                                       "python_path: [\".\"]\n")
+    q = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "Workers",
+                                       "TrainingCommand"],
+                  [["g", "ddp", "row.yaml", "1", "2", ""]])
+    run = QueueRun(q).start()
+    assert run.join(timeout=240) == 0, read_rows(q)["g"]["Error"]
+    seen = [(tmp_path / f"sees{r}").read_text().split() for r in (0, 1)]
+    assert [backend for _, backend in seen] == ["gloo", "gloo"]
+    gpus = [ids for ids, _ in seen]
+    assert all(len(ids.split(",")) == 1 for ids in gpus) and gpus[0] != gpus[1], gpus
+    assert set(gpus) <= {"0", "1", "2", "3"}
