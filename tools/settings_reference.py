@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from orchestrator.core.spec import cell_columns
+from orchestrator.kinds import KINDS
 from orchestrator.store.config import SETTINGS
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
@@ -33,7 +35,22 @@ def render() -> str:
         shown = f"`{default}`" if default != "" else "(empty)"
         meaning = s.help.replace("|", "\\|").replace("<", "&lt;")
         lines.append(f"| `{s.key}` | {TYPES[s.type]} | {shown} | {meaning} |")
+    lines += ["", "## Queue columns", "",
+              "The cells of a row the orchestrator reads, generated from the model that "
+              "parses them; an empty cell is the default. `TrainingCommand` is kept byte "
+              "for byte; the columns it writes (`TrainingCheck`, `WeightFile`, `Error`, …) "
+              "are in the README.", "", "| column | written as | default | meaning |",
+              "|---|---|---|---|"]
+    for column, written, default, meaning in cell_columns():
+        if column == "Kind":   # the kinds are plugins: the ones installed here
+            written = ", ".join(KINDS)
+        shown = f"`{default}`" if default else "(empty)"
+        lines.append(f"| `{column}` | {_escape(written)} | {shown} | {_escape(meaning)} |")
     return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ from orchestrator.infra.validation import (
     say,
 )
 
-__all__ = ["JobSpec", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS", "KNOWN_COLUMNS",
-           "canonical_column", "column_typos",
+__all__ = ["JobSpec", "cell_columns", "SEED_COLUMNS", "REQUIRED_COLUMNS", "OWNED_COLUMNS",
+           "KNOWN_COLUMNS", "canonical_column", "column_typos",
            "ON_OOM", "parse_gpu_ids", "parse_resources", "parse_duration"]
 
 SEED_COLUMNS = ("ID", "Name", "TrainingCommand", "TrainingCheck", "WandbRunID",
@@ -260,39 +260,80 @@ class _Cells(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     ID: Annotated[str, BeforeValidator(_text), AfterValidator(_row_id)] = Field(
-        "", validate_default=True, json_schema_extra=say(fix="rename the row, e.g. 'm7'"))
-    Name: _Text = ""
-    Notes: _Text = ""
-    PretrainedModelId: _Text = ""
+        "", validate_default=True, description="the row's name in the queue: unique",
+        json_schema_extra=say(fix="rename the row, e.g. 'm7'",
+                              written="letters, digits, . _ - (from a letter or digit)"))
+    Name: _Text = Field("", description="yours: kept as written")
+    Notes: _Text = Field("", description="yours: kept with the row's runs in the registry")
+    PretrainedModelId: _Text = Field(
+        "", description="wait for that row to be Done, then add --pretrained_path <its "
+        "WeightFile> (-m1, the old tool's mark: no parent)", json_schema_extra=say(
+            written="an ID"))
     Kind: Annotated[str, BeforeValidator(lambda raw: _cell(raw).lower()),
                     AfterValidator(_known_kind)] = Field(
-        "command", json_schema_extra=say(fix="valid kinds: {choices}"))
-    Config: _Text = ""
+        "command", description="what runs: the command, or a built-in kind's Config",
+        json_schema_extra=say(fix="valid kinds: {choices}",
+                              written="a kind's name"))
+    # (in Annotated: a class attribute named Config holding a Field is pydantic's old
+    # class-based config to it)
+    Config: Annotated[str, BeforeValidator(_text), Field(
+        description="the kind's file: a W&B sweep YAML or a trainer's YAML (relative paths "
+        "start at the queue's folder)", json_schema_extra=say(written="a path"))] = ""
     GPUs: Annotated[float | None, _Number, AfterValidator(_whole_gpus)] = Field(
-        None, ge=0, json_schema_extra=say(
-            fix="use a fraction <= 1 (0.25, 0.5) or a whole number (1, 2, 4)"))
+        None, ge=0, description="GPUs a row (a worker, a trial) holds; empty: default_gpus",
+        json_schema_extra=say(
+            fix="use a fraction <= 1 (0.25, 0.5) or a whole number (1, 2, 4)",
+            written="a fraction <= 1 or a whole number"))
     CPUs: Annotated[float | None, _Number] = Field(
-        None, ge=0, json_schema_extra=say(fix="use a number >= 0, e.g. 1 or 0.5"))
+        None, ge=0, description="CPUs Ray reserves for it; empty: default_cpus",
+        json_schema_extra=say(fix="use a number >= 0, e.g. 1 or 0.5", written="a number >= 0"))
     Workers: Annotated[int, _Number] = Field(
-        1, ge=1, json_schema_extra=say(fix="use a whole number >= 1"))
+        1, ge=1, description="ddp/hf rows: the workers (the world size); GPUs and CPUs are "
+        "then each worker's", json_schema_extra=say(fix="use a whole number >= 1",
+                                                    written="a whole number >= 1"))
     Priority: Annotated[float, _Number] = Field(
-        0.0, json_schema_extra=say(fix="use a number; higher runs first"))
-    Retries: Annotated[int, _Number] = Field(0, ge=0, le=MAX_RETRIES, json_schema_extra=say(
-        fix=f"use a whole number from 0 to {MAX_RETRIES}",
-        less_than_equal="more than {le}, the most this column allows (each retry waits its "
-                        "backoff, so a queue would not finish for hours)"))
+        0.0, description="higher runs first",
+        json_schema_extra=say(fix="use a number; higher runs first", written="a number"))
+    Retries: Annotated[int, _Number] = Field(
+        0, ge=0, le=MAX_RETRIES, description="more attempts after a non-zero exit (backoff "
+        "retry_backoff, doubling); other failures follow [retry]", json_schema_extra=say(
+            fix=f"use a whole number from 0 to {MAX_RETRIES}",
+            less_than_equal="more than {le}, the most this column allows (each retry waits "
+                            "its backoff, so a queue would not finish for hours)",
+            written=f"a whole number 0 to {MAX_RETRIES}"))
     GpuID: Annotated[tuple[int, ...], _parsed(parse_gpu_ids)] = Field(
-        (), json_schema_extra=say(fix="use GPU numbers like 0 or 0+1"))
+        (), description="the GPUs it is pinned to when use_process_order = false (the old "
+        "tool's mode)", json_schema_extra=say(fix="use GPU numbers like 0 or 0+1",
+                                             written="GPU numbers: 0, 0+1"))
     Resources: Annotated[tuple[tuple[str, float], ...], _parsed(parse_resources)] = Field(
-        (), json_schema_extra=say(fix="write name=amount pairs, e.g. 'a100=1,bigmem=0.5'"))
+        (), description="custom Ray resources it holds",
+        json_schema_extra=say(fix="write name=amount pairs, e.g. 'a100=1,bigmem=0.5'",
+                              written="name=amount, …"))
     OnOOM: Annotated[Literal[(*ON_OOM, "")],
                      BeforeValidator(lambda raw: _cell(raw).lower())] = Field(
-        "", json_schema_extra=say(
+        "", description="after an out-of-memory attempt: fail, more_gpu (double the GPUs) "
+        "or halve_batch (hf, yolo, ddp with params.batch_size); empty: [retry] on_oom",
+        json_schema_extra=say(
             "not a way to handle an out-of-memory attempt",
-            "use {choices}, or leave it empty for [retry] on_oom"))
+            "use {choices}, or leave it empty for [retry] on_oom",
+            written=", ".join(ON_OOM)))
     TimeLimit: Annotated[float | None, _parsed(parse_duration)] = Field(
-        None, json_schema_extra=say(
-            fix="write seconds (3600) or a duration such as 90m, 2h or 1h30m"))
+        None, description="how long an attempt may run before it is stopped (timeout); "
+        "empty: [retry] time_limit", json_schema_extra=say(
+            fix="write seconds (3600) or a duration such as 90m, 2h or 1h30m",
+            written="seconds, or 90m, 2h, 1h30m"))
+
+
+def cell_columns() -> list[tuple[str, str, str, str]]:
+    """``(column, how it is written, default, meaning)`` for each cell every row may have,
+    read off ``_Cells`` (the reference in docs/settings.md is made from it)."""
+    out = []
+    for name, info in _Cells.model_fields.items():
+        words = info.json_schema_extra or {}
+        default = info.default if info.default not in (None, (), "") else ""
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        out.append((name, words.get("written", "text"), shown, info.description or ""))
+    return out
 
 
 #: What is wrong, by pydantic's error type, where a column's ``say`` does not say it.

@@ -260,6 +260,9 @@ def test_every_setting_is_one_field_and_the_reference_is_current():
     assert done.returncode == 0, done.stdout + done.stderr
     reference = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
     assert all(f"| `{s.key}` |" in reference for s in SETTINGS)
+    from orchestrator.core.spec import cell_columns
+
+    assert all(f"| `{column}` |" in reference for column, *_ in cell_columns())
 
 
 @pytest.mark.parametrize("text, expected", [
