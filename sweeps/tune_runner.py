@@ -401,6 +401,9 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # save the sweep's state often: a killed sweep resumes without redoing finished trials
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Tune's default loggers include TensorBoard's, whose import costs the first trial
+    # 1.5-2 s on 2 cores; each trial keeps progress.csv and result.json (given below)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     path = join(storage, name) if remote else os.path.join(storage, name)
     restoring = resume and tune.Tuner.can_restore(path)
     seed = _seed(path, spec, seed, restoring)
@@ -426,6 +429,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, *, storage_path: str 
                 max_concurrent_trials=searcher_limit or None, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage, verbose=0,
+                callbacks=[tune.logger.CSVLoggerCallback(), tune.logger.JsonLoggerCallback()],
                 failure_config=tune.FailureConfig(max_failures=max_failures)))
     results = tuner.fit()
     if not remote:   # with a URI each trial waited for its own program
