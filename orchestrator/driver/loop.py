@@ -116,7 +116,7 @@ class Scheduler:
             record, queue_name, self.base_dir, state_dir, leave_out=own,
             globs=config.snapshot_patterns,
             enabled=config.snapshot_mode != "off", run_from=config.snapshot_mode == "run",
-            note=self.note)
+            note=self.note, storage=config.storage)
         self.placer.frozen = self.snapshots.frozen
         self.models = ModelRegistry(record.path)
         self.readiness = ReadinessTracker(self.base_dir, self.models.resolve)

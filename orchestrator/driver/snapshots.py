@@ -23,8 +23,9 @@ from pathlib import Path
 from orchestrator.core import JobSpec
 from orchestrator.execution.launch import FrozenCode
 from orchestrator.infra.errors import StateUnwritable
+from orchestrator.infra.storage import StorageError, join, public
 from orchestrator.store.record import FROZEN, PINNED, UNFROZEN, RunRecord, unwritable
-from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, scan, take
+from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, publish, scan, take
 
 __all__ = ["Snapshots", "definition_of"]
 
@@ -43,7 +44,7 @@ class Snapshots:
 
     def __init__(self, record: RunRecord, queue_name: str, folder: Path, state_dir: Path, *,
                  leave_out: tuple[Path, ...], globs: tuple[str, ...], enabled: bool,
-                 note: Callable[[str], None], run_from: bool = False):
+                 note: Callable[[str], None], run_from: bool = False, storage: str = ""):
         self.record, self.queue_name, self.folder = record, queue_name, Path(folder)
         self.store = SnapshotStore(Path(state_dir) / "snapshots")
         self.leave_out, self.globs, self.enabled, self.note = leave_out, globs, enabled, note
@@ -52,6 +53,11 @@ class Snapshots:
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
         self._roots: dict[str, str] = {}   # snapshot id -> the tree it was taken of
+        #: with a storage URI (nodes without the shared state dir), where snapshots to run
+        #: from are published; what this driver published, and the blobs it sent
+        self.remote = join(storage, "snapshots") if storage else ""
+        self._published: set[str] = set()
+        self._sent: set[str] = set()
 
     def new_read(self) -> None:
         """A new read of the queue file: the folder is scanned again when a row needs it."""
@@ -87,6 +93,8 @@ class Snapshots:
                 snapshot_id = self._taken[named] = take(
                     self.folder, named, self.store, scanned=self._scan).id
             self.record.save_snapshot(self.queue_name, job_id, definition, snapshot_id)
+            if self.run_from:   # published as it joins: its start costs nothing
+                self._publish(snapshot_id)
         except StateUnwritable:
             raise
         except Exception as e:  # noqa: BLE001 - recording never stops a queue
@@ -116,4 +124,21 @@ class Snapshots:
             return None
         if snapshot_id not in self._roots:
             self._roots[snapshot_id] = self.store.load(snapshot_id).root
-        return FrozenCode(self.store.folder, snapshot_id, self._roots[snapshot_id], self.globs)
+        published = self._publish(snapshot_id)   # (pinned by rerun --same-code: now)
+        return FrozenCode(self.store.folder, snapshot_id, self._roots[snapshot_id], self.globs,
+                          remote=self.remote if published else "")
+
+    def _publish(self, snapshot_id: str) -> bool:
+        """Copy a snapshot to run from to the storage URI, once; whether it is there. One
+        that cannot be copied is said, and its rows' nodes need the shared state dir."""
+        if not self.remote:
+            return False
+        if snapshot_id not in self._published:
+            try:
+                publish(snapshot_id, self.store, self.remote, self._sent)
+            except (OSError, StorageError) as e:
+                self.note(f"snapshot {snapshot_id} could not be copied to {public(self.remote)}"
+                          f" ({e}); rows run from it need the state dir on their node")
+                return False
+            self._published.add(snapshot_id)
+        return True

@@ -30,19 +30,22 @@ __all__ = ["LaunchSpec", "FrozenCode", "build_launch", "job_env"]
 @dataclass(frozen=True)
 class FrozenCode:
     """The snapshot an attempt runs from (``[snapshot] mode = run``): where its blobs are,
-    which one, the work tree it was taken of, and what counts as code without git."""
+    which one, the work tree it was taken of, what counts as code without git, and the
+    storage URI it was published to for nodes without the state dir."""
 
     store: Path
     snapshot: str
     root: str
     globs: tuple[str, ...] = ("*.py",)
+    remote: str = ""      # <storage>/snapshots: where a node without the state dir finds it
 
     def prepare(self, dest: Path) -> str:
         """The script line that makes the frozen copy at ``dest`` (on the job's node)."""
         q = shlex.quote
+        remote = f" {q(self.remote)}" if self.remote else ""
         return (f"{q(sys.executable)} -m orchestrator.store.snapshot {q(str(self.store))} "
-                f"{q(self.snapshot)} {q(str(dest))} {q(','.join(self.globs))} || exit "
-                f"{SETUP_FAILED}")
+                f"{q(self.snapshot)} {q(str(dest))} {q(','.join(self.globs))}{remote} || "
+                f"exit {SETUP_FAILED}")
 
 
 @dataclass(frozen=True)

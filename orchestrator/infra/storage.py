@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["StorageError", "is_uri", "check", "probe", "join", "public", "with_options",
-           "basename", "upload", "fetch", "read_text", "write_text", "local_copy", "STORAGE_ENV"]
+           "basename", "upload", "fetch", "read_text", "write_text", "read_bytes",
+           "write_bytes", "local_copy", "STORAGE_ENV"]
 
 #: The queue's storage URI (with its options), as a job and its Ray Train workers see it.
 STORAGE_ENV = "ORCH_STORAGE"
@@ -162,10 +163,15 @@ def fetch(uri: str, dest_dir: str | Path) -> Path:
 
 def read_text(uri: str) -> str:
     """The text of the object at ``uri`` (a log)."""
+    return read_bytes(uri).decode("utf-8", "replace")
+
+
+def read_bytes(uri: str) -> bytes:
+    """The object at ``uri``."""
     fs, path = _filesystem(uri)
     try:
         with fs.open_input_stream(path) as f:
-            return f.read().decode("utf-8", "replace")
+            return f.read()
     except FileNotFoundError:
         raise StorageError(f"{public(uri)}: no such file in storage") from None
     except Exception as e:  # noqa: BLE001
@@ -174,10 +180,15 @@ def read_text(uri: str) -> str:
 
 def write_text(uri: str, text: str) -> str:
     """Write ``text`` as the object at ``uri``; its public URI."""
+    return write_bytes(uri, text.encode("utf-8"))
+
+
+def write_bytes(uri: str, data: bytes) -> str:
+    """Write ``data`` as the object at ``uri``; its public URI."""
     fs, path = _filesystem(uri)
     try:
         with fs.open_output_stream(path) as out:
-            out.write(text.encode("utf-8"))
+            out.write(data)
     except Exception as e:  # noqa: BLE001
         raise StorageError(f"writing {public(uri)} failed: {_one_line(e)}") from None
     return public(uri)

@@ -29,7 +29,7 @@ from pathlib import Path
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
-           "code_diff", "materialize", "SECRET_PATTERNS"]
+           "code_diff", "materialize", "publish", "fetch_snapshot", "SECRET_PATTERNS"]
 
 #: Files a snapshot never holds, whatever git says of them.
 SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
@@ -95,9 +95,52 @@ class SnapshotStore:
             os.replace(tmp, path)
 
     def load(self, snapshot_id: str) -> Snapshot:
-        data = json.loads((self.folder / f"{snapshot_id}.json").read_text(encoding="utf-8"))
-        data["skipped"] = tuple(data.get("skipped") or ())
-        return Snapshot(**data)
+        return _snapshot((self.folder / f"{snapshot_id}.json").read_text(encoding="utf-8"))
+
+    def has(self, digest: str) -> bool:
+        return (self.folder / "blobs" / digest[:2] / digest).is_file()
+
+
+def _snapshot(text: str) -> Snapshot:
+    data = json.loads(text)
+    data["skipped"] = tuple(data.get("skipped") or ())
+    return Snapshot(**data)
+
+
+def _blobs(snapshot: Snapshot) -> set[str]:
+    return {d for d in (snapshot.diff, *snapshot.files.values()) if d}
+
+
+def publish(snapshot_id: str, store: SnapshotStore, uri: str, sent: set[str]) -> str:
+    """Copy snapshot ``snapshot_id`` — its manifest and the blobs it names — to ``uri``
+    (``<storage>/snapshots``), for nodes that do not share the state dir; ``sent``: the
+    blobs this process copied before (not copied again; added to). The manifest goes
+    last, so a node that finds it finds its blobs. Returns ``uri``."""
+    from orchestrator.infra.storage import join, write_bytes, write_text
+
+    snapshot = store.load(snapshot_id)
+    for digest in sorted(_blobs(snapshot) - sent):
+        write_bytes(join(uri, "blobs", digest[:2], digest), store.blob(digest))
+        sent.add(digest)
+    write_text(join(uri, f"{snapshot_id}.json"), snapshot.to_json())
+    return uri
+
+
+def fetch_snapshot(uri: str, snapshot_id: str, store: SnapshotStore) -> Snapshot:
+    """Snapshot ``snapshot_id`` from ``uri`` (where ``publish`` put it) into ``store`` on
+    this node: its manifest and the blobs it does not have yet, each checked against its
+    name (a blob is its content's hash)."""
+    from orchestrator.infra.storage import join, read_bytes, read_text
+
+    snapshot = _snapshot(read_text(join(uri, f"{snapshot_id}.json")))
+    for digest in sorted(_blobs(snapshot)):
+        if not store.has(digest):
+            data = read_bytes(join(uri, "blobs", digest[:2], digest))
+            if store.put(data) != digest:
+                raise SnapshotError(f"blob {digest} in {uri} is damaged (its content has "
+                                    "another hash)")
+    store.save(snapshot)
+    return snapshot
 
 
 def named_files(command: str, config: str, base: Path) -> list[Path]:
@@ -446,20 +489,33 @@ def _not_code(snapshot: Snapshot, root: Path, globs: tuple[str, ...],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m orchestrator.store.snapshot STORE ID DEST [GLOBS]``: what a job runs
-    first under ``[snapshot] mode = run`` (on its own node, before its command)."""
+    """``python -m orchestrator.store.snapshot STORE ID DEST [GLOBS [REMOTE]]``: what a job
+    runs first under ``[snapshot] mode = run`` (on its own node, before its command).
+    ``REMOTE``: where the driver published the snapshot (``<storage>/snapshots``), fetched
+    into this node's ``STORE`` when it is not there (a node without the shared state dir)."""
     import sys
+
+    from orchestrator.infra.storage import StorageError, public
 
     args = sys.argv[1:] if argv is None else argv
     store_dir, snapshot_id, dest = args[:3]
     globs = tuple(g for g in (args[3] if len(args) > 3 else "*.py").split(",") if g)
+    remote = args[4] if len(args) > 4 else ""
     store = SnapshotStore(Path(store_dir))
+    if remote and not (Path(store_dir) / f"{snapshot_id}.json").is_file():
+        try:
+            fetch_snapshot(remote, snapshot_id, store)
+        except (OSError, SnapshotError, StorageError) as e:
+            print(f"[orchestrator] cannot fetch snapshot {snapshot_id} from {public(remote)}: "
+                  f"{e}", file=sys.stderr)
+            return 1
     if not (Path(store_dir) / f"{snapshot_id}.json").is_file():
         import socket
 
         print(f"[orchestrator] snapshot {snapshot_id} is not in {store_dir} on this node "
               f"({socket.gethostname()}): [snapshot] mode = run reads the state dir from "
-              "the node that runs the row — share the state dir with every node (see "
+              "the node that runs the row — share the state dir with every node, or set a "
+              "storage URI (the driver then publishes each snapshot there; see "
               "docs/cluster.md), or use mode = record", file=sys.stderr)
         return 1
     try:

@@ -169,3 +169,35 @@ def test_a_node_without_the_state_dir_is_told_how_to_run_from_a_snapshot(tmp_pat
     assert "snapshot abc123 is not in" in said and "on this node" in said
     assert "share the state dir with every node" in said and "mode = record" in said
     assert not (tmp_path / "code").exists()
+
+
+def test_a_node_without_the_state_dir_fetches_a_published_snapshot(repo, tmp_path,
+                                                                     s3_server):
+    """With a storage URI the driver publishes what a row runs from; a node whose disk
+    does not hold the driver's state dir fetches it into its own before the copy is made
+    (only what it lacks), and a damaged blob is refused."""
+    from orchestrator.store.snapshot import main, publish
+
+    driver = SnapshotStore(tmp_path / "driver-state" / "snapshots")
+    (repo / "train.py").write_text("print('v2')\n")
+    (repo / "model.py").write_text("class M: pass\n")
+    snap = take(repo, [], driver)
+    remote = s3_server.bucket_uri("runs/snapshots")   # s3://…/runs/snapshots?endpoint_…
+    sent: set[str] = set()
+    publish(snap.id, driver, remote, sent)
+    assert sent == {snap.diff, snap.files["model.py"]}
+    (repo / "train.py").write_text("print('v3: saved after queueing')\n")
+
+    node = tmp_path / "node-state" / "snapshots"
+    assert main([str(node), snap.id, str(tmp_path / "code"), "*.py", remote]) == 0
+    assert (tmp_path / "code" / "train.py").read_text() == "print('v2')\n"
+    assert (tmp_path / "code" / "model.py").read_text() == "class M: pass\n"
+    assert (node / f"{snap.id}.json").is_file(), "kept on the node for its next attempt"
+
+    other = tmp_path / "other-node" / "snapshots"
+    from orchestrator.infra.storage import join, write_bytes
+
+    digest = snap.files["model.py"]
+    write_bytes(join(remote, "blobs", digest[:2], digest), b"tampered\n")
+    assert main([str(other), snap.id, str(tmp_path / "code2"), "*.py", remote]) == 1
+    assert not (tmp_path / "code2").exists()

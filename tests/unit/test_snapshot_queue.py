@@ -288,3 +288,24 @@ def test_under_mode_off_attempts_name_no_snapshot_but_a_same_code_rerun_still_wo
             r.record.attempts(r.paths.name, "a")] == [(1, True, False), (2, False, None),
                                                      (3, True, True)]
     assert "orchestrator.store.snapshot" in pool.launches[0][0].script
+
+
+def test_with_a_storage_uri_a_row_to_run_from_its_snapshot_is_published_as_it_joins(
+        repo, tmp_path, s3_server):
+    """A cluster without a shared filesystem names a storage URI: under mode = run the
+    driver copies each row's snapshot there as the row joins, and the job's first line
+    fetches it from there on a node that lacks it."""
+    storage = s3_server.bucket_uri()
+    ini = tmp_path / "orch.ini"
+    ini.write_text(f"[general]\nstorage = {storage}\n[snapshot]\nmode = run\n")
+    (repo / "train.py").write_text("print('edited, not committed')\n")
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    pool = FakePool()
+    r = run(q, pool, config_path=ini)
+    [(launch, _)] = pool.launches
+    snap = snapshot_of(r, "a")
+    remote = storage.replace("/runs?", "/runs/snapshots?")
+    assert f"{snap.id} " in launch.script and f"'{remote}' ||" in launch.script
+    published = s3_server.files(storage)
+    assert f"snapshots/{snap.id}.json" in published
+    assert f"snapshots/blobs/{snap.diff[:2]}/{snap.diff}" in published
