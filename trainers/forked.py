@@ -43,6 +43,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.infra.errors import OrchestratorError
+
 __all__ = ["fork_workers", "fits", "kept_checkpoints", "nvml_cuda_check", "WorkersFailed"]
 
 _METRICS = ".orch_metrics.json"   # beside each kept checkpoint: what was reported with it
@@ -125,7 +127,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class WorkersFailed(Exception):
+class WorkersFailed(OrchestratorError):
     """The workers failed more often than allowed: the first failed rank, and why."""
 
     def __init__(self, label: str, failure: tuple[int, str], folder: Path):
@@ -140,8 +142,8 @@ def _said(errors: Path, error) -> tuple[int, str]:
     note = errors / f"rank-{rank}"
     if note.is_file():
         return rank, note.read_text(encoding="utf-8")
-    signal = getattr(error, "signal_name", None)
-    return rank, f"killed by {signal}" if signal else \
+    killed_by = getattr(error, "signal_name", None)
+    return rank, f"killed by {killed_by}" if killed_by else \
         f"exit code {getattr(error, 'exit_code', '?')}"
 
 
@@ -152,12 +154,11 @@ def _worker(local: int, job: int, group: dict, train: Callable, config: dict, fo
     """One rank (``local``: one node, so its rank too), in a process forked for it."""
     _die_with(job)
     os.environ.update(group, RANK=str(local), LOCAL_RANK=str(local))
-    rank = local
     try:
         _run_worker(train, config, Path(folder), keeping, gpus)
     except BaseException as e:
         traceback.print_exc()
-        Path(errors, f"rank-{rank}").write_text(one_line(e), encoding="utf-8")
+        Path(errors, f"rank-{local}").write_text(one_line(e), encoding="utf-8")
         raise
 
 
@@ -190,14 +191,14 @@ def _run_worker(train: Callable, config: dict, folder: Path, keeping: dict, gpus
     import torch
 
     cuda = bool(gpus) and torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
     if cuda:
-        torch.cuda.set_device(0)
-    world = dist.get_world_size()
-    set_train_fn_utils(_kept_class()(folder, **keeping, experiment_name=folder.name,
-                             world_size=world, world_rank=dist.get_rank(), local_rank=local,
-                             local_world_size=int(os.environ["LOCAL_WORLD_SIZE"]),
-                             node_rank=0))
+        torch.cuda.set_device(0)   # the first of its own GPUs, before NCCL meets
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    kept = _kept_class()
+    set_train_fn_utils(kept(folder, **keeping, experiment_name=folder.name,
+                            world_size=dist.get_world_size(), world_rank=dist.get_rank(),
+                            local_rank=local,
+                            local_world_size=int(os.environ["LOCAL_WORLD_SIZE"]), node_rank=0))
     try:
         train(config)
     finally:
