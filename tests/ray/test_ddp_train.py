@@ -231,33 +231,42 @@ def test_a_failing_worker_is_one_error_line(ray_session, tmp_path):
 
 
 @pytest.mark.slow
-def test_stopping_a_forked_row_ends_every_worker(ray_session, tmp_path):
-    """A row whose workers were forked on the node (torch's launcher): a stop ends the
-    job and both worker processes, and the row is Stopped."""
-    import psutil
+def test_a_forked_rows_workers_each_see_their_own_gpu_and_a_stop_ends_them_all(
+        ray_session, tmp_path):
+    """A row of 2 workers x 1 GPU on the session's (logical) GPUs: its runner holds two
+    GPUs and each forked worker sees one of them, a different one (NCCL's one GPU per
+    process; without CUDA, gloo). A stop ends the job and both workers: Stopped."""
 
     from orchestrator.driver.control import stop_job
     from tests.helpers import QueueRun, read_rows, write_csv
 
     (tmp_path / "waits.py").write_text(
         "import os, time\n"
+        "import torch.distributed as dist\n"
         "def train(config):\n"
+        "    open(f\"sees{os.environ['RANK']}\", 'w').write(\n"
+        "        os.environ.get('CUDA_VISIBLE_DEVICES', '') + ' ' + dist.get_backend())\n"
         "    open(f\"pid{os.environ['RANK']}\", 'w').write(str(os.getpid()))\n"
         "    time.sleep(300)\n")
     (tmp_path / "row.yaml").write_text("entry: waits:train\nmax_failures: 0\n"
                                        "python_path: [\".\"]\n")
     q = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "Workers",
                                        "TrainingCommand"],
-                  [["w", "ddp", "row.yaml", "0", "2", ""]])
+                  [["w", "ddp", "row.yaml", "1", "2", ""]])
     run = QueueRun(q, stop_grace=2).start()
     pids = wait_for(lambda: all((tmp_path / f"pid{r}").is_file() for r in (0, 1)) and
                     [int((tmp_path / f"pid{r}").read_text()) for r in (0, 1)], timeout=120,
                     what="both workers to start")
+    seen = [(tmp_path / f"sees{r}").read_text().split() for r in (0, 1)]
+    assert [backend for _, backend in seen] == ["gloo", "gloo"]
+    gpus = [ids for ids, _ in seen]
+    assert all(len(ids.split(",")) == 1 for ids in gpus) and gpus[0] != gpus[1], gpus
+    assert set(gpus) <= {"0", "1", "2", "3"}
     attempt = wait_for(lambda: run.record().latest(run.paths.name, "w"), what="the attempt")
     assert stop_job("w", attempt.runner, "orchestrator")
     assert run.join() == 1
     assert read_rows(q)["w"]["TrainingCheck"] == "Stopped"
-    wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), timeout=10,
+    wait_for(lambda: not any(running(p) for p in pids), timeout=10,
              what="both workers to end")
 
 
@@ -265,7 +274,6 @@ def test_stopping_a_forked_row_ends_every_worker(ray_session, tmp_path):
 def test_forked_workers_end_with_a_job_killed_outright(tmp_path):
     """A job killed with SIGKILL (the kernel's OOM killer) takes its forked workers with
     it: none is left holding the resources the row's next attempt gets."""
-    import psutil
 
     (tmp_path / "waits.py").write_text(
         "import os, time\n"
@@ -284,35 +292,18 @@ def test_forked_workers_end_with_a_job_killed_outright(tmp_path):
                         timeout=120, what="both workers to start")
         job.kill()
         job.wait(timeout=10)
-        wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status()
-                                 != psutil.STATUS_ZOMBIE for p in pids),
-                 timeout=10, what="both workers to end with their job")
+        wait_for(lambda: not any(running(p) for p in pids), timeout=10,
+                 what="both workers to end with their job")
     finally:
         job.kill()
 
 
-@pytest.mark.slow
-def test_forked_workers_each_see_only_their_own_gpu(ray_session, tmp_path):
-    """A row of 2 workers x 1 GPU on the session's (logical) GPUs: its runner holds two
-    GPUs, and each forked worker sees one of them, a different one (NCCL's one GPU per
-    process); without CUDA they train over gloo."""
-    from tests.helpers import QueueRun, read_rows, write_csv
+def running(pid: int) -> bool:
+    """The process runs (a zombie, ended but not yet reaped by whoever adopted it, holds
+    nothing)."""
+    import psutil
 
-    (tmp_path / "sees.py").write_text(
-        "import os\n"
-        "import torch.distributed as dist\n"
-        "def train(config):\n"
-        "    open(f\"sees{os.environ['RANK']}\", 'w').write(\n"
-        "        os.environ.get('CUDA_VISIBLE_DEVICES', '') + ' ' + dist.get_backend())\n")
-    (tmp_path / "row.yaml").write_text("entry: sees:train\nmax_failures: 0\n"
-                                       "python_path: [\".\"]\n")
-    q = write_csv(tmp_path / "q.csv", ["ID", "Kind", "Config", "GPUs", "Workers",
-                                       "TrainingCommand"],
-                  [["g", "ddp", "row.yaml", "1", "2", ""]])
-    run = QueueRun(q).start()
-    assert run.join(timeout=240) == 0, read_rows(q)["g"]["Error"]
-    seen = [(tmp_path / f"sees{r}").read_text().split() for r in (0, 1)]
-    assert [backend for _, backend in seen] == ["gloo", "gloo"]
-    gpus = [ids for ids, _ in seen]
-    assert all(len(ids.split(",")) == 1 for ids in gpus) and gpus[0] != gpus[1], gpus
-    assert set(gpus) <= {"0", "1", "2", "3"}
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
