@@ -25,7 +25,7 @@ checkpoint up to ``restarts`` times.
 
 GPUs: a worker gets ``gpus`` whole GPUs of those the runner holds (``CUDA_VISIBLE_DEVICES``
 narrowed before CUDA starts in it) and NCCL joins them; without GPUs, gloo. CUDA must not
-start in the job before the fork (``nvml_cuda_check`` makes ``torch.cuda.is_available()``
+start in the job before the fork (``--launcher torch`` makes ``torch.cuda.is_available()``
 ask NVML); if the user's code started it on import anyway, the workers are spawned as new
 interpreters instead of forked.
 """
@@ -45,7 +45,7 @@ from pathlib import Path
 
 from orchestrator.infra.errors import OrchestratorError
 
-__all__ = ["fork_workers", "fits", "kept_checkpoints", "nvml_cuda_check", "WorkersFailed"]
+__all__ = ["fork_workers", "fits", "kept_checkpoints", "add_launcher_option", "WorkersFailed"]
 
 _METRICS = ".orch_metrics.json"   # beside each kept checkpoint: what was reported with it
 
@@ -57,11 +57,22 @@ def fits(gpus_per_worker: float, storage) -> bool:
         and isinstance(storage, Path)
 
 
-def nvml_cuda_check() -> None:
-    """Call first in a job that will fork its workers: ``torch.cuda.is_available()``
-    then asks NVML instead of starting CUDA (a forked child cannot use CUDA started in
-    its parent, and user code often asks on import)."""
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+def add_launcher_option(parser) -> None:
+    """A job's ``--launcher ray|torch``. Parsing ``torch`` makes
+    ``torch.cuda.is_available()`` ask NVML from then on instead of starting CUDA (a forked
+    child cannot use CUDA started in its parent, and user code often asks on import)."""
+    import argparse
+
+    class Launcher(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            if value == "torch":
+                os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+            setattr(namespace, self.dest, value)
+
+    parser.add_argument("--launcher", choices=("ray", "torch"), default="ray", action=Launcher,
+                        help="ray: Ray Train's workers, on one node or several; torch: the "
+                        "workers are forked on this node, which holds their resources (the "
+                        "runner of a row whose workers fit one node; no Ray)")
 
 
 def fork_workers(train: Callable[[dict], object], config: dict, *, folder: Path, workers: int,
@@ -85,6 +96,8 @@ def fork_workers(train: Callable[[dict], object], config: dict, *, folder: Path,
         print(f"[workers] importing {label} started CUDA in the job, so the workers start "
               "as new processes rather than forks (start CUDA inside the training function "
               "to start faster)", flush=True)
+    print(f"[workers] {workers} worker(s) forked on this node (they fit one node; "
+          "fork_workers = false in the config runs them on Ray Train)", flush=True)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     keeping = {"keep": keep, "metric": metric, "goal": goal}

@@ -250,6 +250,7 @@ def _whole_gpus(value: float | None) -> float | None:
 
 _Text = Annotated[str, BeforeValidator(_text)]
 _Number = BeforeValidator(_number)
+_Word = BeforeValidator(lambda raw: _cell(raw).lower())   # a word of a set, any case
 
 
 class _Cells(BaseModel):
@@ -269,8 +270,7 @@ class _Cells(BaseModel):
         "", description="wait for that row to be Done, then add --pretrained_path <its "
         "WeightFile> (-m1, the old tool's mark: no parent)", json_schema_extra=say(
             written="an ID"))
-    Kind: Annotated[str, BeforeValidator(lambda raw: _cell(raw).lower()),
-                    AfterValidator(_known_kind)] = Field(
+    Kind: Annotated[str, _Word, AfterValidator(_known_kind)] = Field(
         "command", description="what runs: the command, or a built-in kind's Config",
         json_schema_extra=say(fix="valid kinds: {choices}",
                               written="a kind's name"))
@@ -309,8 +309,7 @@ class _Cells(BaseModel):
         (), description="custom Ray resources it holds",
         json_schema_extra=say(fix="write name=amount pairs, e.g. 'a100=1,bigmem=0.5'",
                               written="name=amount, …"))
-    OnOOM: Annotated[Literal[(*ON_OOM, "")],
-                     BeforeValidator(lambda raw: _cell(raw).lower())] = Field(
+    OnOOM: Annotated[Literal[(*ON_OOM, "")], _Word] = Field(
         "", description="after an out-of-memory attempt: fail, more_gpu (double the GPUs) "
         "or halve_batch (hf, yolo, ddp with params.batch_size); empty: [retry] on_oom",
         json_schema_extra=say(

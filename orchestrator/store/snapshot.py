@@ -75,7 +75,7 @@ class SnapshotStore:
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        path = self.folder / "blobs" / digest[:2] / digest
+        path = self._blob(digest)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{digest}.tmp")
@@ -84,7 +84,10 @@ class SnapshotStore:
         return digest
 
     def blob(self, digest: str) -> bytes:
-        return (self.folder / "blobs" / digest[:2] / digest).read_bytes()
+        return self._blob(digest).read_bytes()
+
+    def _blob(self, digest: str) -> Path:
+        return self.folder / "blobs" / digest[:2] / digest
 
     def save(self, snapshot: Snapshot) -> None:
         path = self.folder / f"{snapshot.id}.json"
@@ -98,7 +101,12 @@ class SnapshotStore:
         return _snapshot((self.folder / f"{snapshot_id}.json").read_text(encoding="utf-8"))
 
     def has(self, digest: str) -> bool:
-        return (self.folder / "blobs" / digest[:2] / digest).is_file()
+        """Whether the blob ``digest`` is here."""
+        return self._blob(digest).is_file()
+
+    def holds(self, snapshot_id: str) -> bool:
+        """Whether snapshot ``snapshot_id``'s manifest is here."""
+        return (self.folder / f"{snapshot_id}.json").is_file()
 
 
 def _snapshot(text: str) -> Snapshot:
@@ -502,14 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     globs = tuple(g for g in (args[3] if len(args) > 3 else "*.py").split(",") if g)
     remote = args[4] if len(args) > 4 else ""
     store = SnapshotStore(Path(store_dir))
-    if remote and not (Path(store_dir) / f"{snapshot_id}.json").is_file():
+    if remote and not store.holds(snapshot_id):
         try:
             fetch_snapshot(remote, snapshot_id, store)
         except (OSError, SnapshotError, StorageError) as e:
             print(f"[orchestrator] cannot fetch snapshot {snapshot_id} from {public(remote)}: "
                   f"{e}", file=sys.stderr)
             return 1
-    if not (Path(store_dir) / f"{snapshot_id}.json").is_file():
+    if not store.holds(snapshot_id):
         import socket
 
         print(f"[orchestrator] snapshot {snapshot_id} is not in {store_dir} on this node "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -505,8 +506,12 @@ class QueueApp(App):
                         now = float((rows.get(job_id) or {}).get("Priority") or 0)
                     except ValueError:
                         now = 0.0
-                    cells = {"Priority": f"{now + priority_step:g}"}
-                    done = f"{job_id}: Priority {now + priority_step:g}"
+                    if not math.isfinite(now):   # a cell the row is Invalid for
+                        now = 0.0
+                    new = now + priority_step   # 3, not 3.0; 1000001, not 1e+06
+                    text = str(int(new)) if new.is_integer() else str(new)
+                    cells = {"Priority": text}
+                    done = f"{job_id}: Priority {text}"
                 self.paths.queue_file().update({job_id: cells})
             message, severity = done, "information"
         except Exception as e:  # noqa: BLE001 — shown to the user, the UI goes on

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from orchestrator.infra.storage import is_uri, local_copy
 from trainers.errors import ConfigError
+from trainers.forked import add_launcher_option, fits
 from trainers.hf.runtime import set_offline
 
 __all__ = ["main"]
@@ -50,10 +51,7 @@ def _train_parser() -> argparse.ArgumentParser:
                    "best_model) instead of model.checkpoint")
     p.add_argument("--in-process", action="store_true",
                    help="no Ray: train in this process (sweep trials, debugging)")
-    p.add_argument("--launcher", choices=("ray", "torch"), default="ray",
-                   help="ray: Ray Train's workers, on one node or several; torch: the workers "
-                   "are forked on this node, which holds their resources (the runner of a "
-                   "row whose workers fit one node; no Ray)")
+    add_launcher_option(p)
     return p
 
 
@@ -63,10 +61,6 @@ def _train(argv: list[str]) -> int:
     from trainers.hf.runtime import resolve_checkpoint
 
     args, overrides = _train_parser().parse_known_args(argv)
-    if args.launcher == "torch":   # the workers are forked from this process
-        from trainers.forked import nvml_cuda_check
-
-        nvml_cuda_check()
     cfg = load(args.config, overrides)
     pretrained = args.pretrained_path
     checkpoint = resolve_checkpoint(cfg, local_copy(pretrained) if pretrained else None)
@@ -90,15 +84,12 @@ def _train(argv: list[str]) -> int:
         raise ConfigError("command line", problem="need --workers >= 1, --gpus-per-worker >= 0 and "
                           "--cpus-per-worker > 0", fix="fix the row's Workers/GPUs/CPUs")
     if args.launcher == "torch":
-        from trainers.forked import fits
         from trainers.hf.forked import run_forked
 
         if remote or not fits(args.gpus_per_worker, storage):
             raise ConfigError("command line", problem="--launcher torch runs whole GPUs per "
                               "worker with a storage folder on this machine",
                               fix="use --launcher ray")
-        print(f"[hf] {args.workers} worker(s) forked on this node (they fit one node; "
-              "fork_workers = false in the config runs them on Ray Train)", flush=True)
         metrics, best = run_forked(job, folder=storage / name, workers=args.workers,
                                    gpus=args.gpus_per_worker,
                                    max_failures=cfg.training.max_failures

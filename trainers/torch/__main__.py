@@ -22,6 +22,7 @@ from pathlib import Path
 from orchestrator.api import batch_divisor
 from orchestrator.infra.storage import is_uri, join, public
 from trainers.errors import ConfigError
+from trainers.forked import WorkersFailed, add_launcher_option, fits
 from trainers.torch.config import DDPConfig, load
 
 __all__ = ["main", "build_parser"]
@@ -42,19 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker-group restarts (default: the config's max_failures)")
     p.add_argument("--pretrained_path", default=None,
                    help="weights loaded into the model before training (a parent row's)")
-    p.add_argument("--launcher", choices=("ray", "torch"), default="ray",
-                   help="ray: Ray Train's workers, on one node or several; torch: torch's own "
-                   "launcher forks the workers on this node, which holds their resources "
-                   "(the runner of a row whose workers fit one node; no Ray)")
+    add_launcher_option(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.launcher == "torch":   # the workers are forked from this process
-        from trainers.forked import nvml_cuda_check
-
-        nvml_cuda_check()
     cfg = None
     try:
         cfg = _check(args)
@@ -67,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explain(error: Exception, cfg: DDPConfig | None, args) -> str:
-    from trainers.forked import WorkersFailed
     from trainers.torch.ray_run import EntryError, describe_failure
 
     if isinstance(error, (EntryError, WorkersFailed)):
@@ -163,13 +156,11 @@ def _on_ray_train(cfg: DDPConfig, args, storage, name: str, pretrained, metrics)
 
 
 def _on_torch(cfg: DDPConfig, args, storage, name: str, pretrained, metrics):
-    from trainers.torch.local_run import fit_local, fits
+    from trainers.torch.local_run import fit_local
 
     if not fits(args.gpus_per_worker, storage):
         raise _Usage("--launcher torch runs whole GPUs per worker (--gpus-per-worker 0, 1, "
                      "2 …) with a storage folder on this machine; use --launcher ray")
-    print(f"[ddp] {args.workers} worker(s) forked on this node by torch's launcher (they fit "
-          "one node; fork_workers = false in the config runs them on Ray Train)", flush=True)
     return fit_local(cfg, storage=storage, name=name, workers=args.workers,
                      gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures,
                      pretrained_path=pretrained, metrics_file=metrics)

@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainers.forked import fits
-
-__all__ = ["fits", "fit_local", "LocalResult"]
+__all__ = ["fit_local", "LocalResult"]
 
 
 @dataclass
