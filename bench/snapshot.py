@@ -3,7 +3,9 @@ on a git repository of 3,000 files (20 edited, 50 untracked) and on the same fol
 without git, first (every blob new) and again (blobs shared). The peer: ``git stash
 create`` plus ``git ls-files --others``, what a hand-rolled "record the commit and diff"
 script runs. And what the driver pays when a read of the queue brings 500 new rows
-(one scan of the folder, shared)."""
+(one scan of the folder, shared); under ``mode = record``, what recording the code each
+attempt ran costs (the scanning thread: one start alone, 500 starts at once); with a
+storage URI, packaging a commit's files for nodes without it (``pack_tree``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.core import JobSpec  # noqa: E402
 from orchestrator.driver.snapshots import Snapshots  # noqa: E402
 from orchestrator.store.record import RunRecord  # noqa: E402
-from orchestrator.store.snapshot import SnapshotStore, take  # noqa: E402
+from orchestrator.store.snapshot import SnapshotStore, pack_tree, take  # noqa: E402
 
 FILES = 3000
 ROWS = 500
@@ -82,8 +84,28 @@ def main() -> None:
             rows.joined(spec.id, spec)
         took = time.perf_counter() - t0
         print(f"a read that queues {ROWS} rows (git, 3,000 files; half name a config): "
-              f"{took * 1000:.0f} ms, {took / ROWS * 1000:.2f} ms per row; their starts: 0 ms "
-              "(the attempt names the snapshot already taken)")
+              f"{took * 1000:.0f} ms, {took / ROWS * 1000:.2f} ms per row")
+        t0 = time.perf_counter()
+        rows.started(specs[0].id, 1, specs[0])
+        asked = time.perf_counter() - t0
+        [(_, _, ran, _)] = rows.ran(wait=60)
+        alone = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for spec in specs:
+            rows.started(spec.id, 1, spec)
+        asked_all = time.perf_counter() - t0
+        answered = len(rows.ran(wait=600))
+        took = time.perf_counter() - t0
+        print(f"recording the code each attempt ran (mode = record): a start waits "
+              f"{asked * 1000:.2f} ms ({asked_all / ROWS * 1000:.3f} ms each of {ROWS} at once);"
+              f" the scan behind it {alone * 1000:.0f} ms alone, {took * 1000:.0f} ms for "
+              f"{answered} starts at once")
+        t0 = time.perf_counter()
+        pack_tree(folder, subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                                         capture_output=True, text=True).stdout.strip(),
+                  SnapshotStore(Path(tmp) / "trees"))
+        print(f"packaging a commit's 3,000 files for nodes without it (storage URI, once a "
+              f"commit): {(time.perf_counter() - t0) * 1000:.0f} ms")
         record.close()
 
 

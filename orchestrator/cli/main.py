@@ -535,20 +535,20 @@ def cmd_rerun(args) -> int:
     pins = {}
     for job_id in args.ids if args.same_code else ():
         attempt = record.attempt(paths.name, job_id, args.attempt) if record else None
-        if attempt is None or not attempt.snapshot:
+        if attempt is None or not attempt.code:
             which = f"attempt {args.attempt}" if args.attempt else "an attempt"
             raise OrchestratorError(f"{job_id}: no {which} with a code snapshot in "
                                     f"{paths.registry}, so there is no code to run it from")
         pins[job_id] = attempt
     for job_id, attempt in pins.items():   # before the word: a driver reads the pin with it
-        record.save_snapshot(paths.name, job_id, "", attempt.snapshot, PINNED)
+        record.save_snapshot(paths.name, job_id, "", attempt.code, PINNED)
     if record is not None:
         record.close()
     queue.update({job_id: {"TrainingCheck": "Rerun"} for job_id in args.ids})
     running = read_driver_info(paths) is not None
     for job_id in args.ids:
         code = f" from the code of attempt {pins[job_id].attempt} (snapshot " \
-            f"{pins[job_id].snapshot})" if job_id in pins else ""
+            f"{pins[job_id].code})" if job_id in pins else ""
         print(f"{job_id}: runs again{code}" + ("" if running else
               f" when the queue runs (orchestrator run {paths.csv})"))
     return 0

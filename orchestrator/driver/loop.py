@@ -160,6 +160,7 @@ class Scheduler:
                     break
                 for event in self.pool.poll(self._wait_timeout()):
                     self._on_pool(event)
+                self._record_ran()
                 self.pool.reap_idle(self.config.runner_idle)
         except StateUnwritable as e:
             broken = e
@@ -172,7 +173,7 @@ class Scheduler:
     def _wind_up(self, broken: StateUnwritable | None) -> None:
         """Leave: the last write (unless the record could not be written: then the file
         keeps what the record backs), idle runners killed, callers answered."""
-        steps = [self.pool.shutdown, self.models.close,
+        steps = [lambda: self._record_ran(wait=60), self.pool.shutdown, self.models.close,
                  lambda: self.inbox.close("the driver has stopped"),
                  lambda: self.paths.waiting.unlink(missing_ok=True)]
         if broken is None:
@@ -184,6 +185,17 @@ class Scheduler:
                 if broken is None and step is self._flush:
                     raise
                 logger.debug("while stopping: %s", e)
+
+    def _record_ran(self, wait: float = 0.0) -> None:
+        """Record the code the live folder held as attempts started (``wait``: seconds to
+        wait for the scans still going)."""
+        for job_id, attempt, snapshot, why_not in self.snapshots.ran(wait):
+            if snapshot is not None:
+                self.record.update_attempt(self.queue_name, job_id, attempt,
+                                           ran_snapshot=snapshot)
+            else:
+                self.note(f"{job_id}: could not record the code its attempt {attempt} ran "
+                          f"({why_not}); its snapshot is the code it was queued with")
 
     def apply(self, job_id: str, event: Event) -> RowState:
         """``core.apply`` for one row, and its effects carried out."""
@@ -211,12 +223,17 @@ class Scheduler:
         elif isinstance(effect, RecordAttempt):
             fields = dict(effect.fields)
             if effect.begin:
+                live = False
                 if (snapshot := self.snapshots.of(effect.job_id)) is not None:
                     fields.setdefault("snapshot", snapshot)
                     fields.setdefault("frozen", self.snapshots.frozen(effect.job_id) is not None)
+                    live = not fields["frozen"]
                 self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
                                           **fields)
                 failpoints.reach("after-record-begin")
+                spec = self.rows[effect.job_id].spec if effect.job_id in self.rows else None
+                if live and spec is not None:   # what the live folder holds as it starts
+                    self.snapshots.started(effect.job_id, effect.attempt, spec)
             else:
                 self.record.update_attempt(self.queue_name, effect.job_id, effect.attempt,
                                            **fields)

@@ -3,7 +3,10 @@ driver first reads the row waiting to run — not when it starts — kept in the
 by the row's definition, and named by each of its attempts.
 
 Under ``[snapshot] mode = run`` each attempt runs in a frozen copy of its row's snapshot
-(``FrozenCode``: the job makes it on its own node before its command).
+(``FrozenCode``: the job makes it on its own node before its command). Under ``record``
+an attempt runs the live folder, and what that held when it started is recorded too
+(``started``): a thread of its own scans it, so no start waits for a scan; attempts that
+start during one scan share the next.
 
 All rows of a queue run in the queue's folder, so one read of the file scans that folder
 once and every row it brings shares the scan (rows that name no file of their own share
@@ -17,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +64,13 @@ class Snapshots:
         self.remote = join(storage, "snapshots") if storage else ""
         self._published: set[str] = set()
         self._sent: set[str] = set()
+        #: what the live folder held as attempts started: asked of the scanning thread
+        #: ((job id, attempt, named files)), answered in ``_ran`` ((job id, attempt,
+        #: snapshot id or None, why not))
+        self._asked: queue.SimpleQueue = queue.SimpleQueue()
+        self._ran: queue.SimpleQueue = queue.SimpleQueue()
+        self._scanner: threading.Thread | None = None
+        self._pending = 0
 
     def new_read(self) -> None:
         """A new read of the queue file: the folder is scanned again when a row needs it."""
@@ -128,6 +141,54 @@ class Snapshots:
         return FrozenCode(self.store.folder, snapshot_id, self._roots[snapshot_id], self.globs,
                           remote=self.remote if published else "")
 
+    def started(self, job_id: str, attempt: int, spec: JobSpec) -> None:
+        """Attempt ``attempt`` of ``job_id`` was just sent to run the live folder: record
+        the code that holds (``ran``), scanned by the scanning thread as soon as it can."""
+        if not self.enabled:
+            return
+        named = tuple(named_files(spec.command, spec.config_text, self.folder))
+        if self._scanner is None:
+            self._scanner = threading.Thread(target=self._scan_started, daemon=True,
+                                             name="orchestrator-code-scan")
+            self._scanner.start()
+        self._pending += 1
+        self._asked.put((job_id, attempt, named))
+
+    def ran(self, wait: float = 0.0) -> list[tuple[str, int, str | None, str]]:
+        """The scans of started attempts done since the last call: ``(job id, attempt,
+        snapshot id or None, why not)``; ``wait``: seconds to wait for all asked so far."""
+        out, deadline = [], time.monotonic() + wait
+        while self._pending:
+            try:
+                item = self._ran.get(timeout=max(0.0, deadline - time.monotonic())) \
+                    if wait else self._ran.get_nowait()
+            except queue.Empty:
+                break
+            self._pending -= 1
+            out.append(item)
+        return out
+
+    def _scan_started(self) -> None:
+        """The scanning thread: each scan answers every attempt asked before it began."""
+        while True:
+            batch = [self._asked.get()]
+            while True:
+                try:
+                    batch.append(self._asked.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                live = scan(self.folder, self.store, leave_out=self.leave_out, globs=self.globs)
+                taken: dict[tuple[Path, ...], str] = {}
+                for job_id, attempt, named in batch:
+                    if named not in taken:
+                        taken[named] = take(self.folder, named, self.store, scanned=live).id
+                    self._ran.put((job_id, attempt, taken[named], ""))
+            except Exception as e:  # noqa: BLE001 - recording never stops a queue
+                logger.debug("scan of the live folder failed", exc_info=True)
+                for job_id, attempt, _ in batch:
+                    self._ran.put((job_id, attempt, None, f"{type(e).__name__}: {e}"))
+
     def _publish(self, snapshot_id: str) -> bool:
         """Copy a snapshot to run from to the storage URI, once; whether it is there. One
         that cannot be copied is said, and its rows' nodes need the shared state dir."""
@@ -135,10 +196,12 @@ class Snapshots:
             return False
         if snapshot_id not in self._published:
             try:
-                publish(snapshot_id, self.store, self.remote, self._sent)
+                said = publish(snapshot_id, self.store, self.remote, self._sent)
             except (OSError, StorageError) as e:
                 self.note(f"snapshot {snapshot_id} could not be copied to {public(self.remote)}"
                           f" ({e}); rows run from it need the state dir on their node")
                 return False
             self._published.add(snapshot_id)
+            if said:
+                self.note(said)
         return True

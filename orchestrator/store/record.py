@@ -84,6 +84,9 @@ _MIGRATIONS: list[list[str]] = [
             snapshot TEXT NOT NULL, taken REAL, frozen INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (queue, job_id))""",
     ],
+    [  # version 8: under [snapshot] mode = record, the live folder's code an attempt ran
+        "ALTER TABLE attempts ADD COLUMN ran_snapshot TEXT",
+    ],
 ]
 
 
@@ -113,6 +116,13 @@ class Attempt:
     snapshot: str | None = None       # the code it was queued with (store.snapshot's id)
     frozen: bool | None = None        # it ran in a frozen copy of that code (else: the live
                                       # folder, as it was when it started)
+    ran_snapshot: str | None = None   # not frozen: the live folder's code at its start
+
+    @property
+    def code(self) -> str | None:
+        """The snapshot of the code it ran: what the live folder held at its start, when
+        that was recorded; else the one it was queued with (and ran, when ``frozen``)."""
+        return self.ran_snapshot or self.snapshot
 
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(Attempt))

@@ -16,12 +16,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import shlex
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,8 @@ from pathlib import Path
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
-           "code_diff", "materialize", "publish", "fetch_snapshot", "SECRET_PATTERNS"]
+           "code_diff", "materialize", "publish", "pack_tree", "fetch_snapshot",
+           "SECRET_PATTERNS"]
 
 #: Files a snapshot never holds, whatever git says of them.
 SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
@@ -38,6 +41,7 @@ SECRET_PATTERNS = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx"
 MAX_FILE_BYTES = 1 << 20          # a file larger than this is named, not kept
 MAX_TOTAL_BYTES = 32 << 20        # what one snapshot keeps at most
 MAX_WALK_FILES = 50_000           # files a folder without git is looked through at most
+MAX_TREE_BYTES = 256 << 20        # a commit's files packaged for nodes without the checkout
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
               ".mypy_cache", ".pytest_cache", ".ruff_cache", "wandb"}
 
@@ -78,7 +82,7 @@ class SnapshotStore:
         path = self._blob(digest)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{digest}.tmp")
+            tmp = path.with_name(f".{digest}{_unique()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
         return digest
@@ -93,7 +97,7 @@ class SnapshotStore:
         path = self.folder / f"{snapshot.id}.json"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{snapshot.id}.tmp")
+            tmp = path.with_name(f".{snapshot.id}{_unique()}.tmp")
             tmp.write_text(snapshot.to_json(), encoding="utf-8")
             os.replace(tmp, path)
 
@@ -108,6 +112,25 @@ class SnapshotStore:
         """Whether snapshot ``snapshot_id``'s manifest is here."""
         return (self.folder / f"{snapshot_id}.json").is_file()
 
+    def tree_of(self, commit: str) -> str | None:
+        """The blob of ``commit``'s packaged files (a tar, ``pack_tree``), if here."""
+        path = self.folder / "commits" / commit
+        digest = path.read_text(encoding="ascii").strip() if path.is_file() else ""
+        return digest if digest and self.has(digest) else None
+
+    def keep_tree(self, commit: str, digest: str) -> None:
+        path = self.folder / "commits" / commit
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{commit}{_unique()}.tmp")
+        tmp.write_text(digest, encoding="ascii")
+        os.replace(tmp, path)
+
+
+def _unique() -> str:
+    """A temporary file's suffix no other writer of the store uses at once (the driver's
+    scans of what rows joined and of what attempts ran, another driver)."""
+    return f".{os.getpid()}.{threading.get_ident()}"
+
 
 def _snapshot(text: str) -> Snapshot:
     data = json.loads(text)
@@ -120,10 +143,13 @@ def _blobs(snapshot: Snapshot) -> set[str]:
 
 
 def publish(snapshot_id: str, store: SnapshotStore, uri: str, sent: set[str]) -> str:
-    """Copy snapshot ``snapshot_id`` — its manifest and the blobs it names — to ``uri``
-    (``<storage>/snapshots``), for nodes that do not share the state dir; ``sent``: the
-    blobs this process copied before (not copied again; added to). The manifest goes
-    last, so a node that finds it finds its blobs. Returns ``uri``."""
+    """Copy snapshot ``snapshot_id`` — its manifest, the blobs it names and, for a git
+    snapshot, its commit's files packaged (``pack_tree``), for a node whose checkout lacks
+    the commit — to ``uri`` (``<storage>/snapshots``), for nodes that do not share the
+    state dir; ``sent``: the blobs and commits this process copied before (not copied
+    again; added to). The manifest goes after its blobs, so a node that finds it finds
+    them. Returns what a user should know ("" when all went): a commit too large to
+    package runs only on nodes whose checkout has it."""
     from orchestrator.infra.storage import join, write_bytes, write_text
 
     snapshot = store.load(snapshot_id)
@@ -131,24 +157,85 @@ def publish(snapshot_id: str, store: SnapshotStore, uri: str, sent: set[str]) ->
         write_bytes(join(uri, "blobs", digest[:2], digest), store.blob(digest))
         sent.add(digest)
     write_text(join(uri, f"{snapshot_id}.json"), snapshot.to_json())
-    return uri
+    commit = snapshot.commit
+    if not commit or f"commit {commit}" in sent:
+        return ""
+    try:
+        digest = store.tree_of(commit) or pack_tree(Path(snapshot.root), commit, store)
+    except SnapshotError as e:
+        sent.add(f"commit {commit}")   # said once
+        return f"snapshot {snapshot_id}: {e}"
+    if digest not in sent:
+        write_bytes(join(uri, "blobs", digest[:2], digest), store.blob(digest))
+        sent.add(digest)
+    write_text(join(uri, "commits", commit), digest)
+    sent.add(f"commit {commit}")
+    return ""
+
+
+def pack_tree(root: Path, commit: str, store: SnapshotStore) -> str:
+    """``commit``'s files as one tar blob in ``store`` (``git archive``), kept as its
+    packaged tree; the blob's hash. At most ``MAX_TREE_BYTES``."""
+    archive = subprocess.Popen(["git", "-C", str(root), "archive", "--format=tar", commit],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    data = archive.stdout.read(MAX_TREE_BYTES + 1)
+    archive.stdout.close()
+    if len(data) > MAX_TREE_BYTES:
+        archive.kill()
+        archive.wait()
+        raise SnapshotError(f"commit {commit[:10]}'s files are over {MAX_TREE_BYTES >> 20} MiB,"
+                            " so they are not copied to storage: a node runs it only if its "
+                            f"checkout of {root} has that commit")
+    if archive.wait(timeout=600) != 0:
+        raise SnapshotError(f"git archive {commit[:10]} failed in {root}")
+    digest = store.put(data)
+    store.keep_tree(commit, digest)
+    return digest
 
 
 def fetch_snapshot(uri: str, snapshot_id: str, store: SnapshotStore) -> Snapshot:
     """Snapshot ``snapshot_id`` from ``uri`` (where ``publish`` put it) into ``store`` on
     this node: its manifest and the blobs it does not have yet, each checked against its
-    name (a blob is its content's hash)."""
-    from orchestrator.infra.storage import join, read_bytes, read_text
+    name (a blob is its content's hash); and, when this node's checkout lacks its commit,
+    the commit's packaged files."""
+    from orchestrator.infra.storage import StorageError, join, read_text
 
     snapshot = _snapshot(read_text(join(uri, f"{snapshot_id}.json")))
     for digest in sorted(_blobs(snapshot)):
-        if not store.has(digest):
-            data = read_bytes(join(uri, "blobs", digest[:2], digest))
-            if store.put(data) != digest:
-                raise SnapshotError(f"blob {digest} in {uri} is damaged (its content has "
-                                    "another hash)")
+        _fetch_blob(uri, digest, store)
+    commit = snapshot.commit
+    if commit and not _has_commit(Path(snapshot.root), commit) and not store.tree_of(commit):
+        try:
+            digest = read_text(join(uri, "commits", commit)).strip()
+        except StorageError:
+            digest = ""   # not packaged (too large): materialize says what to do
+        if digest:
+            _fetch_blob(uri, digest, store)
+            store.keep_tree(commit, digest)
     store.save(snapshot)
     return snapshot
+
+
+def _fetch_blob(uri: str, digest: str, store: SnapshotStore) -> None:
+    from orchestrator.infra.storage import join, read_bytes
+
+    if not store.has(digest):
+        data = read_bytes(join(uri, "blobs", digest[:2], digest))
+        if store.put(data) != digest:
+            raise SnapshotError(f"blob {digest} in {uri} is damaged (its content has "
+                                "another hash)")
+
+
+def _has_commit(root: Path, commit: str) -> bool:
+    """Whether the git checkout at ``root`` (on this node) holds ``commit``."""
+    if not root.is_dir():
+        return False
+    try:
+        done = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{commit}^{{commit}}"],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def named_files(command: str, config: str, base: Path) -> list[Path]:
@@ -254,7 +341,7 @@ def _git(folder: Path, store: SnapshotStore, leave_out: tuple[Path, ...]
     logs)."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
-                              timeout=60)
+                              timeout=60, env={**os.environ, **_NO_LOCKS})
     try:
         top = git("rev-parse", "--show-toplevel")
     except (OSError, subprocess.TimeoutExpired):   # no git on this machine
@@ -282,6 +369,11 @@ def _git(folder: Path, store: SnapshotStore, leave_out: tuple[Path, ...]
     names = [n for n in untracked.stdout.decode(errors="replace").split("\0") if n] \
         if untracked.returncode == 0 else []
     return root, commit, diff, [root / n for n in names], withheld
+
+
+#: git never takes the index's lock for a scan (``git diff`` may refresh it): a user's own
+#: git command never finds it held
+_NO_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
 def _walk(folder: Path, globs: tuple[str, ...], leave_out: tuple[Path, ...],
@@ -430,13 +522,7 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
     dest.mkdir(parents=True, exist_ok=True)
     quiet = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}  # dest is no repo
     if snapshot.commit:
-        archive = subprocess.Popen(["git", "-C", str(root), "archive", "--format=tar",
-                                    snapshot.commit], stdout=subprocess.PIPE)
-        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
-            tar.extractall(dest, filter="data")
-        if archive.wait(timeout=600) != 0:
-            raise SnapshotError(f"git archive {snapshot.commit} failed in {root}: is the "
-                                "commit still there?")
+        _commit_files(snapshot, store, dest)
         if snapshot.diff:
             done = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", "-"],
                                   input=store.blob(snapshot.diff), cwd=dest, env=quiet,
@@ -464,6 +550,31 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
 
 class SnapshotError(OrchestratorError, RuntimeError):
     """A snapshot cannot be turned back into its code."""
+
+
+def _commit_files(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:
+    """``snapshot``'s commit's files into ``dest``: from this node's checkout when it has
+    the commit, else from the packaged tree a storage URI brought."""
+    root, commit = Path(snapshot.root), snapshot.commit
+    if _has_commit(root, commit):
+        archive = subprocess.Popen(["git", "-C", str(root), "archive", "--format=tar",
+                                    commit], stdout=subprocess.PIPE)
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+        if archive.wait(timeout=600) != 0:
+            raise SnapshotError(f"git archive {commit} failed in {root}: is the commit "
+                                "still there?")
+        return
+    digest = store.tree_of(commit)
+    if digest is None:
+        import socket
+
+        raise SnapshotError(f"commit {commit[:10]} is not in {root} on this node "
+                            f"({socket.gethostname()}), and no copy of its files came with "
+                            "the snapshot: fetch that commit into the node's checkout, or set "
+                            "a storage URI (the driver then copies each commit's files there)")
+    with tarfile.open(fileobj=io.BytesIO(store.blob(digest)), mode="r:") as tar:
+        tar.extractall(dest, filter="data")
 
 
 def _not_code(snapshot: Snapshot, root: Path, globs: tuple[str, ...],

@@ -1,7 +1,8 @@
 """``orchestrator diff A B``: how two rows (or two attempts) differ in what they ran — the
-command, and the code each was queued with (its snapshot: commit, local changes,
-untracked files, the files the row names). Read-only: the record is opened read-only
-and the user's repository is never written (``store.snapshot.code_diff``).
+command, and the code each ran (its snapshot: commit, local changes, untracked files, the
+files the row names): the frozen copy it ran from, or what the live folder held as it
+started; for a row not run yet, the code it was queued with. Read-only: the record is
+opened read-only and the user's repository is never written (``store.snapshot.code_diff``).
 
 ``A`` and ``B`` are a row ID (its latest attempt, or the snapshot it waits with when it
 has not run) or ``ID:N`` (attempt N).
@@ -28,28 +29,37 @@ class Side:
     job_id: str
     attempt: int | None          # None: the row has not run yet
     command: str
-    snapshot: Snapshot
+    snapshot: Snapshot            # the code it ran (or, not run yet, was queued with)
     frozen: bool = False          # the attempt ran in a frozen copy of the snapshot
+    queued: str = ""              # ran the live folder: the snapshot it was queued with
 
     @property
     def label(self) -> str:
         run = f"attempt {self.attempt}" if self.attempt else "not run yet"
-        how = how_it_ran(self.snapshot, self.frozen, ran=self.attempt is not None)
+        how = how_it_ran(self.snapshot, self.frozen, ran=self.attempt is not None,
+                         queued=self.queued)
         return f"{self.job_id} ({run}): {how} — {self.snapshot.state}"
 
     def to_json(self) -> dict[str, Any]:
         s = self.snapshot
         return {"ref": self.ref, "id": self.job_id, "attempt": self.attempt,
-                "command": self.command, "snapshot": s.id, "ran_snapshot": self.frozen,
-                "commit": s.commit,
+                "command": self.command, "snapshot": s.id, "frozen": self.frozen,
+                "queued_snapshot": self.queued or s.id, "commit": s.commit,
                 "dirty": s.dirty, "root": s.root, "skipped": list(s.skipped)}
 
 
-def how_it_ran(snapshot: Snapshot, frozen: bool, ran: bool = True) -> str:
-    """What an attempt's snapshot is to it: the code it ran (``frozen``), or the code its
-    row was queued with while it ran the live folder."""
+def how_it_ran(snapshot: Snapshot, frozen: bool, ran: bool = True, queued: str = "") -> str:
+    """What ``snapshot`` is to an attempt: the frozen copy it ran (``frozen``); what the
+    live folder held as it started (``queued``: the snapshot its row was queued with,
+    the same or not); or, for an attempt whose start was not scanned (an older record),
+    the code its row was queued with while it ran the live folder."""
     if frozen:
         return f"ran snapshot {snapshot.id}"
+    if ran and queued == snapshot.id:
+        return f"ran the live folder as queued (snapshot {snapshot.id})"
+    if ran and queued:
+        return (f"ran the live folder as it was at its start (snapshot {snapshot.id}; "
+                f"edited since it was queued with {queued})")
     return f"queued with snapshot {snapshot.id}" + (", ran the live folder" if ran else "")
 
 
@@ -72,7 +82,8 @@ def side_of(paths: QueuePaths, ref: str) -> Side:
                 f"{ref}: attempt {attempt.attempt} of {job_id} has no code snapshot (it ran "
                 "before snapshots were recorded, or with [snapshot] mode = off)")
         return Side(ref, job_id, attempt.attempt, attempt.command or "",
-                    _load(store, attempt.snapshot, ref), bool(attempt.frozen))
+                    _load(store, attempt.code, ref), bool(attempt.frozen),
+                    attempt.snapshot if attempt.ran_snapshot else "")
     queued = read_only_query(paths.registry, "SELECT snapshot FROM row_snapshots WHERE "
                              "queue = ? AND job_id = ?", (paths.name, job_id))
     if not queued:

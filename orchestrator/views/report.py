@@ -90,6 +90,7 @@ class Run:
     code: Snapshot | None = None                               # the code it was queued with
     code_diff: str = ""                                        # that code's local changes
     code_frozen: bool = False                                  # it ran in a copy of that code
+    code_queued: str = ""            # it ran the live folder: the snapshot it was queued with
 
     @property
     def own_metric(self) -> tuple[str, float] | None:
@@ -192,12 +193,14 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         exp = by_attempt.get((row.id, attempt.attempt if attempt else None)) or {}
         metric, goal = _kind_metric(row, csv_path.parent)
         params = _kind_params(row, csv_path.parent)
-        code, local = code_of(attempt.snapshot if attempt else None)
+        code, local = code_of(attempt.code if attempt else None)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
                         metric=metric, goal=goal, cells=raw.get(row.id, {}),
                         params=params, code=code, code_diff=local,
-                        code_frozen=bool(attempt and attempt.frozen)))
+                        code_frozen=bool(attempt and attempt.frozen),
+                        code_queued=(attempt.snapshot or "") if attempt and attempt.ran_snapshot
+                        else ""))
     return runs
 
 
@@ -548,7 +551,8 @@ def _details(run: Run, wandb: tuple[str, str] | None) -> list[tuple[str, object,
     if run.code is not None:
         c = run.code
         kept = [f for f in c.files if not f.startswith("/")]
-        items += [("Code", f"{c.state} · {how_it_ran(c, run.code_frozen)}", ""),
+        how = how_it_ran(c, run.code_frozen, queued=run.code_queued)
+        items += [("Code", f"{c.state} · {how}", ""),
                   ("Files beside the commit", ", ".join(kept) if c.commit else "", "code"),
                   ("Local changes", run.code_diff, "pre")]
     return [item for item in items if item[1]]

@@ -1,6 +1,7 @@
 """``[snapshot] mode = run`` on a real local Ray: an edit saved after a row was queued never
 reaches it (it runs in a frozen copy of its snapshot, reading its data through the copy's
-links); under ``record`` the same edit runs, and the snapshot still says what was queued."""
+links); under ``record`` the same edit runs, and the attempt records both the code as queued and
+the edited code that ran."""
 
 import sys
 import time
@@ -55,6 +56,10 @@ def test_an_edit_saved_after_queueing_runs_only_under_record(tmp_path, mode):
     if mode == "run":
         assert version == "v1", "the edit saved after queueing never reached the row"
         assert cwd == str(run.paths.state_dir / "later" / "attempt-1" / "code")
+        assert attempt.frozen and attempt.code == attempt.snapshot
     else:
         assert version == "v2" and cwd == str(repo)
+        ran = SnapshotStore(run.paths.state_dir / "snapshots").load(attempt.code)
+        assert ran.dirty and b'+VERSION = "v2"' in SnapshotStore(
+            run.paths.state_dir / "snapshots").blob(ran.diff), "the edit that ran is recorded"
     record.close()

@@ -76,7 +76,7 @@ def test_two_handles_share_one_file_and_schema_is_versioned(db):
     model = t2.register_model("m", experiment_id=exp)
     assert t2.get_model_info(model)["experiment_id"] == exp
     version = sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 7
+    assert version == 8
 
 
 def test_the_seed_guides_status_words_are_read_as_ours(db):

@@ -185,7 +185,8 @@ def test_a_node_without_the_state_dir_fetches_a_published_snapshot(repo, tmp_pat
     remote = s3_server.bucket_uri("runs/snapshots")   # s3://…/runs/snapshots?endpoint_…
     sent: set[str] = set()
     publish(snap.id, driver, remote, sent)
-    assert sent == {snap.diff, snap.files["model.py"]}
+    assert sent == {snap.diff, snap.files["model.py"], driver.tree_of(snap.commit),
+                    f"commit {snap.commit}"}, "the blobs, and the commit's files packaged"
     (repo / "train.py").write_text("print('v3: saved after queueing')\n")
 
     node = tmp_path / "node-state" / "snapshots"
@@ -201,3 +202,36 @@ def test_a_node_without_the_state_dir_fetches_a_published_snapshot(repo, tmp_pat
     write_bytes(join(remote, "blobs", digest[:2], digest), b"tampered\n")
     assert main([str(other), snap.id, str(tmp_path / "code2"), "*.py", remote]) == 1
     assert not (tmp_path / "code2").exists()
+
+
+def test_a_node_whose_checkout_lacks_the_commit_gets_its_files_from_storage(repo, tmp_path,
+                                                                            s3_server):
+    """A git snapshot names its commit; with a storage URI the driver also copies the
+    commit's files there (once), so a node without that commit in its checkout (or without
+    the checkout) still makes the frozen copy. Without them, the node says what to do."""
+    from orchestrator.store.snapshot import SnapshotError, main, publish
+
+    (repo / "lib.py").write_text("X = 1\n")
+    git(repo, "add", "lib.py")
+    git(repo, "commit", "-q", "-m", "lib")
+    (repo / "lib.py").write_text("X = 2\n")          # a local change on top of the commit
+    driver = SnapshotStore(tmp_path / "driver-state" / "snapshots")
+    snap = take(repo, [], driver)
+    unpacked = SnapshotStore(tmp_path / "shared-without-storage" / "snapshots")
+    take(repo, [], unpacked)
+    remote = s3_server.bucket_uri("runs/snapshots")
+    sent: set[str] = set()
+    assert publish(snap.id, driver, remote, sent) == ""
+    tree = driver.tree_of(snap.commit)
+    assert tree in sent and f"commit {snap.commit}" in sent
+    repo.rename(tmp_path / "elsewhere")                # this node has no checkout of it
+
+    node = tmp_path / "node-state" / "snapshots"
+    assert main([str(node), snap.id, str(tmp_path / "code"), "*.py", remote]) == 0
+    assert (tmp_path / "code" / "train.py").read_text() == "print('v1')\n"
+    assert (tmp_path / "code" / "lib.py").read_text() == "X = 2\n", "commit + local change"
+    assert SnapshotStore(node).tree_of(snap.commit) == tree, "kept for its next attempt"
+
+    with pytest.raises(SnapshotError, match=f"commit {snap.commit[:10]} is not in .* on this "
+                       "node .* set a storage URI"):
+        materialize(unpacked.load(snap.id), unpacked, tmp_path / "code2")

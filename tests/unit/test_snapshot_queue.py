@@ -64,7 +64,7 @@ def test_every_attempt_points_at_the_code_its_row_was_queued_with(repo):
     assert "-print('v1')" in code and "+print('v2')" in code and "+lr: 0.01" in code
     assert ".queue.csv.lock" not in code and "queue.csv" not in code, "our own files are not code"
     shown = render(left, right, code)
-    assert f"a: a (attempt 1): queued with snapshot {a.id}, ran the live folder — commit" \
+    assert f"a: a (attempt 1): ran the live folder as queued (snapshot {a.id}) — commit" \
         in shown and "clean" in shown
     assert "b (attempt 1)" in shown and "+ local changes" in shown
     assert "a: python train.py --id a" in shown and "b: python train.py --config cfg.yaml" in shown
@@ -84,6 +84,27 @@ def test_a_row_keeps_the_code_of_the_moment_it_joined_not_of_its_start(repo):
     waited = snapshot_of(r, "then")
     assert waited.id == snapshot_of(r, "first").id and not waited.dirty, \
         "the row that waited keeps the code it was queued with"
+
+
+def test_under_record_an_edit_saved_while_a_row_waited_runs_and_is_recorded(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("first"), job("then", parent="first")])
+    pool = FakePool(outcomes={"first": [HOLD]})
+    r = Run(q, pool).start()
+    wait_for(lambda: read_rows(q)["first"]["TrainingCheck"] == "Training", what="Training")
+    (repo / "train.py").write_text("print('edited while it waited')\n")
+    pool.finish("first")
+    assert r.join() == 0
+    [first], [then] = (r.record.attempts(r.paths.name, j) for j in ("first", "then"))
+    assert first.ran_snapshot == first.snapshot, "first ran the code it was queued with"
+    assert then.snapshot == first.snapshot and then.ran_snapshot != then.snapshot
+    ran = SnapshotStore(r.paths.state_dir / "snapshots").load(then.code)
+    assert ran.dirty and not then.frozen
+    left, right, code = compare(r.paths, "first", "then")
+    assert "+print('edited while it waited')" in code, "diff compares the code each ran"
+    assert f"ran the live folder as it was at its start (snapshot {ran.id}; edited since it " \
+        f"was queued with {then.snapshot})" in render(left, right, code)
+    assert json.loads(json.dumps(right.to_json()))["queued_snapshot"] == then.snapshot
+    r.record.close()
 
 
 def test_a_secret_is_never_kept_and_a_folder_without_git_is_its_files(tmp_path):
@@ -228,10 +249,10 @@ def test_the_report_shows_each_runs_commit_dirty_flag_and_local_changes(repo, tm
     r = run(q, FakePool())
     head = git(repo, "rev-parse", "HEAD")[:10]
     page = build_report(q, r.paths.registry, r.paths.name, tmp_path / "r.html").read_text()
-    assert f"commit {head}, clean · queued with snapshot {snapshot_of(r, 'clean').id}, ran " \
-        "the live folder" in page
-    assert f"commit {head} + local changes · queued with snapshot " \
-        f"{snapshot_of(r, 'edited').id}" in page
+    assert f"commit {head}, clean · ran the live folder as queued (snapshot " \
+        f"{snapshot_of(r, 'clean').id})" in page
+    assert f"commit {head} + local changes · ran the live folder as queued (snapshot " \
+        f"{snapshot_of(r, 'edited').id})" in page
     assert "+print(&#39;&lt;b&gt;v2&lt;/b&gt;&#39;)" in page, "the diff, escaped"
 
 
