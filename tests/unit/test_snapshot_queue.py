@@ -107,6 +107,47 @@ def test_under_record_an_edit_saved_while_a_row_waited_runs_and_is_recorded(repo
     r.record.close()
 
 
+def test_thousands_of_starts_while_the_code_changes_each_record_the_code_of_their_start(
+        repo):
+    """2,000 instant rows while another thread keeps saving train.py: every attempt gets
+    the code of its start (none is lost or mixed up), and since scans run in start order,
+    a later start never records older code than an earlier one."""
+    import os
+    import threading
+
+    q = write_csv(repo / "queue.csv", HEADER, [job(f"r{i:04d}") for i in range(2000)])
+    saving, versions = threading.Event(), [0]
+
+    def save():
+        while not saving.is_set():
+            versions.append(versions[-1] + 1)
+            tmp = repo / ".train.py.tmp"
+            tmp.write_text(f"VERSION = {versions[-1]}\n")
+            os.replace(tmp, repo / "train.py")   # never half written
+            saving.wait(0.005)
+
+    editor = threading.Thread(target=save, daemon=True)
+    pool = FakePool()
+    editor.start()
+    try:
+        r = run(q, pool)
+    finally:
+        saving.set()
+        editor.join()
+    assert r.code == 0
+    store = SnapshotStore(r.paths.state_dir / "snapshots")
+    attempts = {a.job_id: a for a in r.record.attempts(r.paths.name)}
+    seen = {}
+    for digest in {a.ran_snapshot for a in attempts.values()}:
+        snap = store.load(digest)
+        text = store.blob(snap.diff).decode() if snap.diff else ""
+        seen[digest] = int(text.split("+VERSION = ")[1].split()[0]) if text else 0
+    ran = [seen[attempts[launch.job_id].ran_snapshot] for launch, _ in pool.launches]
+    assert len(ran) == 2000 and ran == sorted(ran), "each start's code, in start order"
+    assert len(set(ran)) > 1, "the code changed while the rows started"
+    r.record.close()
+
+
 def test_a_secret_is_never_kept_and_a_folder_without_git_is_its_files(tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()
