@@ -58,7 +58,8 @@ class Snapshots:
         self._known = record.row_snapshots(queue_name)   # (a pin holds whatever the mode)
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
-        self._roots: dict[str, str] = {}   # snapshot id -> the tree it was taken of
+        #: snapshot id -> the tree it was taken of, and the files it keeps from outside it
+        self._roots: dict[str, tuple[str, tuple[str, ...]]] = {}
         #: with a storage URI (nodes without the shared state dir), where snapshots to run
         #: from are published; what this driver published, and the blobs it sent
         self.remote = join(storage, "snapshots") if storage else ""
@@ -136,10 +137,13 @@ class Snapshots:
         if snapshot_id is None:
             return None
         if snapshot_id not in self._roots:
-            self._roots[snapshot_id] = self.store.load(snapshot_id).root
+            snapshot = self.store.load(snapshot_id)
+            self._roots[snapshot_id] = (snapshot.root, tuple(
+                name for name in snapshot.files if name.startswith("/")))
+        root, outside = self._roots[snapshot_id]
         published = self._publish(snapshot_id)   # (pinned by rerun --same-code: now)
-        return FrozenCode(self.store.folder, snapshot_id, self._roots[snapshot_id], self.globs,
-                          remote=self.remote if published else "")
+        return FrozenCode(self.store.folder, snapshot_id, root, self.globs,
+                          remote=self.remote if published else "", outside=outside)
 
     def started(self, job_id: str, attempt: int, spec: JobSpec) -> None:
         """Attempt ``attempt`` of ``job_id`` was just sent to run the live folder: record

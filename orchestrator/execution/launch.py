@@ -6,6 +6,7 @@ where the attempt runs (that is the driver's placement).
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from orchestrator.core.failure import SETUP_FAILED
 from orchestrator.infra import storage as uris
 from orchestrator.kinds import KINDS, LaunchContext, job_script
 from orchestrator.store.config import Config
+from orchestrator.store.snapshot import frozen_path, named_words
 
 __all__ = ["LaunchSpec", "FrozenCode", "build_launch", "job_env"]
 
@@ -38,6 +40,7 @@ class FrozenCode:
     root: str
     globs: tuple[str, ...] = ("*.py",)
     remote: str = ""      # <storage>/snapshots: where a node without the state dir finds it
+    outside: tuple[str, ...] = ()   # the files from outside the tree it keeps (their paths)
 
     def prepare(self, dest: Path) -> str:
         """The script line that makes the frozen copy at ``dest`` (on the job's node)."""
@@ -109,13 +112,12 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
     ``launcher``: how a Ray Train kind's job starts its workers (``LaunchContext``)."""
     kind = KINDS[spec.kind]
     run_dir = state_dir / spec.id / f"attempt-{attempt}"
-    cwd, prepare, frozen_config = base_dir, "", None
+    cwd, prepare, frozen = base_dir, "", {}
     if code is not None:
         copy = run_dir / "code"
         cwd = copy / (_inside(base_dir, Path(code.root)) or ".")
         prepare = code.prepare(copy)
-        if spec.config_path is not None and _inside(spec.config_path, Path(code.root)):
-            frozen_config = copy / _inside(spec.config_path, Path(code.root))
+        frozen = _frozen_names(spec, base_dir, copy, code)
     storage: Path | str = ""
     if kind.storage_name:
         run = kind.storage_name if generation <= 1 else f"{kind.storage_name}-{generation}"
@@ -133,8 +135,13 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
         storage=storage, address=cluster_address, gpus=spec.gpus or 0.0,
         cpus=spec.cpus if spec.cpus is not None else 1.0, workers=spec.workers,
         max_concurrent_trials=config.max_concurrent_trials, launcher=launcher))
-    if frozen_config is not None:   # the kind read the live file; the job reads its copy's
-        command = command.replace(str(spec.config_path), str(frozen_config))
+    for live, copied in frozen.items():   # the kind read the live files; the job, the copy's
+        if spec.config_path is not None and live == str(spec.config_path):
+            command = command.replace(live, copied)   # wherever the kind wrote it
+        else:                                         # the user's word, as a word
+            quoted = shlex.quote(copied)
+            command = re.sub(rf"(?<=[\s=]){re.escape(live)}(?=[\s;&|)]|$)",
+                             lambda _, q=quoted: q, command)
     upload_to = uris.join(config.storage, spec.id, f"attempt-{attempt}") if config.storage else ""
     script = job_script(command, cwd=cwd, setup_script=config.setup_script,
                         conda_env=config.conda_env if config.use_conda else "",
@@ -150,6 +157,29 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
                       fetch=fetch, upload_to=upload_to,
                       time_limit=spec.time_limit or policy.time_limit,
                       stall_timeout=policy.stall_timeout)
+
+
+def _frozen_names(spec: JobSpec, base_dir: Path, copy: Path, code: FrozenCode
+                  ) -> dict[str, str]:
+    """The paths in the row's command that would read a live file its frozen copy holds,
+    and the copy's path for each: its ``Config`` (the kind writes it into the command
+    whole), and a ``--config X`` written as an absolute path or reaching outside the tree
+    (a relative one inside it already resolves in the copy). A file from outside the tree
+    that the snapshot did not keep stays live."""
+    root = Path(code.root)
+    words = [(str(spec.config_path), spec.config_path)] if spec.config_path else []
+    words += [(w, base_dir / Path(w).expanduser()) for w in named_words(spec.command)]
+    out = {}
+    for word, path in words:
+        real = Path(path).resolve()
+        inside = _inside(real, root)
+        if inside is None and str(real) not in code.outside:
+            continue
+        if inside is not None and word != str(spec.config_path) \
+                and not Path(word).expanduser().is_absolute():
+            continue
+        out[word] = str(frozen_path(copy, root, real))
+    return out
 
 
 def _inside(path: Path, root: Path) -> Path | None:

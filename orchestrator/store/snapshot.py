@@ -31,6 +31,7 @@ from pathlib import Path
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
+           "named_words", "frozen_path", "OUTSIDE",
            "code_diff", "materialize", "publish", "pack_tree", "fetch_snapshot",
            "SECRET_PATTERNS"]
 
@@ -238,25 +239,45 @@ def _has_commit(root: Path, commit: str) -> bool:
     return done.returncode == 0
 
 
-def named_files(command: str, config: str, base: Path) -> list[Path]:
-    """The files a row names: its ``Config`` cell and the value of ``--config``/``-c``
-    (``--config=X`` too) in its command, where they exist."""
-    names = [config] if config else []
+def named_words(command: str) -> list[str]:
+    """The words of ``command`` that name a config file: the value of ``--config``/``-c``/
+    ``--cfg`` (``--config=X`` too), as written."""
     try:
         words = shlex.split(command or "")
     except ValueError:
         words = (command or "").split()
+    out = []
     for i, word in enumerate(words):
         if word in ("--config", "-c", "--cfg") and i + 1 < len(words):
-            names.append(words[i + 1])
+            out.append(words[i + 1])
         elif word.startswith(("--config=", "--cfg=")):
-            names.append(word.split("=", 1)[1])
+            out.append(word.split("=", 1)[1])
+    return out
+
+
+def named_files(command: str, config: str, base: Path) -> list[Path]:
+    """The files a row names: its ``Config`` cell and the value of ``--config``/``-c``
+    (``--config=X`` too) in its command, where they exist."""
     out = []
-    for name in names:
+    for name in ([config] if config else []) + named_words(command):
         path = (base / Path(name).expanduser()).resolve()
         if path.is_file():
             out.append(path)
     return out
+
+
+#: where a frozen copy keeps the files its row names from outside its tree, by their path
+OUTSIDE = ".orchestrator-outside"
+
+
+def frozen_path(copy: Path, root: Path, path: Path) -> Path:
+    """Where the frozen copy at ``copy`` of the tree at ``root`` holds ``path`` (a file
+    the row named from outside the tree: under ``OUTSIDE``, by its absolute path)."""
+    path = Path(path).expanduser().resolve()
+    try:
+        return Path(copy) / path.relative_to(root)
+    except ValueError:
+        return Path(copy) / OUTSIDE / path.relative_to(path.anchor)
 
 
 @dataclass(frozen=True)
@@ -516,8 +537,9 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
     untracked and named files), and a link to the live tree's copy of what is not code
     (what git ignores — data, checkpoints, virtualenvs —, the files the snapshot left out,
     such as ``.env``), so a job reads its data as before but only the code it was queued
-    with. A named file outside the tree stays where it is; ``leave_out`` (the state dir)
-    is neither copied nor linked. Returns ``dest``."""
+    with. A named file from outside the tree goes under ``OUTSIDE`` (``frozen_path``; the
+    job's command is pointed there); ``leave_out`` (the state dir) is neither copied nor
+    linked. Returns ``dest``."""
     root, dest = Path(snapshot.root), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     quiet = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}  # dest is no repo
@@ -531,9 +553,7 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
                 raise SnapshotError(f"the snapshot's local changes do not apply to "
                                     f"{snapshot.commit}: {done.stderr.decode().strip()}")
     for rel, digest in snapshot.files.items():
-        if rel.startswith("/"):
-            continue
-        path = dest / rel
+        path = frozen_path(dest, root, Path(rel)) if rel.startswith("/") else dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(store.blob(digest))
     left = tuple(Path(p).resolve() for p in leave_out)

@@ -215,6 +215,24 @@ def test_a_rows_config_is_read_from_the_frozen_copy(repo, tmp_path):
     assert str(copy / "sub" / "sweep.yaml") in launch.script
     assert str(repo / "sub" / "sweep.yaml") not in launch.script
 
+    outside = tmp_path / "shared" / "base.yaml"   # named by the command, from outside
+    outside.parent.mkdir()
+    outside.write_text("lr: 1\n")
+    kept, left = repo / "sub" / "kept.yaml", tmp_path / "shared" / "secret.yaml"
+    kept.write_text("a: 1\n")
+    left.write_text("token: x\n")
+    spec = JobSpec("c", 2, command=f"python train.py --config {outside} --cfg={kept} "
+                   f"-c ../sub/kept.yaml --config {left}")
+    code = FrozenCode(tmp_path / "snaps", "abc", str(repo), outside=(str(outside),))
+    launch = build_launch(spec, Config(), queue="q", attempt=1, base_dir=repo / "sub",
+                          state_dir=tmp_path / "runs", wandb_run_id="w", pinned=None,
+                          pretrained_path="", cluster_address="", code=code)
+    copy = tmp_path / "runs" / "c" / "attempt-1" / "code"
+    frozen = copy / ".orchestrator-outside" / outside.relative_to("/")
+    assert f"--config {frozen} --cfg={copy / 'sub' / 'kept.yaml'} -c ../sub/kept.yaml " \
+        f"--config {left}" in launch.script, "absolute and outside names point at the copy; " \
+        "a relative one inside already does; one the snapshot left out stays live"
+
 
 def test_orchestrator_diff_on_the_command_line(repo, capsys):
     q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
