@@ -63,7 +63,7 @@ class Placer:
     #: conda env and keys, as with a Ray of the driver's own)
     driver_env: tuple[tuple[str, str], ...] = ()
     #: where a row's next attempt takes its code from ([snapshot] mode = run), or None
-    frozen: Callable[[str], FrozenCode | None] = lambda job_id: None
+    frozen: Callable[[str, Path | None], FrozenCode | None] = lambda job_id, config: None
 
     def __post_init__(self):
         self.base_dir = self.queue_path.parent
@@ -104,7 +104,7 @@ class Placer:
             state_dir=self.state_dir, wandb_run_id=wandb_run_id, pinned=pinned,
             pretrained_path=readiness.pretrained_path, cluster_address=self.pool.address,
             generation=self._generation(state.id), batch_divisor=state.batch_divisor,
-            code=self.frozen(state.id), launcher="torch" if forked else "ray")
+            code=self.frozen(state.id, spec.config_path), launcher="torch" if forked else "ray")
         if self.driver_env:   # the job's own variables win
             spec_launch = dataclasses.replace(spec_launch,
                                               env=(*self.driver_env, *spec_launch.env))

@@ -31,11 +31,28 @@ from orchestrator.execution.launch import FrozenCode
 from orchestrator.infra.errors import StateUnwritable
 from orchestrator.infra.storage import StorageError, join, public
 from orchestrator.store.record import FROZEN, PINNED, UNFROZEN, RunRecord, unwritable
-from orchestrator.store.snapshot import Scan, SnapshotStore, named_files, publish, scan, take
+from orchestrator.store.snapshot import (
+    Scan,
+    Snapshot,
+    SnapshotStore,
+    named_files,
+    publish,
+    scan,
+    take,
+)
 
 __all__ = ["Snapshots", "definition_of"]
 
 logger = logging.getLogger(__name__)
+
+
+def _key(path: Path, root: Path) -> str:
+    """``path``'s name in a snapshot of ``root`` (its absolute path outside it)."""
+    real = path.expanduser().resolve()
+    try:
+        return real.relative_to(root).as_posix()
+    except ValueError:
+        return real.as_posix()
 
 
 def definition_of(spec: JobSpec) -> str:
@@ -58,8 +75,7 @@ class Snapshots:
         self._known = record.row_snapshots(queue_name)   # (a pin holds whatever the mode)
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
-        #: snapshot id -> the tree it was taken of, and the files it keeps from outside it
-        self._roots: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._loaded: dict[str, Snapshot] = {}   # the snapshots rows run from, by id
         #: with a storage URI (nodes without the shared state dir), where snapshots to run
         #: from are published; what this driver published, and the blobs it sent
         self.remote = join(storage, "snapshots") if storage else ""
@@ -128,22 +144,27 @@ class Snapshots:
         known = self._known.get(job_id)
         return known[1] if known is not None and (self.enabled or known[2] == FROZEN) else None
 
-    def frozen(self, job_id: str) -> FrozenCode | None:
+    def frozen(self, job_id: str, config: Path | None = None) -> FrozenCode | None:
         """Where ``job_id``'s next attempt takes its code from: its snapshot under
         ``[snapshot] mode = run`` or when ``rerun --same-code`` ran it again from one;
-        None otherwise (it runs the live folder), or when it has none."""
+        None otherwise (it runs the live folder), or when it has none. ``config``: the
+        row's ``Config`` file, whose queued content its kind then reads at launch."""
         known = self._known.get(job_id)
         snapshot_id = known[1] if known and (self.run_from or known[2] == FROZEN) else None
         if snapshot_id is None:
             return None
-        if snapshot_id not in self._roots:
-            snapshot = self.store.load(snapshot_id)
-            self._roots[snapshot_id] = (snapshot.root, tuple(
-                name for name in snapshot.files if name.startswith("/")))
-        root, outside = self._roots[snapshot_id]
+        if snapshot_id not in self._loaded:
+            self._loaded[snapshot_id] = self.store.load(snapshot_id)
+        snapshot = self._loaded[snapshot_id]
         published = self._publish(snapshot_id)   # (pinned by rerun --same-code: now)
-        return FrozenCode(self.store.folder, snapshot_id, root, self.globs,
-                          remote=self.remote if published else "", outside=outside)
+        queued = ""
+        if config is not None:
+            digest = snapshot.files.get(_key(Path(config), Path(snapshot.root)))
+            queued = str(self.store.path_of(digest)) if digest else ""
+        return FrozenCode(self.store.folder, snapshot_id, snapshot.root, self.globs,
+                          remote=self.remote if published else "",
+                          outside=tuple(n for n in snapshot.files if n.startswith("/")),
+                          config=queued)
 
     def started(self, job_id: str, attempt: int, spec: JobSpec) -> None:
         """Attempt ``attempt`` of ``job_id`` was just sent to run the live folder: record

@@ -6,6 +6,7 @@ where the attempt runs (that is the driver's placement).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import sys
@@ -41,6 +42,7 @@ class FrozenCode:
     globs: tuple[str, ...] = ("*.py",)
     remote: str = ""      # <storage>/snapshots: where a node without the state dir finds it
     outside: tuple[str, ...] = ()   # the files from outside the tree it keeps (their paths)
+    config: str = ""      # the row's Config as queued (a file here): what its kind reads
 
     def prepare(self, dest: Path) -> str:
         """The script line that makes the frozen copy at ``dest`` (on the job's node)."""
@@ -130,7 +132,9 @@ def build_launch(spec: JobSpec, config: Config, *, queue: str, attempt: int, bas
         fetch = ((uris.with_options(pretrained_path, config.storage), str(local)),)
         pretrained_path = str(local / uris.basename(pretrained_path))
 
-    metric, goal = kind.metric(spec, config.metric, config.goal)
+    queued = dataclasses.replace(spec, config_path=Path(code.config)) \
+        if code is not None and code.config else spec   # not a file saved since
+    metric, goal = kind.metric(queued, config.metric, config.goal)
     command = kind.command(spec, LaunchContext(
         storage=storage, address=cluster_address, gpus=spec.gpus or 0.0,
         cpus=spec.cpus if spec.cpus is not None else 1.0, workers=spec.workers,

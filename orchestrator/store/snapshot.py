@@ -89,7 +89,11 @@ class SnapshotStore:
         return digest
 
     def blob(self, digest: str) -> bytes:
-        return self._blob(digest).read_bytes()
+        return self.path_of(digest).read_bytes()
+
+    def path_of(self, digest: str) -> Path:
+        """The file that holds blob ``digest`` (never written in place)."""
+        return self._blob(digest)
 
     def _blob(self, digest: str) -> Path:
         return self.folder / "blobs" / digest[:2] / digest

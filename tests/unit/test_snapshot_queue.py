@@ -234,6 +234,29 @@ def test_a_rows_config_is_read_from_the_frozen_copy(repo, tmp_path):
         "a relative one inside already does; one the snapshot left out stays live"
 
 
+@pytest.mark.parametrize("mode", ["run", "record"])
+def test_a_kind_judges_a_row_by_the_metric_of_the_config_it_runs(repo, mode):
+    """A sweep file's metric edited while its row waits: under run the row runs the file
+    as queued, so the runner ranks it by the queued metric; under record, by the new."""
+    sweep = "program: train.py\nmethod: grid\nmetric: {name: acc, goal: maximize}\n" \
+            "parameters: {lr: {values: [1]}}\n"
+    (repo / "sweep.yaml").write_text(sweep)
+    q = write_csv(repo / "queue.csv", [*HEADER, "Kind", "Config"], [
+        [*job("first"), "", ""], [*job("sw", parent="first", command=" "), "sweep",
+                                  "sweep.yaml"]])
+    pool = FakePool(outcomes={"first": [HOLD]})
+    r = Run(q, pool, snapshot_mode=mode).start()
+    wait_for(lambda: read_rows(q)["first"]["TrainingCheck"] == "Training", what="Training")
+    (repo / "sweep.yaml").write_text(sweep.replace("{name: acc, goal: maximize}",
+                                                   "{name: loss, goal: minimize}"))
+    pool.finish("first")
+    assert r.join() == 0, read_rows(q)
+    [launch] = [launch for launch, _ in pool.launches if launch.job_id == "sw"]
+    assert (launch.metric, launch.metric_goal) == \
+        (("acc", "max") if mode == "run" else ("loss", "min"))
+    r.record.close()
+
+
 def test_orchestrator_diff_on_the_command_line(repo, capsys):
     q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
     r = run(q, FakePool())
