@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import queue
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from orchestrator.store.snapshot import (
     Snapshot,
     SnapshotStore,
     named_files,
+    named_words,
     publish,
     scan,
     take,
@@ -125,6 +127,7 @@ class Snapshots:
             self.record.save_snapshot(self.queue_name, job_id, definition, snapshot_id)
             if self.run_from:   # published as it joins: its start costs nothing
                 self._publish(snapshot_id)
+                self._say_paths_out(job_id, spec, self._scan.root)
         except StateUnwritable:
             raise
         except Exception as e:  # noqa: BLE001 - recording never stops a queue
@@ -137,6 +140,25 @@ class Snapshots:
             self._known.pop(job_id, None)   # not an older one in its place
             return
         self._known[job_id] = (definition, snapshot_id, UNFROZEN)
+
+    def _say_paths_out(self, job_id: str, spec: JobSpec, root: Path) -> None:
+        """Say which relative paths in ``job_id``'s command leave the tree: from the
+        frozen copy it runs in, they lead elsewhere (its named configs are copied)."""
+        try:
+            words = shlex.split(spec.command or "")
+        except ValueError:
+            return
+        named = set(named_words(spec.command))
+        for word in words:
+            value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+            path = Path(value)
+            if value in named or path.is_absolute() or ".." not in path.parts:
+                continue
+            target = (self.folder / path).resolve()
+            if root != target and root not in target.parents and target.exists():
+                self.note(f"{job_id}: under [snapshot] mode = run it runs in a copy of "
+                          f"{root}, where {value} does not lead to {target}: write that path "
+                          "as an absolute one")
 
     def of(self, job_id: str) -> str | None:
         """The snapshot ``job_id`` was queued with, or None (also under ``mode = off``,

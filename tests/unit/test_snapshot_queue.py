@@ -257,6 +257,21 @@ def test_a_kind_judges_a_row_by_the_metric_of_the_config_it_runs(repo, mode):
     r.record.close()
 
 
+def test_under_mode_run_a_relative_path_out_of_the_tree_is_said(repo, caplog):
+    """From the frozen copy, ../datasets leads into the state dir, not beside the repo:
+    the user is told to write it whole (a config named that way is copied, so not said)."""
+    (repo.parent / "datasets").mkdir()
+    (repo.parent / "shared.yaml").write_text("lr: 1\n")
+    q = write_csv(repo / "queue.csv", HEADER, [job("a", command="python train.py "
+                                                    "--data=../datasets --config ../shared.yaml")])
+    with caplog.at_level("WARNING"):
+        run(q, FakePool(), snapshot_mode="run").record.close()
+    said = [m for m in caplog.messages if "does not lead to" in m]
+    assert said == [f"a: under [snapshot] mode = run it runs in a copy of {repo}, where "
+                    f"../datasets does not lead to {repo.parent / 'datasets'}: write that path "
+                    "as an absolute one"]
+
+
 def test_orchestrator_diff_on_the_command_line(repo, capsys):
     q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
     r = run(q, FakePool())
