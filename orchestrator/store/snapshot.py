@@ -19,14 +19,17 @@ import hashlib
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from orchestrator.infra.errors import OrchestratorError
 
@@ -77,6 +80,7 @@ class SnapshotStore:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self._seen: dict[str, tuple[tuple[int, int, int, int], str]] = {}   # put_file's
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -86,6 +90,20 @@ class SnapshotStore:
             tmp = path.with_name(f".{digest}{_unique()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
+        return digest
+
+    def put_file(self, path: str, stat: os.stat_result) -> str:
+        """Put the file at ``path`` (whose ``os.stat`` is ``stat``); its hash. A file seen
+        before, unchanged since (its times, size and inode; not changed in the last 2 s, as
+        git decides a racy file), is not read again."""
+        key = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == key and self.has(seen[1]) and \
+                time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > 2_000_000_000:
+            return seen[1]
+        with open(path, "rb") as f:
+            digest = self.put(f.read())
+        self._seen[path] = (key, digest)
         return digest
 
     def blob(self, digest: str) -> bytes:
@@ -335,25 +353,32 @@ def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
     return snapshot
 
 
-def _keep(paths: Iterable[Path], root: Path, leave_out: tuple[Path, ...], store: SnapshotStore,
-          files: dict[str, str], skipped: list[str], total: int) -> int:
+def _keep(paths: Iterable[str | Path], root: Path, leave_out: tuple[Path, ...],
+          store: SnapshotStore, files: dict[str, str], skipped: list[str], total: int) -> int:
     """Put each of ``paths`` that may be kept into ``store`` and ``files`` (relative
-    path → blob), or say in ``skipped`` why not; the bytes kept in all, after."""
-    for path in map(Path, paths):
-        rel = _relative(path, root)
-        if rel is None or rel in files:
+    path → blob), or say in ``skipped`` why not; the bytes kept in all, after. Paths as
+    strings: a scan looks at thousands of files, again as each attempt starts."""
+    top, left = str(root), tuple(map(str, leave_out))
+    for path in paths:
+        name = os.path.abspath(path)
+        rel = _relative(name, top)
+        if rel in files:
             continue
-        why = _why_not(path, root, leave_out)
+        why, stat = _why_not(name, top, left)
         if why:
             skipped.append(f"{rel}: {why}")
             continue
-        size = path.stat().st_size
+        size = stat.st_size
         if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
             skipped.append(f"{rel}: {size:,} bytes, over the snapshot's cap "
                            f"({MAX_FILE_BYTES >> 20} MiB a file, {MAX_TOTAL_BYTES >> 20} MiB "
                            "in all): commit it, or add it to .gitignore if it is data")
             continue
-        files[rel] = store.put(path.read_bytes())
+        try:
+            files[rel] = store.put_file(name, stat)
+        except FileNotFoundError:   # an editor's temporary file, saved away meanwhile
+            skipped.append(f"{rel}: left out: it went away while the snapshot was taken")
+            continue
         total += size
     return total
 
@@ -402,7 +427,7 @@ _NO_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
 def _walk(folder: Path, globs: tuple[str, ...], leave_out: tuple[Path, ...],
-          skipped: list[str]) -> list[Path]:
+          skipped: list[str]) -> list[str]:
     """The files under ``folder`` that ``globs`` match: not in ``leave_out`` (the state
     dir is not even walked), nor in virtualenvs and caches; at most ``MAX_WALK_FILES``
     files looked at (said in ``skipped``), so a huge folder never holds up a queue."""
@@ -417,33 +442,48 @@ def _walk(folder: Path, globs: tuple[str, ...], leave_out: tuple[Path, ...],
                            f"holds more than {MAX_WALK_FILES:,} files; make it a git work "
                            "tree, or narrow [snapshot] globs")
             break
-        for name in sorted(filenames):
-            if any(fnmatch.fnmatch(name, g) for g in globs):
-                out.append(here / name)
+        out += [os.path.join(dirpath, name) for name in sorted(filenames)
+                if any(fnmatch.fnmatch(name, g) for g in globs)]
     return out
 
 
-def _relative(path: Path, root: Path) -> str | None:
+def _relative(path: str | Path, root: str | Path) -> str:
+    """``path`` relative to ``root``, or its absolute path when outside it (a named file
+    outside the tree)."""
+    name, top = os.path.abspath(path), str(root)
+    prefix = top if top.endswith(os.sep) else top + os.sep
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+#: SECRET_PATTERNS as one expression, matched against a lower-cased file name
+_SECRET = re.compile("|".join(fnmatch.translate(p) for p in SECRET_PATTERNS))
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top if top.endswith(os.sep) else top + os.sep)
+
+
+def _why_not(path: str, root: str, leave_out: tuple[str, ...]
+             ) -> tuple[str, os.stat_result | None]:
+    """Why ``path`` (absolute) is not kept ("" when it is), and its stat when it is.
+    Candidates come from a walk that never enters a linked folder, from git (which lists
+    a link, not through it) or resolved already: only the file itself may be a link."""
+    if _SECRET.match(os.path.basename(path).lower()):
+        return "left out: it may hold secrets", None
+    real = path
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if not _within(real, root):
+            return f"left out: a symlink out of the work tree (to {real})", None
+    if any(_within(real, p) for p in leave_out):
+        return "left out: the orchestrator's own file", None
     try:
-        return path.absolute().relative_to(root).as_posix()
-    except ValueError:
-        return path.absolute().as_posix()   # a named file outside the tree: by its path
-
-
-def _why_not(path: Path, root: Path, leave_out: tuple[Path, ...]) -> str:
-    name = path.name
-    if any(fnmatch.fnmatch(name.lower(), p) for p in SECRET_PATTERNS):
-        return "left out: it may hold secrets"
-    if path.is_symlink():
-        target = path.resolve()
-        if target != root and root not in target.parents:
-            return f"left out: a symlink out of the work tree (to {target})"
-    real = path.resolve()
-    if any(real == p or p in real.parents for p in leave_out):
-        return "left out: the orchestrator's own file"
-    if not real.is_file():
-        return "left out: not a file"
-    return ""
+        stat = os.stat(real)
+    except OSError:
+        return "left out: not a file", None
+    if not S_ISREG(stat.st_mode):
+        return "left out: not a file", None
+    return "", stat
 
 
 # ------------------------------------------------------------------- comparing snapshots

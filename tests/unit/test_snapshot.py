@@ -235,3 +235,26 @@ def test_a_node_whose_checkout_lacks_the_commit_gets_its_files_from_storage(repo
     with pytest.raises(SnapshotError, match=f"commit {snap.commit[:10]} is not in .* on this "
                        "node .* set a storage URI"):
         materialize(unpacked.load(snap.id), unpacked, tmp_path / "code2")
+
+
+def test_a_scan_again_sees_every_change_even_at_the_same_size_and_time(tmp_path):
+    """Scans reuse the hash of a file unchanged since the last one (each attempt's start
+    scans again), so a change that keeps the size and even the mtime must still count."""
+    import hashlib
+    import os
+    import time
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    code = folder / "a.py"
+    code.write_text("x = 1\n")
+    store = SnapshotStore(tmp_path / "snaps")
+    assert take(folder, [], store).files["a.py"] == hashlib.sha256(b"x = 1\n").hexdigest()
+    code.write_text("x = 2\n")                               # the same size, at once
+    assert take(folder, [], store).files["a.py"] == hashlib.sha256(b"x = 2\n").hexdigest()
+    old = time.time() - 60
+    os.utime(code, (old, old))
+    take(folder, [], store)
+    code.write_text("x = 3\n")
+    os.utime(code, (old, old))                               # its mtime put back too
+    assert take(folder, [], store).files["a.py"] == hashlib.sha256(b"x = 3\n").hexdigest()
