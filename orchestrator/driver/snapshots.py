@@ -122,6 +122,10 @@ class Snapshots:
                 if self._scan is None:
                     self._scan = scan(self.folder, self.store, leave_out=self.leave_out,
                                       globs=self.globs)
+                    for line in self._scan.skipped:
+                        if "over the snapshot's cap of" in line and " in all" in line:
+                            self.note(f"the code snapshot of {self._scan.root} is full: {line} "
+                                      "(the commit and the diff are always recorded)")
                 snapshot_id = self._taken[named] = take(
                     self.folder, named, self.store, scanned=self._scan).id
             self.record.save_snapshot(self.queue_name, job_id, definition, snapshot_id)

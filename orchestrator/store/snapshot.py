@@ -343,7 +343,7 @@ def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
     into ``store``."""
     base = scanned or scan(folder, store, leave_out=leave_out, globs=globs)
     files, skipped = dict(base.files), list(base.skipped)
-    _keep(named, base.root, base.leave_out, store, files, skipped, base.total)
+    _keep(named, base.root, base.leave_out, store, files, skipped, base.total, named=True)
     body = {"root": str(base.root), "commit": base.commit, "diff": base.diff, "files": files,
             "skipped": sorted(skipped)}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -354,12 +354,17 @@ def take(folder: Path, named: Iterable[Path], store: SnapshotStore, *,
 
 
 def _keep(paths: Iterable[str | Path], root: Path, leave_out: tuple[Path, ...],
-          store: SnapshotStore, files: dict[str, str], skipped: list[str], total: int) -> int:
+          store: SnapshotStore, files: dict[str, str], skipped: list[str], total: int, *,
+          named: bool = False) -> int:
     """Put each of ``paths`` that may be kept into ``store`` and ``files`` (relative
-    path → blob), or say in ``skipped`` why not; the bytes kept in all, after. Paths as
-    strings: a scan looks at thousands of files, again as each attempt starts."""
+    path → blob), or say in ``skipped`` why not; the bytes kept in all, after. Past
+    ``MAX_TOTAL_BYTES`` the rest are not looked at and one line says how many (an
+    untracked data folder of 20,000 images is one line, not 20,000); files the row
+    ``named`` are kept whatever the total. Paths as strings: a scan looks at thousands
+    of files, again as each attempt starts."""
     top, left = str(root), tuple(map(str, leave_out))
-    for path in paths:
+    paths = list(paths)
+    for i, path in enumerate(paths):
         name = os.path.abspath(path)
         rel = _relative(name, top)
         if rel in files:
@@ -369,11 +374,16 @@ def _keep(paths: Iterable[str | Path], root: Path, leave_out: tuple[Path, ...],
             skipped.append(f"{rel}: {why}")
             continue
         size = stat.st_size
-        if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
-            skipped.append(f"{rel}: {size:,} bytes, over the snapshot's cap "
-                           f"({MAX_FILE_BYTES >> 20} MiB a file, {MAX_TOTAL_BYTES >> 20} MiB "
-                           "in all): commit it, or add it to .gitignore if it is data")
+        if size > MAX_FILE_BYTES:
+            skipped.append(f"{rel}: {size:,} bytes, over the snapshot's cap of "
+                           f"{MAX_FILE_BYTES >> 20} MiB a file: commit it, or add it to "
+                           ".gitignore if it is data")
             continue
+        if total + size > MAX_TOTAL_BYTES and not named:
+            skipped.append(f"{rel} and the {len(paths) - i - 1:,} files after it: left out, "
+                           f"over the snapshot's cap of {MAX_TOTAL_BYTES >> 20} MiB in all: "
+                           "add data folders to .gitignore, or commit what is code")
+            break
         try:
             files[rel] = store.put_file(name, stat)
         except FileNotFoundError:   # an editor's temporary file, saved away meanwhile

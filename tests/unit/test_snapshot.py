@@ -258,3 +258,27 @@ def test_a_scan_again_sees_every_change_even_at_the_same_size_and_time(tmp_path)
     code.write_text("x = 3\n")
     os.utime(code, (old, old))                               # its mtime put back too
     assert take(folder, [], store).files["a.py"] == hashlib.sha256(b"x = 3\n").hexdigest()
+
+
+def test_untracked_files_over_the_total_cap_are_one_line_and_named_files_still_kept(
+        repo, tmp_path, monkeypatch):
+    """An untracked data folder nobody put in .gitignore: the snapshot keeps files up to
+    its cap and says the rest in one line (not one per file); the config the row names is
+    kept whatever the total."""
+    from orchestrator.store import snapshot as module
+
+    monkeypatch.setattr(module, "MAX_TOTAL_BYTES", 100)
+    (repo / "images").mkdir()
+    for i in range(50):
+        (repo / "images" / f"{i:02d}.jpg").write_bytes(b"x" * 10)
+    (repo / "zoo").mkdir()
+    (repo / "zoo" / "cfg.yaml").write_text("lr: 0.1\n" * 20)     # 160 bytes, named
+    snap = take(repo, [repo / "zoo" / "cfg.yaml"], SnapshotStore(tmp_path / "snaps"))
+    kept = sorted(f for f in snap.files if f.startswith("images/"))
+    assert kept == [f"images/{i:02d}.jpg" for i in range(len(kept))] and 0 < len(kept) < 50
+    assert "zoo/cfg.yaml" in snap.files, "a file the row names is kept past the cap"
+    [line] = [s for s in snap.skipped if "in all" in s]
+    assert line == (f"images/{len(kept):02d}.jpg and the {50 - len(kept)} files after it: "
+                    "left out, over the snapshot's cap of 0 MiB in all: add data folders to "
+                    ".gitignore, or commit what is code")
+    assert len(snap.skipped) == 1
