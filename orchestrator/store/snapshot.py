@@ -606,6 +606,7 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
             if done.returncode != 0:
                 raise SnapshotError(f"the snapshot's local changes do not apply to "
                                     f"{snapshot.commit}: {done.stderr.decode().strip()}")
+        _submodules(snapshot, store, dest)
     for rel, digest in snapshot.files.items():
         path = frozen_path(dest, root, Path(rel)) if rel.startswith("/") else dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -624,6 +625,55 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
 
 class SnapshotError(OrchestratorError, RuntimeError):
     """A snapshot cannot be turned back into its code."""
+
+
+def _submodules(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:
+    """Fill each git submodule of the frozen copy (``git archive`` leaves it an empty
+    folder) with the commit the snapshot names for it — its commit's, or the one its
+    diff moved it to — from the submodule's checkout in the live tree. Where that
+    checkout lacks the commit (or is not on this node) the folder links to the live
+    checkout, said on the job's log: local changes inside a submodule are not part of a
+    snapshot."""
+    import sys
+
+    root = Path(snapshot.root)
+    diff = store.blob(snapshot.diff).decode("utf-8", "replace") if snapshot.diff else ""
+    if not (dest / ".gitmodules").is_file() and " 160000" not in diff:
+        return
+    listed = subprocess.run(["git", "-C", str(root), "ls-tree", "-r", "-z", snapshot.commit],
+                            capture_output=True, timeout=120)
+    pins = {}
+    for entry in listed.stdout.decode("utf-8", "replace").split("\0"):
+        meta, _, path = entry.partition("\t")
+        if meta.startswith("160000 commit "):
+            pins[path] = meta.split()[2]
+    path = ""
+    for line in diff.splitlines():   # the commits the local changes moved submodules to
+        if line.startswith("diff --git a/"):
+            path = line[len("diff --git a/"):].split(" b/", 1)[0]
+        elif line.startswith("deleted file mode 160000"):
+            pins.pop(path, None)
+        elif line.startswith("+Subproject commit "):
+            pins[path] = line.split()[2].removesuffix("-dirty")
+    for path, commit in sorted(pins.items()):
+        here, live = dest / path, root / path
+        if here.is_symlink() or (here.is_dir() and any(here.iterdir())):
+            continue
+        here.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(live), "archive", "--format=tar", commit],
+                                 capture_output=True, timeout=600) if live.is_dir() else None
+        if archive is not None and archive.returncode == 0:
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout), mode="r:") as tar:
+                tar.extractall(here, filter="data")
+            continue
+        if live.is_dir():
+            here.rmdir()
+            here.symlink_to(live, target_is_directory=True)
+            said = f"links the live checkout {live}"
+        else:
+            said = "is left empty: no checkout of it on this node"
+        print(f"[orchestrator] submodule {path}: commit {commit[:10]} is not in its checkout; "
+              f"the frozen copy {said}", file=sys.stderr)
 
 
 def _commit_files(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:

@@ -282,3 +282,39 @@ def test_untracked_files_over_the_total_cap_are_one_line_and_named_files_still_k
                     "left out, over the snapshot's cap of 0 MiB in all: add data folders to "
                     ".gitignore, or commit what is code")
     assert len(snap.skipped) == 1
+
+
+def test_a_frozen_copy_holds_each_submodule_at_the_commit_the_snapshot_names(
+        repo, tmp_path, capsys):
+    """``git archive`` leaves a submodule an empty folder: the copy fills it with the
+    submodule's commit — the one the local changes moved it to — from its checkout, and
+    links the live checkout (said) where that lacks the commit."""
+    from orchestrator.store.snapshot import main
+
+    lib = git_repo(tmp_path / "lib", "")
+    (lib / "lib.py").write_text("V = 1\n")
+    git(lib, "add", ".")
+    git(lib, "commit", "-q", "-m", "v1")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib),
+        "third_party/lib")
+    git(repo, "commit", "-q", "-m", "a submodule")
+    sub = repo / "third_party" / "lib"
+    (sub / "lib.py").write_text("V = 2\n")
+    git(sub, "commit", "-q", "-am", "v2")          # the superproject's diff moves it
+    v2 = git(sub, "rev-parse", "HEAD")
+    store = SnapshotStore(tmp_path / "snaps")
+    snap = take(repo, [], store)
+    (sub / "lib.py").write_text("V = 3: saved after queueing\n")
+    git(sub, "commit", "-q", "-am", "v3")
+    copy = materialize(snap, store, tmp_path / "code")
+    assert (copy / "third_party" / "lib" / "lib.py").read_text() == "V = 2\n"
+    assert (copy / "train.py").read_text() == "print('v1')\n"
+
+    shutil.rmtree(sub)                              # a checkout without that commit
+    sub.mkdir()
+    git(sub, "init", "-q")
+    assert main([str(store.folder), snap.id, str(tmp_path / "code2"), "*.py"]) == 0
+    assert (tmp_path / "code2" / "third_party" / "lib").resolve() == sub.resolve()
+    assert f"submodule third_party/lib: commit {v2[:10]} is " \
+        f"not in its checkout; the frozen copy links the live checkout {sub}" \
+        in capsys.readouterr().err
