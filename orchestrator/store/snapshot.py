@@ -125,7 +125,15 @@ class SnapshotStore:
             os.replace(tmp, path)
 
     def load(self, snapshot_id: str) -> Snapshot:
-        return _snapshot((self.folder / f"{snapshot_id}.json").read_text(encoding="utf-8"))
+        """Snapshot ``snapshot_id``'s manifest (``OSError`` when it is not here;
+        ``SnapshotError`` when it is damaged)."""
+        path = self.folder / f"{snapshot_id}.json"
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            return _snapshot(text)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise SnapshotError(f"{path} is damaged ({type(e).__name__}: {e}): the code of "
+                                "the runs that name it cannot be shown or run again") from None
 
     def has(self, digest: str) -> bool:
         """Whether the blob ``digest`` is here."""

@@ -16,7 +16,7 @@ from typing import Any
 from orchestrator.infra.errors import OrchestratorError
 from orchestrator.store.paths import QueuePaths
 from orchestrator.store.record import read_attempts, read_only_query
-from orchestrator.store.snapshot import Snapshot, SnapshotStore, code_diff
+from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore, code_diff
 
 __all__ = ["Side", "compare", "side_of", "how_it_ran", "render"]
 
@@ -102,6 +102,8 @@ def _load(store: SnapshotStore, snapshot_id: str, ref: str) -> Snapshot:
     except OSError as e:
         raise OrchestratorError(f"{ref}: its snapshot {snapshot_id} is not in {store.folder} "
                                 f"({e.strerror or e})") from None
+    except SnapshotError as e:
+        raise OrchestratorError(f"{ref}: {e}") from None
 
 
 def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False) -> tuple[Side, Side, str]:
@@ -109,9 +111,14 @@ def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False) -> tuple[S
     ``--stat``; "" when the code is the same)."""
     left, right = side_of(paths, a), side_of(paths, b)
     store = SnapshotStore(paths.state_dir / "snapshots")
-    same = left.snapshot.id == right.snapshot.id
-    return left, right, "" if same else code_diff(left.snapshot, right.snapshot, store,
-                                                   stat=stat)
+    if left.snapshot.id == right.snapshot.id:
+        return left, right, ""
+    try:
+        return left, right, code_diff(left.snapshot, right.snapshot, store, stat=stat)
+    except FileNotFoundError as e:   # a blob deleted by hand
+        raise OrchestratorError(f"{a} and {b}: a file of their snapshots is gone from "
+                                f"{store.folder} ({e.filename}): their code cannot be "
+                                "compared") from None
 
 
 def render(left: Side, right: Side, code: str) -> str:

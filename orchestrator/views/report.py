@@ -34,7 +34,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import Experiment, read_experiments
-from orchestrator.store.snapshot import Snapshot, SnapshotStore
+from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore
 from orchestrator.views.diff import how_it_ran
 from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
@@ -214,7 +214,7 @@ def _code_of(folder: Path, snapshot_id: str | None) -> tuple[Snapshot | None, st
         snapshot = store.load(snapshot_id)
         lines = store.blob(snapshot.diff).decode("utf-8", "replace").splitlines() \
             if snapshot.diff else []
-    except (OSError, ValueError):
+    except (OSError, ValueError, SnapshotError):   # gone or damaged: no code shown
         return None, ""
     more = len(lines) - MAX_DIFF_LINES
     if more > 0:

@@ -376,6 +376,29 @@ def test_rerun_same_code_runs_from_the_attempts_own_snapshot_once(repo, capsys):
     assert snapshot_of(third, "a", 3).dirty and f"cd -- {repo} ||" in pool.launches[0][0].script
 
 
+def test_a_damaged_or_deleted_snapshot_file_is_said_not_a_traceback(repo):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
+    (repo / "train.py").write_text("print('v2')\n")     # a and b share one dirty snapshot
+    r = run(q, FakePool())
+    a = snapshot_of(r, "a")
+    r.record.close()
+    (repo / "train.py").write_text("print('v3')\n")
+    with open(q, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(job("c"))
+    run(q, FakePool()).record.close()
+    c = compare(r.paths, "a", "c")[1].snapshot
+    store = SnapshotStore(r.paths.state_dir / "snapshots")
+    blob = store.path_of(c.diff)
+    blob.rename(blob.with_name("moved"))
+    with pytest.raises(OrchestratorError, match="a and c: a file of their snapshots is gone "
+                       "from .* their code cannot be compared"):
+        compare(r.paths, "a", "c")
+    manifest = store.folder / f"{a.id}.json"
+    manifest.write_text("{broken")
+    with pytest.raises(OrchestratorError, match=f"a: {manifest} is damaged .* cannot be shown"):
+        compare(r.paths, "a", "b")
+
+
 def test_rerun_says_what_it_cannot_do(repo, capsys):
     q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
     run(q, FakePool()).record.close()
