@@ -173,7 +173,8 @@ class Scheduler:
     def _wind_up(self, broken: StateUnwritable | None) -> None:
         """Leave: the last write (unless the record could not be written: then the file
         keeps what the record backs), idle runners killed, callers answered."""
-        steps = [lambda: self._record_ran(wait=60), self.pool.shutdown, self.models.close,
+        steps = [lambda: self._record_ran(wait=60), self.snapshots.close, self.pool.shutdown,
+                 self.models.close,
                  lambda: self.inbox.close("the driver has stopped"),
                  lambda: self.paths.waiting.unlink(missing_ok=True)]
         if broken is None:

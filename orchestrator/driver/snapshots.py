@@ -25,6 +25,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.core import JobSpec
@@ -35,6 +36,7 @@ from orchestrator.store.record import FROZEN, PINNED, UNFROZEN, RunRecord, unwri
 from orchestrator.store.snapshot import (
     Scan,
     Snapshot,
+    SnapshotError,
     SnapshotStore,
     named_files,
     named_words,
@@ -81,8 +83,9 @@ class Snapshots:
         #: with a storage URI (nodes without the shared state dir), where snapshots to run
         #: from are published; what this driver published, and the blobs it sent
         self.remote = join(storage, "snapshots") if storage else ""
-        self._published: set[str] = set()
-        self._sent: set[str] = set()
+        self._publishing: dict[str, Future] = {}   # by snapshot id, in a thread of its own
+        self._publisher: ThreadPoolExecutor | None = None
+        self._sent: set[str] = set()   # (only the publishing thread touches it)
         #: what the live folder held as attempts started: asked of the scanning thread
         #: ((job id, attempt, named files)), answered in ``_ran`` ((job id, attempt,
         #: snapshot id or None, why not))
@@ -129,8 +132,8 @@ class Snapshots:
                 snapshot_id = self._taken[named] = take(
                     self.folder, named, self.store, scanned=self._scan).id
             self.record.save_snapshot(self.queue_name, job_id, definition, snapshot_id)
-            if self.run_from:   # published as it joins: its start costs nothing
-                self._publish(snapshot_id)
+            if self.run_from:   # published as it joins: its start seldom waits for it
+                self._publish(snapshot_id, wait=False)
                 self._say_paths_out(job_id, spec, self._scan.root)
         except StateUnwritable:
             raise
@@ -240,19 +243,32 @@ class Snapshots:
                 for job_id, attempt, _ in batch:
                     self._ran.put((job_id, attempt, None, f"{type(e).__name__}: {e}"))
 
-    def _publish(self, snapshot_id: str) -> bool:
-        """Copy a snapshot to run from to the storage URI, once; whether it is there. One
-        that cannot be copied is said, and its rows' nodes need the shared state dir."""
+    def close(self) -> None:
+        """The driver leaves: copies of snapshots no row launched yet are not started."""
+        if self._publisher is not None:
+            self._publisher.shutdown(wait=False, cancel_futures=True)
+
+    def _publish(self, snapshot_id: str, wait: bool = True) -> bool:
+        """Copy a snapshot to run from to the storage URI, once, in the publishing thread
+        (a commit's files can take seconds: the queue's loop never waits for them as a
+        row joins); ``wait``: until it is there (as a row launches), and whether it is.
+        One that cannot be copied is said, and its rows' nodes need the shared state dir."""
         if not self.remote:
             return False
-        if snapshot_id not in self._published:
-            try:
-                said = publish(snapshot_id, self.store, self.remote, self._sent)
-            except (OSError, StorageError) as e:
-                self.note(f"snapshot {snapshot_id} could not be copied to {public(self.remote)}"
-                          f" ({e}); rows run from it need the state dir on their node")
-                return False
-            self._published.add(snapshot_id)
-            if said:
-                self.note(said)
+        future = self._publishing.get(snapshot_id)
+        if future is None:
+            if self._publisher is None:
+                self._publisher = ThreadPoolExecutor(1, "orchestrator-publish")
+            future = self._publishing[snapshot_id] = self._publisher.submit(
+                publish, snapshot_id, self.store, self.remote, self._sent)
+        if not wait:
+            return False
+        try:
+            said = future.result()
+        except (OSError, StorageError, SnapshotError) as e:
+            self.note(f"snapshot {snapshot_id} could not be copied to {public(self.remote)}"
+                      f" ({e}); rows run from it need the state dir on their node")
+            return False
+        if said:
+            self.note(said)
         return True
