@@ -38,6 +38,7 @@ from orchestrator.store.snapshot import (
     Snapshot,
     SnapshotError,
     SnapshotStore,
+    import_dirs,
     named_files,
     named_words,
     publish,
@@ -80,6 +81,7 @@ class Snapshots:
         self._scan: Scan | None = None
         self._taken: dict[tuple[Path, ...], str] = {}
         self._loaded: dict[str, Snapshot] = {}   # the snapshots rows run from, by id
+        self._import_dirs: dict[str, tuple[str, ...]] = {}   # by tree: store.import_dirs
         #: with a storage URI (nodes without the shared state dir), where snapshots to run
         #: from are published; what this driver published, and the blobs it sent
         self.remote = join(storage, "snapshots") if storage else ""
@@ -190,10 +192,12 @@ class Snapshots:
         if config is not None:
             digest = snapshot.files.get(_key(Path(config), Path(snapshot.root)))
             queued = str(self.store.path_of(digest)) if digest else ""
+        if snapshot.root not in self._import_dirs:
+            self._import_dirs[snapshot.root] = import_dirs(Path(snapshot.root))
         return FrozenCode(self.store.folder, snapshot_id, snapshot.root, self.globs,
                           remote=self.remote if published else "",
                           outside=tuple(n for n in snapshot.files if n.startswith("/")),
-                          config=queued)
+                          config=queued, import_dirs=self._import_dirs[snapshot.root])
 
     def started(self, job_id: str, attempt: int, spec: JobSpec) -> None:
         """Attempt ``attempt`` of ``job_id`` was just sent to run the live folder: record

@@ -43,14 +43,20 @@ class FrozenCode:
     remote: str = ""      # <storage>/snapshots: where a node without the state dir finds it
     outside: tuple[str, ...] = ()   # the files from outside the tree it keeps (their paths)
     config: str = ""      # the row's Config as queued (a file here): what its kind reads
+    import_dirs: tuple[str, ...] = ()   # folders of the tree an editable install points to
 
     def prepare(self, dest: Path) -> str:
-        """The script line that makes the frozen copy at ``dest`` (on the job's node)."""
+        """The script lines that make the frozen copy at ``dest`` (on the job's node) and
+        put its folders an editable install points to first on ``PYTHONPATH``."""
         q = shlex.quote
         remote = f" {q(self.remote)}" if self.remote else ""
-        return (f"{q(sys.executable)} -m orchestrator.store.snapshot {q(str(self.store))} "
+        line = (f"{q(sys.executable)} -m orchestrator.store.snapshot {q(str(self.store))} "
                 f"{q(self.snapshot)} {q(str(dest))} {q(','.join(self.globs))}{remote} || "
                 f"exit {SETUP_FAILED}")
+        if self.import_dirs:
+            paths = ":".join(str(Path(dest) / rel) for rel in self.import_dirs)
+            line += f"\nexport PYTHONPATH={q(paths)}${{PYTHONPATH:+:$PYTHONPATH}}"
+        return line
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from stat import S_ISREG
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
-           "named_words", "frozen_path", "OUTSIDE",
+           "named_words", "frozen_path", "import_dirs", "OUTSIDE",
            "code_diff", "materialize", "publish", "pack_tree", "fetch_snapshot",
            "SECRET_PATTERNS"]
 
@@ -294,6 +294,31 @@ def named_files(command: str, config: str, base: Path) -> list[Path]:
         if path.is_file():
             out.append(path)
     return out
+
+
+def import_dirs(root: Path) -> tuple[str, ...]:
+    """The folders inside the tree at ``root`` (relative; "." for itself) that this
+    interpreter imports from though no script runs there: where an editable install of
+    the project points (``pip install -e .``: a ``.pth`` file's folder, or the package
+    folders setuptools' finder maps). A job run from a frozen copy gets the copy's same
+    folders first on ``PYTHONPATH``, or it would import the live tree's code."""
+    import sys
+
+    root = Path(root).resolve()
+    candidates = list(sys.path)
+    for name, module in list(sys.modules.items()):
+        mapping = getattr(module, "MAPPING", None) if name.startswith("__editable__") else None
+        if isinstance(mapping, dict):
+            candidates += [os.path.dirname(str(p)) for p in mapping.values()]
+    out: list[str] = []
+    for folder in candidates:
+        if not folder:
+            continue
+        rel = _relative(os.path.realpath(folder), root) if os.path.isdir(folder) else "/"
+        rel = "." if os.path.realpath(folder) == str(root) else rel
+        if not rel.startswith("/") and rel not in out:
+            out.append(rel)
+    return tuple(out)
 
 
 #: where a frozen copy keeps the files its row names from outside its tree, by their path

@@ -318,3 +318,20 @@ def test_a_frozen_copy_holds_each_submodule_at_the_commit_the_snapshot_names(
     assert f"submodule third_party/lib: commit {v2[:10]} is " \
         f"not in its checkout; the frozen copy links the live checkout {sub}" \
         in capsys.readouterr().err
+
+
+def test_the_folders_an_editable_install_points_into_are_found(repo, monkeypatch):
+    """setuptools' editable finder maps each package to its folder (no sys.path entry):
+    the folders holding those packages inside the tree are what a frozen copy puts first
+    on PYTHONPATH; ones outside the tree are not."""
+    import sys
+    import types
+
+    from orchestrator.store.snapshot import import_dirs
+
+    (repo / "lib" / "pkg").mkdir(parents=True)
+    finder = types.SimpleNamespace(MAPPING={"pkg": str(repo / "lib" / "pkg"),
+                                            "other": "/usr/lib/other"})
+    monkeypatch.setitem(sys.modules, "__editable___proj_0_1_0_finder", finder)
+    monkeypatch.syspath_prepend(str(repo))
+    assert import_dirs(repo) == (".", "lib")

@@ -272,6 +272,33 @@ def test_under_mode_run_a_relative_path_out_of_the_tree_is_said(repo, caplog):
                     "as an absolute one"]
 
 
+def test_under_mode_run_a_package_imported_from_src_comes_from_the_copy(repo, tmp_path,
+                                                                       monkeypatch):
+    """A src layout installed with `pip install -e .` (or PYTHONPATH=src) imports the live
+    tree from anywhere: the job puts the copy's src first, so an edit saved after
+    queueing does not reach it. The job's script runs here as its runner would run it."""
+    import os
+    import subprocess
+    import sys
+
+    (repo / "src" / "mypkg").mkdir(parents=True)
+    (repo / "src" / "mypkg" / "__init__.py").write_text("V = 'queued'\n")
+    (repo / "use.py").write_text("import sys, mypkg\nopen(sys.argv[1], 'w').write(mypkg.V)\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "a package")
+    monkeypatch.syspath_prepend(str(repo / "src"))   # as the editable install puts it
+    out = tmp_path / "out.txt"
+    q = write_csv(repo / "queue.csv", HEADER, [job("a", command=f"{sys.executable} use.py "
+                                                    f"{out}")])
+    pool = FakePool()
+    run(q, pool, snapshot_mode="run").record.close()
+    [(launch, _)] = pool.launches
+    (repo / "src" / "mypkg" / "__init__.py").write_text("V = 'edited after queueing'\n")
+    subprocess.run(["bash", "-c", launch.script], check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(repo / "src"), **dict(launch.env)})
+    assert out.read_text() == "queued"
+
+
 def test_orchestrator_diff_on_the_command_line(repo, capsys):
     q = write_csv(repo / "queue.csv", HEADER, [job("a"), job("b")])
     r = run(q, FakePool())
