@@ -168,10 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", type=int, help="with --same-code: which attempt's code "
                    "(default: the latest)")
     p = sub.add_parser("diff", help="how two rows or attempts differ: command and code "
-                       "(the snapshot each was queued with)")
+                       "(the code each ran); `diff queue.csv ID` shows what changed since it")
     _add_queue_args(p)
-    p.add_argument("a", help="a row ID (its latest attempt) or ID:N (attempt N)")
-    p.add_argument("b", help="the other one")
+    p.add_argument("a", help="a row ID (its latest attempt), ID:N (attempt N), or . (the "
+                   "folder now)")
+    p.add_argument("b", nargs="?", default=".", help="the other one (default: ., the queue's "
+                   "folder as it is now)")
     p.add_argument("--stat", action="store_true", help="only which files changed, and how much")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     registry_cli.add_parser(sub)
@@ -557,10 +559,10 @@ def cmd_rerun(args) -> int:
 def cmd_diff(args) -> int:
     from orchestrator.views.diff import compare, render
 
-    _, paths = _load(args)
+    config, paths = _load(args)
     if not paths.registry.exists():
         raise OrchestratorError(f"no run record at {paths.registry}: run the queue first")
-    left, right, code = compare(paths, args.a, args.b, stat=args.stat)
+    left, right, code = compare(paths, args.a, args.b, stat=args.stat, config=config)
     if args.json:
         print(json.dumps({"a": left.to_json(), "b": right.to_json(),
                           "same_command": left.command == right.command,

@@ -107,11 +107,7 @@ class Scheduler:
         self.rows.group = self.placer.group
         if self.local_ray and not self.owns_ray:   # the kept local Ray: jobs get our shell's
             self.placer.driver_env = inherited_env(os.environ)
-        # our own files are not the code: the state dir, the queue and its lock, and the
-        # config (it holds notification tokens and SMTP passwords)
-        own = (state_dir, self.queue.path, self.queue.path.with_name(
-            f".{self.queue.path.name}.lock"), *([Path(config.source)] if Path(
-                config.source).is_file() else []))
+        own = self.paths.own_files(config.source)   # not the code a snapshot records
         self.snapshots = Snapshots(
             record, queue_name, self.base_dir, state_dir, leave_out=own,
             globs=config.snapshot_patterns,

@@ -42,6 +42,14 @@ class QueuePaths:
     def registry(self) -> Path:
         return self.state_dir / "registry.db"
 
+    def own_files(self, config_source: str = "") -> tuple[Path, ...]:
+        """What in the queue's folder is ours, not the code a snapshot records: the state
+        dir, the queue and its lock, and the config file (it holds notification tokens
+        and SMTP passwords)."""
+        config = Path(config_source) if config_source else None
+        return (self.state_dir, self.csv, self.csv.with_name(f".{self.csv.name}.lock"),
+                *([config] if config is not None and config.is_file() else []))
+
     @property
     def driver_info(self) -> Path:
         return self.state_dir / f".driver-{self.name}.json"

@@ -5,20 +5,24 @@ started; for a row not run yet, the code it was queued with. Read-only: the reco
 opened read-only and the user's repository is never written (``store.snapshot.code_diff``).
 
 ``A`` and ``B`` are a row ID (its latest attempt, or the snapshot it waits with when it
-has not run) or ``ID:N`` (attempt N).
+has not run), ``ID:N`` (attempt N) or ``.``: the queue's folder as it is now (snapshotted
+into the state dir like a row's code; what changed since a run is ``diff A .``).
 """
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orchestrator.infra.errors import OrchestratorError
+from orchestrator.store.config import Config
 from orchestrator.store.paths import QueuePaths
 from orchestrator.store.record import read_attempts, read_only_query
-from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore, code_diff
+from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore, code_diff, take
 
-__all__ = ["Side", "compare", "side_of", "how_it_ran", "render"]
+__all__ = ["Side", "NOW", "compare", "side_of", "now_side", "how_it_ran", "render"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Side:
 
     @property
     def label(self) -> str:
+        if self.ref == NOW:
+            return f"the folder now: snapshot {self.snapshot.id} — {self.snapshot.state}"
         run = f"attempt {self.attempt}" if self.attempt else "not run yet"
         how = how_it_ran(self.snapshot, self.frozen, ran=self.attempt is not None,
                          queued=self.queued)
@@ -61,6 +67,25 @@ def how_it_ran(snapshot: Snapshot, frozen: bool, ran: bool = True, queued: str =
         return (f"ran the live folder as it was at its start (snapshot {snapshot.id}; "
                 f"edited since it was queued with {queued})")
     return f"queued with snapshot {snapshot.id}" + (", ran the live folder" if ran else "")
+
+
+#: the ref of the queue's folder as it is now
+NOW = "."
+
+
+def now_side(paths: QueuePaths, config: Config, other: Side | None = None) -> Side:
+    """The queue's folder as it is now, snapshotted as the driver snapshots a row (the
+    same files left out); with the named files from outside the tree ``other`` has."""
+    store = SnapshotStore(paths.state_dir / "snapshots")
+    own = paths.own_files(config.source)
+    named = [Path(name) for name in (other.snapshot.files if other else ())
+             if name.startswith("/") and Path(name).is_file()]
+    try:
+        snapshot = take(paths.csv.parent, named, store, leave_out=own,
+                        globs=config.snapshot_patterns)
+    except (OSError, SnapshotError, subprocess.SubprocessError) as e:
+        raise OrchestratorError(f".: cannot snapshot {paths.csv.parent} now ({e})") from None
+    return Side(NOW, "the folder now", None, "", snapshot)
 
 
 def side_of(paths: QueuePaths, ref: str) -> Side:
@@ -106,10 +131,15 @@ def _load(store: SnapshotStore, snapshot_id: str, ref: str) -> Snapshot:
         raise OrchestratorError(f"{ref}: {e}") from None
 
 
-def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False) -> tuple[Side, Side, str]:
+def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False,
+            config: Config | None = None) -> tuple[Side, Side, str]:
     """Both sides and the code's diff from ``a`` to ``b`` (git's unified diff, or its
-    ``--stat``; "" when the code is the same)."""
-    left, right = side_of(paths, a), side_of(paths, b)
+    ``--stat``; "" when the code is the same); either may be ``.`` (``NOW``), the folder
+    as it is now (``config``: the queue's, whose snapshot settings it takes)."""
+    config = config or Config()
+    left = side_of(paths, a) if a != NOW else None
+    right = side_of(paths, b) if b != NOW else now_side(paths, config, left)
+    left = left or now_side(paths, config, right)
     store = SnapshotStore(paths.state_dir / "snapshots")
     if left.snapshot.id == right.snapshot.id:
         return left, right, ""
@@ -124,11 +154,12 @@ def compare(paths: QueuePaths, a: str, b: str, *, stat: bool = False) -> tuple[S
 def render(left: Side, right: Side, code: str) -> str:
     """The comparison as the terminal shows it."""
     lines = [f"a: {left.label}", f"b: {right.label}", ""]
-    if left.command == right.command:
-        lines.append(f"command: the same ({left.command})")
+    if NOW in (left.ref, right.ref):
+        pass   # the folder has no command
+    elif left.command == right.command:
+        lines += [f"command: the same ({left.command})", ""]
     else:
-        lines += ["command:", f"  a: {left.command}", f"  b: {right.command}"]
-    lines.append("")
+        lines += ["command:", f"  a: {left.command}", f"  b: {right.command}", ""]
     if not code.strip():
         lines.append("code: the same")
     else:

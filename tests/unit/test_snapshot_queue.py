@@ -313,6 +313,24 @@ def test_orchestrator_diff_on_the_command_line(repo, capsys):
     assert "a has no attempt 7" in capsys.readouterr().err
 
 
+def test_diff_with_one_row_shows_what_changed_in_the_folder_since_it_ran(repo, capsys):
+    q = write_csv(repo / "queue.csv", HEADER, [job("a")])
+    run(q, FakePool()).record.close()
+    assert main(["diff", str(q), "a"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("a: a (attempt 1): ran the live folder as queued") and \
+        "b: the folder now: snapshot" in out and "code: the same" in out
+    assert "command" not in out, "the folder has no command to compare"
+    (repo / "train.py").write_text("print('fixed since')\n")
+    (repo / "notes.py").write_text("# new\n")
+    objects = git(repo, "count-objects")
+    assert main(["diff", str(q), ".", "a", "--stat"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("a: the folder now: snapshot") and "commit" in out
+    assert "train.py" in out and "notes.py" in out and "queue.csv" not in out
+    assert git(repo, "count-objects") == objects, "it never writes the user's repository"
+
+
 def test_a_finished_row_run_again_joins_with_the_code_of_then(repo):
     q = write_csv(repo / "queue.csv", HEADER, [job("long"), job("quick")])
     pool = FakePool(outcomes={"long": [HOLD]})
