@@ -111,10 +111,11 @@ class Config:
     snapshot_mode: Str = setting('snapshot', 'record',
         "record = keep the code each row joins the queue with (its folder's git commit, the "
         'diff and untracked files, or the files under globs without git; and the files the '
-        'row names), which each attempt points at (orchestrator diff A B compares two); run = '
-        'also run each attempt in a frozen copy of that code (runs/<ID>/attempt-N/code, what '
-        'is not code linked to the live folder), so edits saved after queueing never leak '
-        'in; off = keep nothing', key='mode')
+        'row names) and, as each attempt starts, the code the live folder then holds, which '
+        'it runs (orchestrator diff A B compares two); run = also run each attempt in a '
+        'frozen copy of the code its row joined with (runs/<ID>/attempt-N/code, what is not '
+        'code linked to the live folder), so edits saved after queueing never leak in; off '
+        '= keep nothing', key='mode')
     snapshot_globs: Str = setting('snapshot', '*.py,*.sh,*.yaml,*.yml,*.toml,*.cfg,*.ini',
         "the files a snapshot keeps of a folder that is not a git work tree (comma-separated "
         'globs)', key='globs')
