@@ -39,6 +39,7 @@ from orchestrator.store.snapshot import (
     SnapshotError,
     SnapshotStore,
     import_dirs,
+    kept_copy,
     named_files,
     named_words,
     publish,
@@ -49,15 +50,6 @@ from orchestrator.store.snapshot import (
 __all__ = ["Snapshots", "definition_of"]
 
 logger = logging.getLogger(__name__)
-
-
-def _key(path: Path, root: Path) -> str:
-    """``path``'s name in a snapshot of ``root`` (its absolute path outside it)."""
-    real = path.expanduser().resolve()
-    try:
-        return real.relative_to(root).as_posix()
-    except ValueError:
-        return real.as_posix()
 
 
 def definition_of(spec: JobSpec) -> str:
@@ -188,16 +180,13 @@ class Snapshots:
             self._loaded[snapshot_id] = self.store.load(snapshot_id)
         snapshot = self._loaded[snapshot_id]
         published = self._publish(snapshot_id)   # (pinned by rerun --same-code: now)
-        queued = ""
-        if config is not None:
-            digest = snapshot.files.get(_key(Path(config), Path(snapshot.root)))
-            queued = str(self.store.path_of(digest)) if digest else ""
+        queued = kept_copy(snapshot, self.store, config) if config is not None else None
         if snapshot.root not in self._import_dirs:
             self._import_dirs[snapshot.root] = import_dirs(Path(snapshot.root))
         return FrozenCode(self.store.folder, snapshot_id, snapshot.root, self.globs,
                           remote=self.remote if published else "",
                           outside=tuple(n for n in snapshot.files if n.startswith("/")),
-                          config=queued, import_dirs=self._import_dirs[snapshot.root])
+                          config=str(queued or ""), import_dirs=self._import_dirs[snapshot.root])
 
     def started(self, job_id: str, attempt: int, spec: JobSpec) -> None:
         """Attempt ``attempt`` of ``job_id`` was just sent to run the live folder: record

@@ -34,7 +34,7 @@ from stat import S_ISREG
 from orchestrator.infra.errors import OrchestratorError
 
 __all__ = ["Snapshot", "SnapshotStore", "SnapshotError", "Scan", "scan", "take", "named_files",
-           "named_words", "frozen_path", "import_dirs", "OUTSIDE",
+           "named_words", "frozen_path", "import_dirs", "kept_copy", "OUTSIDE",
            "code_diff", "materialize", "publish", "pack_tree", "fetch_snapshot",
            "SECRET_PATTERNS"]
 
@@ -161,6 +161,15 @@ def _unique() -> str:
     """A temporary file's suffix no other writer of the store uses at once (the driver's
     scans of what rows joined and of what attempts ran, another driver)."""
     return f".{os.getpid()}.{threading.get_ident()}"
+
+
+def kept_copy(snapshot: Snapshot, store: SnapshotStore, path: Path) -> Path | None:
+    """The file in ``store`` that holds ``path`` as ``snapshot`` kept it (a file the row
+    names, or an untracked one), or None: what a kind reads as the config the row ran with
+    or was queued with, not the one saved since."""
+    real = os.path.realpath(os.path.expanduser(str(path)))
+    digest = snapshot.files.get(_relative(real, snapshot.root))
+    return store.path_of(digest) if digest and store.has(digest) else None
 
 
 def _snapshot(text: str) -> Snapshot:

@@ -34,7 +34,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.store.queue_file import QueueFile
 from orchestrator.store.record import Attempt, read_attempts
 from orchestrator.store.registry import Experiment, read_experiments
-from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore
+from orchestrator.store.snapshot import Snapshot, SnapshotError, SnapshotStore, kept_copy
 from orchestrator.views.diff import how_it_ran
 from orchestrator.views.table import RowView, format_duration, gpus_text, status_rows
 
@@ -191,9 +191,10 @@ def _load_runs(csv_path: Path, registry_path: Path, queue_name: str,
         path = Path(row.log).parent / "metrics.jsonl" if row.log else None
         last = (attempt.metrics if attempt else None) or {}
         exp = by_attempt.get((row.id, attempt.attempt if attempt else None)) or {}
-        metric, goal = _kind_metric(row, csv_path.parent)
-        params = _kind_params(row, csv_path.parent)
         code, local = code_of(attempt.code if attempt else None)
+        spec = _kind_spec(row, csv_path.parent, code, registry_path.parent / "snapshots")
+        metric, goal = _kind_metric(row, spec)
+        params = _kind_params(row, spec)
         runs.append(Run(row=row, curves=_read_curves(path) if path else {}, last=last,
                         experiment=exp, trials=trials.get(exp.get("id"), []),
                         metric=metric, goal=goal, cells=raw.get(row.id, {}),
@@ -223,10 +224,9 @@ def _code_of(folder: Path, snapshot_id: str | None) -> tuple[Snapshot | None, st
     return snapshot, "\n".join(lines)
 
 
-def _kind_metric(row: RowView, base_dir: Path) -> tuple[str, str]:
+def _kind_metric(row: RowView, spec: JobSpec | None) -> tuple[str, str]:
     """The metric and goal a row's kind judges it by (a sweep file's ``metric``, YOLO's
     mAP…); ("", "") for a command row, whose metric is the queue's."""
-    spec = _kind_spec(row, base_dir)
     if spec is None:
         return "", ""
     try:
@@ -236,9 +236,8 @@ def _kind_metric(row: RowView, base_dir: Path) -> tuple[str, str]:
     return (name, goal if goal in ("max", "min") else goal_of(name)) if name else ("", "")
 
 
-def _kind_params(row: RowView, base_dir: Path) -> dict[str, str]:
+def _kind_params(row: RowView, spec: JobSpec | None) -> dict[str, str]:
     """The hyperparameters a row's config file sets ({} for a command row)."""
-    spec = _kind_spec(row, base_dir)
     if spec is None:
         return {}
     try:
@@ -247,13 +246,17 @@ def _kind_params(row: RowView, base_dir: Path) -> dict[str, str]:
         return {}
 
 
-def _kind_spec(row: RowView, base_dir: Path) -> JobSpec | None:
-    """The row as its kind reads it (None for a command row, or one without a config)."""
+def _kind_spec(row: RowView, base_dir: Path, code: Snapshot | None = None,
+               snapshots: Path | None = None) -> JobSpec | None:
+    """The row as its kind reads it (None for a command row, or one without a config):
+    its config as the code its latest attempt ran kept it (``code``), not a file saved
+    since; the live file when that snapshot did not keep it."""
     if row.kind == "command" or not row.config:
         return None
     path = Path(row.config).expanduser()
-    return JobSpec(id=row.id, line=row.line, kind=row.kind,
-                   config_path=path if path.is_absolute() else base_dir / path)
+    path = path if path.is_absolute() else base_dir / path
+    kept = kept_copy(code, SnapshotStore(snapshots), path) if code and snapshots else None
+    return JobSpec(id=row.id, line=row.line, kind=row.kind, config_path=kept or path)
 
 
 def _fill_from_record(row: RowView, attempt: Attempt | None) -> RowView:

@@ -237,7 +237,8 @@ def test_a_rows_config_is_read_from_the_frozen_copy(repo, tmp_path):
 @pytest.mark.parametrize("mode", ["run", "record"])
 def test_a_kind_judges_a_row_by_the_metric_of_the_config_it_runs(repo, mode):
     """A sweep file's metric edited while its row waits: under run the row runs the file
-    as queued, so the runner ranks it by the queued metric; under record, by the new."""
+    as queued, so the runner ranks it by the queued metric; under record, by the new; and
+    the report, read after the file changed again, names the metric the row ran with."""
     sweep = "program: train.py\nmethod: grid\nmetric: {name: acc, goal: maximize}\n" \
             "parameters: {lr: {values: [1]}}\n"
     (repo / "sweep.yaml").write_text(sweep)
@@ -255,6 +256,12 @@ def test_a_kind_judges_a_row_by_the_metric_of_the_config_it_runs(repo, mode):
     assert (launch.metric, launch.metric_goal) == \
         (("acc", "max") if mode == "run" else ("loss", "min"))
     r.record.close()
+    (repo / "sweep.yaml").write_text(sweep.replace("acc", "f1"))   # saved after it ran
+    from orchestrator.views.report import _load_runs
+
+    [shown] = [run.metric for run in _load_runs(q, r.paths.registry, r.paths.name)
+               if run.row.id == "sw"]
+    assert shown == launch.metric, "the report names the metric of the config it ran"
 
 
 def test_under_mode_run_a_relative_path_out_of_the_tree_is_said(repo, caplog):
