@@ -69,3 +69,19 @@ def test_a_row_on_another_node_runs_the_code_it_was_queued_with(tmp_path):
     version, cwd = result["out"]
     assert version == "v1", "the edit saved while it waited never reached it"
     assert cwd == f"{result['state_dir']}/far/attempt-1/code"
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode,
+                    reason="needs a mount namespace (unshare -m: root or CAP_SYS_ADMIN) to "
+                    "give a node a disk of its own")
+def test_a_node_that_shares_no_disk_runs_the_code_the_row_was_queued_with(tmp_path):
+    result = scenario("snapshot_apart", tmp_path)
+    rows = result["rows"]
+    assert result["code"] == 0, (rows, result["log"])
+    assert rows["far"]["Node"] != rows["gate"]["Node"], "the rows ran on different nodes"
+    version, word, seen, cwd = result["out"]
+    assert seen == "False", "the node apart sees no checkout of the queue's folder"
+    assert (version, word) == ("v1+local", "untracked"), \
+        "the commit's files, the local change and the untracked file, as queued"
+    assert cwd == f"{result['state_dir']}/far/attempt-1/code"
+    assert not result["here"], "its state dir was the node's own"
