@@ -227,7 +227,7 @@ def stop_driver(proc: subprocess.Popen) -> None:
 
 def run_orchestrator(args, work: Path) -> dict:
     qdir = work / "orch"
-    qdir.mkdir()
+    qdir.mkdir(exist_ok=True)
     out, ids = qdir / "out", job_ids(args.jobs)
     queue = write_queue(qdir / "queue.csv", out, ids, args.sleep)
     ini = qdir / "bench.ini"
@@ -506,6 +506,20 @@ def report(results: dict[str, dict], args) -> None:
             print(f"  {'':<12} driver: {line}")
 
 
+def make_repo(folder: Path, files: int) -> None:
+    """``folder`` as a git work tree of ``files`` committed modules, one of them edited."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
+    for i in range(files):
+        path = folder / f"pkg{i % 30}" / f"mod{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# module {i}\n" + "x = 1\n" * 40)
+    (folder / ".gitignore").write_text("runs/\nout/\n*.log\n")
+    for git_args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run(["git", "-C", str(folder), *git_args], check=True, env=env)
+    (folder / "pkg0" / "mod0.py").write_text("edited\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=100)
@@ -517,8 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-peers", action="store_true",
                    help="skip task-spooler, GNU parallel and the plain Ray script")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (queues, logs)")
+    p.add_argument("--repo-files", type=int, default=0, metavar="N",
+                   help="make the queue's folder a git repository of N committed .py files "
+                   "(as a user's usually is: each start's code is then scanned, mode = record)")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    if args.repo_files:
+        make_repo(work / "orch", args.repo_files)
     load_before = os.getloadavg()
     results: dict[str, dict] = {}
     try:

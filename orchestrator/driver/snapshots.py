@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
 import shlex
 import threading
@@ -216,7 +217,13 @@ class Snapshots:
         return out
 
     def _scan_started(self) -> None:
-        """The scanning thread: each scan answers every attempt asked before it began."""
+        """The scanning thread: each scan answers every attempt asked before it began.
+        It (and the git it runs) yields the CPU to the loop and the jobs starting: on
+        Linux a thread has a nice value of its own, which the processes it starts keep."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):   # another system: it scans at the driver's
+            pass
         while True:
             batch = [self._asked.get()]
             while True:
