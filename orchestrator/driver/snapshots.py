@@ -231,6 +231,7 @@ class Snapshots:
                     batch.append(self._asked.get_nowait())
                 except queue.Empty:
                     break
+            answered = 0   # each asked once, answered once
             try:
                 live = scan(self.folder, self.store, leave_out=self.leave_out, globs=self.globs)
                 taken: dict[tuple[Path, ...], str] = {}
@@ -238,9 +239,10 @@ class Snapshots:
                     if named not in taken:
                         taken[named] = take(self.folder, named, self.store, scanned=live).id
                     self._ran.put((job_id, attempt, taken[named], ""))
+                    answered += 1
             except Exception as e:  # noqa: BLE001 - recording never stops a queue
                 logger.debug("scan of the live folder failed", exc_info=True)
-                for job_id, attempt, _ in batch:
+                for job_id, attempt, _ in batch[answered:]:
                     self._ran.put((job_id, attempt, None, f"{type(e).__name__}: {e}"))
 
     def close(self) -> None:
