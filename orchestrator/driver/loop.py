@@ -223,7 +223,7 @@ class Scheduler:
                 live = False
                 if (snapshot := self.snapshots.of(effect.job_id)) is not None:
                     fields.setdefault("snapshot", snapshot)
-                    fields.setdefault("frozen", self.snapshots.frozen(effect.job_id) is not None)
+                    fields.setdefault("frozen", self.snapshots.runs_from(effect.job_id) is not None)
                     live = not fields["frozen"]
                 self.record.begin_attempt(self.queue_name, effect.job_id, effect.attempt,
                                           **fields)

@@ -168,13 +168,18 @@ class Snapshots:
         known = self._known.get(job_id)
         return known[1] if known is not None and (self.enabled or known[2] == FROZEN) else None
 
+    def runs_from(self, job_id: str) -> str | None:
+        """The snapshot ``job_id``'s next attempt runs in a frozen copy of (``mode = run``,
+        or a ``rerun --same-code``); None when it runs the live folder."""
+        known = self._known.get(job_id)
+        return known[1] if known and (self.run_from or known[2] == FROZEN) else None
+
     def frozen(self, job_id: str, config: Path | None = None) -> FrozenCode | None:
         """Where ``job_id``'s next attempt takes its code from: its snapshot under
         ``[snapshot] mode = run`` or when ``rerun --same-code`` ran it again from one;
         None otherwise (it runs the live folder), or when it has none. ``config``: the
         row's ``Config`` file, whose queued content its kind then reads at launch."""
-        known = self._known.get(job_id)
-        snapshot_id = known[1] if known and (self.run_from or known[2] == FROZEN) else None
+        snapshot_id = self.runs_from(job_id)
         if snapshot_id is None:
             return None
         if snapshot_id not in self._loaded:

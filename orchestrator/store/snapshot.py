@@ -84,12 +84,9 @@ class SnapshotStore:
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        path = self._blob(digest)
+        path = self.path_of(digest)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{digest}{_unique()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            _write_whole(path, data)
         return digest
 
     def put_file(self, path: str, stat: os.stat_result) -> str:
@@ -111,18 +108,12 @@ class SnapshotStore:
 
     def path_of(self, digest: str) -> Path:
         """The file that holds blob ``digest`` (never written in place)."""
-        return self._blob(digest)
-
-    def _blob(self, digest: str) -> Path:
-        return self.folder / "blobs" / digest[:2] / digest
+        return self.folder / _blob_name(digest)
 
     def save(self, snapshot: Snapshot) -> None:
         path = self.folder / f"{snapshot.id}.json"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{snapshot.id}{_unique()}.tmp")
-            tmp.write_text(snapshot.to_json(), encoding="utf-8")
-            os.replace(tmp, path)
+            _write_whole(path, snapshot.to_json().encode())
 
     def load(self, snapshot_id: str) -> Snapshot:
         """Snapshot ``snapshot_id``'s manifest (``OSError`` when it is not here;
@@ -137,7 +128,7 @@ class SnapshotStore:
 
     def has(self, digest: str) -> bool:
         """Whether the blob ``digest`` is here."""
-        return self._blob(digest).is_file()
+        return self.path_of(digest).is_file()
 
     def holds(self, snapshot_id: str) -> bool:
         """Whether snapshot ``snapshot_id``'s manifest is here."""
@@ -150,17 +141,22 @@ class SnapshotStore:
         return digest if digest and self.has(digest) else None
 
     def keep_tree(self, commit: str, digest: str) -> None:
-        path = self.folder / "commits" / commit
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{commit}{_unique()}.tmp")
-        tmp.write_text(digest, encoding="ascii")
-        os.replace(tmp, path)
+        _write_whole(self.folder / "commits" / commit, digest.encode())
 
 
-def _unique() -> str:
-    """A temporary file's suffix no other writer of the store uses at once (the driver's
-    scans of what rows joined and of what attempts ran, another driver)."""
-    return f".{os.getpid()}.{threading.get_ident()}"
+def _blob_name(digest: str) -> str:
+    """Where blob ``digest`` is under a store, here or at a storage URI."""
+    return f"blobs/{digest[:2]}/{digest}"
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` so that no reader sees it half written, through a temporary name no
+    other writer of the store uses at once (the driver's two scanning paths, another
+    driver)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def kept_copy(snapshot: Snapshot, store: SnapshotStore, path: Path) -> Path | None:
@@ -192,10 +188,14 @@ def publish(snapshot_id: str, store: SnapshotStore, uri: str, sent: set[str]) ->
     package runs only on nodes whose checkout has it."""
     from orchestrator.infra.storage import join, write_bytes, write_text
 
+    def send(digest: str) -> None:
+        if digest not in sent:
+            write_bytes(join(uri, _blob_name(digest)), store.blob(digest))
+            sent.add(digest)
+
     snapshot = store.load(snapshot_id)
-    for digest in sorted(_blobs(snapshot) - sent):
-        write_bytes(join(uri, "blobs", digest[:2], digest), store.blob(digest))
-        sent.add(digest)
+    for digest in sorted(_blobs(snapshot)):
+        send(digest)
     write_text(join(uri, f"{snapshot_id}.json"), snapshot.to_json())
     commit = snapshot.commit
     if not commit or f"commit {commit}" in sent:
@@ -205,9 +205,7 @@ def publish(snapshot_id: str, store: SnapshotStore, uri: str, sent: set[str]) ->
     except SnapshotError as e:
         sent.add(f"commit {commit}")   # said once
         return f"snapshot {snapshot_id}: {e}"
-    if digest not in sent:
-        write_bytes(join(uri, "blobs", digest[:2], digest), store.blob(digest))
-        sent.add(digest)
+    send(digest)
     write_text(join(uri, "commits", commit), digest)
     sent.add(f"commit {commit}")
     return ""
@@ -260,7 +258,7 @@ def _fetch_blob(uri: str, digest: str, store: SnapshotStore) -> None:
     from orchestrator.infra.storage import join, read_bytes
 
     if not store.has(digest):
-        data = read_bytes(join(uri, "blobs", digest[:2], digest))
+        data = read_bytes(join(uri, _blob_name(digest)))
         if store.put(data) != digest:
             raise SnapshotError(f"blob {digest} in {uri} is damaged (its content has "
                                 "another hash)")
@@ -320,11 +318,9 @@ def import_dirs(root: Path) -> tuple[str, ...]:
         if isinstance(mapping, dict):
             candidates += [os.path.dirname(str(p)) for p in mapping.values()]
     out: list[str] = []
-    for folder in candidates:
-        if not folder:
-            continue
-        rel = _relative(os.path.realpath(folder), root) if os.path.isdir(folder) else "/"
-        rel = "." if os.path.realpath(folder) == str(root) else rel
+    for folder in filter(os.path.isdir, candidates):
+        real = os.path.realpath(folder)
+        rel = "." if real == str(root) else _relative(real, root)
         if not rel.startswith("/") and rel not in out:
             out.append(rel)
     return tuple(out)
@@ -337,11 +333,12 @@ OUTSIDE = ".orchestrator-outside"
 def frozen_path(copy: Path, root: Path, path: Path) -> Path:
     """Where the frozen copy at ``copy`` of the tree at ``root`` holds ``path`` (a file
     the row named from outside the tree: under ``OUTSIDE``, by its absolute path)."""
-    path = Path(path).expanduser().resolve()
-    try:
-        return Path(copy) / path.relative_to(root)
-    except ValueError:
-        return Path(copy) / OUTSIDE / path.relative_to(path.anchor)
+    return _in_copy(copy, _relative(os.path.realpath(os.path.expanduser(str(path))), root))
+
+
+def _in_copy(copy: Path, name: str) -> Path:
+    """Where a frozen copy holds the file a snapshot names ``name``."""
+    return Path(copy) / (f"{OUTSIDE}{name}" if name.startswith("/") else name)
 
 
 @dataclass(frozen=True)
@@ -650,7 +647,7 @@ def materialize(snapshot: Snapshot, store: SnapshotStore, dest: Path, *,
                                     f"{snapshot.commit}: {done.stderr.decode().strip()}")
         _submodules(snapshot, store, dest)
     for rel, digest in snapshot.files.items():
-        path = frozen_path(dest, root, Path(rel)) if rel.startswith("/") else dest / rel
+        path = _in_copy(dest, rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(store.blob(digest))
     left = tuple(Path(p).resolve() for p in leave_out)
@@ -702,11 +699,7 @@ def _submodules(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:
         if here.is_symlink() or (here.is_dir() and any(here.iterdir())):
             continue
         here.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(live), "archive", "--format=tar", commit],
-                                 capture_output=True, timeout=600) if live.is_dir() else None
-        if archive is not None and archive.returncode == 0:
-            with tarfile.open(fileobj=io.BytesIO(archive.stdout), mode="r:") as tar:
-                tar.extractall(here, filter="data")
+        if live.is_dir() and _unpack(live, commit, here):
             continue
         if live.is_dir():
             here.rmdir()
@@ -718,16 +711,25 @@ def _submodules(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:
               f"the frozen copy {said}", file=sys.stderr)
 
 
+def _unpack(repo: Path, commit: str, dest: Path) -> bool:
+    """``commit``'s files from the git repository at ``repo`` into ``dest`` (``git
+    archive``, streamed); whether git gave them."""
+    archive = subprocess.Popen(["git", "-C", str(repo), "archive", "--format=tar", commit],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(dest, filter="data")
+    except tarfile.ReadError:   # nothing came: git refused
+        pass
+    return archive.wait(timeout=600) == 0
+
+
 def _commit_files(snapshot: Snapshot, store: SnapshotStore, dest: Path) -> None:
     """``snapshot``'s commit's files into ``dest``: from this node's checkout when it has
     the commit, else from the packaged tree a storage URI brought."""
     root, commit = Path(snapshot.root), snapshot.commit
     if _has_commit(root, commit):
-        archive = subprocess.Popen(["git", "-C", str(root), "archive", "--format=tar",
-                                    commit], stdout=subprocess.PIPE)
-        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
-            tar.extractall(dest, filter="data")
-        if archive.wait(timeout=600) != 0:
+        if not _unpack(root, commit, dest):
             raise SnapshotError(f"git archive {commit} failed in {root}: is the commit "
                                 "still there?")
         return

@@ -73,7 +73,8 @@ def test_every_attempt_points_at_the_code_its_row_was_queued_with(repo):
     assert git(repo, "count-objects") == objects, "diff never writes the user's repository"
 
 
-def test_a_row_keeps_the_code_of_the_moment_it_joined_not_of_its_start(repo):
+def edited_while_then_waited(repo) -> Run:
+    """Rows first and then (first's child), train.py saved while then waited: the run."""
     q = write_csv(repo / "queue.csv", HEADER, [job("first"), job("then", parent="first")])
     pool = FakePool(outcomes={"first": [HOLD]})
     r = Run(q, pool).start()
@@ -81,19 +82,18 @@ def test_a_row_keeps_the_code_of_the_moment_it_joined_not_of_its_start(repo):
     (repo / "train.py").write_text("print('edited while it waited')\n")
     pool.finish("first")
     assert r.join() == 0
+    return r
+
+
+def test_a_row_keeps_the_code_of_the_moment_it_joined_not_of_its_start(repo):
+    r = edited_while_then_waited(repo)
     waited = snapshot_of(r, "then")
     assert waited.id == snapshot_of(r, "first").id and not waited.dirty, \
         "the row that waited keeps the code it was queued with"
 
 
 def test_under_record_an_edit_saved_while_a_row_waited_runs_and_is_recorded(repo):
-    q = write_csv(repo / "queue.csv", HEADER, [job("first"), job("then", parent="first")])
-    pool = FakePool(outcomes={"first": [HOLD]})
-    r = Run(q, pool).start()
-    wait_for(lambda: read_rows(q)["first"]["TrainingCheck"] == "Training", what="Training")
-    (repo / "train.py").write_text("print('edited while it waited')\n")
-    pool.finish("first")
-    assert r.join() == 0
+    r = edited_while_then_waited(repo)
     [first], [then] = (r.record.attempts(r.paths.name, j) for j in ("first", "then"))
     assert first.ran_snapshot == first.snapshot, "first ran the code it was queued with"
     assert then.snapshot == first.snapshot and then.ran_snapshot != then.snapshot
